@@ -1,0 +1,5 @@
+"""svpkit: Selection via Proxy as a plugin-based experiment platform."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,35 @@
+"""The plugin contract. A plugin implements any of these hooks with ``@svpkit.hookimpl``.
+
+Each ``register_*`` hook receives a ``register`` callback; call it once per thing the plugin
+provides. Built-in models, selectors and data sets are registered through these same hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("svpkit")
+hookimpl = pluggy.HookimplMarker("svpkit")
+
+
+@hookspec
+def register_models(register: Callable[..., None]) -> None:
+    """Register model specs: ``register(ModelSpec(...))``."""
+
+
+@hookspec
+def register_selectors(register: Callable[..., None]) -> None:
+    """Register selectors: ``register(SelectorSpec(...))``."""
+
+
+@hookspec
+def register_datasets(register: Callable[..., None]) -> None:
+    """Register data sets: ``register(DatasetSpec(...))``."""
+
+
+@hookspec
+def register_commands(app: Any) -> None:
+    """Add commands to the ``svpkit`` typer app (optional)."""

@@ -1,0 +1,315 @@
+"""Batch active learning with a selector model (paper §3.1, DESIGN.md).
+
+Start from a random labeled subset; for every budget level: build a fresh selector model, train
+it on all labeled points, score the unlabeled pool with what the selector needs, add the batch
+that brings the labeled set to the level, then train the target from scratch on the labeled set
+and measure its test error. The *baseline* is the run whose selector model is the target itself.
+Selection time per round = train + inference + selection seconds of the selector model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from svpkit import plots
+from svpkit.data.base import Dataset
+from svpkit.loops.budgets import resolve_budgets
+from svpkit.loops.tracker import Tracker
+from svpkit.models.base import LearnerOptions, ModelSpec
+from svpkit.progress import NullProgress, Progress
+from svpkit.selectors.base import SelectionContext, SelectorSpec
+from svpkit.timing import Timer
+from svpkit.train import derive_seed, resolve_device
+
+
+@dataclass
+class ALConfig:
+    initial: float | int = 0.01
+    budgets: list[float | int] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5])
+    seed: int = 0
+    device: str = "auto"
+    proxy_epochs: int | None = None
+    target_epochs: int | None = None
+    batch_size: int | None = None
+    train_target: bool = True
+
+
+@dataclass
+class RoundRecord:
+    round: int
+    labeled_before: int
+    labeled_after: int
+    train_seconds: float
+    inference_seconds: float
+    selection_seconds: float
+    selector_model_error: float | None
+    target_error: float | None
+    target_train_seconds: float | None
+
+    @property
+    def total_seconds(self) -> float:
+        return self.train_seconds + self.inference_seconds + self.selection_seconds
+
+
+@dataclass
+class ALResult:
+    initial: np.ndarray
+    selected: list[np.ndarray]
+    rounds: list[RoundRecord]
+    levels: list[int]
+
+    @property
+    def labeled(self) -> np.ndarray:
+        return np.concatenate([self.initial, *self.selected])
+
+    @property
+    def selection_seconds(self) -> float:
+        return sum(r.total_seconds for r in self.rounds)
+
+
+def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: ALConfig) -> str:
+    if not selector.needs:
+        return "random"
+    same_epochs = (cfg.proxy_epochs or proxy.train.epochs) == (cfg.target_epochs or target.train.epochs)
+    return "baseline" if proxy.name == target.name and same_epochs else "proxy"
+
+
+def describe_run(
+    dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: ALConfig
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Tags and params of an active-learning run (the cross-run comparison keys)."""
+    n = len(dataset.train)
+    init, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
+    tags = {
+        "svpkit.loop": "active_learning",
+        "svpkit.role": run_role(selector, proxy, target, cfg),
+        "svpkit.dataset": dataset.name,
+        "svpkit.selector": selector.name,
+        "svpkit.selector_model": proxy.name if selector.needs else "none",
+        "svpkit.target_model": target.name,
+        "svpkit.seed": str(cfg.seed),
+        "svpkit.budgets": ",".join(map(str, [init, *levels])),
+    }
+    params = {
+        "dataset": dataset.name,
+        "selector": selector.name,
+        "proxy": proxy.name,
+        "target": target.name,
+        "initial": cfg.initial,
+        "budgets": ",".join(map(str, cfg.budgets)),
+        "labeled_levels": ",".join(map(str, levels)),
+        "initial_count": init,
+        "seed": cfg.seed,
+        "device": str(resolve_device(cfg.device)),
+        "proxy_epochs": cfg.proxy_epochs or proxy.train.epochs,
+        "target_epochs": cfg.target_epochs or target.train.epochs,
+        "batch_size": cfg.batch_size or "model default",
+        "train_size": n,
+        "test_size": len(dataset.test),
+        "dataset_digest": dataset.digest,
+    }
+    return tags, params
+
+
+def run_active_learning(
+    dataset: Dataset,
+    selector: SelectorSpec,
+    proxy: ModelSpec,
+    target: ModelSpec,
+    cfg: ALConfig,
+    tracker: Tracker,
+    progress: Progress | None = None,
+    resume_state: dict[str, Any] | None = None,
+) -> ALResult:
+    progress = progress or NullProgress()
+    n = len(dataset.train)
+    init_count, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
+    device = resolve_device(cfg.device)
+    rng = np.random.default_rng(cfg.seed)
+    initial = np.sort(rng.choice(n, size=init_count, replace=False)).astype(np.int64)
+    selected: list[np.ndarray] = []
+    records: list[RoundRecord] = []
+    if resume_state is not None:
+        selected = [np.asarray(s, dtype=np.int64) for s in resume_state["selected"]]
+        records = [RoundRecord(**r) for r in resume_state["rounds"]]
+    else:
+        tracker.log_array("rounds/0/labeled.npy", initial)
+
+    def options(role: str, round_no: int, epochs: int | None) -> LearnerOptions:
+        return LearnerOptions(
+            seed=derive_seed(cfg.seed, role, round_no),
+            device=str(device),
+            epochs=epochs,
+            batch_size=cfg.batch_size,
+        )
+
+    with progress.task(f"active learning: {selector.name} with {proxy.name}", total=len(levels)) as advance_rounds:
+        advance_rounds(len(records))
+        for round_no in range(len(records) + 1, len(levels) + 1):
+            labeled = np.concatenate([initial, *selected])
+            level = levels[round_no - 1]
+            k = level - len(labeled)
+            mask = np.ones(n, dtype=bool)
+            mask[labeled] = False
+            pool = np.flatnonzero(mask)
+            ctx = SelectionContext(
+                pool=pool,
+                labeled=labeled,
+                rng=np.random.default_rng(derive_seed(cfg.seed, "select", round_no)),
+                device=device,
+            )
+            train_s = infer_s = 0.0
+            selector_error: float | None = None
+            if selector.needs:
+                learner = proxy.make_learner(dataset, options("selector", round_no, cfg.proxy_epochs))
+                observers = [selector.observer()] if selector.observer is not None else []
+                epochs = getattr(learner, "config", proxy.train).epochs
+                with progress.task(f"round {round_no}: train {proxy.name} on {len(labeled)}", total=epochs) as adv:
+                    with Timer(device) as t:
+                        learner.fit(labeled, observers=observers, progress=adv)
+                train_s = t.seconds
+                with Timer(device) as t:
+                    if "probabilities" in selector.needs:
+                        ctx.probabilities = learner.predict_proba(pool)
+                    if "embeddings" in selector.needs:
+                        ctx.pool_embeddings = learner.embed(pool)
+                        ctx.labeled_embeddings = learner.embed(labeled)
+                    for obs in observers:
+                        ctx.signals.update(obs.result())  # type: ignore[attr-defined]
+                infer_s = t.seconds
+                selector_error = learner.error("test")
+                del learner
+            with Timer(device) as t:
+                selection = selector.select(ctx, k)
+            select_s = t.seconds
+            picks = np.asarray(selection.picks, dtype=np.int64)
+            _check_picks(picks, pool, k, selector.name)
+            selected.append(picks)
+            labeled = np.concatenate([labeled, picks])
+            target_error = target_s = None
+            if cfg.train_target:
+                target_learner = target.make_learner(dataset, options("target", round_no, cfg.target_epochs))
+                epochs = getattr(target_learner, "config", target.train).epochs
+                with progress.task(
+                    f"round {round_no}: train target {target.name} on {len(labeled)}", total=epochs
+                ) as adv:
+                    with Timer(device) as t:
+                        target_learner.fit(labeled, progress=adv)
+                target_s = t.seconds
+                target_error = target_learner.error("test")
+                del target_learner
+            record = RoundRecord(
+                round=round_no,
+                labeled_before=level - k,
+                labeled_after=level,
+                train_seconds=train_s,
+                inference_seconds=infer_s,
+                selection_seconds=select_s,
+                selector_model_error=selector_error,
+                target_error=target_error,
+                target_train_seconds=target_s,
+            )
+            records.append(record)
+            _log_round(tracker, record, selection.scores, picks, labeled, records)
+            tracker.save_state(
+                {
+                    "loop": "active_learning",
+                    "round": round_no,
+                    "selected": [s.tolist() for s in selected],
+                    "rounds": [r.__dict__ for r in records],
+                }
+            )
+            advance_rounds(1)
+    result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels)
+    _log_summary(tracker, result, dataset, selector, proxy, target)
+    return result
+
+
+def _check_picks(picks: np.ndarray, pool: np.ndarray, k: int, name: str) -> None:
+    """A selector plugin's output is checked before it can corrupt a run."""
+    if picks.shape != (k,):
+        raise RuntimeError(f"selector {name!r} returned {picks.size} picks, expected {k}")
+    if np.unique(picks).size != k or not np.isin(picks, pool).all():
+        raise RuntimeError(f"selector {name!r} returned duplicate or already-labeled indices")
+
+
+def _log_round(
+    tracker: Tracker,
+    r: RoundRecord,
+    scores: np.ndarray,
+    picks: np.ndarray,
+    labeled: np.ndarray,
+    records: list[RoundRecord],
+) -> None:
+    step = r.labeled_after
+    metrics = {
+        "round/train_seconds": r.train_seconds,
+        "round/inference_seconds": r.inference_seconds,
+        "round/selection_seconds": r.selection_seconds,
+        "round/total_seconds": r.total_seconds,
+        "selection/cumulative_seconds": sum(x.total_seconds for x in records),
+        "labeled/count": float(step),
+    }
+    if r.target_error is not None and r.target_train_seconds is not None:
+        metrics["target/test_error"] = r.target_error
+        metrics["target/train_seconds"] = r.target_train_seconds
+    tracker.log_metrics(metrics, step=step)
+    if r.selector_model_error is not None:
+        tracker.log_metrics({"selector_model/test_error": r.selector_model_error}, step=r.labeled_before)
+    prefix = f"rounds/{r.round}"
+    tracker.log_array(f"{prefix}/selected.npy", picks)
+    tracker.log_array(f"{prefix}/scores.npy", np.asarray(scores, dtype=np.float32))
+    tracker.log_array(f"{prefix}/labeled.npy", np.sort(labeled))
+
+
+def _log_summary(
+    tracker: Tracker,
+    result: ALResult,
+    dataset: Dataset,
+    selector: SelectorSpec,
+    proxy: ModelSpec,
+    target: ModelSpec,
+) -> None:
+    rounds = [r.__dict__ | {"total_seconds": r.total_seconds} for r in result.rounds]
+    tracker.log_json("timings.json", {"rounds": rounds, "selection_seconds": result.selection_seconds})
+    summary = {
+        "loop": "active_learning",
+        "dataset": dataset.describe(),
+        "selector": selector.name,
+        "selector_model": proxy.name if selector.needs else None,
+        "target_model": target.name,
+        "labeled_levels": result.levels,
+        "initial_size": int(result.initial.size),
+        "target_error": [r.target_error for r in result.rounds],
+        "selector_model_error": [r.selector_model_error for r in result.rounds],
+        "selection_seconds": result.selection_seconds,
+        "target_train_seconds": sum(r.target_train_seconds or 0.0 for r in result.rounds),
+    }
+    tracker.log_json("summary.json", summary)
+    if any(r.target_error is not None for r in result.rounds):
+        fig = plots.error_curve(
+            result.levels,
+            {
+                f"target {target.name} ({selector.name} via {proxy.name if selector.needs else 'no model'})": [
+                    r.target_error if r.target_error is not None else float("nan") for r in result.rounds
+                ]
+            },
+            len(dataset.train),
+            f"{dataset.name}: target error vs labeled set",
+        )
+        tracker.log_figure(fig, "figures/error_vs_labeled.png")
+        plots.close(fig)
+    fig = plots.stacked_seconds(
+        result.levels,
+        {
+            "train": [r.train_seconds for r in result.rounds],
+            "inference": [r.inference_seconds for r in result.rounds],
+            "selection": [r.selection_seconds for r in result.rounds],
+        },
+        f"{dataset.name}: selection time per round ({selector.name})",
+    )
+    tracker.log_figure(fig, "figures/selection_seconds.png")
+    plots.close(fig)

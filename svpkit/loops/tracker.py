@@ -1,0 +1,61 @@
+"""What loops report to. :mod:`svpkit.tracking` implements it on MLflow; loops never import mlflow."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Tracker(Protocol):
+    def log_params(self, params: dict[str, Any]) -> None: ...
+
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def log_array(self, path: str, array: np.ndarray) -> None: ...
+
+    def log_json(self, path: str, obj: Any) -> None: ...
+
+    def log_figure(self, figure: Any, path: str) -> None: ...
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        """Persist resumable state after a finished round/stage (atomically)."""
+        ...
+
+
+class MemoryTracker:
+    """Keeps everything in memory: for tests and for using loops as a library."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.tags: dict[str, str] = {}
+        self.metrics: dict[str, list[tuple[int, float]]] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+        self.json: dict[str, Any] = {}
+        self.figures: list[str] = []
+        self.states: list[dict[str, Any]] = []
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.params.update(params)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.tags.update(tags)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        for key, value in metrics.items():
+            self.metrics.setdefault(key, []).append((step, float(value)))
+
+    def log_array(self, path: str, array: np.ndarray) -> None:
+        self.arrays[path] = np.array(array, copy=True)
+
+    def log_json(self, path: str, obj: Any) -> None:
+        self.json[path] = json.loads(json.dumps(obj))
+
+    def log_figure(self, figure: Any, path: str) -> None:
+        self.figures.append(path)
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        self.states.append(json.loads(json.dumps(state)))

@@ -1,0 +1,162 @@
+"""Model specs and the learner contract.
+
+A :class:`ModelSpec` names a model and knows how to build a *learner* for a data set: an object
+that trains from scratch on a set of training indices (``fit``), scores examples
+(``predict_proba``), exposes penultimate activations (``embed``) and measures error. Torch models
+only provide ``build`` (an ``nn.Module`` factory); the built-in :class:`svpkit.train.TorchLearner`
+does the rest. Other families (fastText) provide their own ``learner`` factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from svpkit.data.base import Dataset
+    from svpkit.progress import Advance
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """SGD with momentum, weight decay and step decays (the paper's recipe).
+
+    ``milestones`` are epochs at which the learning rate is multiplied by ``gamma``;
+    ``warmup_epochs`` run at ``warmup_lr`` first (ResNet110/164 in the paper).
+    """
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    warmup_lr: float = 0.01
+    nesterov: bool = False
+
+    def with_epochs(self, epochs: int) -> TrainConfig:
+        """The same schedule stretched or shrunk to ``epochs`` ("fewer epochs" proxies)."""
+        if epochs == self.epochs:
+            return self
+        scale = epochs / self.epochs
+        milestones = tuple(sorted({max(1, round(m * scale)) for m in self.milestones if round(m * scale) < epochs}))
+        warmup = min(self.warmup_epochs, max(0, epochs - 1))
+        return replace(self, epochs=epochs, milestones=milestones, warmup_epochs=warmup)
+
+    def lr_at(self, epoch: int) -> float:
+        if epoch < self.warmup_epochs:
+            return self.warmup_lr
+        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+class TrainObserver(Protocol):
+    """Receives every training minibatch of a ``fit`` (training-dynamics selectors).
+
+    ``indices`` are training-set indices (original order) on the learner's device; ``logits``
+    are the training forward pass's outputs (train mode, augmented input), detached.
+    """
+
+    def on_fit_start(self, num_train: int, device: torch.device) -> None: ...
+
+    def on_train_batch(self, indices: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None: ...
+
+
+class Learner(Protocol):
+    """What loops need from a model."""
+
+    device: torch.device
+
+    def fit(
+        self,
+        indices: np.ndarray,
+        observers: Sequence[TrainObserver] = (),
+        progress: Advance | None = None,
+    ) -> None:
+        """Train from a fresh initialisation on training examples ``indices``."""
+        ...
+
+    def predict_proba(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
+        """Softmax probabilities (N×C, float32, rows sum to 1) in eval mode."""
+        ...
+
+    def embed(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
+        """Penultimate activations (the input of the final linear layer), N×D float32."""
+        ...
+
+    def error(self, split: str = "test") -> float:
+        """Top-1 error on a whole split."""
+        ...
+
+
+@dataclass(frozen=True)
+class LearnerOptions:
+    """Per-run choices that are not part of a model's identity."""
+
+    seed: int = 0
+    device: str = "auto"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    ``build(num_classes, input_shape)`` returns a fresh ``torch.nn.Module`` whose last
+    ``nn.Linear`` is the classifier (its input is the embedding). ``encode(dataset, split)`` turns a
+    split's raw inputs into tensors for models whose inputs need it (characters for VDCNN).
+    ``learner(spec, dataset, options)`` replaces the torch learner entirely (fastText).
+    """
+
+    name: str
+    family: str
+    train: TrainConfig
+    build: Callable[[int, tuple[int, ...]], torch.nn.Module] | None = None
+    learner: Callable[[ModelSpec, Dataset, LearnerOptions], Learner] | None = None
+    modalities: tuple[str, ...] = ("image",)
+    description: str = ""
+    encode: Callable[[Dataset, str], torch.Tensor] | None = None
+    example_input_shape: tuple[int, ...] | None = None
+    example_num_classes: int = 10
+
+    def make_learner(self, dataset: Dataset, options: LearnerOptions) -> Learner:
+        if dataset.modality not in self.modalities:
+            from svpkit.errors import ConfigError
+
+            raise ConfigError(
+                f"model {self.name!r} takes {'/'.join(self.modalities)} inputs but data set "
+                f"{dataset.name!r} is {dataset.modality}"
+            )
+        if self.learner is not None:
+            return self.learner(self, dataset, options)
+        from svpkit.train import TorchLearner
+
+        return TorchLearner(self, dataset, options)
+
+    def num_parameters(self, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None) -> int | None:
+        if self.build is None:
+            return None
+        shape = input_shape or self.example_input_shape
+        if shape is None:
+            return None
+        module = self.build(num_classes or self.example_num_classes, shape)
+        return sum(p.numel() for p in module.parameters())
+
+
+def final_linear(module: torch.nn.Module) -> torch.nn.Linear:
+    """The classifier: the last ``nn.Linear`` registered in the module tree."""
+    last = None
+    for m in module.modules():
+        if isinstance(m, torch.nn.Linear):
+            last = m
+    if last is None:
+        raise TypeError(f"{type(module).__name__} has no nn.Linear classifier to embed from")
+    return last

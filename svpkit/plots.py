@@ -1,0 +1,53 @@
+"""Figures that runs log (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def error_curve(
+    labeled: Sequence[int],
+    series: dict[str, Sequence[float]],
+    n_train: int,
+    title: str,
+) -> Any:
+    """Test error (%) against labeled fraction, one line per series."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fractions = [100.0 * n / n_train for n in labeled]
+    for name, errors in series.items():
+        points = [(f, 100.0 * e) for f, e in zip(fractions, errors) if e == e]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=name)
+    ax.set_xlabel("labeled examples (% of training set)")
+    ax.set_ylabel("top-1 test error (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def stacked_seconds(labeled: Sequence[int], parts: dict[str, Sequence[float]], title: str) -> Any:
+    """Per-round seconds stacked by phase (train / inference / selection)."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    bottom = [0.0] * len(labeled)
+    xs = [str(n) for n in labeled]
+    for name, values in parts.items():
+        ax.bar(xs, values, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xlabel("labeled examples after the round")
+    ax.set_ylabel("seconds")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def close(fig: Any) -> None:
+    plt.close(fig)

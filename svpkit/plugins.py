@@ -1,0 +1,149 @@
+"""The plugin manager: built-ins first, then every entry point of group ``svpkit``.
+
+A plugin that fails to import, whose hook raises, or that registers a name another plugin
+already holds is recorded with its error and skipped; every other plugin keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from svpkit import hookspecs
+from svpkit.data.base import DatasetSpec
+from svpkit.models.base import ModelSpec
+from svpkit.registry import ConflictError, Registry
+from svpkit.selectors.base import SelectorSpec
+
+GROUP = "svpkit"
+DEFAULT_PLUGINS = ("svpkit.builtins",)
+_KINDS = {"register_models": "model", "register_selectors": "selector", "register_datasets": "dataset"}
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": self.hooks,
+            "registered": self.registered,
+            "errors": self.errors,
+        }
+
+
+class Plugins:
+    """Loaded plugins and the registries they filled."""
+
+    def __init__(self, load_entry_points: bool = True, extra: tuple[tuple[str, object], ...] = ()) -> None:
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.models: Registry[ModelSpec] = Registry("model")
+        self.selectors: Registry[SelectorSpec] = Registry("selector")
+        self.datasets: Registry[DatasetSpec] = Registry("dataset")
+        self.info: dict[str, PluginInfo] = {}
+        import svpkit
+
+        for module_name in DEFAULT_PLUGINS:
+            module = importlib.import_module(module_name)
+            self._add(module, module_name, "svpkit", svpkit.__version__)
+        for name, plugin in extra:
+            self._add(plugin, name, "(in-process)", "")
+        if load_entry_points:
+            self._load_entry_points()
+        self._collect()
+
+    # -- loading ------------------------------------------------------------------------------
+    def _add(self, plugin: object, name: str, dist: str, version: str) -> None:
+        info = PluginInfo(name=name, distribution=dist, version=version)
+        self.info[name] = info
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy validation: wrong hook signatures
+            info.errors.append(f"register: {type(exc).__name__}: {exc}")
+            return
+        info.hooks = sorted(
+            hook.name for hook in (self.pm.get_hookcallers(plugin) or []) if not hook.name.startswith("_")
+        )
+
+    def _load_entry_points(self) -> None:
+        for ep in importlib.metadata.entry_points(group=GROUP):
+            dist = ep.dist.name if ep.dist is not None else "?"
+            version = ep.dist.version if ep.dist is not None else "?"
+            if ep.name in self.info:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                info = PluginInfo(name=ep.name, distribution=dist, version=version)
+                info.errors.append(f"import: {type(exc).__name__}: {exc}")
+                self.info[ep.name] = info
+                continue
+            self._add(plugin, ep.name, dist, version)
+
+    def _collect(self) -> None:
+        registries: dict[str, Registry[Any]] = {
+            "register_models": self.models,
+            "register_selectors": self.selectors,
+            "register_datasets": self.datasets,
+        }
+        for hook_name, registry in registries.items():
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                info = self.info[impl.plugin_name]
+                if info.errors:
+                    continue
+                staged: list[Any] = []
+                try:
+                    impl.function(register=staged.append)
+                except Exception as exc:
+                    info.errors.append(f"{hook_name}: {type(exc).__name__}: {exc}")
+                    continue
+                names = info.registered.setdefault(_KINDS[hook_name], [])
+                for spec in staged:
+                    try:
+                        registry.add(spec.name, spec, info.name, info.distribution)
+                    except ConflictError as exc:
+                        info.errors.append(str(exc))
+                    else:
+                        names.append(spec.name)
+
+    def register_commands(self, app: Any) -> None:
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            info = self.info[impl.plugin_name]
+            try:
+                impl.function(app=app)
+            except Exception as exc:
+                info.errors.append(f"register_commands: {type(exc).__name__}: {exc}")
+
+    def plugins(self) -> list[PluginInfo]:
+        return list(self.info.values())
+
+
+_CACHE: Plugins | None = None
+
+
+def get_plugins(refresh: bool = False) -> Plugins:
+    """The process-wide plugin set (loaded once)."""
+    global _CACHE
+    if _CACHE is None or refresh:
+        _CACHE = Plugins()
+    return _CACHE
+
+
+Register = Callable[..., None]
