@@ -179,12 +179,16 @@ def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
 
 
 # -- runs ------------------------------------------------------------------------------------
-def load_dataset(name: str, path: Optional[str]) -> Any:
+def load_dataset(
+    name: str, path: Optional[str], train_limit: Optional[int] = None, test_limit: Optional[int] = None
+) -> Any:
+    """Load a registered data set; ``*_limit`` shrink it for quick runs (see Dataset.limited)."""
     spec = _plugins().datasets.get(name)
     path = path or None
     if spec.needs_path and not path:
         raise SvpkitError(f"data set {name!r} needs --data-path (a directory or file with its data)")
-    return spec.load(path) if path else spec.load()
+    data = spec.load(path) if path else spec.load()
+    return data.limited(_opt_int(train_limit), _opt_int(test_limit))
 
 
 def _opt_int(value: Optional[int]) -> Optional[int]:
@@ -196,6 +200,8 @@ def _opt_int(value: Optional[int]) -> Optional[int]:
 def active_learning(
     dataset: str = typer.Option("digits", help="Data set name (svpkit datasets list)."),
     data_path: Optional[str] = typer.Option(None, help="Where the data set's files are."),
+    train_limit: Optional[int] = typer.Option(None, help="Use only the first N training examples."),
+    test_limit: Optional[int] = typer.Option(None, help="Use a stratified sample of N test examples."),
     selector: str = typer.Option("least_confidence", help="Selector name (svpkit selectors list)."),
     proxy: str = typer.Option("digits_mlp", help="Selector model: the proxy (or the target for a baseline)."),
     target: str = typer.Option("digits_cnn", help="Target model, trained at every budget level."),
@@ -237,7 +243,7 @@ def active_learning(
     from svpkit.train import resolve_device
 
     resolve_device(device)
-    data = load_dataset(dataset, data_path)
+    data = load_dataset(dataset, data_path, train_limit, test_limit)
     resolve_budgets(cfg.initial, cfg.budgets, len(data.train))
     tags, params = describe_run(data, selector_spec, proxy_spec, target_spec, cfg)
     name = run_name or f"al-{selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{seed}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,33 @@ class Dataset:
             self._digest = h.hexdigest()[:16]
         return self._digest
 
+    def limited(self, train: int | None = None, test: int | None = None) -> Dataset:
+        """A smaller copy for quick runs: the first ``train`` training examples (so indices keep
+        their original meaning) and a class-stratified, seeded sample of ``test`` test examples
+        (some test files are ordered by class)."""
+        from svpkit.errors import ConfigError
+
+        if not train and not test:
+            return self
+        tr, te = self.train, self.test
+        if train:
+            if train > len(tr):
+                raise ConfigError(f"train limit {train} is larger than the {len(tr)} training examples")
+            tr = _take(tr, np.arange(train))
+        if test and test < len(te):
+            rng = np.random.default_rng(0)
+            order = rng.permutation(len(te))
+            labels = te.y.numpy()[order]
+            # Round-robin over classes in a random order keeps the class mix of the full split.
+            ranks = np.empty(len(te), dtype=np.int64)
+            for c in np.unique(labels):
+                members = np.flatnonzero(labels == c)
+                ranks[members] = np.arange(members.size) * 1000003 // members.size
+            keep = np.sort(order[np.argsort(ranks, kind="stable")[:test]])
+            te = _take(te, keep)
+        suffix = f"[train={len(tr)},test={len(te)}]"
+        return replace(self, name=self.name, train=tr, test=te, source=self.source + suffix, extra={}, _digest=None)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -80,6 +107,14 @@ class Dataset:
             "digest": self.digest,
             "source": self.source,
         }
+
+
+def _take(split: Split, idx: np.ndarray) -> Split:
+    if isinstance(split.x, torch.Tensor):
+        x: Any = split.x[torch.from_numpy(idx)]
+    else:
+        x = [split.x[i] for i in idx]
+    return Split(x, split.y[torch.from_numpy(idx)])
 
 
 @dataclass(frozen=True)
