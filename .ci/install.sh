@@ -7,3 +7,22 @@ python -m pip install -q -e ".[dev]"
 for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && python -m pip install -q -e "$plugin"
 done
+# Headless Chromium and its driver for the MLflow UI test (tests/test_mlflow_ui.py; Debian packages).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    for attempt in 1 2 3; do
+      if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          chromium chromium-driver >/dev/null; then
+        break
+      fi
+      echo "apt-get install chromium chromium-driver failed (attempt $attempt of 3)" >&2
+      sleep $((attempt * 5))
+    done
+  fi
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "warning: chromium/chromedriver not installed; tests/test_mlflow_ui.py will be skipped" >&2
+  fi
+fi

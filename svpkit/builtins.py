@@ -9,23 +9,25 @@ from svpkit.hookspecs import hookimpl
 
 @hookimpl
 def register_models(register: Callable[..., None]) -> None:
-    from svpkit.models import digits
+    from svpkit.models import digits, preact_resnet, torchvision_resnet, vdcnn
 
-    for spec in digits.SPECS:
-        register(spec)
+    for module in (digits, preact_resnet, torchvision_resnet, vdcnn):
+        for spec in module.SPECS:
+            register(spec)
 
 
 @hookimpl
 def register_selectors(register: Callable[..., None]) -> None:
-    from svpkit.selectors import k_center, random, uncertainty
+    from svpkit.selectors import forgetting, k_center, random, uncertainty
 
-    for module in (random, uncertainty, k_center):
+    for module in (random, uncertainty, k_center, forgetting):
         for spec in module.SPECS:
             register(spec)
 
 
 @hookimpl
 def register_datasets(register: Callable[..., None]) -> None:
-    from svpkit.data import digits
+    from svpkit.data import cifar, digits, imagefolder, text_csv
 
-    register(digits.SPEC)
+    for spec in (digits.SPEC, *cifar.SPECS, imagefolder.SPEC, text_csv.SPEC):
+        register(spec)

@@ -31,7 +31,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(selectors_app, name="selectors")
 app.add_typer(datasets_app, name="datasets")
 
-out = Console(soft_wrap=True)
+# Wide tables when piped (rich assumes 80 columns without a terminal), folded rather than cut.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 _STATE = {"debug": bool(os.environ.get("SVPKIT_DEBUG"))}
 
@@ -49,13 +50,19 @@ def clean_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from svpkit.signals import interrupts_end_runs
+
         try:
-            return func(*args, **kwargs)
+            with interrupts_end_runs():  # SIGTERM ends a run as KILLED, like Ctrl-C
+                return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
-        except KeyboardInterrupt:
-            err.print("interrupted", highlight=False)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", 2)
+            run_id = getattr(exc, "run_id", None)
+            where = f"; run {run_id} is KILLED, continue it with --resume {run_id}" if run_id else ""
+            print(f"error: interrupted by {'SIGTERM' if signum == 15 else 'SIGINT'}{where}", file=sys.stderr)
+            raise typer.Exit(128 + signum) from None
         except Exception as exc:
             from svpkit import tracking
 
@@ -90,7 +97,7 @@ def plugins_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.
         return
     table = Table(title="svpkit plugins")
     for col in ("plugin", "distribution", "version", "hooks", "registered", "status"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for info in infos:
         registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items() if names)
         status = "[green]ok[/]" if info.ok else "[red]" + " | ".join(info.errors) + "[/]"
@@ -213,16 +220,32 @@ def active_learning(
     target_epochs: Optional[int] = typer.Option(None, help="Train the target for this many epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the models' batch size."),
     train_target: bool = typer.Option(True, help="Train and evaluate the target at every budget level."),
+    deterministic: str = typer.Option("false", help="true: PyTorch's deterministic algorithms (GPU reproducibility)."),
+    resume: Optional[str] = typer.Option(
+        None, help="Continue this interrupted run from its last finished round (its own parameters are used)."
+    ),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment name (default 'svpkit')."),
     run_name: Optional[str] = typer.Option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    sync_batchnorm: bool = typer.Option(
+        False, "--sync-batchnorm", help="Under torchrun on GPUs: BatchNorm statistics over all ranks' batches."
+    ),
 ) -> None:
     """Batch active learning: a selector model picks each batch, the target is trained at each level."""
-    from svpkit import tracking
+    from svpkit import distributed, tracking
     from svpkit.loops.active_learning import ALConfig, describe_run, run_active_learning
     from svpkit.loops.budgets import parse_sizes, resolve_budgets
     from svpkit.progress import make_progress
+    from svpkit.resume import find_resume_point, invocation
 
+    given = invocation(locals(), _AL_ARGS)
+    # Under torchrun: join the process group; only rank 0 reads or writes MLflow.
+    dist_info = distributed.init_from_env(device, sync_batchnorm)
+    point = distributed.from_main(lambda: find_resume_point(resume, "active_learning") if resume else None)
+    if point is not None:
+        (dataset, data_path, train_limit, test_limit, selector, proxy, target, initial, budgets, seed, device,
+         proxy_epochs, target_epochs, batch_size, train_target, deterministic) = point.arguments(_AL_ARGS, given)  # fmt: skip
+    device = distributed.replace_device(dist_info, device)
     plugins = _plugins()
     selector_spec = plugins.selectors.get(selector)
     proxy_spec = plugins.models.get(proxy)
@@ -239,6 +262,7 @@ def active_learning(
         target_epochs=_opt_int(target_epochs),
         batch_size=_opt_int(batch_size),
         train_target=train_target,
+        deterministic=_parse_bool(deterministic, "deterministic"),
     )
     from svpkit.train import resolve_device
 
@@ -247,13 +271,48 @@ def active_learning(
     resolve_budgets(cfg.initial, cfg.budgets, len(data.train))
     tags, params = describe_run(data, selector_spec, proxy_spec, target_spec, cfg)
     name = run_name or f"al-{selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{seed}"
-    with tracking.tracked_run(experiment, name, tags) as tracker:
-        tracker.log_params(params)
-        tracker.log_dataset(data)
-        progress = make_progress(quiet)
+    run = tracking.tracked_run(experiment, name, tags, resume_run_id=resume or None)
+    with run if dist_info.is_main else distributed.null_run() as tracker:
+        tracker.state_extra["invocation"] = given if point is None else point.invocation
+        if point is None:
+            tracker.log_params(params | (distributed.run_params(dist_info) if dist_info.enabled else {}))
+            tracker.log_dataset(data)
+        else:
+            tracker.set_tags({"svpkit.resumed_from_round": str(point.round)})
+        progress = make_progress(quiet or not dist_info.is_main)
         with progress:
-            result = run_active_learning(data, selector_spec, proxy_spec, target_spec, cfg, tracker, progress)
-    _print_al_result(result, tracker)
+            result = run_active_learning(
+                data,
+                selector_spec,
+                proxy_spec,
+                target_spec,
+                cfg,
+                tracker,
+                progress,
+                resume_state=None if point is None else point.state,
+            )
+    if dist_info.is_main:
+        _print_al_result(result, tracker)
+
+
+_AL_ARGS = (
+    "dataset",
+    "data_path",
+    "train_limit",
+    "test_limit",
+    "selector",
+    "proxy",
+    "target",
+    "initial",
+    "budgets",
+    "seed",
+    "device",
+    "proxy_epochs",
+    "target_epochs",
+    "batch_size",
+    "train_target",
+    "deterministic",
+)
 
 
 def _print_al_result(result: Any, tracker: Any) -> None:
@@ -275,6 +334,363 @@ def _print_al_result(result: Any, tracker: Any) -> None:
     out.print(table)
     out.print(f"total selection time: {result.selection_seconds:.2f} s")
     out.print(f"run {tracker.run_id}: {tracking.runs_url(tracker.experiment_id, tracker.run_id)}")
+
+
+# -- core-set selection, plain training, rank correlation ------------------------------------
+def _parse_bool(value: str, what: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SvpkitError(f"{what} must be true or false, got {value!r}")
+
+
+def _parse_fraction(value: Optional[str], what: str) -> Optional[float]:
+    if value is None or not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise SvpkitError(f"{what} {value!r} is not a number") from None
+
+
+def _one_size(value: str, what: str) -> float | int:
+    from svpkit.loops.budgets import parse_sizes
+
+    sizes = parse_sizes(value, what)
+    if len(sizes) != 1:
+        raise SvpkitError(f"{what} must be one size, got {value!r}")
+    return sizes[0]
+
+
+@app.command("core-set")
+@clean_errors
+def core_set(
+    dataset: str = typer.Option("digits", help="Data set name (svpkit datasets list)."),
+    data_path: Optional[str] = typer.Option(None, help="Where the data set's files are."),
+    train_limit: Optional[int] = typer.Option(None, help="Use only the first N training examples."),
+    test_limit: Optional[int] = typer.Option(None, help="Use a stratified sample of N test examples."),
+    selector: str = typer.Option("forgetting_events", help="Selector that ranks the training set."),
+    proxy: str = typer.Option("digits_mlp", help="Model trained on all data to rank it (the target for a baseline)."),
+    target: str = typer.Option("digits_cnn", help="Model trained from scratch on the kept subset."),
+    keep: Optional[str] = typer.Option(None, help="Fraction of the training set to keep, in (0,1] (default 0.5)."),
+    subset_size: Optional[int] = typer.Option(None, help="Number of examples to keep (instead of --keep)."),
+    seed_size: str = typer.Option(
+        "1000", help="k-center's random seed points: count or fraction (count toward the subset)."
+    ),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    proxy_epochs: Optional[int] = typer.Option(None, help="Train the proxy for this many epochs (schedule scaled)."),
+    target_epochs: Optional[int] = typer.Option(None, help="Train the target for this many epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Override the models' batch size."),
+    full_run: Optional[str] = typer.Option(
+        None, help="Run id of a train run of the target on all data (speed-up reference)."
+    ),
+    compare_full: str = typer.Option(
+        "false", help="true: train the target on all data in this run when no reference run exists."
+    ),
+    deterministic: str = typer.Option("false", help="true: PyTorch's deterministic algorithms (GPU reproducibility)."),
+    resume: Optional[str] = typer.Option(
+        None, help="Continue this interrupted run from its last finished stage (its own parameters are used)."
+    ),
+    experiment: Optional[str] = typer.Option(None, help="MLflow experiment name (default 'svpkit')."),
+    run_name: Optional[str] = typer.Option(None),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Core-set selection: rank every training example with a proxy, train the target on the best part."""
+    from svpkit import distributed
+    from svpkit.resume import find_resume_point, invocation
+
+    given = invocation(locals(), _CS_ARGS)
+    # Under torchrun: DDP training on every rank; only rank 0 reads or writes MLflow.
+    dist_info = distributed.init_from_env(device)
+    point = distributed.from_main(lambda: find_resume_point(resume, "core_set") if resume else None)
+    if point is not None:
+        (dataset, data_path, train_limit, test_limit, selector, proxy, target, keep, subset_size, seed_size, seed,
+         device, proxy_epochs, target_epochs, batch_size, full_run, compare_full, deterministic) = point.arguments(_CS_ARGS, given)  # fmt: skip
+        # The same speed-up reference as before the interruption (no new search).
+        full_run = point.tags.get("svpkit.full_run") if point.tags.get("svpkit.full_run") != "this run" else None
+    from svpkit import tracking
+    from svpkit.loops.core_set import (
+        CoreSetConfig,
+        choose_full_reference,
+        describe_run,
+        full_reference_mismatch,
+        run_core_set,
+    )
+    from svpkit.progress import make_progress
+    from svpkit.train import resolve_device
+
+    device = distributed.replace_device(dist_info, device)
+    plugins = _plugins()
+    selector_spec = plugins.selectors.get(selector)
+    proxy_spec = plugins.models.get(proxy)
+    target_spec = plugins.models.get(target)
+    cfg = CoreSetConfig(
+        keep=_parse_fraction(keep, "keep"),
+        subset_size=None if not subset_size else subset_size,  # the MLproject's "0" means "not given"
+        seed_size=_one_size(seed_size, "seed size"),
+        seed=seed,
+        device=device,
+        proxy_epochs=_opt_int(proxy_epochs),
+        target_epochs=_opt_int(target_epochs),
+        batch_size=_opt_int(batch_size),
+        compare_full=_parse_bool(compare_full, "compare-full"),
+        deterministic=_parse_bool(deterministic, "deterministic"),
+    )
+    resolve_device(device)
+    data = load_dataset(dataset, data_path, train_limit, test_limit)
+    describe_run(data, selector_spec, proxy_spec, target_spec, cfg)  # validates sizes before any run exists
+    if not dist_info.is_main:
+        pass  # the full-data reference is looked up on rank 0 and broadcast below
+    elif full_run:
+        record = tracking.get_run_record(full_run)
+        reason = full_reference_mismatch(record, data, target_spec, cfg, strict=False)
+        if reason:
+            raise SvpkitError(f"run {full_run} cannot be the full-data reference: {reason}")
+        cfg.full_reference = choose_full_reference([record], data, target_spec, cfg) or _full_from(record)
+    elif point is None:
+        exp_id = tracking.experiment_id_for(experiment)
+        if exp_id is not None:
+            records = tracking.find_runs([exp_id], "tags.`svpkit.loop` = 'train'")
+            cfg.full_reference = choose_full_reference(records, data, target_spec, cfg)
+    cfg.full_reference = distributed.from_main(lambda: cfg.full_reference)
+    tags, params = describe_run(data, selector_spec, proxy_spec, target_spec, cfg)
+    name = run_name or f"cs-{selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{seed}"
+    run = tracking.tracked_run(experiment, name, tags, resume_run_id=resume or None)
+    with run if dist_info.is_main else distributed.null_run() as tracker:
+        tracker.state_extra["invocation"] = given if point is None else point.invocation
+        if point is None:
+            tracker.log_params(params | (distributed.run_params(dist_info) if dist_info.enabled else {}))
+            tracker.log_dataset(data)
+            tracker.save_state({"loop": "core_set", "round": 0})  # resumable from its first stage on
+        else:
+            tracker.set_tags({"svpkit.resumed_from_round": str(point.round)})
+        progress = make_progress(quiet or not dist_info.is_main)
+        with progress:
+            result = run_core_set(
+                data,
+                selector_spec,
+                proxy_spec,
+                target_spec,
+                cfg,
+                tracker,
+                progress,
+                resume_state=None if point is None else point.state,
+            )
+    if not dist_info.is_main:
+        return
+    table = Table(title=f"core-set: {selector} via {proxy_spec.name if selector_spec.needs else 'no model'}")
+    for col in (
+        "kept",
+        "proxy error",
+        "target error",
+        "full-data error",
+        "proxy s",
+        "ranking s",
+        "target s",
+        "full s",
+        "speed-up",
+    ):
+        table.add_column(col, justify="right")
+    full = result.full
+    table.add_row(
+        f"{result.subset.size} of {result.ranking.order.size}",
+        "" if result.proxy_error is None else f"{100 * result.proxy_error:.2f}%",
+        f"{100 * result.target.test_error:.2f}%",
+        "" if full is None else f"{100 * full.test_error:.2f}%",
+        f"{result.proxy_train_seconds:.2f}",
+        f"{result.ranking_seconds:.3f}",
+        f"{result.target.train_seconds:.2f}",
+        "" if full is None else f"{full.train_seconds:.2f}",
+        "" if result.speedup is None else f"{result.speedup:.2f}x",
+    )
+    out.print(table)
+    if full is None:
+        out.print("no full-data reference: run `svpkit train` first, or pass --full-run or --compare-full true")
+    else:
+        out.print(f"full-data reference: {full.source}")
+    out.print(f"run {tracker.run_id}: {tracking.runs_url(tracker.experiment_id, tracker.run_id)}")
+
+
+_CS_ARGS = (
+    "dataset",
+    "data_path",
+    "train_limit",
+    "test_limit",
+    "selector",
+    "proxy",
+    "target",
+    "keep",
+    "subset_size",
+    "seed_size",
+    "seed",
+    "device",
+    "proxy_epochs",
+    "target_epochs",
+    "batch_size",
+    "full_run",
+    "compare_full",
+    "deterministic",
+)
+
+
+def _full_from(record: Any) -> Any:
+    from svpkit.loops.core_set import FullReference
+
+    return FullReference(
+        float(record.metrics["target/train_seconds"]), float(record.metrics["target/test_error"]), record.run_id
+    )
+
+
+@app.command("train")
+@clean_errors
+def train(
+    dataset: str = typer.Option("digits", help="Data set name (svpkit datasets list)."),
+    data_path: Optional[str] = typer.Option(None, help="Where the data set's files are."),
+    train_limit: Optional[int] = typer.Option(None, help="Use only the first N training examples."),
+    test_limit: Optional[int] = typer.Option(None, help="Use a stratified sample of N test examples."),
+    target: str = typer.Option("digits_cnn", help="Model to train."),
+    size: str = typer.Option(
+        "1.0", help="Training examples: fraction in (0,1] or count (a seeded random subset); 1.0 = all."
+    ),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    target_epochs: Optional[int] = typer.Option(None, help="Train for this many epochs (schedule scaled)."),
+    batch_size: Optional[int] = typer.Option(None, help="Override the model's batch size."),
+    experiment: Optional[str] = typer.Option(None, help="MLflow experiment name (default 'svpkit')."),
+    run_name: Optional[str] = typer.Option(None),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a model on all (or part) of the training data: the reference for core-set speed-ups."""
+    from svpkit import distributed, tracking
+    from svpkit.loops.train_only import TrainRunConfig, describe_train_run, run_train
+    from svpkit.progress import make_progress
+    from svpkit.train import resolve_device
+
+    dist_info = distributed.init_from_env(device)  # torchrun: DDP; only rank 0 logs
+    device = distributed.replace_device(dist_info, device)
+    target_spec = _plugins().models.get(target)
+    cfg = TrainRunConfig(
+        size=_one_size(size, "size"),
+        seed=seed,
+        device=device,
+        target_epochs=_opt_int(target_epochs),
+        batch_size=_opt_int(batch_size),
+    )
+    resolve_device(device)
+    data = load_dataset(dataset, data_path, train_limit, test_limit)
+    tags, params = describe_train_run(data, target_spec, cfg)
+    name = run_name or f"train-{target_spec.name}-{tags['svpkit.subset_size']}-s{seed}"
+    run = tracking.tracked_run(experiment, name, tags)
+    with run if dist_info.is_main else distributed.null_run() as tracker:
+        tracker.log_params(params | (distributed.run_params(dist_info) if dist_info.enabled else {}))
+        tracker.log_dataset(data)
+        progress = make_progress(quiet or not dist_info.is_main)
+        with progress:
+            outcome = run_train(data, target_spec, cfg, tracker, progress)
+    if not dist_info.is_main:
+        return
+    out.print(
+        f"{target_spec.name} on {tags['svpkit.subset_size']} of {len(data.train)} examples: "
+        f"test error {100 * outcome.test_error:.2f}%, {outcome.train_seconds:.2f} s training"
+    )
+    out.print(f"run {tracker.run_id}: {tracking.runs_url(tracker.experiment_id, tracker.run_id)}")
+
+
+@app.command("correlate")
+@clean_errors
+def correlate(
+    run_ids: Optional[list[str]] = typer.Argument(None, help="Runs to compare (core-set or active-learning)."),
+    runs: Optional[str] = typer.Option(None, "--runs", help="More run ids, comma- or space-separated."),
+    experiment: Optional[str] = typer.Option(None, help="Experiment to search (and to log to; default 'svpkit')."),
+    filters: Optional[list[str]] = typer.Option(
+        None, "--filter", help="MLflow filter on the searched runs, e.g. \"tags.svpkit.loop = 'core_set'\"."
+    ),
+    round_no: int = typer.Option(1, "--round", help="Which active-learning round's pool scores to use."),
+    k: str = typer.Option("0.1,0.5", help="Overlap@k sizes: counts or fractions of the shared examples."),
+    run_name: Optional[str] = typer.Option(None),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the tables."),
+) -> None:
+    """Spearman/Pearson rank correlation and overlap@k between the rankings of several runs."""
+    from svpkit import correlation, tracking
+
+    ids = [*(run_ids or []), *((runs or "").replace(",", " ").split())]
+    experiment = experiment or None
+    filter_text = " and ".join(f.strip() for f in (filters or []) if f.strip())
+    data = correlation.load_rankings(ids, experiment, filter_text, round_no)
+    report = correlation.correlate(data, correlation.parse_k(k, data.num_shared), round_no)
+    for table in correlation.rich_tables(report):
+        out.print(table)
+    exp_name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if exp_name is None and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        exp_name = tracking.experiment_name(data.sources[0].experiment_id)
+    with tracking.tracked_run(exp_name, run_name or f"correlate-{len(data.sources)}-runs", report.tags()) as tracker:
+        correlation.log_report(tracker, report)
+    out.print(f"run {tracker.run_id}: {tracking.runs_url(tracker.experiment_id, tracker.run_id)}")
+
+
+@app.command("compare")
+@clean_errors
+def compare(
+    experiment: Optional[str] = typer.Option(None, help="Experiment to compare (default: 'svpkit', or mlflow run's)."),
+    log: bool = typer.Option(True, "--log/--no-log", help="Log tables and figures to a new compare run."),
+    run_name: Optional[str] = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="Print the tables as JSON."),
+) -> None:
+    """Pair proxy runs with their baseline: target error and data-selection speed-up per budget level."""
+    from svpkit import compare as comparison
+    from svpkit import tracking
+
+    result = comparison.compare_experiment(experiment or None)
+    if as_json:
+        print(comparison.as_json(result))
+    else:
+        for table in comparison.rich_tables(result):
+            out.print(table)
+        for line in comparison.summary_lines(result):
+            err.print(f"note: {line}", highlight=False)
+    if log:
+        exp_id, run_id = comparison.log_comparison(result, run_name)
+        out.print(f"run {run_id}: {tracking.runs_url(exp_id, run_id)}")
+
+
+@app.command("run")
+@clean_errors
+def run_preset(
+    preset: str = typer.Argument(..., help="A preset TOML file, e.g. projects/digits_quick.toml."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs (and which are done) without running."),
+    experiment: Optional[str] = typer.Option(None, help="Override the preset's experiment name."),
+    subprocess_runs: bool = typer.Option(
+        False, "--subprocess/--in-process", help="Run each run in its own Python process."
+    ),
+    compare_after: bool = typer.Option(True, "--compare/--no-compare", help="End with svpkit compare."),
+    parallel: int = typer.Option(
+        1, "--parallel", "-j", help="Runs at once as separate processes (at most one per GPU when there are GPUs)."
+    ),
+    backend: Optional[str] = typer.Option(
+        None, help="Submit every run through MLflow Projects' backend instead: local, kubernetes, ..."
+    ),
+    backend_config: Optional[str] = typer.Option(None, help="The backend's config, e.g. kubernetes_config.json."),
+    project: Optional[str] = typer.Option(
+        None, help="MLproject directory for --backend (default: the repository; docker/ for kubernetes)."
+    ),
+) -> None:
+    """Expand a preset into runs, skip the ones already FINISHED, run the rest, then compare."""
+    from svpkit import presets
+
+    presets.run_preset(
+        preset,
+        dry_run=dry_run,
+        experiment=experiment or None,
+        subprocess_runs=subprocess_runs,
+        compare=compare_after,
+        parallel=parallel,
+        backend=backend or None,
+        backend_config=backend_config or None,
+        project=project or None,
+    )
 
 
 def main() -> None:

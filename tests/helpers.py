@@ -35,7 +35,9 @@ def install_plugins(target: Path, *names: str) -> Path:
     return target
 
 
-def run_cli(*args: str, pythonpath: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, pythonpath: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m svpkit ARGS`` and capture its output."""
     full_env = dict(os.environ)
     full_env.update(env or {})

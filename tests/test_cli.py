@@ -88,7 +88,10 @@ def test_active_learning_run(selector: str, tracking_uri: str, tmp_path: Path) -
         (["--dataset", "digitz"], "error: unknown dataset 'digitz'; did you mean 'digits'?"),
         (["--budgets", "0.3,0.2"], "error: budgets must increase: 431 then 288"),
         (["--budgets", "0.1,1.2"], "error: budget 1.2 is outside (0, 1] (give a fraction, or a whole count)"),
-        (["--initial", "0.2", "--budgets", "0.1,0.2"], "error: initial set (288) must be smaller than the first budget (144)"),
+        (
+            ["--initial", "0.2", "--budgets", "0.1,0.2"],
+            "error: initial set (288) must be smaller than the first budget (144)",
+        ),
         (["--budgets", "100,5000"], "error: budget 5000 is larger than the 1438 training examples"),
     ],
 )

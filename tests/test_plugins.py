@@ -38,7 +38,9 @@ def test_installed_plugin_is_listed_and_broken_one_reported(plugin_dir: Path) ->
     assert example["errors"] == []
     broken = plugins["broken"]
     assert broken["distribution"] == "svpkit-broken"
-    assert "ModuleNotFoundError" in broken["errors"][0] and "svpkit_dependency_that_does_not_exist" in broken["errors"][0]
+    assert (
+        "ModuleNotFoundError" in broken["errors"][0] and "svpkit_dependency_that_does_not_exist" in broken["errors"][0]
+    )
     table = run_cli("plugins", "list", pythonpath=plugin_dir)
     assert table.returncode == 0 and "svpkit-broken" in table.stdout
     models = run_cli("models", "list", "example_*", "--json", pythonpath=plugin_dir)
@@ -94,5 +96,7 @@ def test_name_conflict_names_both_distributions() -> None:
 
     plugins = Plugins(load_entry_points=False, extra=(("dup", Duplicate()),))
     errors = plugins.info["dup"].errors
-    assert errors == ["selector 'random' is registered by both svpkit (plugin svpkit.builtins) and (in-process) (plugin dup)"]
+    assert errors == [
+        "selector 'random' is registered by both svpkit (plugin svpkit.builtins) and (in-process) (plugin dup)"
+    ]
     assert plugins.selectors.entry("random").distribution == "svpkit"

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from svpkit import plots
+from svpkit import distributed, plots
 from svpkit.data.base import Dataset
+from svpkit.errors import ConfigError
 from svpkit.loops.budgets import resolve_budgets
 from svpkit.loops.tracker import Tracker
 from svpkit.models.base import LearnerOptions, ModelSpec
@@ -35,6 +36,7 @@ class ALConfig:
     target_epochs: int | None = None
     batch_size: int | None = None
     train_target: bool = True
+    deterministic: bool = False
 
 
 @dataclass
@@ -48,10 +50,12 @@ class RoundRecord:
     selector_model_error: float | None
     target_error: float | None
     target_train_seconds: float | None
+    warmup_seconds: float = 0.0
+    """The process's one-off costs (lazy init, compilation), paid before round 1's selector fit."""
 
     @property
     def total_seconds(self) -> float:
-        return self.train_seconds + self.inference_seconds + self.selection_seconds
+        return self.warmup_seconds + self.train_seconds + self.inference_seconds + self.selection_seconds
 
 
 @dataclass
@@ -107,6 +111,7 @@ def describe_run(
         "proxy_epochs": cfg.proxy_epochs or proxy.train.epochs,
         "target_epochs": cfg.target_epochs or target.train.epochs,
         "batch_size": cfg.batch_size or "model default",
+        "deterministic": cfg.deterministic,
         "train_size": n,
         "test_size": len(dataset.test),
         "dataset_digest": dataset.digest,
@@ -133,10 +138,17 @@ def run_active_learning(
     selected: list[np.ndarray] = []
     records: list[RoundRecord] = []
     if resume_state is not None:
+        # Randomness is derived from (seed, role, round), so the state needs no RNG snapshots;
+        # the initial set is checked to catch a changed data set or seed.
+        saved_initial = resume_state.get("initial")
+        if saved_initial is not None and not np.array_equal(np.asarray(saved_initial, dtype=np.int64), initial):
+            raise ConfigError("cannot resume: the data set or seed differs from the interrupted run's")
         selected = [np.asarray(s, dtype=np.int64) for s in resume_state["selected"]]
         records = [RoundRecord(**r) for r in resume_state["rounds"]]
     else:
         tracker.log_array("rounds/0/labeled.npy", initial)
+        # Round 0: a run interrupted during its first round is resumable too.
+        tracker.save_state(_state(0, initial, selected, records, cfg))
 
     def options(role: str, round_no: int, epochs: int | None) -> LearnerOptions:
         return LearnerOptions(
@@ -144,8 +156,10 @@ def run_active_learning(
             device=str(device),
             epochs=epochs,
             batch_size=cfg.batch_size,
+            deterministic=cfg.deterministic,
         )
 
+    warmed = target_warmed = False
     with progress.task(f"active learning: {selector.name} with {proxy.name}", total=len(levels)) as advance_rounds:
         advance_rounds(len(records))
         for round_no in range(len(records) + 1, len(levels) + 1):
@@ -161,10 +175,15 @@ def run_active_learning(
                 rng=np.random.default_rng(derive_seed(cfg.seed, "select", round_no)),
                 device=device,
             )
-            train_s = infer_s = 0.0
+            train_s = infer_s = warm_s = 0.0
             selector_error: float | None = None
             if selector.needs:
                 learner = proxy.make_learner(dataset, options("selector", round_no, cfg.proxy_epochs))
+                if not warmed:
+                    # Reported separately and counted in the round's total: otherwise round 1
+                    # alone would carry the lazy start-up of torch (and any compilation).
+                    warm_s = _warm_up(learner)
+                    warmed = True
                 observers = [selector.observer()] if selector.observer is not None else []
                 epochs = getattr(learner, "config", proxy.train).epochs
                 with progress.task(f"round {round_no}: train {proxy.name} on {len(labeled)}", total=epochs) as adv:
@@ -172,9 +191,11 @@ def run_active_learning(
                         learner.fit(labeled, observers=observers, progress=adv)
                 train_s = t.seconds
                 with Timer(device) as t:
-                    if "probabilities" in selector.needs:
+                    if distributed.is_distributed():  # torchrun: each rank scores a shard of the pool
+                        distributed.fill_selection_context(ctx, learner, selector)
+                    elif "probabilities" in selector.needs:
                         ctx.probabilities = learner.predict_proba(pool)
-                    if "embeddings" in selector.needs:
+                    if "embeddings" in selector.needs and not distributed.is_distributed():
                         ctx.pool_embeddings = learner.embed(pool)
                         ctx.labeled_embeddings = learner.embed(labeled)
                     for obs in observers:
@@ -183,7 +204,7 @@ def run_active_learning(
                 selector_error = learner.error("test")
                 del learner
             with Timer(device) as t:
-                selection = selector.select(ctx, k)
+                selection = distributed.select(selector, ctx, k)  # a sharded pool under torchrun
             select_s = t.seconds
             picks = np.asarray(selection.picks, dtype=np.int64)
             _check_picks(picks, pool, k, selector.name)
@@ -192,6 +213,9 @@ def run_active_learning(
             target_error = target_s = None
             if cfg.train_target:
                 target_learner = target.make_learner(dataset, options("target", round_no, cfg.target_epochs))
+                if not target_warmed:
+                    _warm_up(target_learner)  # not a selection cost; keeps round 1's target time comparable
+                    target_warmed = True
                 epochs = getattr(target_learner, "config", target.train).epochs
                 with progress.task(
                     f"round {round_no}: train target {target.name} on {len(labeled)}", total=epochs
@@ -211,21 +235,36 @@ def run_active_learning(
                 selector_model_error=selector_error,
                 target_error=target_error,
                 target_train_seconds=target_s,
+                warmup_seconds=warm_s,
             )
             records.append(record)
             _log_round(tracker, record, selection.scores, picks, labeled, records)
-            tracker.save_state(
-                {
-                    "loop": "active_learning",
-                    "round": round_no,
-                    "selected": [s.tolist() for s in selected],
-                    "rounds": [r.__dict__ for r in records],
-                }
-            )
+            tracker.save_state(_state(round_no, initial, selected, records, cfg))
             advance_rounds(1)
     result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels)
     _log_summary(tracker, result, dataset, selector, proxy, target)
     return result
+
+
+def _state(
+    round_no: int, initial: np.ndarray, selected: list[np.ndarray], records: list[RoundRecord], cfg: ALConfig
+) -> dict[str, Any]:
+    """What ``--resume`` needs after a finished round (see svpkit.resume)."""
+    return {
+        "loop": "active_learning",
+        "round": round_no,
+        "initial": initial.tolist(),
+        "selected": [s.tolist() for s in selected],
+        "rounds": [r.__dict__ for r in records],
+        "rng": {"seed": cfg.seed, "derivation": "derive_seed(seed, role, round)"},
+        "remaining_levels": len(cfg.budgets) - round_no,
+    }
+
+
+def _warm_up(learner: Any) -> float:
+    """Seconds of the learner's one-off warm-up (0 for learners without one)."""
+    warm_up = getattr(learner, "warm_up", None)
+    return float(warm_up() or 0.0) if callable(warm_up) else 0.0
 
 
 def _check_picks(picks: np.ndarray, pool: np.ndarray, k: int, name: str) -> None:
@@ -246,6 +285,7 @@ def _log_round(
 ) -> None:
     step = r.labeled_after
     metrics = {
+        "round/warmup_seconds": r.warmup_seconds,
         "round/train_seconds": r.train_seconds,
         "round/inference_seconds": r.inference_seconds,
         "round/selection_seconds": r.selection_seconds,

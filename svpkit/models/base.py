@@ -104,6 +104,8 @@ class LearnerOptions:
     batch_size: int | None = None
     lr: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    deterministic: bool = False
+    """Ask PyTorch for deterministic kernels (svpkit.determinism); matters on GPU only."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,198 @@
+"""Overhead of forgetting-event tracking and of per-epoch MLflow logging, in % of epoch time.
+
+Three arms train the same ResNet20 on the same CIFAR-10 images with the svpkit learner, in one
+process, interleaved (plain, forgetting, mlflow, mlflow, forgetting, plain, …):
+
+* ``plain`` — no observer, no logging;
+* ``forgetting`` — ``svpkit.selectors.forgetting.ForgettingTracker`` watches every minibatch
+  (on the device, no host synchronisation);
+* ``mlflow`` — every epoch logs the epoch's mean training loss and the epoch number through
+  ``svpkit.tracking.MlflowTracker`` to a sqlite store in a temporary folder (``float(loss)`` syncs).
+
+Differences between whole fits are noisy on a shared machine, so each cost is also measured in
+isolation: the tracker's work replayed for one epoch's minibatches (synchronised), and the mean
+of repeated ``log_metrics`` calls (and of MLflow's asynchronous ``log_batch``, which only enqueues). Goal: ≤2 % of an epoch each.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_train import default_data_path  # noqa: E402
+from benchmarks.common import base_parser, print_table, setup, write_results  # noqa: E402
+
+PRESETS = {
+    "cpu": {"train": 512, "epochs": 2, "repeats": 4},
+    "gpu": {"train": 0, "epochs": 3, "repeats": 2},
+}
+
+
+def main() -> None:
+    p = base_parser(__doc__ or "")
+    p.add_argument("--model", default="preact_resnet20")
+    p.add_argument("--data", default=default_data_path())
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=None)
+    args = p.parse_args()
+    device, preset = setup(args)
+    cfg = {**PRESETS[preset]}
+    for key, value in (("train", args.train_size), ("epochs", args.epochs), ("repeats", args.repeats)):
+        if value is not None:
+            cfg[key] = value
+    if not args.data:
+        sys.exit("error: no CIFAR-10 folder found; pass --data")
+
+    import mlflow
+
+    from svpkit.data.cifar import load_cifar10
+    from svpkit.models.base import LearnerOptions
+    from svpkit.plugins import get_plugins
+    from svpkit.selectors.forgetting import ForgettingTracker
+    from svpkit.timing import Timer
+    from svpkit.tracking import MlflowTracker
+
+    dataset = load_cifar10(args.data).limited(train=cfg["train"] or None, test=1000)
+    spec = get_plugins().models.get(args.model)
+    n, epochs = len(dataset.train), int(cfg["epochs"])
+    options = LearnerOptions(seed=args.seed, device=str(device), epochs=epochs)
+    indices = np.arange(n)
+    tmp = tempfile.TemporaryDirectory()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp.name}/mlflow.db")
+    run = mlflow.start_run()
+    tracker = MlflowTracker(run.info.run_id)
+    tracker.log_metrics({"warmup": 0.0}, step=0)  # creates the store's tables outside the timings
+
+    learner = spec.make_learner(dataset, options)
+    warm = learner.warm_up()
+    print(f"{args.model} on {n} images, {epochs} epochs per fit, device {device}; warm-up {warm:.2f} s")
+
+    times: dict[str, list[float]] = {"plain": [], "forgetting": [], "mlflow": []}
+    order: list[str] = []
+    for i in range(int(cfg["repeats"])):
+        arms = ["plain", "forgetting", "mlflow"]
+        order += arms if i % 2 == 0 else arms[::-1]
+    last_tracker: ForgettingTracker | None = None
+    for arm in order:
+        learner = spec.make_learner(dataset, options)
+        observers: list[Any] = []
+        progress = None
+        if arm == "forgetting":
+            last_tracker = ForgettingTracker()
+            observers = [last_tracker]
+        elif arm == "mlflow":
+            state = {"epoch": 0}
+
+            def progress(k: int, learner: Any = learner, state: dict[str, int] = state) -> None:
+                state["epoch"] += k
+                loss = float(learner.loss_history[-1])
+                tracker.log_metrics({"train/loss": loss, "train/epoch": float(state["epoch"])}, step=state["epoch"])
+
+        with Timer(device) as t:
+            learner.fit(indices, observers=observers, progress=progress)
+        times[arm].append(t.seconds / epochs)
+        print(f"{arm}: {t.seconds / epochs:.3f} s/epoch")
+
+    # Isolated costs. Forgetting: replay one epoch's minibatches through a fresh tracker.
+    bs = learner.config.batch_size
+    batches = [torch.arange(i, min(i + bs, n), device=device) for i in range(0, n, bs)]
+    logits = torch.randn(bs, dataset.num_classes, device=device)
+    targets = torch.randint(0, dataset.num_classes, (bs,), device=device)
+    replay = ForgettingTracker()
+    replay.on_fit_start(n, device)
+    reps = 5
+    with Timer(device) as t:
+        for _ in range(reps):
+            for b in batches:
+                replay.on_train_batch(b, logits[: b.numel()], targets[: b.numel()])
+    forgetting_isolated = t.seconds / reps
+    calls = 20
+    with Timer(device) as t:
+        for step in range(calls):
+            loss = float(learner.loss_history[-1])
+            tracker.log_metrics({"bench/loss": loss, "bench/epoch": float(step)}, step=1000 + step)
+    mlflow_isolated = t.seconds / calls
+    # The same through MLflow's asynchronous logging (the call only enqueues; flushed after).
+    from mlflow.entities import Metric
+
+    ops = []
+    with Timer(device) as t:
+        for step in range(calls):
+            loss = float(learner.loss_history[-1])
+            ts = int(1000 * step)
+            metrics = [Metric("bench/loss", loss, ts, 2000 + step), Metric("bench/epoch", float(step), ts, 2000 + step)]
+            ops.append(tracker.client.log_batch(run.info.run_id, metrics=metrics, synchronous=False))
+    mlflow_async_isolated = t.seconds / calls
+    for op in ops:
+        if op is not None:
+            op.wait()
+    mlflow.end_run()
+    tmp.cleanup()
+
+    base = statistics.median(times["plain"])
+    # Every arm does the same training work; the median over all of them is the steadiest
+    # estimate of an epoch on a shared machine, and the denominator of the isolated costs.
+    typical = statistics.median([t for arm in times.values() for t in arm])
+    result: dict[str, Any] = {
+        "epoch_seconds": times,
+        "epoch_seconds_plain_median": base,
+        "epoch_seconds_all_median": typical,
+    }
+    rows = [["none", base, "-", "-", "-"]]
+    for arm, isolated in (
+        ("forgetting", forgetting_isolated),
+        ("mlflow", mlflow_isolated),
+        ("mlflow async", mlflow_async_isolated),
+    ):
+        med = statistics.median(times[arm]) if arm in times else float("nan")
+        in_loop = 100 * (med - base) / base if arm in times else float("nan")
+        iso = 100 * isolated / typical
+        result[arm] = {
+            "epoch_seconds_median": med,
+            "overhead_percent_in_loop": in_loop,
+            "isolated_seconds_per_epoch": isolated,
+            "overhead_percent_isolated": iso,
+        }
+        rows.append([arm, med, in_loop, isolated, iso])
+    print_table(
+        f"per-epoch overhead, {args.model} on {n} images, {device}",
+        ["tracking", "s / epoch (median)", "in-loop overhead %", "isolated s / epoch", "isolated overhead %"],
+        rows,
+    )
+    if last_tracker is not None:
+        result["forgetting_events_recorded"] = (
+            int(last_tracker.presentations.sum()) if last_tracker.presentations is not None else 0
+        )
+    write_results(
+        "overhead",
+        args,
+        device,
+        {
+            "preset": preset,
+            "model": args.model,
+            "train_images": n,
+            "epochs_per_fit": epochs,
+            "order": order,
+            "warmup_seconds": warm,
+            **result,
+            "notes": (
+                "in-loop = median epoch time with the tracking minus without, over the median without; "
+                "isolated = the tracking work alone for one epoch (forgetting: replayed minibatches; "
+                "mlflow: one log_metrics call with a float(loss) sync; mlflow async: the same through "
+                "log_batch(synchronous=False), enqueue only), over the median epoch time of all arms"
+            ),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""svpkit plugin: fastText (Joulin et al. 2017) as a proxy for text data sets.
+
+fastText trains in C++ on a text file, so this plugin provides its own learner instead of a torch
+module (``ModelSpec.learner``). The paper's settings are the defaults (reference:
+``svp/amazon/fasttext.py``): word bigrams (``wordNgrams=2``), 10-dimensional vectors, 5 epochs,
+learning rate 0.05, ``minCount=1`` and 10,000,000 hash buckets; change them per run through
+``LearnerOptions.extra`` (keys ``dim``, ``word_ngrams``, ``min_count``, ``bucket``, ``thread``,
+``lr``, ``epochs``) or ``epochs``/``lr``. Text is normalised as the reference's shell pipeline does.
+
+Limits: ``fit`` cannot report training minibatches, so training-dynamics selectors (forgetting
+events) need a torch learner; asking for them is a :class:`~svpkit.errors.ConfigError`. Training
+runs on one thread by default so that a seed gives the same model (fastText's Hogwild threads are
+not deterministic).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from svpkit.data.base import Dataset
+from svpkit.errors import ConfigError
+from svpkit.hookspecs import hookimpl
+from svpkit.models.base import LearnerOptions, ModelSpec, TrainConfig, TrainObserver
+
+DEFAULTS: dict[str, Any] = {
+    "dim": 10,
+    "word_ngrams": 2,
+    "min_count": 1,
+    "bucket": 10_000_000,
+    "lr": 0.05,
+    "epochs": 5,
+    "thread": 1,
+}
+LABEL = "__label__"
+
+_SUBS = [
+    (re.compile(r"<br\s*/?>"), " "),
+    (re.compile(r"'"), " ' "),
+    (re.compile(r'"'), ""),
+    (re.compile(r"([.,()!?])"), r" \1 "),
+    (re.compile(r"[;:]"), " "),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def normalize(text: str) -> str:
+    """Lower-case and split off punctuation (the reference's ``NORMALIZE_TEXT``); one line."""
+    text = text.lower()
+    for pattern, repl in _SUBS:
+        text = pattern.sub(repl, text)
+    return text.strip()
+
+
+class FastTextLearner:
+    """The :class:`svpkit.models.base.Learner` protocol for fastText (CPU only)."""
+
+    def __init__(self, spec: ModelSpec, dataset: Dataset, options: LearnerOptions) -> None:
+        if dataset.modality != "text" or isinstance(dataset.train.x, torch.Tensor):
+            raise ConfigError(f"fastText reads text data sets; {dataset.name!r} is {dataset.modality}")
+        unknown = set(options.extra) - set(DEFAULTS)
+        if unknown:
+            raise ConfigError(f"unknown fastText options {sorted(unknown)} (known: {sorted(DEFAULTS)})")
+        self.spec = spec
+        self.dataset = dataset
+        self.options = options
+        self.device = torch.device("cpu")
+        params = {**DEFAULTS, **options.extra}
+        if options.epochs is not None:
+            params["epochs"] = options.epochs
+        if options.lr is not None:
+            params["lr"] = options.lr
+        self.params = params
+        self.config = replace(spec.train, epochs=int(params["epochs"]), lr=float(params["lr"]))
+        self.model: Any = None
+        self._texts: dict[str, list[str]] = {}
+
+    def _normalized(self, split: str) -> list[str]:
+        if split not in self._texts:
+            cache: dict = self.dataset.extra.setdefault("_fasttext_texts", {})
+            if split not in cache:
+                cache[split] = [normalize(t) for t in getattr(self.dataset, split).x]
+            self._texts[split] = cache[split]
+        return self._texts[split]
+
+    def fit(
+        self,
+        indices: np.ndarray,
+        observers: Sequence[TrainObserver] = (),
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        import fasttext
+
+        if observers:
+            raise ConfigError(
+                "fastText trains in C++ and cannot report its training minibatches; "
+                "training-dynamics selectors (forgetting events) need a torch model"
+            )
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size == 0:
+            raise ConfigError("fastText needs at least one training example")
+        texts = self._normalized("train")
+        labels = self.dataset.train.y.numpy()
+        # The reference shuffles the labeled examples before writing fastText's input file.
+        order = np.random.default_rng(self.options.seed).permutation(indices)
+        p = self.params
+        with tempfile.TemporaryDirectory(prefix="svpkit-fasttext-") as tmp:
+            file = os.path.join(tmp, "train.txt")
+            with open(file, "w", encoding="utf-8") as fh:
+                for i in order:
+                    fh.write(f"{LABEL}{labels[i]} {texts[i]}\n")
+            self.model = fasttext.train_supervised(
+                input=file,
+                dim=int(p["dim"]),
+                lr=float(p["lr"]),
+                wordNgrams=int(p["word_ngrams"]),
+                minCount=int(p["min_count"]),
+                bucket=int(p["bucket"]),
+                epoch=int(p["epochs"]),
+                thread=int(p["thread"]),
+                seed=int(self.options.seed) & 0x7FFFFFFF,
+                verbose=0,
+            )
+        self._label_index = np.array([int(label[len(LABEL) :]) for label in self.model.get_labels()], dtype=np.int64)
+        if progress is not None:
+            progress(int(p["epochs"]))
+
+    def _selected(self, indices: np.ndarray | None, split: str) -> list[str]:
+        if self.model is None:
+            raise RuntimeError("fit() must run before inference")
+        texts = self._normalized(split)
+        if indices is None:
+            return texts
+        return [texts[i] for i in np.asarray(indices, dtype=np.int64)]
+
+    def predict_proba(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
+        texts = self._selected(indices, split)
+        probs = np.zeros((len(texts), self.dataset.num_classes), dtype=np.float64)
+        if texts:
+            labels, scores = self.model.predict(texts, k=-1, threshold=0.0)
+            for row, (names, values) in enumerate(zip(labels, scores)):
+                cols = [int(name[len(LABEL) :]) for name in names]
+                probs[row, cols] = values
+        # fastText's softmax output can sum slightly above 1 (and classes absent from the labeled
+        # set get no score at all): renormalise so every row is a distribution.
+        sums = probs.sum(axis=1, keepdims=True)
+        empty = sums[:, 0] <= 0
+        probs[empty] = 1.0 / probs.shape[1]
+        sums[empty] = 1.0
+        return torch.from_numpy(probs / sums).float()
+
+    def embed(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
+        """The hidden layer: the average of the text's word and bigram vectors (the input of
+        fastText's linear classifier)."""
+        texts = self._selected(indices, split)
+        dim = int(self.params["dim"])
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row] = self.model.get_sentence_vector(text)
+        return torch.from_numpy(out)
+
+    def error(self, split: str = "test") -> float:
+        probs = self.predict_proba(None, split)
+        y = getattr(self.dataset, split).y
+        return float((probs.argmax(1) != y).float().mean().item())
+
+
+@dataclass(frozen=True)
+class FastTextSpec(ModelSpec):
+    """fastText's size depends on the vocabulary; the count shown is the part fixed by its settings
+    (hash buckets × dim + the linear classifier for ``example_num_classes``)."""
+
+    def num_parameters(self, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None) -> int | None:
+        classes = num_classes or self.example_num_classes
+        dim = int(DEFAULTS["dim"])
+        return int(DEFAULTS["bucket"]) * dim + dim * classes
+
+
+def make_learner(spec: ModelSpec, dataset: Dataset, options: LearnerOptions) -> FastTextLearner:
+    return FastTextLearner(spec, dataset, options)
+
+
+SPEC = FastTextSpec(
+    name="fasttext",
+    family="fasttext",
+    train=TrainConfig(epochs=int(DEFAULTS["epochs"]), batch_size=1, lr=float(DEFAULTS["lr"]), weight_decay=0.0),
+    learner=make_learner,
+    modalities=("text",),
+    description="fastText: bigrams, dim 10, 5 epochs, 10M buckets (CPU; parameters exclude the data's vocabulary)",
+    example_num_classes=2,
+)
+
+
+@hookimpl
+def register_models(register: Callable[..., None]) -> None:
+    register(SPEC)

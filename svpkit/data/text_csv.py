@@ -1,0 +1,131 @@
+"""Text classification from CSV files in a folder: ``train.csv`` and ``test.csv`` (each may be
+gzipped, ``.csv.gz``). Two layouts are recognised from the first row:
+
+* a header ``label,text`` (more columns are ignored): labels are 0-based integers — the layout of
+  ``shared/data/sst2`` (GLUE SST-2; its ``dev`` file is not used);
+* no header, as in Zhang et al. 2015 (AG News, Yelp, Amazon Review …): ``"label","title","text"``
+  (or ``"label","text"``, or more text columns), labels 1-based; the text fields are joined with
+  a space, as the paper's reference does. A ``classes.txt`` beside them names the classes.
+
+Examples keep the file's order; ``x`` is a list of strings (models encode them: VDCNN quantises
+characters, fastText tokenises words).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from pathlib import Path
+
+import torch
+
+from svpkit.data.base import Dataset, DatasetSpec, Split
+from svpkit.errors import DataError
+
+csv.field_size_limit(2**31 - 1)
+
+
+def _find(root: Path, split: str) -> Path:
+    for name in (f"{split}.csv", f"{split}.csv.gz"):
+        if (root / name).is_file():
+            return root / name
+    raise DataError(f"{root} has no {split}.csv or {split}.csv.gz")
+
+
+def _rows(file: Path) -> list[list[str]]:
+    try:
+        raw = file.read_bytes()
+        if file.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8")
+        return list(csv.reader(io.StringIO(text, newline="")))
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {file} ({type(exc).__name__}: {exc})") from None
+
+
+def _parse(file: Path) -> tuple[list[str], list[int], str]:
+    """(texts, 0-based labels, layout) of one file."""
+    rows = [r for r in _rows(file) if r]
+    if not rows:
+        raise DataError(f"{file} is empty")
+    header = [c.strip().lower() for c in rows[0]]
+    texts: list[str] = []
+    labels: list[int] = []
+    if "label" in header or "text" in header:
+        if "label" not in header or "text" not in header:
+            raise DataError(f"{file}: header must name columns 'label' and 'text', got {','.join(rows[0])}")
+        li, ti = header.index("label"), header.index("text")
+        for line, row in enumerate(rows[1:], start=2):
+            if len(row) != len(header):
+                raise DataError(f"{file} line {line}: expected {len(header)} fields, got {len(row)}")
+            labels.append(_label(row[li], file, line, base=0))
+            texts.append(row[ti])
+        layout = "label,text header"
+    else:
+        width = len(rows[0])
+        if width < 2:
+            raise DataError(f'{file}: expected a \'label,text\' header or Zhang et al. rows "label","title","text"')
+        for line, row in enumerate(rows, start=1):
+            if len(row) != width:
+                raise DataError(f"{file} line {line}: expected {width} fields, got {len(row)}")
+            labels.append(_label(row[0], file, line, base=1))
+            texts.append(" ".join(field.strip() for field in row[1:]))
+        layout = "Zhang et al. (no header, 1-based labels)"
+    if not labels:
+        raise DataError(f"{file} has a header but no examples")
+    return texts, labels, layout
+
+
+def _label(value: str, file: Path, line: int, base: int) -> int:
+    try:
+        label = int(value.strip())
+    except ValueError:
+        raise DataError(f"{file} line {line}: label {value!r} is not an integer") from None
+    if label < base:
+        kind = "1-based (Zhang et al. layout)" if base else "non-negative"
+        raise DataError(f"{file} line {line}: label {label} is invalid; labels are {kind}")
+    return label - base
+
+
+def load_text_csv(path: str | Path | None = None) -> Dataset:
+    """Read ``train.csv[.gz]`` and ``test.csv[.gz]`` from the folder ``path``."""
+    if not path:
+        raise DataError("text_csv needs a data path (a folder with train.csv[.gz] and test.csv[.gz])")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"text data folder {root} does not exist")
+    train_file, test_file = _find(root, "train"), _find(root, "test")
+    xtr, ytr, layout = _parse(train_file)
+    xte, yte, test_layout = _parse(test_file)
+    if layout != test_layout:
+        raise DataError(f"{train_file} and {test_file} use different layouts ({layout} vs {test_layout})")
+    num_classes = max(max(ytr), max(yte)) + 1
+    classes = None
+    classes_file = root / "classes.txt"
+    if classes_file.is_file():
+        classes = [c.strip() for c in classes_file.read_text(encoding="utf-8").splitlines() if c.strip()]
+        if len(classes) < num_classes:
+            raise DataError(f"{classes_file} names {len(classes)} classes but the labels need {num_classes}")
+        num_classes = len(classes)
+    if num_classes < 2:
+        raise DataError(f"{root}: need at least two classes, the labels only use {num_classes}")
+    return Dataset(
+        name="text_csv",
+        train=Split(xtr, torch.tensor(ytr, dtype=torch.int64)),
+        test=Split(xte, torch.tensor(yte, dtype=torch.int64)),
+        num_classes=num_classes,
+        modality="text",
+        input_shape=(1,),
+        classes=classes,
+        source=f"{root} ({layout})",
+    )
+
+
+SPEC = DatasetSpec(
+    name="text_csv",
+    load=load_text_csv,
+    description="text classification CSVs: train/test.csv[.gz] with a label,text header (SST-2) or Zhang et al. rows",
+    needs_path=True,
+    modality="text",
+)

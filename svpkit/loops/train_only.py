@@ -1,0 +1,168 @@
+"""Train one model from scratch on all (or a random subset) of the training data and evaluate it.
+
+The ``train`` loop is the reference that core-set selection is compared with: the end-to-end
+speed-up divides the target's time on *all* data by proxy + ranking + target-on-subset time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from svpkit import plots
+from svpkit.data.base import Dataset
+from svpkit.loops.budgets import to_count
+from svpkit.loops.tracker import Tracker
+from svpkit.models.base import LearnerOptions, ModelSpec, TrainObserver
+from svpkit.progress import NullProgress, Progress
+from svpkit.timing import Timer
+from svpkit.train import derive_seed, resolve_device
+
+
+@dataclass
+class TrainRunConfig:
+    size: float | int = 1.0
+    """Training examples: a fraction in (0, 1] or a count; 1.0 = all of them."""
+    seed: int = 0
+    device: str = "auto"
+    target_epochs: int | None = None
+    batch_size: int | None = None
+
+
+@dataclass
+class TrainOutcome:
+    """What training one model produced: seconds (CUDA-synchronised), test error, loss per epoch."""
+
+    train_seconds: float
+    test_error: float
+    epochs: int
+    losses: list[float]
+
+
+def train_and_evaluate(
+    spec: ModelSpec,
+    dataset: Dataset,
+    indices: np.ndarray,
+    options: LearnerOptions,
+    progress: Progress,
+    label: str,
+    observers: list[TrainObserver] | None = None,
+) -> tuple[TrainOutcome, Any]:
+    """Train a fresh ``spec`` learner on ``indices``; returns the outcome and the trained learner."""
+    learner = spec.make_learner(dataset, options)
+    epochs = getattr(learner, "config", spec.train).epochs
+    warm_up = getattr(learner, "warm_up", None)
+    if callable(warm_up):
+        # The process's one-off costs (first kernels, allocator, compilation) are no part of
+        # a model's training time; a separate `svpkit train` process would pay them again.
+        warm_up()
+    with progress.task(f"{label}: train {spec.name} on {len(indices)}", total=epochs) as advance:
+        with Timer(learner.device) as timer:
+            learner.fit(indices, observers=observers or [], progress=advance)
+    losses = [float(x) for x in getattr(learner, "loss_history", [])]
+    outcome = TrainOutcome(timer.seconds, learner.error("test"), int(epochs), losses)
+    return outcome, learner
+
+
+def subset_indices(n: int, size: float | int, seed: int) -> np.ndarray:
+    """All ``n`` indices when ``size`` covers them, else a seeded uniform sample (ascending)."""
+    count = to_count(size, n, "size")
+    if count == n:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(derive_seed(seed, "subset"))
+    return np.sort(rng.choice(n, size=count, replace=False)).astype(np.int64)
+
+
+def describe_train_run(
+    dataset: Dataset, target: ModelSpec, cfg: TrainRunConfig
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Tags and params of a ``train`` run (what the core-set loop matches a full reference by)."""
+    n = len(dataset.train)
+    count = to_count(cfg.size, n, "size")
+    tags = {
+        "svpkit.loop": "train",
+        "svpkit.role": "target",
+        "svpkit.dataset": dataset.name,
+        "svpkit.target_model": target.name,
+        "svpkit.seed": str(cfg.seed),
+        "svpkit.subset_size": str(count),
+    }
+    params = {
+        "dataset": dataset.name,
+        "target": target.name,
+        "size": cfg.size,
+        "subset_size": count,
+        "seed": cfg.seed,
+        "device": str(resolve_device(cfg.device)),
+        "target_epochs": cfg.target_epochs or target.train.epochs,
+        "batch_size": cfg.batch_size or "model default",
+        "train_size": n,
+        "test_size": len(dataset.test),
+        "dataset_digest": dataset.digest,
+    }
+    return tags, params
+
+
+def run_train(
+    dataset: Dataset,
+    target: ModelSpec,
+    cfg: TrainRunConfig,
+    tracker: Tracker,
+    progress: Progress | None = None,
+    resume_state: dict[str, Any] | None = None,
+) -> TrainOutcome:
+    """Train ``target`` on the configured subset and log ``target/train_seconds`` and ``target/test_error``.
+
+    A ``resume_state`` saved after the (single) stage returns its outcome without training again.
+    """
+    progress = progress or NullProgress()
+    n = len(dataset.train)
+    indices = subset_indices(n, cfg.size, cfg.seed)
+    if resume_state is not None and resume_state.get("loop") == "train" and resume_state.get("round", 0) >= 1:
+        return TrainOutcome(**resume_state["outcome"])
+    device = resolve_device(cfg.device)
+    options = LearnerOptions(
+        seed=derive_seed(cfg.seed, "target", 1),
+        device=str(device),
+        epochs=cfg.target_epochs,
+        batch_size=cfg.batch_size,
+    )
+    outcome, learner = train_and_evaluate(target, dataset, indices, options, progress, "train")
+    del learner
+    step = int(indices.size)
+    tracker.log_metrics({"target/train_seconds": outcome.train_seconds, "target/test_error": outcome.test_error}, step)
+    if indices.size < n:
+        tracker.log_array("subset/indices.npy", indices)
+    tracker.log_json("timings.json", {"target_train_seconds": outcome.train_seconds, "epochs": outcome.epochs})
+    tracker.log_json(
+        "summary.json",
+        {
+            "loop": "train",
+            "dataset": dataset.describe(),
+            "target_model": target.name,
+            "subset_size": step,
+            "target_error": outcome.test_error,
+            "target_train_seconds": outcome.train_seconds,
+            "train_loss": outcome.losses,
+        },
+    )
+    if outcome.losses:
+        fig = loss_figure(outcome.losses, f"{dataset.name}: {target.name} on {step} examples")
+        tracker.log_figure(fig, "figures/train_loss.png")
+        plots.close(fig)
+    tracker.save_state({"loop": "train", "round": 1, "outcome": outcome.__dict__})
+    return outcome
+
+
+def loss_figure(losses: list[float], title: str) -> Any:
+    """Mean training loss per epoch."""
+    fig, ax = plots.plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(range(1, len(losses) + 1), losses, marker=".")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
