@@ -84,6 +84,9 @@ def _worker(out: Path) -> None:
     recorder = _Recorder()
     distributed.fit_ddp(learner, indices, observers=[recorder])
     assert learner.model is not None
+    via_fit, _ = _learner()
+    via_fit.fit(indices)  # TorchLearner.fit hands over to DDP under torchrun
+    assert via_fit.model is not None
     torch.save(
         {
             "picks": picks,
@@ -94,6 +97,8 @@ def _worker(out: Path) -> None:
             "targets": recorder.targets,
             "logits": recorder.logits,
             "proba": learner.predict_proba(indices[:50]),
+            "via_fit_params": {k: v.detach().clone() for k, v in via_fit.model.state_dict().items()},
+            "via_fit_world": via_fit.timings.get("world_size"),
         },
         out / f"rank{rank}.pt",
     )
@@ -176,6 +181,8 @@ def test_sharded_kernels_and_ddp_match_one_process(tmp_path: Path) -> None:
     # DDP: both ranks hold the same model; observers saw the global minibatches of one process.
     for name, value in ranks[0]["params"].items():
         assert torch.equal(value, ranks[1]["params"][name]), name
+        torch.testing.assert_close(ranks[0]["via_fit_params"][name], value)
+    assert [r["via_fit_world"] for r in ranks] == [2.0, 2.0]
     torch.testing.assert_close(ranks[0]["proba"], ranks[1]["proba"], rtol=0, atol=0)
     learner, indices = _learner()
     recorder = _Recorder()

@@ -130,6 +130,9 @@ def _open(driver, url: str, *texts: str, timeout: float = 90) -> str:  # type: i
     while time.time() < deadline:
         body = driver.find_element(By.TAG_NAME, "body").text
         if all(t in body for t in texts):
+            # Fold away MLflow's assistant side panel (best effort) so screenshots show the run.
+            for button in driver.find_elements(By.XPATH, "//button[@aria-label='Close']"):
+                driver.execute_script("arguments[0].click()", button)
             time.sleep(1.0)  # let charts and images finish drawing before a screenshot
             return str(driver.find_element(By.TAG_NAME, "body").text)
         time.sleep(0.5)
