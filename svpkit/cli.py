@@ -202,6 +202,46 @@ def _opt_int(value: Optional[int]) -> Optional[int]:
     return None if value is None or value <= 0 else value
 
 
+def _run_tracked(
+    loop: Callable[..., Any],
+    loop_args: tuple[Any, ...],
+    *,
+    experiment: Optional[str],
+    run_name: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    resume: Optional[str],
+    point: Any,
+    given: dict[str, Any],
+    dist_info: Any,
+    quiet: bool,
+    first_state: Optional[dict[str, Any]] = None,
+) -> tuple[Any, Any]:
+    """Open (or resume) the run — on rank 0 only under torchrun — and run a loop in it.
+
+    ``loop(*loop_args, tracker, progress, resume_state=...)`` is one of the SVP loops; a fresh
+    run gets its params and dataset input, a resumed one a ``svpkit.resumed_from_round`` tag.
+    """
+    from svpkit import distributed, tracking
+    from svpkit.progress import make_progress
+
+    data = loop_args[0]
+    run = tracking.tracked_run(experiment, run_name, tags, resume_run_id=resume or None)
+    with run if dist_info.is_main else distributed.null_run() as tracker:
+        tracker.state_extra["invocation"] = given if point is None else point.invocation
+        if point is None:
+            tracker.log_params(params | (distributed.run_params(dist_info) if dist_info.enabled else {}))
+            tracker.log_dataset(data)
+            if first_state is not None:
+                tracker.save_state(first_state)
+        else:
+            tracker.set_tags({"svpkit.resumed_from_round": str(point.round)})
+        progress = make_progress(quiet or not dist_info.is_main)
+        with progress:
+            result = loop(*loop_args, tracker, progress, resume_state=None if point is None else point.state)
+    return result, tracker
+
+
 @app.command("active-learning")
 @clean_errors
 def active_learning(
@@ -232,10 +272,9 @@ def active_learning(
     ),
 ) -> None:
     """Batch active learning: a selector model picks each batch, the target is trained at each level."""
-    from svpkit import distributed, tracking
+    from svpkit import distributed
     from svpkit.loops.active_learning import ALConfig, describe_run, run_active_learning
     from svpkit.loops.budgets import parse_sizes, resolve_budgets
-    from svpkit.progress import make_progress
     from svpkit.resume import find_resume_point, invocation
 
     given = invocation(locals(), _AL_ARGS)
@@ -271,26 +310,19 @@ def active_learning(
     resolve_budgets(cfg.initial, cfg.budgets, len(data.train))
     tags, params = describe_run(data, selector_spec, proxy_spec, target_spec, cfg)
     name = run_name or f"al-{selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{seed}"
-    run = tracking.tracked_run(experiment, name, tags, resume_run_id=resume or None)
-    with run if dist_info.is_main else distributed.null_run() as tracker:
-        tracker.state_extra["invocation"] = given if point is None else point.invocation
-        if point is None:
-            tracker.log_params(params | (distributed.run_params(dist_info) if dist_info.enabled else {}))
-            tracker.log_dataset(data)
-        else:
-            tracker.set_tags({"svpkit.resumed_from_round": str(point.round)})
-        progress = make_progress(quiet or not dist_info.is_main)
-        with progress:
-            result = run_active_learning(
-                data,
-                selector_spec,
-                proxy_spec,
-                target_spec,
-                cfg,
-                tracker,
-                progress,
-                resume_state=None if point is None else point.state,
-            )
+    result, tracker = _run_tracked(
+        run_active_learning,
+        (data, selector_spec, proxy_spec, target_spec, cfg),
+        experiment=experiment,
+        run_name=name,
+        tags=tags,
+        params=params,
+        resume=resume,
+        point=point,
+        given=given,
+        dist_info=dist_info,
+        quiet=quiet,
+    )
     if dist_info.is_main:
         _print_al_result(result, tracker)
 
@@ -419,7 +451,6 @@ def core_set(
         full_reference_mismatch,
         run_core_set,
     )
-    from svpkit.progress import make_progress
     from svpkit.train import resolve_device
 
     device = distributed.replace_device(dist_info, device)
@@ -458,27 +489,20 @@ def core_set(
     cfg.full_reference = distributed.from_main(lambda: cfg.full_reference)
     tags, params = describe_run(data, selector_spec, proxy_spec, target_spec, cfg)
     name = run_name or f"cs-{selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{seed}"
-    run = tracking.tracked_run(experiment, name, tags, resume_run_id=resume or None)
-    with run if dist_info.is_main else distributed.null_run() as tracker:
-        tracker.state_extra["invocation"] = given if point is None else point.invocation
-        if point is None:
-            tracker.log_params(params | (distributed.run_params(dist_info) if dist_info.enabled else {}))
-            tracker.log_dataset(data)
-            tracker.save_state({"loop": "core_set", "round": 0})  # resumable from its first stage on
-        else:
-            tracker.set_tags({"svpkit.resumed_from_round": str(point.round)})
-        progress = make_progress(quiet or not dist_info.is_main)
-        with progress:
-            result = run_core_set(
-                data,
-                selector_spec,
-                proxy_spec,
-                target_spec,
-                cfg,
-                tracker,
-                progress,
-                resume_state=None if point is None else point.state,
-            )
+    result, tracker = _run_tracked(
+        run_core_set,
+        (data, selector_spec, proxy_spec, target_spec, cfg),
+        experiment=experiment,
+        run_name=name,
+        tags=tags,
+        params=params,
+        resume=resume,
+        point=point,
+        given=given,
+        dist_info=dist_info,
+        quiet=quiet,
+        first_state={"loop": "core_set", "round": 0},  # resumable from its first stage on
+    )
     if not dist_info.is_main:
         return
     table = Table(title=f"core-set: {selector} via {proxy_spec.name if selector_spec.needs else 'no model'}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from helpers import install_plugins, run_cli
+from runhelpers import cli_env, install_plugins, run_cli
 
 from svpkit.hookspecs import hookimpl
 from svpkit.plugins import Plugins
@@ -29,7 +29,7 @@ def test_builtins_are_listed_like_plugins() -> None:
 
 
 def test_installed_plugin_is_listed_and_broken_one_reported(plugin_dir: Path) -> None:
-    result = run_cli("plugins", "list", "--json", pythonpath=plugin_dir)
+    result = run_cli("plugins", "list", "--json", env=cli_env("sqlite:///unused.db", plugin_dir), cwd=plugin_dir)
     assert result.returncode == 0, result.stderr
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     example = plugins["example"]
@@ -41,9 +41,11 @@ def test_installed_plugin_is_listed_and_broken_one_reported(plugin_dir: Path) ->
     assert (
         "ModuleNotFoundError" in broken["errors"][0] and "svpkit_dependency_that_does_not_exist" in broken["errors"][0]
     )
-    table = run_cli("plugins", "list", pythonpath=plugin_dir)
+    table = run_cli("plugins", "list", env=cli_env("sqlite:///unused.db", plugin_dir), cwd=plugin_dir)
     assert table.returncode == 0 and "svpkit-broken" in table.stdout
-    models = run_cli("models", "list", "example_*", "--json", pythonpath=plugin_dir)
+    models = run_cli(
+        "models", "list", "example_*", "--json", env=cli_env("sqlite:///unused.db", plugin_dir), cwd=plugin_dir
+    )
     assert [m["name"] for m in json.loads(models.stdout)] == ["example_wide_mlp"]
 
 
@@ -62,8 +64,8 @@ def test_plugin_model_and_selector_usable_in_a_run(plugin_dir: Path, tracking_ur
         "0.1,0.2",
         "--target-epochs",
         "3",
-        pythonpath=plugin_dir,
-        env={"MLFLOW_TRACKING_URI": tracking_uri},
+        env=cli_env(tracking_uri, plugin_dir),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     run = mlflow.search_runs(experiment_names=["svpkit"], output_format="list")[0]

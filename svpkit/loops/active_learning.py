@@ -18,6 +18,7 @@ from svpkit import distributed, plots
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.budgets import resolve_budgets
+from svpkit.loops.roles import run_role
 from svpkit.loops.tracker import Tracker
 from svpkit.models.base import LearnerOptions, ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -72,13 +73,6 @@ class ALResult:
     @property
     def selection_seconds(self) -> float:
         return sum(r.total_seconds for r in self.rounds)
-
-
-def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: ALConfig) -> str:
-    if not selector.needs:
-        return "random"
-    same_epochs = (cfg.proxy_epochs or proxy.train.epochs) == (cfg.target_epochs or target.train.epochs)
-    return "baseline" if proxy.name == target.name and same_epochs else "proxy"
 
 
 def describe_run(

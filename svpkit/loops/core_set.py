@@ -32,6 +32,7 @@ from svpkit import plots
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.budgets import to_count
+from svpkit.loops.roles import run_role
 from svpkit.loops.tracker import Tracker
 from svpkit.loops.train_only import TrainOutcome, train_and_evaluate
 from svpkit.models.base import Learner, LearnerOptions, ModelSpec, TrainObserver
@@ -144,13 +145,6 @@ def resolve_sizes(n: int, selector: SelectorSpec, cfg: CoreSetConfig) -> tuple[i
                 "examples (lower --seed-size, e.g. a fraction like 0.02)"
             )
     return m, seeds
-
-
-def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: CoreSetConfig) -> str:
-    if not selector.needs:
-        return "random"
-    same_epochs = (cfg.proxy_epochs or proxy.train.epochs) == (cfg.target_epochs or target.train.epochs)
-    return "baseline" if proxy.name == target.name and same_epochs else "proxy"
 
 
 def describe_run(
