@@ -103,10 +103,13 @@ class Plugins:
             "register_selectors": self.selectors,
             "register_datasets": self.datasets,
         }
+        # Only a plugin that could not be loaded is skipped: one failing hook (or one conflicting
+        # name) does not silence the plugin's other hooks.
+        unloaded = {name for name, info in self.info.items() if info.errors}
         for hook_name, registry in registries.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 info = self.info[impl.plugin_name]
-                if info.errors:
+                if impl.plugin_name in unloaded:
                     continue
                 staged: list[Any] = []
                 try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -77,7 +78,13 @@ def test_plugin_model_and_selector_usable_in_a_run(plugin_dir: Path, tracking_ur
 
 
 def test_hook_that_raises_is_recorded_and_others_still_work() -> None:
+    from svpkit.models.digits import SPECS as DIGIT_MODELS
+
     class Exploding:
+        @hookimpl
+        def register_models(self, register: Callable[..., None]) -> None:
+            register(replace(DIGIT_MODELS[0], name="still_registered"))
+
         @hookimpl
         def register_selectors(self, register: Callable[..., None]) -> None:
             raise RuntimeError("boom")
@@ -85,7 +92,8 @@ def test_hook_that_raises_is_recorded_and_others_still_work() -> None:
     plugins = Plugins(load_entry_points=False, extra=(("exploding", Exploding()),))
     info = {p.name: p for p in plugins.plugins()}
     assert info["exploding"].errors == ["register_selectors: RuntimeError: boom"]
-    assert "least_confidence" in plugins.selectors
+    assert info["exploding"].registered["model"] == ["still_registered"]  # its other hook still counts
+    assert "least_confidence" in plugins.selectors and "still_registered" in plugins.models
 
 
 def test_name_conflict_names_both_distributions() -> None:

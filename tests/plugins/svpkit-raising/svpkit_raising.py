@@ -1,7 +1,6 @@
 """Misbehaves in every way a loaded plugin can: two hooks raise, its selector returns bad picks.
 
-(svpkit calls register_models, register_selectors, register_datasets in that order and skips a
-plugin's later hooks once one has failed, so the raising registration hook is the last one.)"""
+Its other hooks still count: svpkit records a raising hook and goes on with the plugin's others."""
 
 from __future__ import annotations
 
