@@ -8,7 +8,8 @@ Design choices that keep the loop fast on GPU and CPU alike:
   one fused cast-and-normalise (mean and 1/std are prepared once per learner);
 - no host synchronisation inside the hot loop (no ``.item()``): losses accumulate on the device
   and the epoch order is one ``randperm`` on the device;
-- channels_last and bf16 autocast on CUDA; fused SGD on CUDA, foreach SGD elsewhere;
+- channels_last for image models on every device; bf16 autocast on CUDA; fused SGD on CUDA,
+  foreach SGD elsewhere;
 - optional ``torch.compile`` of the model for the full-size training batches (the last, smaller
   batch of an epoch runs the same module eagerly, so labeled sets of any size never recompile);
 - inference in large batches (4,096 on CUDA, 1,024 on CPU).
@@ -16,7 +17,7 @@ Design choices that keep the loop fast on GPU and CPU alike:
 Learner options (``LearnerOptions.extra``): ``compile`` (``"auto"``: on for CUDA when the fit
 has enough full-size steps to repay the compile time, ``"on"``, ``"off"``), ``compile_mode``
 (torch's default when unset, or e.g. ``"reduce-overhead"`` for CUDA graphs), ``channels_last``
-and ``amp`` (bf16 autocast; both default to on for CUDA and off elsewhere),
+(default on for image models) and ``amp`` (bf16 autocast; default on for CUDA only),
 ``lr_scaling`` (``"none"``, ``"linear"`` or ``"sqrt"``: how the learning rate follows a batch size
 other than the model's default) and ``inference_batch_size``.
 """
@@ -160,7 +161,8 @@ class TorchLearner:
         self.model: torch.nn.Module | None = None
         self._cuda = self.device.type == "cuda"
         self._image = dataset.modality == "image" and spec.encode is None
-        self.channels_last = bool(extra.get("channels_last", self._cuda)) and self._image
+        # channels_last pays on CPU too (oneDNN convolutions: 1.3x per ResNet20 epoch on 2 cores).
+        self.channels_last = bool(extra.get("channels_last", True)) and self._image
         self.amp = bool(extra.get("amp", self._cuda)) and self._cuda
         self.compile = str(extra.get("compile", "auto"))
         if self.compile not in ("auto", "on", "off"):
