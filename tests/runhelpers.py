@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +166,53 @@ def install_plugins(target: Path, *names: str) -> Path:
             capture_output=True,
         )
     return target
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path, backend_store_uri: str, *artifact_args: str, timeout: float = 180) -> Iterator[str]:
+    """Run ``mlflow server`` on a free port of 127.0.0.1 until the block ends; yields its URL.
+
+    ``artifact_args`` are the server's artifact options, e.g. ``("--artifacts-destination", DIR)``.
+    The server's own environment has no ``MLFLOW_*`` variables (a test's tracking URI must not leak
+    into it); its log is ``root/server.log``.
+    """
+    import urllib.request
+
+    port = free_port()
+    with open(root / "server.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+            + ["--backend-store-uri", backend_store_uri, *artifact_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from runhelpers import mlflow_server
 from test_compare import build_digits_experiment, isolated_store
 
 from svpkit import compare
@@ -36,12 +33,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     root = tmp_path_factory.mktemp("ui")
@@ -49,30 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         built = build_digits_experiment(root, "svp-ui")
         result = compare.compare_experiment(built.name)
         _, compare_run = compare.log_comparison(result, "compare-svp-ui")
-    port = _free_port()
-    log = open(root / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
-        + ["--default-artifact-root", str(root / "served-artifacts"), "--host", "127.0.0.1", "--port", str(port)]
-        + ["--workers", "1"],
-        cwd=root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with mlflow_server(root, uri, "--default-artifact-root", str(root / "served-artifacts")) as base:
         yield {
             "base": base,
             "experiment_id": built.experiment_id,
@@ -80,13 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             "proxy_run": built.run_ids[("proxy", "0")],
             "shots": str(root / "screenshots"),
         }
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,13 @@ in a temporary directory, on a free port of 127.0.0.1)."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+from runhelpers import mlflow_server
 from typer.testing import CliRunner
 
 from svpkit.cli import app
@@ -25,47 +21,13 @@ SMALL = {"train_limit": "400", "test_limit": "100", "initial": "20", "budgets": 
 EPOCHS = {"proxy_epochs": "2", "target_epochs": "2"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``mlflow server``; its URI."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    log = open(root / "server.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        + ["--backend-store-uri", f"sqlite:///{root / 'backend.db'}"]
-        + ["--artifacts-destination", str(root / "artifacts")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    backend = f"sqlite:///{root / 'backend.db'}"
+    with mlflow_server(root, backend, "--artifacts-destination", str(root / "artifacts")) as uri:
         yield uri
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture()
