@@ -18,7 +18,7 @@ from svpkit import distributed, plots
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.budgets import resolve_budgets
-from svpkit.loops.roles import run_role
+from svpkit.loops.common import selection_run_params, selection_run_tags
 from svpkit.loops.tracker import Tracker
 from svpkit.models.base import LearnerOptions, ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -81,34 +81,14 @@ def describe_run(
     """Tags and params of an active-learning run (the cross-run comparison keys)."""
     n = len(dataset.train)
     init, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
-    tags = {
-        "svpkit.loop": "active_learning",
-        "svpkit.role": run_role(selector, proxy, target, cfg),
-        "svpkit.dataset": dataset.name,
-        "svpkit.selector": selector.name,
-        "svpkit.selector_model": proxy.name if selector.needs else "none",
-        "svpkit.target_model": target.name,
-        "svpkit.seed": str(cfg.seed),
-        "svpkit.budgets": ",".join(map(str, [init, *levels])),
-    }
-    params = {
-        "dataset": dataset.name,
-        "selector": selector.name,
-        "proxy": proxy.name,
-        "target": target.name,
+    tags = selection_run_tags("active_learning", dataset, selector, proxy, target, cfg)
+    tags["svpkit.budgets"] = ",".join(map(str, [init, *levels]))
+    params = selection_run_params(dataset, selector, proxy, target, cfg) | {
         "initial": cfg.initial,
         "budgets": ",".join(map(str, cfg.budgets)),
         "labeled_levels": ",".join(map(str, levels)),
         "initial_count": init,
-        "seed": cfg.seed,
-        "device": str(resolve_device(cfg.device)),
-        "proxy_epochs": cfg.proxy_epochs or proxy.train.epochs,
-        "target_epochs": cfg.target_epochs or target.train.epochs,
-        "batch_size": cfg.batch_size or "model default",
         "deterministic": cfg.deterministic,
-        "train_size": n,
-        "test_size": len(dataset.test),
-        "dataset_digest": dataset.digest,
     }
     return tags, params
 

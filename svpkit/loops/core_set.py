@@ -32,7 +32,7 @@ from svpkit import plots
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.budgets import to_count
-from svpkit.loops.roles import run_role
+from svpkit.loops.common import selection_run_params, selection_run_tags
 from svpkit.loops.tracker import Tracker
 from svpkit.loops.train_only import TrainOutcome, train_and_evaluate
 from svpkit.models.base import Learner, LearnerOptions, ModelSpec, TrainObserver
@@ -153,38 +153,18 @@ def describe_run(
     """Tags and params of a core-set run (validated: raises ConfigError on impossible sizes)."""
     n = len(dataset.train)
     m, seeds = resolve_sizes(n, selector, cfg)
-    tags = {
-        "svpkit.loop": "core_set",
-        "svpkit.role": run_role(selector, proxy, target, cfg),
-        "svpkit.dataset": dataset.name,
-        "svpkit.selector": selector.name,
-        "svpkit.selector_model": proxy.name if selector.needs else "none",
-        "svpkit.target_model": target.name,
-        "svpkit.seed": str(cfg.seed),
-        "svpkit.subset_size": str(m),
-    }
+    tags = selection_run_tags("core_set", dataset, selector, proxy, target, cfg)
+    tags["svpkit.subset_size"] = str(m)
     if cfg.full_reference is not None:
         tags["svpkit.full_run"] = cfg.full_reference.source
     elif cfg.compare_full:
         tags["svpkit.full_run"] = "this run"
-    params = {
-        "dataset": dataset.name,
-        "selector": selector.name,
-        "proxy": proxy.name,
-        "target": target.name,
+    params = selection_run_params(dataset, selector, proxy, target, cfg) | {
         "keep": "" if cfg.keep is None and cfg.subset_size is not None else (cfg.keep or DEFAULT_KEEP),
         "subset_size": m,
         "seed_size": seeds,
-        "seed": cfg.seed,
-        "device": str(resolve_device(cfg.device)),
-        "proxy_epochs": cfg.proxy_epochs or proxy.train.epochs,
-        "target_epochs": cfg.target_epochs or target.train.epochs,
-        "batch_size": cfg.batch_size or "model default",
         "compare_full": cfg.compare_full,
         "full_run": cfg.full_reference.source if cfg.full_reference else "",
-        "train_size": n,
-        "test_size": len(dataset.test),
-        "dataset_digest": dataset.digest,
     }
     return tags, params
 
