@@ -274,7 +274,7 @@ def active_learning(
     """Batch active learning: a selector model picks each batch, the target is trained at each level."""
     from svpkit import distributed
     from svpkit.loops.active_learning import ALConfig, describe_run, run_active_learning
-    from svpkit.loops.budgets import parse_sizes, resolve_budgets
+    from svpkit.loops.budgets import parse_sizes
     from svpkit.resume import find_resume_point, invocation
 
     given = invocation(locals(), _AL_ARGS)
@@ -307,8 +307,7 @@ def active_learning(
 
     resolve_device(device)
     data = load_dataset(dataset, data_path, train_limit, test_limit)
-    resolve_budgets(cfg.initial, cfg.budgets, len(data.train))
-    tags, params = describe_run(data, selector_spec, proxy_spec, target_spec, cfg)
+    tags, params = describe_run(data, selector_spec, proxy_spec, target_spec, cfg)  # validates the budgets
     name = run_name or f"al-{selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{seed}"
     result, tracker = _run_tracked(
         run_active_learning,
