@@ -11,9 +11,11 @@ from typing import Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from svpkit.errors import SvpkitError
+from svpkit.models.options import parse_model_options
 
 app = typer.Typer(
     name="svpkit",
@@ -133,6 +135,36 @@ def models_list(
     _print_rows(rows, "svpkit models", as_json)
 
 
+@models_app.command("options")
+@clean_errors
+def models_options(
+    name: str = typer.Argument(..., help="Model name (svpkit models list)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The options a model takes (--proxy-options / --target-options 'name=value,...')."""
+    spec = _plugins().models.get(name)
+    own = {o.name for o in spec.options}
+    rows = [
+        {
+            "option": o.name,
+            "type": o.type.__name__,
+            "default": "auto"
+            if o.default is None
+            else str(o.default).lower()
+            if isinstance(o.default, bool)
+            else o.default,
+            "of": "model" if o.name in own else "torch learner",
+            "choices": ", ".join(o.choices),
+            "description": o.help,
+        }
+        for o in sorted(spec.option_specs().values(), key=lambda o: o.name not in own)  # the model's own first
+    ]
+    if not rows and not as_json:
+        out.print(f"model {spec.name!r} takes no options")
+        return
+    _print_rows(rows, f"options of {spec.name}", as_json)
+
+
 @selectors_app.command("list")
 @clean_errors
 def selectors_list(
@@ -178,7 +210,7 @@ def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
     for row in rows:
         table.add_row(
             *(
-                "" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+                "" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else escape(str(v))
                 for v in row.values()
             )
         )
@@ -259,6 +291,12 @@ def active_learning(
     proxy_epochs: Optional[int] = typer.Option(None, help="Train the proxy for this many epochs (schedule scaled)."),
     target_epochs: Optional[int] = typer.Option(None, help="Train the target for this many epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the models' batch size."),
+    proxy_options: Optional[str] = typer.Option(
+        None, help="Options of the selector model, e.g. 'dim=50,word_ngrams=1' (svpkit models options NAME)."
+    ),
+    target_options: Optional[str] = typer.Option(
+        None, help="Options of the target model, e.g. 'max_length=256' (svpkit models options NAME)."
+    ),
     train_target: bool = typer.Option(True, help="Train and evaluate the target at every budget level."),
     deterministic: str = typer.Option("false", help="true: PyTorch's deterministic algorithms (GPU reproducibility)."),
     resume: Optional[str] = typer.Option(
@@ -283,7 +321,8 @@ def active_learning(
     point = distributed.from_main(lambda: find_resume_point(resume, "active_learning") if resume else None)
     if point is not None:
         (dataset, data_path, train_limit, test_limit, selector, proxy, target, initial, budgets, seed, device,
-         proxy_epochs, target_epochs, batch_size, train_target, deterministic) = point.arguments(_AL_ARGS, given)  # fmt: skip
+         proxy_epochs, target_epochs, batch_size, train_target, deterministic, proxy_options,
+         target_options) = point.arguments(_AL_ARGS, given)  # fmt: skip
     device = distributed.replace_device(dist_info, device)
     plugins = _plugins()
     selector_spec = plugins.selectors.get(selector)
@@ -302,6 +341,8 @@ def active_learning(
         batch_size=_opt_int(batch_size),
         train_target=train_target,
         deterministic=_parse_bool(deterministic, "deterministic"),
+        proxy_options=parse_model_options(proxy_spec, proxy_options, "--proxy-options"),
+        target_options=parse_model_options(target_spec, target_options, "--target-options"),
     )
     from svpkit.train import resolve_device
 
@@ -343,6 +384,8 @@ _AL_ARGS = (
     "batch_size",
     "train_target",
     "deterministic",
+    "proxy_options",
+    "target_options",
 )
 
 
@@ -415,6 +458,12 @@ def core_set(
     proxy_epochs: Optional[int] = typer.Option(None, help="Train the proxy for this many epochs (schedule scaled)."),
     target_epochs: Optional[int] = typer.Option(None, help="Train the target for this many epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Override the models' batch size."),
+    proxy_options: Optional[str] = typer.Option(
+        None, help="Options of the selector model, e.g. 'dim=50,word_ngrams=1' (svpkit models options NAME)."
+    ),
+    target_options: Optional[str] = typer.Option(
+        None, help="Options of the target model, e.g. 'max_length=256' (svpkit models options NAME)."
+    ),
     full_run: Optional[str] = typer.Option(
         None, help="Run id of a train run of the target on all data (speed-up reference)."
     ),
@@ -439,7 +488,8 @@ def core_set(
     point = distributed.from_main(lambda: find_resume_point(resume, "core_set") if resume else None)
     if point is not None:
         (dataset, data_path, train_limit, test_limit, selector, proxy, target, keep, subset_size, seed_size, seed,
-         device, proxy_epochs, target_epochs, batch_size, full_run, compare_full, deterministic) = point.arguments(_CS_ARGS, given)  # fmt: skip
+         device, proxy_epochs, target_epochs, batch_size, full_run, compare_full, deterministic, proxy_options,
+         target_options) = point.arguments(_CS_ARGS, given)  # fmt: skip
         # The same speed-up reference as before the interruption (no new search).
         full_run = point.tags.get("svpkit.full_run") if point.tags.get("svpkit.full_run") != "this run" else None
     from svpkit import tracking
@@ -468,6 +518,8 @@ def core_set(
         batch_size=_opt_int(batch_size),
         compare_full=_parse_bool(compare_full, "compare-full"),
         deterministic=_parse_bool(deterministic, "deterministic"),
+        proxy_options=parse_model_options(proxy_spec, proxy_options, "--proxy-options"),
+        target_options=parse_model_options(target_spec, target_options, "--target-options"),
     )
     resolve_device(device)
     data = load_dataset(dataset, data_path, train_limit, test_limit)
@@ -556,6 +608,8 @@ _CS_ARGS = (
     "full_run",
     "compare_full",
     "deterministic",
+    "proxy_options",
+    "target_options",
 )
 
 
@@ -582,6 +636,9 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     target_epochs: Optional[int] = typer.Option(None, help="Train for this many epochs (schedule scaled)."),
     batch_size: Optional[int] = typer.Option(None, help="Override the model's batch size."),
+    target_options: Optional[str] = typer.Option(
+        None, help="Options of the model, e.g. 'max_length=256' (svpkit models options NAME)."
+    ),
     experiment: Optional[str] = typer.Option(None, help="MLflow experiment name (default 'svpkit')."),
     run_name: Optional[str] = typer.Option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -601,6 +658,7 @@ def train(
         device=device,
         target_epochs=_opt_int(target_epochs),
         batch_size=_opt_int(batch_size),
+        target_options=parse_model_options(target_spec, target_options, "--target-options"),
     )
     resolve_device(device)
     data = load_dataset(dataset, data_path, train_limit, test_limit)

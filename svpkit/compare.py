@@ -34,6 +34,8 @@ from mlflow.tracking import MlflowClient
 
 from svpkit import plots  # selects matplotlib's headless backend before pyplot is imported
 from svpkit.errors import SvpkitError
+from svpkit.loops.tracker import run_setting
+from svpkit.models.options import model_label
 
 AL_LOOP = "active_learning"
 CORE_SET_LOOP = "core_set"
@@ -248,12 +250,13 @@ def load_runs(experiment_id: str) -> tuple[list[RunRecord], list[tuple[str, str,
             role=tags["svpkit.role"],
             dataset=tags.get("svpkit.dataset", params.get("dataset", "?")),
             selector=tags["svpkit.selector"],
-            selector_model=tags.get("svpkit.selector_model", "none"),
-            target_model=tags["svpkit.target_model"],
+            # A model run with options is another model here (svpkit.models.options.model_label).
+            selector_model=_selector_model(tags, params),
+            target_model=model_label(tags["svpkit.target_model"], run_setting(tags, params, "target_options")),
             seed=tags["svpkit.seed"],
             budgets=tags.get("svpkit.budgets" if loop == AL_LOOP else "svpkit.subset_size", ""),
             train_size=params.get("train_size", "?"),
-            proxy_epochs=params.get("proxy_epochs", ""),
+            proxy_epochs=run_setting(tags, params, "proxy_epochs"),
             start_time=int(row["start_time"].timestamp() * 1000) if row.get("start_time") is not None else 0,
         )
         if loop == AL_LOOP:
@@ -276,6 +279,11 @@ def load_runs(experiment_id: str) -> tuple[list[RunRecord], list[tuple[str, str,
             continue
         records.append(rec)
     return records, ignored
+
+
+def _selector_model(tags: dict[str, str], params: dict[str, str]) -> str:
+    name = tags.get("svpkit.selector_model", "none")
+    return name if name == "none" else model_label(name, run_setting(tags, params, "proxy_options"))
 
 
 def _is_number(value: Any) -> bool:
@@ -535,18 +543,21 @@ def pairs_csv(result: Comparison) -> str:
 
 
 def rich_tables(result: Comparison) -> list[Any]:
+    from rich.markup import escape
     from rich.table import Table
 
     tables = []
     for block in result.blocks:
         header, body = block_table_rows(block)
+        # Labels such as vdcnn9[max_length=256] are text, not rich markup.
         table = Table(
-            title=block.title, caption=f"error: target test error %, mean ± std over seeds; {block.levels_note}"
+            title=escape(block.title),
+            caption=escape(f"error: target test error %, mean ± std over seeds; {block.levels_note}"),
         )
         for i, col in enumerate(header):
-            table.add_column(col, justify="left" if i < 2 else "right", overflow="fold")
+            table.add_column(escape(col), justify="left" if i < 2 else "right", overflow="fold")
         for line in body:
-            table.add_row(*line)
+            table.add_row(*map(escape, line))
         tables.append(table)
     return tables
 

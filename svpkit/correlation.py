@@ -25,6 +25,8 @@ import numpy as np
 from scipy import stats
 
 from svpkit.errors import ConfigError, DataError
+from svpkit.loops.tracker import run_setting
+from svpkit.models.options import model_label
 
 RANKING_LOOPS = ("core_set", "active_learning")
 
@@ -241,7 +243,8 @@ def _labels(records: list[Any], round_no: int) -> list[str]:
     labels = []
     for r in records:
         t = r.tags
-        label = f"{t.get('svpkit.selector_model', '?')} {t.get('svpkit.selector', '?')} s{t.get('svpkit.seed', '?')}"
+        model = model_label(t.get("svpkit.selector_model", "?"), run_setting(t, r.params, "proxy_options"))
+        label = f"{model} {t.get('svpkit.selector', '?')} s{t.get('svpkit.seed', '?')}"
         if t.get("svpkit.loop") == "active_learning":
             label += f" AL r{round_no}"
         labels.append(label)
@@ -298,22 +301,23 @@ def overlap_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def rich_tables(report: CorrelationReport) -> list[Any]:
+    from rich.markup import escape
     from rich.table import Table
 
     tables = []
     for name, matrix in (("Spearman", report.spearman), ("Pearson", report.pearson)):
         table = Table(title=f"{name} correlation on {report.num_shared} shared examples")
         table.add_column("")
-        for label in report.labels:
-            table.add_column(label, justify="right", overflow="fold")
+        for label in report.labels:  # labels such as fasttext[dim=50] are text, not rich markup
+            table.add_column(escape(label), justify="right", overflow="fold")
         for label, row in zip(report.labels, matrix):
-            table.add_row(label, *(f"{v:.3f}" for v in row))
+            table.add_row(escape(label), *(f"{v:.3f}" for v in row))
         tables.append(table)
     table = Table(title="overlap@k: shared examples among both rankings' top k")
     for col in ("ranking a", "ranking b", "k", "overlap", "fraction"):
         table.add_column(col, justify="right" if col in ("k", "overlap", "fraction") else "left", overflow="fold")
     for row in report.overlap:
-        table.add_row(row["a"], row["b"], str(row["k"]), str(row["overlap"]), f"{row['fraction']:.3f}")
+        table.add_row(escape(row["a"]), escape(row["b"]), str(row["k"]), str(row["overlap"]), f"{row['fraction']:.3f}")
     tables.append(table)
     return tables
 

@@ -11,6 +11,7 @@ A preset names an experiment, the loop, defaults shared by all runs, and ``[[run
     dataset = "digits"
     budgets = [0.1, 0.2, 0.3]          # budgets: a list joined with commas (not an axis)
     seed = [0, 1]                      # any other list is an axis: one run per value
+    target_options = {max_length = 256}  # model options: a table (a list of tables is an axis)
 
     [[runs]]
     selector = ["least_confidence", "greedy_k_center"]
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from svpkit.errors import ConfigError, SvpkitError
+from svpkit.models.options import format_options, model_label
 
 try:
     import tomllib
@@ -50,6 +52,8 @@ LOOP_COMMANDS = {"active_learning": "active-learning", "core_set": "core-set", "
 _RESERVED = {"experiment", "run_name", "quiet", "help"}
 # List-valued options that are one value (joined with commas), not an axis.
 _JOINED = {"budgets"}
+# Model options: a table (``proxy_options = {dim = 50}``) is one value; a list of tables an axis.
+_OPTION_TABLES = {"proxy_options", "target_options"}
 _ALIASES = {"seeds": "seed"}
 PRESET_TAG = "svpkit.preset"
 KEY_TAG = "svpkit.preset_key"
@@ -164,12 +168,19 @@ def _normalise(table: dict[str, Any], file: Path, where: str) -> dict[str, Any]:
         key = _ALIASES.get(key, key).replace("-", "_")
         if key in _RESERVED:
             raise PresetError(f"preset {file}: {where}: {key!r} is set by the preset itself")
-        if isinstance(value, dict):
+        if key in _OPTION_TABLES:
+            value = [_options_text(v) for v in value] if isinstance(value, list) else _options_text(value)
+        elif isinstance(value, dict):
             raise PresetError(f"preset {file}: {where}: {key!r} must be a value or a list, not a table")
         if key in _JOINED and isinstance(value, list):
             value = ",".join(str(v) for v in value)
         out[key] = value
     return out
+
+
+def _options_text(value: Any) -> str:
+    """A model-options table as the command line's ``name=value,...`` (strings pass through)."""
+    return format_options(value) if isinstance(value, dict) else str(value)
 
 
 def _expand(options: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -193,11 +204,11 @@ def _run_name(loop: str, label: str, options: dict[str, Any]) -> str:
     if selector is not None:
         parts.append(str(selector))
         if selector != "random":
-            parts.append(str(options.get("proxy", "")))
+            parts.append(model_label(str(options.get("proxy", "")), str(options.get("proxy_options", ""))))
             if options.get("proxy_epochs") and options.get("proxy_epochs") != options.get("target_epochs"):
                 parts.append(f"{options['proxy_epochs']}ep")
     else:
-        parts.append(str(options.get("target", "")))
+        parts.append(model_label(str(options.get("target", "")), str(options.get("target_options", ""))))
     for size_key in ("keep", "subset_size", "size"):
         if size_key in options:
             parts.append(f"{size_key}{options[size_key]}")
@@ -353,6 +364,7 @@ def _interrupted(run: PlannedRun) -> str:
 
 
 def plan_table(preset: Preset) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"preset {preset.name} → experiment {preset.experiment} ({len(preset.runs)} runs)")
@@ -360,7 +372,7 @@ def plan_table(preset: Preset) -> Any:
         table.add_column(col, overflow="fold")
     for run in preset.runs:
         status = f"[green]done[/] {run.done_run_id}" if run.done_run_id else "to run"
-        table.add_row(str(run.index), run.name, status, " ".join([run.command, *run.args]))
+        table.add_row(str(run.index), escape(run.name), status, escape(" ".join([run.command, *run.args])))
     return table
 
 

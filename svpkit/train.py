@@ -14,7 +14,8 @@ Design choices that keep the loop fast on GPU and CPU alike:
   batch of an epoch runs the same module eagerly, so labeled sets of any size never recompile);
 - inference in large batches (4,096 on CUDA, 1,024 on CPU).
 
-Learner options (``LearnerOptions.extra``): ``compile`` (``"auto"``: on for CUDA when the fit
+Learner options (``LearnerOptions.extra``; declared in :data:`svpkit.models.options.TORCH_LEARNER_OPTIONS`,
+set on the command line with ``--proxy-options``/``--target-options``): ``compile`` (``"auto"``: on for CUDA when the fit
 has enough full-size steps to repay the compile time, ``"on"``, ``"off"``), ``compile_mode``
 (torch's default when unset, or e.g. ``"reduce-overhead"`` for CUDA graphs), ``channels_last``
 (default on for image models) and ``amp`` (bf16 autocast; default on for CUDA only),
@@ -27,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 
 from svpkit.data.base import Dataset
 from svpkit.models.base import LearnerOptions, ModelSpec, TrainConfig, TrainObserver, final_linear
+from svpkit.models.options import option_defaults, resolve_model_options
 from svpkit.progress import Advance
 from svpkit.timing import synchronize
 
@@ -73,19 +75,27 @@ def _fits_on_device(x: torch.Tensor, device: torch.device) -> bool:
 
 
 def split_tensors(
-    spec: ModelSpec, dataset: Dataset, split: str, device: torch.device
+    spec: ModelSpec,
+    dataset: Dataset,
+    split: str,
+    device: torch.device,
+    model_options: Mapping[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, labels) of a split, cached on the data set per model encoding.
 
-    Labels are always on ``device``; inputs are on ``device`` when they fit (see
-    :data:`DEVICE_RESIDENT_SHARE`), else in pinned host memory (the learner copies each batch).
+    ``model_options`` are the model's own options (:func:`svpkit.models.options.option_defaults`),
+    which ``spec.encode`` reads. Labels are always on ``device``; inputs are on ``device`` when they
+    fit (see :data:`DEVICE_RESIDENT_SHARE`), else in pinned host memory (the learner copies each
+    batch).
     """
     cache: dict = dataset.extra.setdefault("_device_cache", {})
-    key = (spec.encode.__qualname__ if spec.encode else "raw", split, str(device))
+    encoding = option_defaults(spec, {}) if model_options is None else dict(model_options)
+    encoder = spec.encode.__qualname__ if spec.encode else "raw"
+    key = (encoder, tuple(sorted(encoding.items())) if spec.encode else (), split, str(device))
     if key not in cache:
         part = getattr(dataset, split)
         if spec.encode is not None:
-            x = spec.encode(dataset, split)
+            x = spec.encode(dataset, split, encoding)
         elif isinstance(part.x, torch.Tensor):
             x = part.x
         else:
@@ -148,7 +158,9 @@ class TorchLearner:
         self.dataset = dataset
         self.options = options
         self.device = resolve_device(options.device)
-        extra: dict[str, Any] = dict(options.extra)
+        # Unknown names and values of the wrong type are a ConfigError (svpkit.models.options).
+        extra = resolve_model_options(spec, options.extra, f"options of {spec.name}")
+        self.model_options = option_defaults(spec, extra)
         config: TrainConfig = spec.train
         if options.epochs is not None:
             config = config.with_epochs(options.epochs)
@@ -165,12 +177,8 @@ class TorchLearner:
         self.channels_last = bool(extra.get("channels_last", True)) and self._image
         self.amp = bool(extra.get("amp", self._cuda)) and self._cuda
         self.compile = str(extra.get("compile", "auto"))
-        if self.compile not in ("auto", "on", "off"):
-            from svpkit.errors import ConfigError
-
-            raise ConfigError(f"compile must be auto, on or off, not {self.compile!r}")
         self.compile_mode: str | None = extra.get("compile_mode")
-        self.inference_batch_size = int(extra.get("inference_batch_size", 4096 if self._cuda else 1024))
+        self.inference_batch_size = int(extra.get("inference_batch_size") or (4096 if self._cuda else 1024))
         if getattr(options, "deterministic", False):
             from svpkit.determinism import use_deterministic_algorithms
 
@@ -188,7 +196,7 @@ class TorchLearner:
 
     # -- inputs -------------------------------------------------------------------------------
     def _inputs(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return split_tensors(self.spec, self.dataset, split, self.device)
+        return split_tensors(self.spec, self.dataset, split, self.device, self.model_options)
 
     def _gather(self, x_all: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if x_all.device == self.device:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from svpkit.cli import app
 from svpkit.data.base import Dataset, Split
 from svpkit.models.base import LearnerOptions, ModelSpec, final_linear
+from svpkit.models.options import option_defaults
 from svpkit.plugins import get_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ _DATASETS = {"image": _image_dataset, "vector": _vector_dataset, "text": _text_d
 
 def _inputs(spec: ModelSpec, data: Dataset) -> torch.Tensor:
     if spec.encode is not None:
-        return spec.encode(data, "train").float()
+        return spec.encode(data, "train", option_defaults(spec, {})).float()
     x = data.train.x
     if data.modality == "image":
         return (x.float() - 120.0).div(60.0).permute(0, 3, 1, 2).contiguous()

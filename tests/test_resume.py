@@ -52,7 +52,10 @@ def _kill_after_state(args: list[str], env: dict[str, str], cwd: Path, round_no:
 
 @pytest.mark.slow
 def test_active_learning_killed_in_round_two_resumes_to_the_same_result(tracking_uri: str, tmp_path: Path) -> None:
-    args = ["active-learning", *QUICK_AL, "--budgets", "0.1,0.2,0.3,0.4", "--seed", "3"]
+    # Model options change the training (twice the batch, linearly scaled learning rate): the
+    # resumed rounds match only if --resume reuses them.
+    options = ["--batch-size", "64", "--proxy-options", "lr_scaling=linear", "--target-options", "lr_scaling=linear"]
+    args = ["active-learning", *QUICK_AL, "--budgets", "0.1,0.2,0.3,0.4", "--seed", "3", *options]
     env = cli_env(tracking_uri)
     reference = Cli(*args, "--run-name", "uninterrupted", env=env, cwd=tmp_path)
     run_id, _ = _kill_after_state(args, env, tmp_path, round_no=1)

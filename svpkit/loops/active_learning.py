@@ -18,7 +18,7 @@ from svpkit import distributed, plots
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.budgets import resolve_budgets
-from svpkit.loops.common import selection_run_params, selection_run_tags
+from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
 from svpkit.loops.tracker import Tracker
 from svpkit.models.base import LearnerOptions, ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -38,6 +38,9 @@ class ALConfig:
     batch_size: int | None = None
     train_target: bool = True
     deterministic: bool = False
+    proxy_options: dict[str, Any] = field(default_factory=dict)
+    """Options of the selector model (``--proxy-options``; svpkit.models.options)."""
+    target_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,13 +128,8 @@ def run_active_learning(
         tracker.save_state(_state(0, initial, selected, records, cfg))
 
     def options(role: str, round_no: int, epochs: int | None) -> LearnerOptions:
-        return LearnerOptions(
-            seed=derive_seed(cfg.seed, role, round_no),
-            device=str(device),
-            epochs=epochs,
-            batch_size=cfg.batch_size,
-            deterministic=cfg.deterministic,
-        )
+        model_options = cfg.proxy_options if role == "selector" else cfg.target_options
+        return learner_options(cfg, derive_seed(cfg.seed, role, round_no), epochs, model_options)
 
     warmed = target_warmed = False
     with progress.task(f"active learning: {selector.name} with {proxy.name}", total=len(levels)) as advance_rounds:

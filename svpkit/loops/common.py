@@ -5,29 +5,47 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from svpkit.data.base import Dataset
-from svpkit.models.base import ModelSpec
+from svpkit.loops.tracker import setting_tags
+from svpkit.models.base import LearnerOptions, ModelSpec
+from svpkit.models.options import format_options
 from svpkit.selectors.base import SelectorSpec
 from svpkit.train import resolve_device
 
 
-class EpochOverrides(Protocol):
+class ModelOverrides(Protocol):
     proxy_epochs: int | None
     target_epochs: int | None
+    proxy_options: dict[str, Any]
+    target_options: dict[str, Any]
 
 
-class LoopConfig(EpochOverrides, Protocol):
+class LoopConfig(ModelOverrides, Protocol):
     seed: int
     device: str
     batch_size: int | None
+    deterministic: bool
 
 
-def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: EpochOverrides) -> str:
+def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: ModelOverrides) -> str:
     """``random`` (no selector model), ``baseline`` (the selector model is the target, same
-    schedule) or ``proxy``: the tag ``svpkit.role`` that pairs runs in ``svpkit compare``."""
+    schedule and options) or ``proxy``: the tag ``svpkit.role`` that pairs runs in ``svpkit compare``."""
     if not selector.needs:
         return "random"
     same_epochs = (cfg.proxy_epochs or proxy.train.epochs) == (cfg.target_epochs or target.train.epochs)
-    return "baseline" if proxy.name == target.name and same_epochs else "proxy"
+    same_options = format_options(cfg.proxy_options) == format_options(cfg.target_options)
+    return "baseline" if proxy.name == target.name and same_epochs and same_options else "proxy"
+
+
+def learner_options(cfg: LoopConfig, seed: int, epochs: int | None, model_options: dict[str, Any]) -> LearnerOptions:
+    """What a loop hands a proxy or target learner: the run's device, batch size and model options."""
+    return LearnerOptions(
+        seed=seed,
+        device=str(resolve_device(cfg.device)),
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        deterministic=cfg.deterministic,
+        extra=dict(model_options),
+    )
 
 
 def selection_run_tags(
@@ -42,7 +60,19 @@ def selection_run_tags(
         "svpkit.selector_model": proxy.name if selector.needs else "none",
         "svpkit.target_model": target.name,
         "svpkit.seed": str(cfg.seed),
+        **setting_tags(resolved_settings(proxy, target, cfg)),
     }
+
+
+def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, cfg: Any) -> dict[str, Any]:
+    """Device, epochs and model options as the run uses them (``None`` epochs: the model's own)."""
+    settings: dict[str, Any] = {"device": str(resolve_device(cfg.device))}
+    if proxy is not None:
+        settings["proxy_epochs"] = cfg.proxy_epochs or proxy.train.epochs
+        settings["proxy_options"] = format_options(cfg.proxy_options)
+    settings["target_epochs"] = cfg.target_epochs or target.train.epochs
+    settings["target_options"] = format_options(cfg.target_options)
+    return settings
 
 
 def selection_run_params(
@@ -55,9 +85,7 @@ def selection_run_params(
         "proxy": proxy.name,
         "target": target.name,
         "seed": cfg.seed,
-        "device": str(resolve_device(cfg.device)),
-        "proxy_epochs": cfg.proxy_epochs or proxy.train.epochs,
-        "target_epochs": cfg.target_epochs or target.train.epochs,
+        **resolved_settings(proxy, target, cfg),
         "batch_size": cfg.batch_size or "model default",
         "train_size": len(dataset.train),
         "test_size": len(dataset.test),

@@ -32,8 +32,8 @@ from svpkit import plots
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import selection_run_params, selection_run_tags
-from svpkit.loops.tracker import Tracker
+from svpkit.loops.common import learner_options, resolved_settings, selection_run_params, selection_run_tags
+from svpkit.loops.tracker import Tracker, run_setting
 from svpkit.loops.train_only import TrainOutcome, train_and_evaluate
 from svpkit.models.base import Learner, LearnerOptions, ModelSpec, TrainObserver
 from svpkit.progress import NullProgress, Progress
@@ -79,6 +79,9 @@ class CoreSetConfig:
     full_reference: FullReference | None = None
     deterministic: bool = False
     """PyTorch's deterministic algorithms (svpkit.determinism; matters on GPU)."""
+    proxy_options: dict[str, Any] = field(default_factory=dict)
+    """Options of the proxy (``--proxy-options``; svpkit.models.options)."""
+    target_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -340,19 +343,13 @@ def run_core_set(
     progress = progress or NullProgress()
     n = len(dataset.train)
     m, seed_count = resolve_sizes(n, selector, cfg)
-    device = resolve_device(cfg.device)
     state: dict[str, Any] = dict(resume_state or {"loop": "core_set", "round": 0})
     if state.get("loop") != "core_set":
         raise ConfigError(f"cannot resume a core-set run from {state.get('loop')!r} state")
 
     def options(role: str, epochs: int | None) -> LearnerOptions:
-        return LearnerOptions(
-            seed=derive_seed(cfg.seed, role),
-            device=str(device),
-            epochs=epochs,
-            batch_size=cfg.batch_size,
-            deterministic=cfg.deterministic,
-        )
+        model_options = cfg.proxy_options if role == "proxy" else cfg.target_options
+        return learner_options(cfg, derive_seed(cfg.seed, role), epochs, model_options)
 
     def save(stage: int) -> None:
         state["round"] = stage
@@ -526,7 +523,7 @@ def full_reference_mismatch(
 ) -> str | None:
     """Why a run (``tracking.RunRecord``-like: status, tags, params, metrics) cannot serve as the
     target-on-all-data reference, or None when it can. ``strict`` (the automatic lookup) also
-    demands the same target epochs and device, so that the seconds are comparable."""
+    demands the same target epochs, target options and device, so that the seconds are comparable."""
     tags, params, metrics = record.tags, record.params, record.metrics
     n = len(dataset.train)
     checks = [
@@ -542,10 +539,18 @@ def full_reference_mismatch(
         ),
     ]
     if strict:
-        epochs = str(cfg.target_epochs or target.train.epochs)
+        want = {k: str(v) for k, v in resolved_settings(None, target, cfg).items()}
+        got = {name: run_setting(tags, params, name) for name in want}
         checks += [
-            (params.get("target_epochs") == epochs, f"it trained {params.get('target_epochs')} epochs, not {epochs}"),
-            (params.get("device") == str(resolve_device(cfg.device)), f"it ran on {params.get('device')}"),
+            (
+                got["target_epochs"] == want["target_epochs"],
+                f"it trained {got['target_epochs']} epochs, not {want['target_epochs']}",
+            ),
+            (
+                got["target_options"] == want["target_options"],
+                f"its target options are {got['target_options'] or 'none'!r}, not {want['target_options'] or 'none'!r}",
+            ),
+            (got["device"] == want["device"], f"it ran on {got['device']}"),
         ]
     for ok, reason in checks:
         if not ok:

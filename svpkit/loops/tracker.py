@@ -8,6 +8,22 @@ from typing import Any, Protocol
 import numpy as np
 
 
+def setting_tags(settings: dict[str, Any]) -> dict[str, str]:
+    """Tags ``svpkit.<name>`` for the resolved run settings that other runs are matched by.
+
+    The same names are params too, but under ``mlflow run`` the entry point has already logged
+    its raw parameters (``proxy_epochs=0`` for "the model's default", ``''`` for an empty value,
+    ``device=auto``) and MLflow never changes a param; tags hold what the run really used.
+    """
+    return {f"svpkit.{name}": str(value) for name, value in settings.items()}
+
+
+def run_setting(tags: dict[str, str], params: dict[str, str], name: str, default: str = "") -> str:
+    """A run's resolved setting: its ``svpkit.<name>`` tag, else (older runs) its param."""
+    value = tags.get(f"svpkit.{name}")
+    return value if value is not None else params.get(name, default)
+
+
 class Tracker(Protocol):
     def log_params(self, params: dict[str, Any]) -> None: ...
 

@@ -6,7 +6,7 @@ speed-up divides the target's time on *all* data by proxy + ranking + target-on-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,8 @@ import numpy as np
 from svpkit import plots
 from svpkit.data.base import Dataset
 from svpkit.loops.budgets import to_count
-from svpkit.loops.tracker import Tracker
+from svpkit.loops.common import resolved_settings
+from svpkit.loops.tracker import Tracker, setting_tags
 from svpkit.models.base import LearnerOptions, ModelSpec, TrainObserver
 from svpkit.progress import NullProgress, Progress
 from svpkit.timing import Timer
@@ -29,6 +30,8 @@ class TrainRunConfig:
     device: str = "auto"
     target_epochs: int | None = None
     batch_size: int | None = None
+    target_options: dict[str, Any] = field(default_factory=dict)
+    """The model's options (``--target-options``; svpkit.models.options)."""
 
 
 @dataclass
@@ -81,6 +84,7 @@ def describe_train_run(
     """Tags and params of a ``train`` run (what the core-set loop matches a full reference by)."""
     n = len(dataset.train)
     count = to_count(cfg.size, n, "size")
+    settings = resolved_settings(None, target, cfg)
     tags = {
         "svpkit.loop": "train",
         "svpkit.role": "target",
@@ -88,6 +92,7 @@ def describe_train_run(
         "svpkit.target_model": target.name,
         "svpkit.seed": str(cfg.seed),
         "svpkit.subset_size": str(count),
+        **setting_tags(settings),
     }
     params = {
         "dataset": dataset.name,
@@ -95,8 +100,7 @@ def describe_train_run(
         "size": cfg.size,
         "subset_size": count,
         "seed": cfg.seed,
-        "device": str(resolve_device(cfg.device)),
-        "target_epochs": cfg.target_epochs or target.train.epochs,
+        **settings,
         "batch_size": cfg.batch_size or "model default",
         "train_size": n,
         "test_size": len(dataset.test),
@@ -128,6 +132,7 @@ def run_train(
         device=str(device),
         epochs=cfg.target_epochs,
         batch_size=cfg.batch_size,
+        extra=dict(cfg.target_options),
     )
     outcome, learner = train_and_evaluate(target, dataset, indices, options, progress, "train")
     del learner

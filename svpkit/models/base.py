@@ -9,12 +9,14 @@ does the rest. Other families (fastText) provide their own ``learner`` factory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
+
+from svpkit.models.options import TORCH_LEARNER_OPTIONS, ModelOption
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset
@@ -113,9 +115,12 @@ class ModelSpec:
     """A registered model.
 
     ``build(num_classes, input_shape)`` returns a fresh ``torch.nn.Module`` whose last
-    ``nn.Linear`` is the classifier (its input is the embedding). ``encode(dataset, split)`` turns a
-    split's raw inputs into tensors for models whose inputs need it (characters for VDCNN).
+    ``nn.Linear`` is the classifier (its input is the embedding). ``encode(dataset, split, options)``
+    turns a split's raw inputs into tensors for models whose inputs need it (characters for VDCNN);
+    ``options`` holds the model's own ``options`` (defaults with the run's values applied).
     ``learner(spec, dataset, options)`` replaces the torch learner entirely (fastText).
+    ``options`` declares what a run may set with ``--proxy-options``/``--target-options``
+    (:mod:`svpkit.models.options`); torch models also take the torch learner's options.
     """
 
     name: str
@@ -125,9 +130,15 @@ class ModelSpec:
     learner: Callable[[ModelSpec, Dataset, LearnerOptions], Learner] | None = None
     modalities: tuple[str, ...] = ("image",)
     description: str = ""
-    encode: Callable[[Dataset, str], torch.Tensor] | None = None
+    encode: Callable[[Dataset, str, Mapping[str, Any]], torch.Tensor] | None = None
     example_input_shape: tuple[int, ...] | None = None
     example_num_classes: int = 10
+    options: tuple[ModelOption, ...] = ()
+
+    def option_specs(self) -> dict[str, ModelOption]:
+        """Every option a run may set for this model: its own, and the torch learner's for torch models."""
+        learner_options = TORCH_LEARNER_OPTIONS if self.learner is None else ()
+        return {o.name: o for o in (*learner_options, *self.options)}
 
     def make_learner(self, dataset: Dataset, options: LearnerOptions) -> Learner:
         if dataset.modality not in self.modalities:

@@ -3,9 +3,10 @@
 fastText trains in C++ on a text file, so this plugin provides its own learner instead of a torch
 module (``ModelSpec.learner``). The paper's settings are the defaults (reference:
 ``svp/amazon/fasttext.py``): word bigrams (``wordNgrams=2``), 10-dimensional vectors, 5 epochs,
-learning rate 0.05, ``minCount=1`` and 10,000,000 hash buckets; change them per run through
-``LearnerOptions.extra`` (keys ``dim``, ``word_ngrams``, ``min_count``, ``bucket``, ``thread``,
-``lr``, ``epochs``) or ``epochs``/``lr``. Text is normalised as the reference's shell pipeline does.
+learning rate 0.05, ``minCount=1`` and 10,000,000 hash buckets. Change them per run with
+``--proxy-options``/``--target-options`` (``dim=50,word_ngrams=1``; names in :data:`OPTIONS`) or
+``LearnerOptions.extra`` in Python; epochs come from ``--proxy-epochs``/``LearnerOptions.epochs``.
+Text is normalised as the reference's shell pipeline does.
 
 Limits: ``fit`` cannot report training minibatches, so training-dynamics selectors (forgetting
 events) need a torch learner; asking for them is a :class:`~svpkit.errors.ConfigError`. Training
@@ -29,6 +30,7 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.hookspecs import hookimpl
 from svpkit.models.base import LearnerOptions, ModelSpec, TrainConfig, TrainObserver
+from svpkit.models.options import ModelOption, resolve_model_options
 
 DEFAULTS: dict[str, Any] = {
     "dim": 10,
@@ -39,6 +41,14 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 5,
     "thread": 1,
 }
+OPTIONS = (
+    ModelOption("dim", int, DEFAULTS["dim"], "size of word vectors (the embedding k-center uses)", minimum=1),
+    ModelOption("word_ngrams", int, DEFAULTS["word_ngrams"], "max length of word n-grams (2 = bigrams)", minimum=1),
+    ModelOption("min_count", int, DEFAULTS["min_count"], "minimal number of word occurrences", minimum=1),
+    ModelOption("bucket", int, DEFAULTS["bucket"], "hash buckets for n-grams", minimum=1),
+    ModelOption("lr", float, DEFAULTS["lr"], "learning rate", minimum=0.0),
+    ModelOption("thread", int, DEFAULTS["thread"], "training threads (more than 1 is not deterministic)", minimum=1),
+)
 LABEL = "__label__"
 
 _SUBS = [
@@ -65,14 +75,12 @@ class FastTextLearner:
     def __init__(self, spec: ModelSpec, dataset: Dataset, options: LearnerOptions) -> None:
         if dataset.modality != "text" or isinstance(dataset.train.x, torch.Tensor):
             raise ConfigError(f"fastText reads text data sets; {dataset.name!r} is {dataset.modality}")
-        unknown = set(options.extra) - set(DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown fastText options {sorted(unknown)} (known: {sorted(DEFAULTS)})")
+        given = resolve_model_options(spec, options.extra, f"options of {spec.name}")
         self.spec = spec
         self.dataset = dataset
         self.options = options
         self.device = torch.device("cpu")
-        params = {**DEFAULTS, **options.extra}
+        params = {**DEFAULTS, **given}
         if options.epochs is not None:
             params["epochs"] = options.epochs
         if options.lr is not None:
@@ -195,6 +203,7 @@ SPEC = FastTextSpec(
     modalities=("text",),
     description="fastText: bigrams, dim 10, 5 epochs, 10M buckets (CPU; parameters exclude the data's vocabulary)",
     example_num_classes=2,
+    options=OPTIONS,
 )
 
 

@@ -66,8 +66,12 @@ def test_classes_missing_from_the_labeled_set_get_zero_probability() -> None:
 
 def test_options_and_limits() -> None:
     data = _data()
-    with pytest.raises(ConfigError, match="unknown fastText options"):
+    with pytest.raises(ConfigError, match="model 'fasttext' has no option 'window'; it takes bucket, dim, lr"):
         _learner(data, window=3)
+    with pytest.raises(ConfigError, match="'dim' of model 'fasttext' must be an integer, got 'ten'"):
+        _learner(data, dim="ten")
+    with pytest.raises(ConfigError, match="set .epochs. with --proxy/target-epochs"):
+        _learner(data, epochs=3)
     learner = _learner(data, dim=4)
     with pytest.raises(ConfigError, match="forgetting events"):
         learner.fit(np.arange(40), observers=[object()])  # type: ignore[list-item]
