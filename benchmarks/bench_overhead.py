@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_train import default_data_path  # noqa: E402
-from benchmarks.common import base_parser, print_table, setup, write_results  # noqa: E402
+from benchmarks.common import add_size_options, base_parser, print_table, setup, sized_config, write_results  # noqa: E402
 
 PRESETS = {
     "cpu": {"train": 512, "epochs": 2, "repeats": 4},
@@ -40,15 +40,10 @@ def main() -> None:
     p = base_parser(__doc__ or "")
     p.add_argument("--model", default="preact_resnet20")
     p.add_argument("--data", default=default_data_path())
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--repeats", type=int, default=None)
+    add_size_options(p)
     args = p.parse_args()
     device, preset = setup(args)
-    cfg = {**PRESETS[preset]}
-    for key, value in (("train", args.train_size), ("epochs", args.epochs), ("repeats", args.repeats)):
-        if value is not None:
-            cfg[key] = value
+    cfg = sized_config(PRESETS, preset, args)
     if not args.data:
         sys.exit("error: no CIFAR-10 folder found; pass --data")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, base_parser, print_table, setup, write_results  # noqa: E402
+from benchmarks.common import ROOT, add_size_options, base_parser, print_table, setup, sized_config, write_results  # noqa: E402
 
 PRESETS = {
     "cpu": {"train": 2000, "epochs": 1, "repeats": 2},
@@ -32,15 +32,10 @@ def main() -> None:
     p.add_argument("--model", default="vdcnn9")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sst2"))
     p.add_argument("--short", type=int, default=256, help="the short arm's max_length")
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--repeats", type=int, default=None)
+    add_size_options(p)
     args = p.parse_args()
     device, preset = setup(args)
-    cfg = {**PRESETS[preset]}
-    for key, value in (("train", args.train_size), ("epochs", args.epochs), ("repeats", args.repeats)):
-        if value is not None:
-            cfg[key] = value
+    cfg = sized_config(PRESETS, preset, args)
 
     from svpkit.data.text_csv import load_text_csv
     from svpkit.errors import SvpkitError

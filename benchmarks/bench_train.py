@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import base_parser, print_table, setup, write_results  # noqa: E402
+from benchmarks.common import base_parser, preset_config, print_table, setup, write_results  # noqa: E402
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
@@ -75,17 +75,15 @@ def main() -> None:
 
     depth = int(args.model.removeprefix("preact_resnet"))
     size = "small" if depth <= 56 else "large"
-    cfg = {**PRESETS[preset][size]}
-    for key, value in (
-        ("train", args.train_size),
-        ("test", args.test_size),
-        ("epochs", args.epochs),
-        ("plain_epochs", args.plain_epochs),
-        ("repeats", args.repeats),
-        ("workers", args.workers),
-    ):
-        if value is not None:
-            cfg[key] = value
+    cfg = preset_config(
+        PRESETS[preset][size],
+        train=args.train_size,
+        test=args.test_size,
+        epochs=args.epochs,
+        plain_epochs=args.plain_epochs,
+        repeats=args.repeats,
+        workers=args.workers,
+    )
     if not args.data:
         sys.exit("error: no CIFAR-10 folder found; pass --data")
     dataset = load_cifar10(args.data).limited(train=cfg["train"] or None, test=cfg["test"] or None)

@@ -48,6 +48,23 @@ def setup(args: argparse.Namespace) -> tuple[torch.device, str]:
     return device, preset
 
 
+def add_size_options(p: argparse.ArgumentParser) -> None:
+    """``--train-size``, ``--epochs``, ``--repeats``: override the size preset (see preset_config)."""
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=None)
+
+
+def sized_config(presets: dict[str, dict[str, Any]], preset: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The preset's sizes with the ``add_size_options`` values given on the command line."""
+    return preset_config(presets[preset], train=args.train_size, epochs=args.epochs, repeats=args.repeats)
+
+
+def preset_config(preset: dict[str, Any], **given: Any) -> dict[str, Any]:
+    """A copy of a size preset with the command line's values (those not None) applied."""
+    return {**preset, **{key: value for key, value in given.items() if value is not None}}
+
+
 def describe_machine(device: torch.device, given: str = "") -> str:
     if given:
         return given

@@ -6,6 +6,7 @@ python benchmarks/table.py            # paste into README.md, section "Performan
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,19 @@ def rows(r: dict[str, Any]) -> list[str]:
             f"isolated ({m['overhead_percent_in_loop']:+.1f} % in loop), async {a['overhead_percent_isolated']:.2f} %"
         )
         out.append(f"| {what} | {txt} | goal ≤ 2 % each | {where} |")
+    elif name.startswith("text_"):
+        c = r["config"]
+        long, short = r["long"], r["short"]
+        what = f"{c['model']}, {c['train']:,} SST-2 sentences, {c['epochs']} ep., max_length {long['max_length']:,} vs {c['short']}"
+        med = statistics.median
+        txt = (
+            f"epoch {_s(med(long['epoch_seconds']))} s vs {_s(med(short['epoch_seconds']))} s; test pass "
+            f"{_s(med(long['inference_seconds']))} s vs {_s(med(short['inference_seconds']))} s; "
+            f"{r['truncated_texts']} of {r['texts']:,} texts truncated; error {100 * long['test_error']:.1f} % vs "
+            f"{100 * short['test_error']:.1f} %"
+        )
+        ratio = f"**{r['epoch_speedup']:.2f}×** per epoch, {r['inference_speedup']:.2f}× inference"
+        out.append(f"| {what} | {txt} | {ratio} | {where} |")
     return out
 
 

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from svpkit.errors import SvpkitError
-from svpkit.models.options import parse_model_options
+from svpkit.models.options import format_value, parse_model_options
 
 app = typer.Typer(
     name="svpkit",
@@ -148,11 +148,7 @@ def models_options(
         {
             "option": o.name,
             "type": o.type.__name__,
-            "default": "auto"
-            if o.default is None
-            else str(o.default).lower()
-            if isinstance(o.default, bool)
-            else o.default,
+            "default": "auto" if o.default is None else o.default,
             "of": "model" if o.name in own else "torch learner",
             "choices": ", ".join(o.choices),
             "description": o.help,
@@ -209,10 +205,7 @@ def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(
-            *(
-                "" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else escape(str(v))
-                for v in row.values()
-            )
+            *("" if v is None else f"{v:,}" if type(v) is int else escape(format_value(v)) for v in row.values())
         )
     out.print(table)
 

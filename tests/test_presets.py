@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from svpkit import presets
 from svpkit.cli import app
+from svpkit.models.options import parse_model_options
 from svpkit.plugins import get_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def test_every_project_preset_expands_to_registered_names(path: Path) -> None:
                 plugins.selectors.get(o[key])
         for key in ("proxy", "target"):
             if key in o:
-                plugins.models.get(o[key])
+                parse_model_options(plugins.models.get(o[key]), o.get(f"{key}_options"), f"{key}_options")
     assert len({r.key for r in preset.runs}) == len(preset.runs)
     assert len({r.name for r in preset.runs}) == len(preset.runs), "run names must tell runs apart"
 

@@ -139,9 +139,14 @@ def parse_model_options(spec: ModelSpec, text: str | None, flag: str) -> dict[st
     return resolve_model_options(spec, parse_options_text(text, flag), flag)
 
 
+def format_value(value: Any) -> str:
+    """An option value as the command line writes it (booleans lower-case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def format_options(options: Mapping[str, Any]) -> str:
     """Canonical text of options: sorted ``name=value`` pairs, booleans lower-case; "" for none."""
-    return ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(options.items()))
+    return ",".join(f"{k}={format_value(v)}" for k, v in sorted(options.items()))
 
 
 def model_label(name: str, options: Mapping[str, Any] | str) -> str:
