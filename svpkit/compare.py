@@ -317,13 +317,18 @@ def compare_records(records: Iterable[RunRecord], experiment_id: str = "", exper
 
 
 def _method_labels(runs: list[RunRecord]) -> dict[str, str]:
-    """Selector-model labels; a model trained at several epoch counts gets its epochs appended."""
+    """Selector-model labels; a model trained at several epoch counts (with any options) gets its
+    epochs appended: ``fasttext-5ep`` and ``fasttext[lr=0.5]-25ep``."""
     epochs: dict[str, set[str]] = {}
+
+    def model(r: RunRecord) -> str:
+        return r.selector_model.partition("[")[0]
+
     for r in runs:
-        epochs.setdefault(r.selector_model, set()).add(r.proxy_epochs)
+        epochs.setdefault(model(r), set()).add(r.proxy_epochs)
     labels = {}
     for r in runs:
-        several = len(epochs[r.selector_model]) > 1 and r.proxy_epochs
+        several = len(epochs[model(r)]) > 1 and r.proxy_epochs
         labels[r.run_id] = f"{r.selector_model}-{r.proxy_epochs}ep" if several else r.selector_model
     return labels
 

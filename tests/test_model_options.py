@@ -286,3 +286,21 @@ def test_settings_are_tags_so_an_mlproject_run_with_defaults_matches_a_cli_run(t
     assert result.exit_code == 0, result.output
     (core_set,) = mlflow.search_runs(experiment_names=["entry-ref"], filter_string="tags.`svpkit.loop` = 'core_set'", output_format="list")  # fmt: skip
     assert core_set.data.tags["svpkit.full_run"] == submitted.run_id
+
+
+def test_compare_labels_a_model_at_several_epochs_with_and_without_options() -> None:
+    def record(run_id: str, role: str, model: str, epochs: str) -> compare.RunRecord:
+        return compare.RunRecord(
+            run_id=run_id, name=run_id, loop="active_learning", role=role, dataset="text_csv",
+            selector="least_confidence", selector_model=model, target_model="vdcnn9[max_length=256]", seed="0",
+            budgets="500,1000", train_size="10000", proxy_epochs=epochs, start_time=0,
+            errors={1000: 0.4}, selection={1000: 1.0},
+        )  # fmt: skip
+
+    result = compare.compare_records([
+        record("b", "baseline", "vdcnn9[max_length=256]", "15"),
+        record("paper", "proxy", "fasttext", "5"),
+        record("tuned", "proxy", "fasttext[lr=0.5]", "25"),
+    ])  # fmt: skip
+    (block,) = result.blocks
+    assert {r.method for r in block.rows} == {"vdcnn9[max_length=256]", "fasttext-5ep", "fasttext[lr=0.5]-25ep"}
