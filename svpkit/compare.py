@@ -34,7 +34,7 @@ from mlflow.tracking import MlflowClient
 
 from svpkit import plots  # selects matplotlib's headless backend before pyplot is imported
 from svpkit.errors import SvpkitError
-from svpkit.loops.tracker import run_setting
+from svpkit.loops.tracker import run_setting, selector_model_label
 from svpkit.models.options import model_label
 
 AL_LOOP = "active_learning"
@@ -251,7 +251,7 @@ def load_runs(experiment_id: str) -> tuple[list[RunRecord], list[tuple[str, str,
             dataset=tags.get("svpkit.dataset", params.get("dataset", "?")),
             selector=tags["svpkit.selector"],
             # A model run with options is another model here (svpkit.models.options.model_label).
-            selector_model=_selector_model(tags, params),
+            selector_model=selector_model_label(tags, params),
             target_model=model_label(tags["svpkit.target_model"], run_setting(tags, params, "target_options")),
             seed=tags["svpkit.seed"],
             budgets=tags.get("svpkit.budgets" if loop == AL_LOOP else "svpkit.subset_size", ""),
@@ -279,11 +279,6 @@ def load_runs(experiment_id: str) -> tuple[list[RunRecord], list[tuple[str, str,
             continue
         records.append(rec)
     return records, ignored
-
-
-def _selector_model(tags: dict[str, str], params: dict[str, str]) -> str:
-    name = tags.get("svpkit.selector_model", "none")
-    return name if name == "none" else model_label(name, run_setting(tags, params, "proxy_options"))
 
 
 def _is_number(value: Any) -> bool:

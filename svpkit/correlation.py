@@ -25,8 +25,7 @@ import numpy as np
 from scipy import stats
 
 from svpkit.errors import ConfigError, DataError
-from svpkit.loops.tracker import run_setting
-from svpkit.models.options import model_label
+from svpkit.loops.tracker import selector_model_label
 
 RANKING_LOOPS = ("core_set", "active_learning")
 
@@ -243,7 +242,7 @@ def _labels(records: list[Any], round_no: int) -> list[str]:
     labels = []
     for r in records:
         t = r.tags
-        model = model_label(t.get("svpkit.selector_model", "?"), run_setting(t, r.params, "proxy_options"))
+        model = selector_model_label(t, r.params, missing="?")
         label = f"{model} {t.get('svpkit.selector', '?')} s{t.get('svpkit.seed', '?')}"
         if t.get("svpkit.loop") == "active_learning":
             label += f" AL r{round_no}"

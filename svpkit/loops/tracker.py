@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from svpkit.models.options import model_label
+
 
 def setting_tags(settings: dict[str, Any]) -> dict[str, str]:
     """Tags ``svpkit.<name>`` for the resolved run settings that other runs are matched by.
@@ -22,6 +24,13 @@ def run_setting(tags: dict[str, str], params: dict[str, str], name: str, default
     """A run's resolved setting: its ``svpkit.<name>`` tag, else (older runs) its param."""
     value = tags.get(f"svpkit.{name}")
     return value if value is not None else params.get(name, default)
+
+
+def selector_model_label(tags: dict[str, str], params: dict[str, str], missing: str = "none") -> str:
+    """A run's selector model as comparisons name it: ``fasttext[lr=0.5]`` when it had options;
+    ``none`` (random selection trains no selector model) stays ``none``."""
+    name = tags.get("svpkit.selector_model", missing)
+    return name if name in ("none", missing) else model_label(name, run_setting(tags, params, "proxy_options"))
 
 
 class Tracker(Protocol):
