@@ -50,8 +50,8 @@ def main() -> None:
     import mlflow
 
     from svpkit.data.cifar import load_cifar10
-    from svpkit.models.base import LearnerOptions
     from svpkit.plugins import get_plugins
+    from svpkit.protocols import LearnerOptions
     from svpkit.selectors.forgetting import ForgettingTracker
     from svpkit.timing import Timer
     from svpkit.tracking import MlflowTracker

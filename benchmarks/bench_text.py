@@ -39,9 +39,9 @@ def main() -> None:
 
     from svpkit.data.text_csv import load_text_csv
     from svpkit.errors import SvpkitError
-    from svpkit.models.base import LearnerOptions
     from svpkit.models.vdcnn import MAX_LENGTH
     from svpkit.plugins import get_plugins
+    from svpkit.protocols import LearnerOptions
     from svpkit.timing import Timer
 
     try:

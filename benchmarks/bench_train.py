@@ -70,8 +70,8 @@ def main() -> None:
 
     from benchmarks.plain_pipeline import evaluate_plain, train_plain
     from svpkit.data.cifar import load_cifar10
-    from svpkit.models.base import LearnerOptions
     from svpkit.plugins import get_plugins
+    from svpkit.protocols import LearnerOptions
 
     depth = int(args.model.removeprefix("preact_resnet"))
     size = "small" if depth <= 56 else "large"

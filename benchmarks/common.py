@@ -39,7 +39,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 def setup(args: argparse.Namespace) -> tuple[torch.device, str]:
     """Resolve device and preset; set CPU threads."""
-    from svpkit.train import resolve_device
+    from svpkit.runtime import resolve_device
 
     device = resolve_device(args.device)
     threads = args.threads or os.cpu_count() or 1

@@ -337,7 +337,7 @@ def active_learning(
         proxy_options=parse_model_options(proxy_spec, proxy_options, "--proxy-options"),
         target_options=parse_model_options(target_spec, target_options, "--target-options"),
     )
-    from svpkit.train import resolve_device
+    from svpkit.runtime import resolve_device
 
     resolve_device(device)
     data = load_dataset(dataset, data_path, train_limit, test_limit)
@@ -493,7 +493,7 @@ def core_set(
         full_reference_mismatch,
         run_core_set,
     )
-    from svpkit.train import resolve_device
+    from svpkit.runtime import resolve_device
 
     device = distributed.replace_device(dist_info, device)
     plugins = _plugins()
@@ -640,7 +640,7 @@ def train(
     from svpkit import distributed, tracking
     from svpkit.loops.train_only import TrainRunConfig, describe_train_run, run_train
     from svpkit.progress import make_progress
-    from svpkit.train import resolve_device
+    from svpkit.runtime import resolve_device
 
     dist_info = distributed.init_from_env(device)  # torchrun: DDP; only rank 0 logs
     device = distributed.replace_device(dist_info, device)

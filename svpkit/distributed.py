@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from svpkit.models.base import Learner, TrainObserver
     from svpkit.progress import Advance
+    from svpkit.protocols import Learner, TrainObserver
     from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
     from svpkit.train import TorchLearner
 
@@ -327,8 +327,8 @@ def fit_ddp(
     """:meth:`TorchLearner.fit` with DistributedDataParallel (see the module docstring)."""
     from torch.nn.parallel import DistributedDataParallel
 
+    from svpkit.runtime import derive_seed
     from svpkit.timing import synchronize
-    from svpkit.train import derive_seed
 
     rank, world = dist.get_rank(), dist.get_world_size()
     synchronize(learner.device)

@@ -20,7 +20,7 @@ from svpkit.registry import ConflictError, Registry
 from svpkit.selectors.base import SelectorSpec
 
 GROUP = "svpkit"
-DEFAULT_PLUGINS = ("svpkit.builtins",)
+DEFAULT_PLUGINS = ("svpkit.builtin_plugin",)
 _KINDS = {"register_models": "model", "register_selectors": "selector", "register_datasets": "dataset"}
 
 

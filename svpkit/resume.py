@@ -6,7 +6,7 @@ newest file, never the last good one. Every state carries the command's ``invoca
 arguments the run was started with), so ``--resume RUN_ID`` needs nothing else: it reloads the
 same data set and models and continues in the same MLflow run from the last finished round.
 
-All randomness is derived from ``(seed, role, round)`` (:func:`svpkit.train.derive_seed`), so the
+All randomness is derived from ``(seed, role, round)`` (:func:`svpkit.runtime.derive_seed`), so the
 RNG "state" to restore is the seed itself: a resumed run picks the same indices and, on CPU,
 reaches the same metrics as a run that was never interrupted.
 """

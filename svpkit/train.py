@@ -25,7 +25,6 @@ other than the model's default) and ``inference_batch_size``.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -37,9 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from svpkit.data.base import Dataset
-from svpkit.models.base import LearnerOptions, ModelSpec, TrainConfig, TrainObserver, final_linear
+from svpkit.models.base import ModelSpec, TrainConfig, final_linear
 from svpkit.models.options import option_defaults, resolve_model_options
 from svpkit.progress import Advance
+from svpkit.protocols import LearnerOptions, TrainObserver
+from svpkit.runtime import resolve_device
 from svpkit.timing import synchronize
 
 # A compiled training step costs tens of seconds to compile; below this many full-size steps
@@ -47,24 +48,6 @@ from svpkit.timing import synchronize
 COMPILE_MIN_STEPS = 20_000
 # A split is kept on the GPU when it needs at most this share of the free GPU memory.
 DEVICE_RESIDENT_SHARE = 0.5
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from svpkit.errors import ConfigError
-
-        raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
-    return torch.device(device)
-
-
-def derive_seed(seed: int, *keys: object) -> int:
-    """A stable 31-bit seed for a named piece of a run (same on every machine and resume)."""
-    text = ":".join([str(seed), *map(str, keys)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
 def _fits_on_device(x: torch.Tensor, device: torch.device) -> bool:
@@ -180,7 +163,7 @@ class TorchLearner:
         self.compile_mode: str | None = extra.get("compile_mode")
         self.inference_batch_size = int(extra.get("inference_batch_size") or (4096 if self._cuda else 1024))
         if getattr(options, "deterministic", False):
-            from svpkit.determinism import use_deterministic_algorithms
+            from svpkit.runtime import use_deterministic_algorithms
 
             use_deterministic_algorithms()
         elif self._cuda:

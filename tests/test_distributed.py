@@ -58,8 +58,8 @@ class _Recorder:
 
 
 def _learner():  # type: ignore[no-untyped-def]
-    from svpkit.models.base import LearnerOptions
     from svpkit.plugins import get_plugins
+    from svpkit.protocols import LearnerOptions
 
     plugins = get_plugins()
     data = plugins.datasets.get("digits").load()

@@ -10,8 +10,8 @@ import torch
 
 from svpkit.data.digits import load_digits
 from svpkit.errors import ConfigError
-from svpkit.models.base import LearnerOptions
 from svpkit.plugins import get_plugins
+from svpkit.protocols import LearnerOptions
 from svpkit.selectors.base import SelectionContext
 from svpkit.selectors.forgetting import PRESENTATIONS, SIGNAL, ForgettingTracker, select_forgetting
 

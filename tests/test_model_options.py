@@ -20,9 +20,9 @@ from svpkit.errors import ConfigError
 from svpkit.loops.common import run_role
 from svpkit.loops.core_set import CoreSetConfig, full_reference_mismatch
 from svpkit.models import vdcnn
-from svpkit.models.base import LearnerOptions
 from svpkit.models.options import format_options, model_label, parse_model_options, parse_options_text
 from svpkit.plugins import get_plugins
+from svpkit.protocols import LearnerOptions
 from svpkit.train import TorchLearner
 
 runner = CliRunner()

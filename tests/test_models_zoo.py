@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 
 from svpkit.cli import app
 from svpkit.data.base import Dataset, Split
-from svpkit.models.base import LearnerOptions, ModelSpec, final_linear
+from svpkit.models.base import ModelSpec, final_linear
 from svpkit.models.options import option_defaults
 from svpkit.plugins import get_plugins
+from svpkit.protocols import LearnerOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -23,7 +23,7 @@ def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_builtins_are_listed_like_plugins() -> None:
     info = {p.name: p for p in Plugins(load_entry_points=False).plugins()}
-    builtin = info["svpkit.builtins"]
+    builtin = info["svpkit.builtin_plugin"]
     assert builtin.ok and builtin.distribution == "svpkit"
     assert set(builtin.hooks) == {"register_models", "register_selectors", "register_datasets"}
     assert "least_confidence" in builtin.registered["selector"]
@@ -97,7 +97,7 @@ def test_hook_that_raises_is_recorded_and_others_still_work() -> None:
 
 
 def test_name_conflict_names_both_distributions() -> None:
-    from svpkit.selectors.random import SPECS
+    from svpkit.selectors.uniform import SPECS
 
     class Duplicate:
         @hookimpl
@@ -107,6 +107,6 @@ def test_name_conflict_names_both_distributions() -> None:
     plugins = Plugins(load_entry_points=False, extra=(("dup", Duplicate()),))
     errors = plugins.info["dup"].errors
     assert errors == [
-        "selector 'random' is registered by both svpkit (plugin svpkit.builtins) and (in-process) (plugin dup)"
+        "selector 'random' is registered by both svpkit (plugin svpkit.builtin_plugin) and (in-process) (plugin dup)"
     ]
     assert plugins.selectors.entry("random").distribution == "svpkit"

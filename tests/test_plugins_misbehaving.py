@@ -30,7 +30,7 @@ def _json(result: object) -> object:
 def test_every_misbehaviour_is_listed_with_its_error(plugin_dir: Path, tracking_uri: str, tmp_path: Path) -> None:
     env = cli_env(tracking_uri, pythonpath=plugin_dir)
     plugins = {p["name"]: p for p in _json(run_cli("plugins", "list", "--json", env=env, cwd=tmp_path))}
-    assert plugins["svpkit.builtins"]["errors"] == []
+    assert plugins["svpkit.builtin_plugin"]["errors"] == []
 
     broken = plugins["broken"]
     assert broken["distribution"] == "svpkit-broken"

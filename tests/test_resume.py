@@ -160,8 +160,8 @@ def test_deterministic_option_turns_on_deterministic_algorithms() -> None:
     import torch
 
     from svpkit.data.digits import load_digits
-    from svpkit.models.base import LearnerOptions
     from svpkit.plugins import get_plugins
+    from svpkit.protocols import LearnerOptions
 
     assert not torch.are_deterministic_algorithms_enabled()
     try:

@@ -16,8 +16,9 @@ from PIL import Image
 
 from svpkit.data.base import Dataset, Split
 from svpkit.errors import ConfigError
-from svpkit.models.base import LearnerOptions, TrainConfig
+from svpkit.models.base import TrainConfig
 from svpkit.plugins import get_plugins
+from svpkit.protocols import LearnerOptions
 from svpkit.train import TorchLearner, random_crop_flip, scaled_lr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

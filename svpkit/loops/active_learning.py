@@ -19,12 +19,12 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.budgets import resolve_budgets
 from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
-from svpkit.loops.tracker import Tracker
-from svpkit.models.base import LearnerOptions, ModelSpec
+from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
+from svpkit.protocols import LearnerOptions, Tracker
+from svpkit.runtime import derive_seed, resolve_device
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
-from svpkit.train import derive_seed, resolve_device
 
 
 @dataclass

@@ -6,10 +6,11 @@ from typing import Any, Protocol
 
 from svpkit.data.base import Dataset
 from svpkit.loops.tracker import setting_tags
-from svpkit.models.base import LearnerOptions, ModelSpec
+from svpkit.models.base import ModelSpec
 from svpkit.models.options import format_options
+from svpkit.protocols import LearnerOptions
+from svpkit.runtime import resolve_device
 from svpkit.selectors.base import SelectorSpec
-from svpkit.train import resolve_device
 
 
 class ModelOverrides(Protocol):

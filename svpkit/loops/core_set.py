@@ -33,15 +33,16 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.budgets import to_count
 from svpkit.loops.common import learner_options, resolved_settings, selection_run_params, selection_run_tags
-from svpkit.loops.tracker import Tracker, run_setting
+from svpkit.loops.tracker import run_setting
 from svpkit.loops.train_only import TrainOutcome, train_and_evaluate
-from svpkit.models.base import Learner, LearnerOptions, ModelSpec, TrainObserver
+from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
+from svpkit.protocols import Learner, LearnerOptions, Tracker, TrainObserver
+from svpkit.runtime import derive_seed, resolve_device
 from svpkit.selectors.base import SelectionContext, SelectorSpec, rank_descending
 from svpkit.selectors.k_center import greedy_k_center, min_sq_distances
 from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
 from svpkit.timing import Timer
-from svpkit.train import derive_seed, resolve_device
 
 SCORE_FUNCTIONS = {
     "least_confidence": least_confidence_scores,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -31,24 +31,6 @@ def selector_model_label(tags: dict[str, str], params: dict[str, str], missing: 
     ``none`` (random selection trains no selector model) stays ``none``."""
     name = tags.get("svpkit.selector_model", missing)
     return name if name in ("none", missing) else model_label(name, run_setting(tags, params, "proxy_options"))
-
-
-class Tracker(Protocol):
-    def log_params(self, params: dict[str, Any]) -> None: ...
-
-    def set_tags(self, tags: dict[str, str]) -> None: ...
-
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
-
-    def log_array(self, path: str, array: np.ndarray) -> None: ...
-
-    def log_json(self, path: str, obj: Any) -> None: ...
-
-    def log_figure(self, figure: Any, path: str) -> None: ...
-
-    def save_state(self, state: dict[str, Any]) -> None:
-        """Persist resumable state after a finished round/stage (atomically)."""
-        ...
 
 
 class MemoryTracker:

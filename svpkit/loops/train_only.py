@@ -15,11 +15,12 @@ from svpkit import plots
 from svpkit.data.base import Dataset
 from svpkit.loops.budgets import to_count
 from svpkit.loops.common import resolved_settings
-from svpkit.loops.tracker import Tracker, setting_tags
-from svpkit.models.base import LearnerOptions, ModelSpec, TrainObserver
+from svpkit.loops.tracker import setting_tags
+from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
+from svpkit.protocols import LearnerOptions, Tracker, TrainObserver
+from svpkit.runtime import derive_seed, resolve_device
 from svpkit.timing import Timer
-from svpkit.train import derive_seed, resolve_device
 
 
 @dataclass

@@ -9,18 +9,17 @@ does the rest. Other families (fastText) provide their own ``learner`` factory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from svpkit.models.options import TORCH_LEARNER_OPTIONS, ModelOption
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset
-    from svpkit.progress import Advance
+    from svpkit.protocols import Learner, LearnerOptions
 
 
 @dataclass(frozen=True)
@@ -55,59 +54,6 @@ class TrainConfig:
         if epoch < self.warmup_epochs:
             return self.warmup_lr
         return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
-
-
-class TrainObserver(Protocol):
-    """Receives every training minibatch of a ``fit`` (training-dynamics selectors).
-
-    ``indices`` are training-set indices (original order) on the learner's device; ``logits``
-    are the training forward pass's outputs (train mode, augmented input), detached.
-    """
-
-    def on_fit_start(self, num_train: int, device: torch.device) -> None: ...
-
-    def on_train_batch(self, indices: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None: ...
-
-
-class Learner(Protocol):
-    """What loops need from a model."""
-
-    device: torch.device
-
-    def fit(
-        self,
-        indices: np.ndarray,
-        observers: Sequence[TrainObserver] = (),
-        progress: Advance | None = None,
-    ) -> None:
-        """Train from a fresh initialisation on training examples ``indices``."""
-        ...
-
-    def predict_proba(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
-        """Softmax probabilities (N×C, float32, rows sum to 1) in eval mode."""
-        ...
-
-    def embed(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
-        """Penultimate activations (the input of the final linear layer), N×D float32."""
-        ...
-
-    def error(self, split: str = "test") -> float:
-        """Top-1 error on a whole split."""
-        ...
-
-
-@dataclass(frozen=True)
-class LearnerOptions:
-    """Per-run choices that are not part of a model's identity."""
-
-    seed: int = 0
-    device: str = "auto"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    deterministic: bool = False
-    """Ask PyTorch for deterministic kernels (svpkit.determinism); matters on GPU only."""
 
 
 @dataclass(frozen=True)

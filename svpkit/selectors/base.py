@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from svpkit.models.base import TrainObserver
+from svpkit.protocols import TrainObserver
 
 NEEDS = frozenset({"probabilities", "embeddings", "training_dynamics"})
 

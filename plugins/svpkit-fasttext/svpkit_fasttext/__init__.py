@@ -29,8 +29,9 @@ import torch
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.hookspecs import hookimpl
-from svpkit.models.base import LearnerOptions, ModelSpec, TrainConfig, TrainObserver
+from svpkit.models.base import ModelSpec, TrainConfig
 from svpkit.models.options import ModelOption, resolve_model_options
+from svpkit.protocols import LearnerOptions, TrainObserver
 
 DEFAULTS: dict[str, Any] = {
     "dim": 10,

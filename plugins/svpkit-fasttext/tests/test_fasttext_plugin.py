@@ -9,8 +9,8 @@ import torch
 
 from svpkit.data.base import Dataset, Split
 from svpkit.errors import ConfigError
-from svpkit.models.base import LearnerOptions
 from svpkit.plugins import get_plugins
+from svpkit.protocols import LearnerOptions
 
 POSITIVE = ["a wonderful , moving film", "great acting and a great script", "i loved it", "wonderful and great fun"]
 NEGATIVE = ["a dull , boring mess", "boring and far too long", "i hated it", "dull , dull , dull"]

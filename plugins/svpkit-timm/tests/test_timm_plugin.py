@@ -17,8 +17,9 @@ import timm
 import torch
 
 from svpkit.data.base import Dataset, Split
-from svpkit.models.base import LearnerOptions, final_linear
+from svpkit.models.base import final_linear
 from svpkit.plugins import get_plugins
+from svpkit.protocols import LearnerOptions
 
 COUNTS = json.loads(svpkit_timm.COUNTS_FILE.read_text())
 

@@ -1,0 +1,89 @@
+"""The contracts between layers: what loops need from a model, a training observer and a tracker.
+
+Loops program against these protocols only: a :class:`Learner` comes from
+:func:`svpkit.learners.make_learner` (or a plugin's own learner factory), a :class:`Tracker` from
+:mod:`svpkit.tracking` (MLflow) or :class:`svpkit.tracking.memory.MemoryTracker` (in memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from svpkit.progress import Advance
+
+
+class TrainObserver(Protocol):
+    """Receives every training minibatch of a ``fit`` (training-dynamics selectors).
+
+    ``indices`` are training-set indices (original order) on the learner's device; ``logits``
+    are the training forward pass's outputs (train mode, augmented input), detached.
+    """
+
+    def on_fit_start(self, num_train: int, device: torch.device) -> None: ...
+
+    def on_train_batch(self, indices: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None: ...
+
+
+class Learner(Protocol):
+    """What loops need from a model."""
+
+    device: torch.device
+
+    def fit(
+        self,
+        indices: np.ndarray,
+        observers: Sequence[TrainObserver] = (),
+        progress: Advance | None = None,
+    ) -> None:
+        """Train from a fresh initialisation on training examples ``indices``."""
+        ...
+
+    def predict_proba(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
+        """Softmax probabilities (N×C, float32, rows sum to 1) in eval mode."""
+        ...
+
+    def embed(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
+        """Penultimate activations (the input of the final linear layer), N×D float32."""
+        ...
+
+    def error(self, split: str = "test") -> float:
+        """Top-1 error on a whole split."""
+        ...
+
+
+@dataclass(frozen=True)
+class LearnerOptions:
+    """Per-run choices that are not part of a model's identity."""
+
+    seed: int = 0
+    device: str = "auto"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    deterministic: bool = False
+    """Ask PyTorch for deterministic kernels (svpkit.runtime.use_deterministic_algorithms); matters on GPU only."""
+
+
+class Tracker(Protocol):
+    def log_params(self, params: dict[str, Any]) -> None: ...
+
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def log_array(self, path: str, array: np.ndarray) -> None: ...
+
+    def log_json(self, path: str, obj: Any) -> None: ...
+
+    def log_figure(self, figure: Any, path: str) -> None: ...
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        """Persist resumable state after a finished round/stage (atomically)."""
+        ...
