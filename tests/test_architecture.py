@@ -1,0 +1,193 @@
+"""The architecture rules of docs/architecture.md, checked on the source with ``ast``.
+
+- Every module of ``svpkit`` belongs to one layer of :data:`LAYERS`; a module imports only from
+  its own layer or below (module-level and function-level imports alike; imports under
+  ``if TYPE_CHECKING:`` are for type hints only and are not counted).
+- The import graph has no cycle.
+- No module is over 400 lines and no function over 80.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "svpkit"
+
+# Lowest first. A name stands for the module and everything under it ("svpkit" for its __init__ only).
+LAYERS: list[tuple[str, ...]] = [
+    (
+        "svpkit",
+        "svpkit.errors",
+        "svpkit.timing",
+        "svpkit.progress",
+        "svpkit.runtime",
+        "svpkit.contract",
+        "svpkit.signals",
+        "svpkit.hookspecs",
+        "svpkit.registry",
+        "svpkit.plots",
+    ),
+    ("svpkit.protocols", "svpkit.data"),
+    ("svpkit.models", "svpkit.selectors", "svpkit.parallel"),
+    ("svpkit.learners", "svpkit.plugins", "svpkit.builtin_plugin"),
+    ("svpkit.loops",),
+    ("svpkit.tracking", "svpkit.analysis", "svpkit.presets"),
+    ("svpkit.cli", "svpkit.__main__"),
+]
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 80
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> int:
+    best, depth = -1, -1
+    for level, names in enumerate(LAYERS):
+        for name in names:
+            covers = module == name or (name != "svpkit" and module.startswith(name + "."))
+            if covers and name.count(".") > depth:
+                best, depth = level, name.count(".")
+    return best
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imports_of(path: Path) -> set[str]:
+    """svpkit modules imported by ``path`` (``from svpkit import x`` counts as ``svpkit.x``)."""
+    tree = ast.parse(path.read_text())
+    this = module_name(path)
+    package = this if path.name == "__init__.py" else this.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "svpkit")
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([base] if base else [])])
+            if base.split(".")[0] == "svpkit":
+                for alias in node.names:
+                    candidate = f"{base}.{alias.name}"
+                    sub = PACKAGE.parent / Path(*candidate.split("."))
+                    is_module = sub.with_suffix(".py").exists() or (sub / "__init__.py").exists()
+                    found.add(candidate if is_module else base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    found.discard(this)
+    return found
+
+
+def source_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p) for p in source_files()}
+
+
+def test_every_module_has_a_layer() -> None:
+    missing = [m for m in graph() if layer_of(m) < 0]
+    assert not missing, f"modules outside the layer table: {missing}"
+
+
+def test_no_import_goes_up_the_layers() -> None:
+    upward = [
+        f"{m} (layer {layer_of(m) + 1}) imports {d} (layer {layer_of(d) + 1})"
+        for m, deps in graph().items()
+        for d in sorted(deps)
+        if layer_of(d) > layer_of(m)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a path, or None."""
+    colour: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        colour[node] = 1
+        stack.append(node)
+        for dep in sorted(edges.get(node, ())):
+            if dep not in edges:
+                continue
+            if colour.get(dep) == 1:
+                return stack[stack.index(dep) :] + [dep]
+            if dep not in colour:
+                found = dfs(dep)
+                if found:
+                    return found
+        stack.pop()
+        colour[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in colour:
+            found = dfs(node)
+            if found:
+                return found
+    return None
+
+
+def test_import_graph_has_no_cycle() -> None:
+    edges = graph()
+    cycle = find_cycle(edges)
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_layer_rule_sees_function_level_imports() -> None:
+    path = PACKAGE / "models" / "_probe_for_test.py"
+    path.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from svpkit.cli import app\n"
+        "def f():\n    from svpkit import tracking\n    from svpkit.loops import budgets\n"
+    )
+    try:
+        assert imports_of(path) == {"svpkit.tracking", "svpkit.loops.budgets"}
+    finally:
+        path.unlink()
+
+
+def test_modules_are_short() -> None:
+    long = [
+        f"{p.relative_to(ROOT)}: {n} lines"
+        for p in source_files()
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not long, "\n".join(long)
+
+
+def test_functions_are_short() -> None:
+    long = []
+    for p in source_files():
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
+    assert not long, "\n".join(long)
