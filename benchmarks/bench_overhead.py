@@ -50,6 +50,7 @@ def main() -> None:
     import mlflow
 
     from svpkit.data.cifar import load_cifar10
+    from svpkit.learners import make_learner
     from svpkit.plugins import get_plugins
     from svpkit.protocols import LearnerOptions
     from svpkit.selectors.forgetting import ForgettingTracker
@@ -67,7 +68,7 @@ def main() -> None:
     tracker = MlflowTracker(run.info.run_id)
     tracker.log_metrics({"warmup": 0.0}, step=0)  # creates the store's tables outside the timings
 
-    learner = spec.make_learner(dataset, options)
+    learner = make_learner(spec, dataset, options)
     warm = learner.warm_up()
     print(f"{args.model} on {n} images, {epochs} epochs per fit, device {device}; warm-up {warm:.2f} s")
 
@@ -78,7 +79,7 @@ def main() -> None:
         order += arms if i % 2 == 0 else arms[::-1]
     last_tracker: ForgettingTracker | None = None
     for arm in order:
-        learner = spec.make_learner(dataset, options)
+        learner = make_learner(spec, dataset, options)
         observers: list[Any] = []
         progress = None
         if arm == "forgetting":

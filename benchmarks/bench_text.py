@@ -39,6 +39,7 @@ def main() -> None:
 
     from svpkit.data.text_csv import load_text_csv
     from svpkit.errors import SvpkitError
+    from svpkit.learners import make_learner
     from svpkit.models.vdcnn import MAX_LENGTH
     from svpkit.plugins import get_plugins
     from svpkit.protocols import LearnerOptions
@@ -52,8 +53,10 @@ def main() -> None:
     indices = np.arange(len(data.train), dtype=np.int64)
     arms = {"long": MAX_LENGTH, "short": args.short}
     learners = {
-        name: spec.make_learner(
-            data, LearnerOptions(seed=args.seed, device=str(device), epochs=cfg["epochs"], extra={"max_length": length})
+        name: make_learner(
+            spec,
+            data,
+            LearnerOptions(seed=args.seed, device=str(device), epochs=cfg["epochs"], extra={"max_length": length}),
         )
         for name, length in arms.items()
     }

@@ -27,7 +27,7 @@ def register_selectors(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_datasets(register: Callable[..., None]) -> None:
-    from svpkit.data import cifar, digits, imagefolder, text_csv
+    from svpkit.data import cifar, digits, imagefolder, npz, text_csv
 
-    for spec in (digits.SPEC, *cifar.SPECS, imagefolder.SPEC, text_csv.SPEC):
+    for spec in (digits.SPEC, *cifar.SPECS, imagefolder.SPEC, text_csv.SPEC, npz.SPEC):
         register(spec)

@@ -18,7 +18,7 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from svpkit import compare
+from svpkit.analysis import compare, pairing, report
 from svpkit.cli import app
 
 EXPERIMENT = "digits-compare"
@@ -168,21 +168,21 @@ def test_compare_json_output(built: BuiltExperiment) -> None:
 def test_proxy_without_baseline_is_listed_not_dropped(built: BuiltExperiment) -> None:
     records, _ = compare.load_runs(built.experiment_id)
     kept = [r for r in records if not (r.role == "baseline" and r.seed == "1")]
-    result = compare.compare_records(kept, built.experiment_id, built.name)
+    result = pairing.compare_records(kept, built.experiment_id, built.name)
     missing = result.missing_baseline
     assert [r.run_id for r in missing] == [built.run_ids[("proxy", "1")]]
     proxy_row = next(r for r in result.blocks[0].rows if r.role == "proxy")
     assert sorted(proxy_row.seeds) == SEEDS  # its errors still count
     assert len(proxy_row.cells[LEVELS[0]].speedups) == 1
-    markdown = compare.to_markdown(result)
+    markdown = report.to_markdown(result)
     assert "Proxy runs without a baseline" in markdown and built.run_ids[("proxy", "1")] in markdown
-    no_random = compare.compare_records([r for r in records if r.role != "random"], "", "x")
+    no_random = pairing.compare_records([r for r in records if r.role != "random"], "", "x")
     assert not no_random.blocks[0].has_random
-    assert any("no random-selection" in line for line in compare.summary_lines(no_random))
+    assert any("no random-selection" in line for line in report.summary_lines(no_random))
 
 
-def _record(**kw: object) -> compare.RunRecord:
-    base = compare.RunRecord(
+def _record(**kw: object) -> pairing.ComparedRun:
+    base = pairing.ComparedRun(
         run_id="r",
         name="",
         loop="core_set",
@@ -209,13 +209,13 @@ def test_core_set_runs_pair_by_subset_size_and_keep_the_newest_duplicate() -> No
         _record(run_id="b30", role="baseline", selector_model="preact_resnet164", budgets="30000",
                 selection={30000: 90.0}),
     ]  # fmt: skip
-    result = compare.compare_records(records)
+    result = pairing.compare_records(records)
     assert [p.speedup for p in result.pairs] == [5.0]
     assert result.pairs[0].proxy_run_id == "p" and result.pairs[0].baseline_run_id == "b"
     assert [i[0] for i in result.ignored] == ["old"]
     block = result.blocks[0]
     assert block.levels == [25000, 30000]
-    header, rows = compare.block_table_rows(block)
+    header, rows = report.block_table_rows(block)
     assert header[-1] == "end-to-end speed-up"
     proxy = next(r for r in rows if "preact_resnet20" in r[1])
     assert proxy[-1] == "1.6×"

@@ -14,18 +14,12 @@ from typer.testing import CliRunner
 from svpkit.cli import app
 from svpkit.data.digits import load_digits
 from svpkit.errors import ConfigError
-from svpkit.loops.core_set import (
-    CoreSetConfig,
-    FullReference,
-    choose_full_reference,
-    k_center_ranking,
-    rank_training_set,
-    resolve_sizes,
-    run_core_set,
-)
-from svpkit.loops.tracker import MemoryTracker
+from svpkit.loops.core_set import CoreSetConfig, rank_training_set, resolve_sizes, run_core_set
+from svpkit.loops.reference import FullReference, choose_full_reference
 from svpkit.plugins import get_plugins
+from svpkit.selectors.k_center import k_center_ranking
 from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
+from svpkit.tracking.memory import MemoryTracker
 
 ROOT = Path(__file__).resolve().parents[1]
 

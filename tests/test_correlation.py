@@ -12,8 +12,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from svpkit import tracking
+from svpkit.analysis.correlation import RankingSet, RankingSource, correlate, finite_scores, parse_k
 from svpkit.cli import app
-from svpkit.correlation import RankingSet, RankingSource, correlate, finite_scores, parse_k
 from svpkit.errors import ConfigError, DataError
 
 

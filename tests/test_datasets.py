@@ -15,10 +15,12 @@ import torch
 from typer.testing import CliRunner
 
 from svpkit.cli import app
+from svpkit.data.base import UNLABELED
 from svpkit.data.cifar import load_cifar10, load_cifar100
 from svpkit.data.imagefolder import load_imagefolder
+from svpkit.data.npz import load_npz
 from svpkit.data.text_csv import load_text_csv
-from svpkit.errors import DataError
+from svpkit.errors import ConfigError, DataError
 from svpkit.plugins import get_plugins
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -216,7 +218,7 @@ def test_text_csv_errors(tmp_path: Path) -> None:
         load_text_csv(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["cifar10", "cifar100", "imagefolder", "text_csv"])
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "imagefolder", "text_csv", "npz"])
 def test_missing_data_path_is_one_clear_error(name: str, tmp_path: Path, tracking_uri: str) -> None:
     assert name in get_plugins().datasets
     result = runner.invoke(app, ["active-learning", "--dataset", name, "--data-path", str(tmp_path / "missing")])
@@ -240,3 +242,79 @@ def test_shared_sst2_csv() -> None:
     assert (len(data.train), len(data.test), data.num_classes) == (67_349, 1_821, 2)
     assert np.bincount(data.train.y.numpy()).tolist() == [29_780, 37_569]
     assert np.bincount(data.test.y.numpy()).tolist() == [912, 909]
+
+
+# -- unlabeled training examples (labeling projects, docs/labeling.md) -------------------------
+def test_text_csv_with_empty_labels_and_an_id_column(tmp_path: Path) -> None:
+    _write_csv(
+        tmp_path / "train.csv", [["id", "label", "text"], ["a7", "1", "fine"], ["b2", "", "meh"], ["c9", "", "x"]]
+    )
+    (tmp_path / "classes.txt").write_text("neg\npos\n")
+    data = load_text_csv(tmp_path)  # no test.csv: allowed when some training labels are empty
+    assert data.train.y.tolist() == [1, UNLABELED, UNLABELED] and len(data.test) == 0
+    assert data.train.ids == ["a7", "b2", "c9"] and data.class_names == ["neg", "pos"]
+    assert data.labeled_indices().tolist() == [0] and data.unlabeled_indices().tolist() == [1, 2]
+    assert data.example_text(1) == "meh"
+    (tmp_path / "classes.txt").unlink()
+    _write_csv(tmp_path / "train.csv", [["label", "text"], ["", "a"], ["", "b"]])
+    with pytest.raises(DataError, match="name the classes in classes.txt"):
+        load_text_csv(tmp_path)
+    _write_csv(tmp_path / "train.csv", [["id", "label", "text"], ["a", "0", "x"], ["a", "", "y"]])
+    with pytest.raises(DataError, match="distinct, non-empty id"):
+        load_text_csv(tmp_path)
+    _write_csv(tmp_path / "train.csv", [["label", "text"], ["0", "a"], ["1", "b"]])
+    _write_csv(tmp_path / "test.csv", [["label", "text"], ["", "a"]])
+    with pytest.raises(DataError, match="label '' is not an integer"):  # test labels are never empty
+        load_text_csv(tmp_path)
+
+
+def test_imagefolder_with_unlabeled_images_and_a_manifest(tmp_path: Path) -> None:
+    (tmp_path / "train" / "cat").mkdir(parents=True)  # an empty class folder names a class
+    _write_image(tmp_path / "train" / "dog" / "d.jpg", 8, 8, 100)
+    _write_image(tmp_path / "unlabeled" / "b" / "2.png", 8, 8, 10)
+    _write_image(tmp_path / "unlabeled" / "a.png", 8, 8, 20)
+    data = load_imagefolder(tmp_path, size=8)  # no val/: allowed with unlabeled images
+    assert data.classes == ["cat", "dog"] and data.train.y.tolist() == [1, UNLABELED, UNLABELED]
+    assert data.train.ids == ["train/dog/d.jpg", "unlabeled/a.png", "unlabeled/b/2.png"] and len(data.test) == 0
+    assert data.example_text(2) == "unlabeled/b/2.png"
+    (tmp_path / "train.csv").write_text("path,label\nunlabeled/a.png,dog\ntrain/dog/d.jpg,\n")
+    (tmp_path / "classes.txt").write_text("cat\ndog\nbird\n")
+    listed = load_imagefolder(tmp_path, size=8)  # the manifest, then unlabeled/ again
+    assert listed.classes == ["cat", "dog", "bird"] and listed.train.y.tolist()[:2] == [1, UNLABELED]
+    (tmp_path / "train.csv").write_text("path,label\nunlabeled/a.png,cow\n")
+    with pytest.raises(DataError, match="labels outside the classes"):
+        load_imagefolder(tmp_path, size=8)
+    (tmp_path / "train.csv").write_text("path,label\nnowhere.png,cat\n")
+    with pytest.raises(DataError, match="do not exist: nowhere.png"):
+        load_imagefolder(tmp_path, size=8)
+
+
+def test_npz_data_set_with_hidden_labels(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", x=x, y=np.array([0, -1, 2, -1, -1, 1]), ids=np.array(list("abcdef")))
+    data = load_npz(tmp_path)  # no test.npz: allowed with unlabeled examples
+    assert (data.modality, data.input_shape, data.num_classes, len(data.test)) == ("vector", (4,), 3, 0)
+    assert data.train.ids == list("abcdef") and data.unlabeled_indices().tolist() == [1, 3, 4]
+    assert np.array_equal(data.train.x.numpy(), x) and data.limited(3).train.ids == ["a", "b", "c"]
+    filled = data.with_labels(np.array([1, 3]), np.array([2, 0]))
+    assert filled.train.y.tolist() == [0, 2, 2, 0, -1, 1] and data.train.y.tolist()[1] == UNLABELED
+    with pytest.raises(ConfigError, match="needs every training label, but 3 of the 6"):
+        data.require_labels("active learning")
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    np.savez(tmp_path / "train.npz", x=images, y=np.full(4, -1), classes=np.array(["no", "yes"]))
+    np.savez(tmp_path / "test.npz", x=images[:2], y=np.array([0, 1]))
+    data = load_npz(tmp_path)
+    assert data.modality == "image" and data.classes == ["no", "yes"] and data.mean is not None
+    for train, message in [
+        ({"x": x, "y": np.full(6, -1)}, "at least two classes"),
+        ({"images": x}, "must hold arrays 'x' and 'y'"),
+        ({"x": x, "y": np.full(6, -2)}, "labels must be non-negative"),
+        ({"x": x, "y": np.zeros(6, int), "ids": np.array(list("aabbcc"))}, "one distinct id per example"),
+    ]:
+        (tmp_path / "test.npz").unlink(missing_ok=True)
+        np.savez(tmp_path / "train.npz", **train)
+        with pytest.raises(DataError, match=message):
+            load_npz(tmp_path)
+    np.savez(tmp_path / "train.npz", x=x, y=np.zeros(6, int))
+    with pytest.raises(DataError, match="no test.npz"):
+        load_npz(tmp_path)

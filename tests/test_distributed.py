@@ -1,5 +1,5 @@
 """torchrun on CPU (gloo): sharded k-center, sharded scoring and DDP training against one process,
-and an active-learning round under ``torchrun --nproc_per_node=2`` that only rank 0 logs.
+the sharded selection path of the loops (``svpkit.loops.scoring``), and an active-learning round under ``torchrun --nproc_per_node=2`` that only rank 0 logs.
 
 The worker half of this file runs under torchrun (``python -m torch.distributed.run ... this file
 --worker OUT``); the test half compares what each rank wrote with single-process results.
@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from svpkit import distributed
+from svpkit import parallel
 from svpkit.errors import ConfigError
+from svpkit.learners.torch_ddp import fit_ddp
+from svpkit.selectors.k_center import sharded_greedy_k_center
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL, DIM, CENTERS, PICKS = 301, 8, 7, 40
@@ -58,6 +60,7 @@ class _Recorder:
 
 
 def _learner():  # type: ignore[no-untyped-def]
+    from svpkit.learners import make_learner
     from svpkit.plugins import get_plugins
     from svpkit.protocols import LearnerOptions
 
@@ -65,28 +68,47 @@ def _learner():  # type: ignore[no-untyped-def]
     data = plugins.datasets.get("digits").load()
     # 3 epochs of 201 examples in batches of 32: the last batch (9) splits 5/4 across ranks.
     options = LearnerOptions(seed=3, device="cpu", epochs=3)
-    return plugins.models.get("digits_mlp").make_learner(data, options), np.arange(0, 402, 2)
+    return make_learner(plugins.models.get("digits_mlp"), data, options), np.arange(0, 402, 2)
+
+
+def _k_center_selection(learner, labeled: np.ndarray) -> tuple[list[int], list[int]]:  # type: ignore[no-untyped-def]
+    """The loops' selection of greedy k-center on a sharded pool, and on the whole pool in one process."""
+    from svpkit.loops.scoring import SHARD_OPTION, fill_selection_context, select
+    from svpkit.plugins import get_plugins
+    from svpkit.selectors.base import SelectionContext
+
+    k_center = get_plugins().selectors.get("greedy_k_center")
+    pool = np.arange(1, 402, 2)
+    ctx = SelectionContext(pool=pool, labeled=labeled, rng=np.random.default_rng(0))
+    fill_selection_context(ctx, learner, k_center)
+    assert SHARD_OPTION in ctx.options and ctx.pool_embeddings is not None
+    assert ctx.pool_embeddings.shape[0] < len(pool)  # this rank's shard only
+    sharded = select(k_center, ctx, 10).picks.tolist()
+    whole = SelectionContext(pool=pool, labeled=labeled, rng=np.random.default_rng(0))
+    whole.pool_embeddings, whole.labeled_embeddings = learner.embed(pool), learner.embed(labeled)
+    return sharded, select(k_center, whole, 10).picks.tolist()
 
 
 def _worker(out: Path) -> None:
     torch.set_num_threads(1)
-    info = distributed.init_from_env("cpu")
-    assert info.enabled and info.backend == "gloo" and distributed.is_distributed()
+    info = parallel.init_from_env("cpu")
+    assert info.enabled and info.backend == "gloo" and parallel.is_distributed()
     rank = info.rank
     pool, centers = _features()
-    a, b = distributed.shard_range(POOL, rank, info.world_size)
-    picks, initial = distributed.sharded_greedy_k_center(pool[a:b], centers, PICKS, POOL)
+    a, b = parallel.shard_range(POOL, rank, info.world_size)
+    picks, initial = sharded_greedy_k_center(pool[a:b], centers, PICKS, POOL)
     scorer = _scorer().eval()
     order = np.arange(POOL)[::-1].copy()
     with torch.no_grad():
-        probs = distributed.sharded_rows(lambda ix: torch.softmax(scorer(pool[torch.as_tensor(ix)]), 1), order)
+        probs = parallel.sharded_rows(lambda ix: torch.softmax(scorer(pool[torch.as_tensor(ix)]), 1), order)
     learner, indices = _learner()
     recorder = _Recorder()
-    distributed.fit_ddp(learner, indices, observers=[recorder])
+    fit_ddp(learner, indices, observers=[recorder])
     assert learner.model is not None
     via_fit, _ = _learner()
     via_fit.fit(indices)  # TorchLearner.fit hands over to DDP under torchrun
     assert via_fit.model is not None
+    sharded_picks, whole_picks = _k_center_selection(learner, indices)
     torch.save(
         {
             "picks": picks,
@@ -99,6 +121,8 @@ def _worker(out: Path) -> None:
             "proba": learner.predict_proba(indices[:50]),
             "via_fit_params": {k: v.detach().clone() for k, v in via_fit.model.state_dict().items()},
             "via_fit_world": via_fit.timings.get("world_size"),
+            "k_center_sharded": sharded_picks,
+            "k_center_whole": whole_picks,
         },
         out / f"rank{rank}.pt",
     )
@@ -118,16 +142,16 @@ def _torchrun(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 301])
 @pytest.mark.parametrize("world", [1, 2, 3, 8])
 def test_shards_cover_the_range_in_order(n: int, world: int) -> None:
-    ranges = [distributed.shard_range(n, r, world) for r in range(world)]
+    ranges = [parallel.shard_range(n, r, world) for r in range(world)]
     assert ranges[0][0] == 0 and ranges[-1][1] == n
     assert all(ranges[r][1] == ranges[r + 1][0] for r in range(world - 1))
-    sizes = distributed.shard_sizes(n, world)
+    sizes = parallel.shard_sizes(n, world)
     assert max(sizes) - min(sizes) <= 1 and sum(sizes) == n
 
 
 def test_pick_key_orders_by_distance_then_lowest_index() -> None:
     def key(values: list[float], offset: int) -> int:
-        return int(distributed._pick_key(torch.tensor(values, dtype=torch.float32), offset))
+        return int(parallel._pick_key(torch.tensor(values, dtype=torch.float32), offset))
 
     assert key([0.5, 2.0, 2.0], 0) == key([2.0], 1)  # first maximum within a shard
     assert key([2.0], 1) > key([2.0], 7)  # equal distance: lower global index wins
@@ -139,20 +163,20 @@ def test_pick_key_orders_by_distance_then_lowest_index() -> None:
 
 def test_single_process_is_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    info = distributed.init_from_env("auto")
-    assert not info.enabled and info.is_main and not distributed.is_distributed()
-    assert distributed.sharded_rows(lambda ix: torch.as_tensor(ix) * 2, np.arange(5)).tolist() == [0, 2, 4, 6, 8]
-    assert distributed.replace_device(info, "cpu") == "cpu"
+    info = parallel.init_from_env("auto")
+    assert not info.enabled and info.is_main and not parallel.is_distributed()
+    assert parallel.sharded_rows(lambda ix: torch.as_tensor(ix) * 2, np.arange(5)).tolist() == [0, 2, 4, 6, 8]
+    assert parallel.replace_device(info, "cpu") == "cpu"
 
 
 def test_sync_batchnorm_needs_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(ConfigError, match="sync-batchnorm"):
-        distributed.init_from_env("cpu", sync_batchnorm=True)
+        parallel.init_from_env("cpu", sync_batchnorm=True)
     monkeypatch.setenv("WORLD_SIZE", "1")
     with pytest.raises(ConfigError, match="multi-process"):
-        distributed.init_from_env("cpu", sync_batchnorm=True)
+        parallel.init_from_env("cpu", sync_batchnorm=True)
 
 
 # -- under torchrun ---------------------------------------------------------------------------
@@ -183,6 +207,9 @@ def test_sharded_kernels_and_ddp_match_one_process(tmp_path: Path) -> None:
         assert torch.equal(value, ranks[1]["params"][name]), name
         torch.testing.assert_close(ranks[0]["via_fit_params"][name], value)
     assert [r["via_fit_world"] for r in ranks] == [2.0, 2.0]
+    # The loops' sharded k-center (SelectorSpec.select_sharded) = its single-process select.
+    for r in ranks:
+        assert r["k_center_sharded"] == ranks[0]["k_center_whole"] == r["k_center_whole"]
     torch.testing.assert_close(ranks[0]["proba"], ranks[1]["proba"], rtol=0, atol=0)
     learner, indices = _learner()
     recorder = _Recorder()

@@ -10,6 +10,7 @@ import torch
 
 from svpkit.data.digits import load_digits
 from svpkit.errors import ConfigError
+from svpkit.learners import make_learner
 from svpkit.plugins import get_plugins
 from svpkit.protocols import LearnerOptions
 from svpkit.selectors.base import SelectionContext
@@ -93,7 +94,7 @@ def test_vectorised_tracker_equals_python_reference(seed: int) -> None:
 def test_learner_hook_sees_every_training_minibatch() -> None:
     data = load_digits().limited(train=200, test=50)
     spec = get_plugins().models.get("digits_mlp")
-    learner = spec.make_learner(data, LearnerOptions(seed=0, device="cpu", epochs=3, batch_size=32))
+    learner = make_learner(spec, data, LearnerOptions(seed=0, device="cpu", epochs=3, batch_size=32))
     tracker = ForgettingTracker()
     trained = np.arange(0, 200, 2)
     learner.fit(trained, observers=[tracker])

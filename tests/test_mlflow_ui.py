@@ -20,7 +20,7 @@ import pytest
 from runhelpers import mlflow_server
 from test_compare import build_digits_experiment, isolated_store
 
-from svpkit import compare
+from svpkit.analysis import compare
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -14,16 +14,21 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from svpkit import compare, presets
+from svpkit import presets
+from svpkit.analysis import compare, pairing
 from svpkit.cli import app
+from svpkit.cli.analysis import loop_commands
+from svpkit.contract import format_options, model_label
 from svpkit.errors import ConfigError
+from svpkit.learners.options import parse_model_options
+from svpkit.learners.torch import TorchLearner
 from svpkit.loops.common import run_role
-from svpkit.loops.core_set import CoreSetConfig, full_reference_mismatch
+from svpkit.loops.core_set import CoreSetConfig
+from svpkit.loops.reference import full_reference_mismatch
 from svpkit.models import vdcnn
-from svpkit.models.options import format_options, model_label, parse_model_options, parse_options_text
+from svpkit.models.options import parse_options_text
 from svpkit.plugins import get_plugins
 from svpkit.protocols import LearnerOptions
-from svpkit.train import TorchLearner
 
 runner = CliRunner()
 DIGITS_QUICK = ["--quiet", "--train-limit", "150", "--test-limit", "30", "--initial", "10", "--budgets", "20,30",
@@ -40,9 +45,9 @@ def test_values_are_typed_by_the_declaration() -> None:
     opts = parse_model_options(_spec("fasttext"), " dim = 50 , word-ngrams=1,lr=0.1 ", "--proxy-options")
     assert opts == {"dim": 50, "word_ngrams": 1, "lr": 0.1}
     assert format_options(opts) == "dim=50,lr=0.1,word_ngrams=1"
-    torch_opts = parse_model_options(_spec("preact_resnet20"), "channels_last=off,compile=on,amp=true", "--x")
-    assert torch_opts == {"channels_last": False, "compile": "on", "amp": True}
-    assert format_options(torch_opts) == "amp=true,channels_last=false,compile=on"
+    torch_opts = parse_model_options(_spec("preact_resnet20"), "channels_last=off,compile=on,amp=on", "--x")
+    assert torch_opts == {"channels_last": False, "compile": "on", "amp": "on"}
+    assert format_options(torch_opts) == "amp=on,channels_last=false,compile=on"
     assert parse_model_options(_spec("vdcnn9"), "max_length=256", "--x") == {"max_length": 256}
     assert parse_model_options(_spec("vdcnn9"), "", "--x") == {} == parse_model_options(_spec("vdcnn9"), None, "--x")
     assert model_label("vdcnn9", {"max_length": 256}) == "vdcnn9[max_length=256]"
@@ -57,7 +62,7 @@ def test_values_are_typed_by_the_declaration() -> None:
         ("vdcnn9", "max_length=0", "must be at least 1, got 0"),
         ("vdcnn9", "max_length", "takes name=value pairs separated by commas, got 'max_length'"),
         ("vdcnn9", "max_length=9,max_length=10", "sets 'max_length' twice"),
-        ("vdcnn9", "amp=maybe", "option 'amp' of model 'vdcnn9' must be true or false, got 'maybe'"),
+        ("vdcnn9", "amp=maybe", "option 'amp' of model 'vdcnn9' must be one of auto, on, off, got 'maybe'"),
         ("vdcnn9", "compile=sometimes", "must be one of auto, on, off, got 'sometimes'"),
         ("vdcnn9", "epochs=3", "set 'epochs' with --proxy-epochs, not as a model option"),
     ],
@@ -81,8 +86,8 @@ def test_vdcnn_max_length_reaches_the_encoding_and_is_cached_per_length() -> Non
     data = Dataset("t", Split(texts, torch.tensor([0, 1, 0])), Split(["ok"], torch.tensor([1])), 2, "text", (1,))
     short = TorchLearner(_spec("vdcnn9"), data, LearnerOptions(device="cpu", extra={"max_length": 64}))
     default = TorchLearner(_spec("vdcnn9"), data, LearnerOptions(device="cpu"))
-    x_short, _ = short._inputs("train")
-    x_default, _ = default._inputs("train")
+    x_short, _ = short.inputs("train")
+    x_default, _ = default.inputs("train")
     assert x_short.shape == (3, 64) and x_default.shape == (3, vdcnn.MAX_LENGTH)
     assert torch.equal(x_short, x_default[:, :64])
     short.fit(torch.arange(3).numpy())
@@ -236,7 +241,7 @@ proxy = "digits_cnn"
 proxy_options = [{inference_batch_size = 32}, {inference_batch_size = 16}]
 """
     )
-    preset = presets.load_preset(path)
+    preset = presets.load_preset(path, loop_commands())
     assert [r.options["proxy_options"] for r in preset.runs] == ["inference_batch_size=32", "inference_batch_size=16"]
     first = preset.runs[0]
     assert first.args[first.args.index("--target-options") + 1] == "channels_last=false,inference_batch_size=64"
@@ -289,15 +294,15 @@ def test_settings_are_tags_so_an_mlproject_run_with_defaults_matches_a_cli_run(t
 
 
 def test_compare_labels_a_model_at_several_epochs_with_and_without_options() -> None:
-    def record(run_id: str, role: str, model: str, epochs: str) -> compare.RunRecord:
-        return compare.RunRecord(
+    def record(run_id: str, role: str, model: str, epochs: str) -> pairing.ComparedRun:
+        return pairing.ComparedRun(
             run_id=run_id, name=run_id, loop="active_learning", role=role, dataset="text_csv",
             selector="least_confidence", selector_model=model, target_model="vdcnn9[max_length=256]", seed="0",
             budgets="500,1000", train_size="10000", proxy_epochs=epochs, start_time=0,
             errors={1000: 0.4}, selection={1000: 1.0},
         )  # fmt: skip
 
-    result = compare.compare_records([
+    result = pairing.compare_records([
         record("b", "baseline", "vdcnn9[max_length=256]", "15"),
         record("paper", "proxy", "fasttext", "5"),
         record("tuned", "proxy", "fasttext[lr=0.5]", "25"),

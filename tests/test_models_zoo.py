@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from svpkit.cli import app
 from svpkit.data.base import Dataset, Split
+from svpkit.learners import make_learner
 from svpkit.models.base import ModelSpec, final_linear
 from svpkit.models.options import option_defaults
 from svpkit.plugins import get_plugins
@@ -90,7 +91,8 @@ def test_model_builds_and_trains_one_step(name: str) -> None:
     if spec.build is None:
         # Not a torch module (fastText): the Learner protocol end to end on tiny data.
         assert spec.learner is not None, f"{name} has neither a module builder nor a learner"
-        learner = spec.make_learner(data, LearnerOptions(seed=0, extra={"bucket": 1000} if name == "fasttext" else {}))
+        options = LearnerOptions(seed=0, extra={"bucket": 1000} if name == "fasttext" else {})
+        learner = make_learner(spec, data, options)
         learner.fit(np.arange(len(data.train)))
         probs = learner.predict_proba(np.array([0, 2]))
         assert probs.shape == (2, NUM_CLASSES)

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from svpkit import presets
 from svpkit.cli import app
-from svpkit.models.options import parse_model_options
+from svpkit.cli.analysis import loop_commands
+from svpkit.learners.options import parse_model_options
 from svpkit.plugins import get_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def write(tmp_path: Path, text: str, name: str = "preset.toml") -> Path:
 
 @pytest.mark.parametrize("path", PROJECTS, ids=[p.stem for p in PROJECTS])
 def test_every_project_preset_expands_to_registered_names(path: Path) -> None:
-    preset = presets.load_preset(path)
+    preset = presets.load_preset(path, loop_commands())
     assert preset.runs
     plugins = get_plugins()
     for run in preset.runs:
@@ -67,7 +68,7 @@ def test_every_project_preset_expands_to_registered_names(path: Path) -> None:
 
 
 def test_cifar10_active_learning_preset_is_the_papers_table_1() -> None:
-    preset = presets.load_preset(ROOT / "projects" / "cifar10_active_learning.toml")
+    preset = presets.load_preset(ROOT / "projects" / "cifar10_active_learning.toml", loop_commands())
     runs = [r.options for r in preset.runs]
     assert {o["budgets"] for o in runs} == {"0.1,0.2,0.3,0.4,0.5"}
     assert {o["initial"] for o in runs} == {0.02}
@@ -101,7 +102,7 @@ proxy = "digits_mlp"
 seed = 1
 """,
     )
-    preset = presets.load_preset(path)
+    preset = presets.load_preset(path, loop_commands())
     assert preset.name == "preset" and preset.experiment == "preset"
     combos = [(r.options["selector"], r.options["seed"]) for r in preset.runs]
     # Axes in order of appearance (defaults first): the repeated (entropy, 1) run is dropped.
@@ -146,7 +147,7 @@ def test_relative_data_paths_resolve_against_cwd_then_repo(tmp_path: Path, monke
     (elsewhere / "data" / "set").mkdir(parents=True)
     assert presets.resolve_data_path("data/set", preset) == str((elsewhere / "data" / "set").resolve())
     assert presets.resolve_data_path("/abs/path", preset) == "/abs/path"
-    run = presets.load_preset(preset).runs[0]
+    run = presets.load_preset(preset, loop_commands()).runs[0]
     assert run.args[run.args.index("--data-path") + 1] == str((elsewhere / "data" / "set").resolve())
 
 
@@ -166,7 +167,7 @@ def test_run_skips_finished_runs_and_ends_with_compare(tmp_path: Path, tracking_
     assert sorted(r.data.tags["svpkit.role"] for r in al) == ["proxy", "random"]
     assert all(r.info.status == "FINISHED" and r.data.tags[presets.PRESET_TAG] == "tiny" for r in al)
     keys = {r.data.tags[presets.KEY_TAG] for r in al}
-    assert keys == {r.key for r in presets.load_preset(path).runs}
+    assert keys == {r.key for r in presets.load_preset(path, loop_commands()).runs}
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     compares = client.search_runs([exp.experiment_id], "tags.`svpkit.loop` = 'compare'")
     assert len(compares) == 1 and compares[0].data.tags["svpkit.compared_runs"] == "2"

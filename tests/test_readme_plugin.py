@@ -1,4 +1,4 @@
-"""The plugin example in the README is real code: load it as a plugin and run a loop with it."""
+"""The plugin example in docs/plugin-hooks.md is real code: load it as a plugin and run a loop with it."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from pathlib import Path
 
 from svpkit.data.digits import load_digits
 from svpkit.loops.active_learning import ALConfig, run_active_learning
-from svpkit.loops.tracker import MemoryTracker
 from svpkit.plugins import Plugins
+from svpkit.tracking.memory import MemoryTracker
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PLUGIN_DOC = Path(__file__).resolve().parents[1] / "docs" / "plugin-hooks.md"
 
 
 def readme_plugin() -> types.ModuleType:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", PLUGIN_DOC.read_text(), flags=re.S)
     (source,) = [b for b in blocks if "@hookimpl" in b and "register_selectors" in b]
     module = types.ModuleType("my_svp_plugin")
-    exec(compile(source, "README.md", "exec"), module.__dict__)
+    exec(compile(source, str(PLUGIN_DOC), "exec"), module.__dict__)
     return module
 
 

@@ -158,7 +158,7 @@ def test_preset_fans_out_and_ends_with_one_compare(remote: str, tmp_path: Path, 
 
 def test_pool_is_bounded_by_gpus_and_runs() -> None:
     from svpkit.errors import ConfigError
-    from svpkit.fanout import pool_size
+    from svpkit.presets.backends import pool_size
 
     assert pool_size(8, 10, gpus=2) == 2  # one run per GPU
     assert pool_size(8, 3, gpus=4) == 3  # never more workers than runs
@@ -170,8 +170,8 @@ def test_pool_is_bounded_by_gpus_and_runs() -> None:
 
 def test_backend_runs_need_mlproject_parameters(tmp_path: Path) -> None:
     from svpkit.errors import ConfigError
-    from svpkit.fanout import entry_parameters
     from svpkit.presets import PlannedRun
+    from svpkit.presets.backends import entry_parameters
 
     ok = PlannedRun(1, "active_learning", "al-x", {"seed": 1, "budgets": "0.1,0.2"}, "k", ["--seed", "1"])
     assert entry_parameters(ok, ROOT) == {"seed": "1", "budgets": "0.1,0.2"}

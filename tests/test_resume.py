@@ -117,8 +117,8 @@ def test_same_seed_same_picks_different_seed_different_picks() -> None:
     """Determinism on CPU, in-process: the selected indices depend on the seed and nothing else."""
     from svpkit.data.digits import load_digits
     from svpkit.loops.active_learning import ALConfig, run_active_learning
-    from svpkit.loops.tracker import MemoryTracker
     from svpkit.plugins import get_plugins
+    from svpkit.tracking.memory import MemoryTracker
 
     plugins = get_plugins()
     data = load_digits()
@@ -160,12 +160,13 @@ def test_deterministic_option_turns_on_deterministic_algorithms() -> None:
     import torch
 
     from svpkit.data.digits import load_digits
+    from svpkit.learners import make_learner
     from svpkit.plugins import get_plugins
     from svpkit.protocols import LearnerOptions
 
     assert not torch.are_deterministic_algorithms_enabled()
     try:
-        get_plugins().models.get("digits_mlp").make_learner(load_digits(), LearnerOptions(deterministic=True))
+        make_learner(get_plugins().models.get("digits_mlp"), load_digits(), LearnerOptions(deterministic=True))
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.is_deterministic_algorithms_warn_only_enabled()
     finally:

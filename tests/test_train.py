@@ -16,10 +16,11 @@ from PIL import Image
 
 from svpkit.data.base import Dataset, Split
 from svpkit.errors import ConfigError
+from svpkit.learners import make_learner
+from svpkit.learners.torch import TorchLearner, random_crop_flip, scaled_lr
 from svpkit.models.base import TrainConfig
 from svpkit.plugins import get_plugins
 from svpkit.protocols import LearnerOptions
-from svpkit.train import TorchLearner, random_crop_flip, scaled_lr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.plain_pipeline import reference_transform, train_plain  # noqa: E402
@@ -98,7 +99,7 @@ def test_augmentation_statistics_match_torchvision() -> None:
 def test_normalisation_matches_torchvision() -> None:
     ds = tiny_images(8)
     learner = TorchLearner(get_plugins().models.get("preact_resnet20"), ds, LearnerOptions(device="cpu"))
-    ours = learner._prepare(ds.train.x, train=False, generator=None)
+    ours = learner.prepare(ds.train.x)
     tv = reference_transform(MEAN, STD, train=False)
     theirs = torch.stack([tv(Image.fromarray(im)) for im in ds.train.x.numpy()])
     assert ours.shape == theirs.shape == (8, 3, 32, 32)
@@ -109,7 +110,7 @@ def test_same_architecture_and_initial_weights() -> None:
     ds = tiny_images(8)
     spec = get_plugins().models.get("preact_resnet20")
     learner = TorchLearner(spec, ds, LearnerOptions(seed=3, device="cpu", epochs=1))
-    ours = learner._new_model()
+    ours = learner.new_model()
     run = train_plain(
         lambda: spec.build(4, (32, 32, 3)),  # type: ignore[misc]
         ds.train.x.numpy(),
@@ -135,7 +136,7 @@ def test_both_pipelines_learn_a_tiny_set() -> None:
     spec = get_plugins().models.get("preact_resnet20")
     config = TrainConfig(epochs=6, batch_size=8, lr=0.05, milestones=(4,))
     opts = LearnerOptions(seed=0, device="cpu", epochs=6, batch_size=8, lr=0.05)
-    learner = spec.make_learner(ds, opts)
+    learner = make_learner(spec, ds, opts)
     assert isinstance(learner, TorchLearner)
     learner.fit(np.arange(32))
     losses = [float(x) for x in learner.loss_history]
@@ -200,7 +201,7 @@ def test_gpu_fit_with_compile_learns() -> None:
 def test_active_learning_reports_warm_up_once_and_counts_it() -> None:
     from svpkit.data.digits import load_digits
     from svpkit.loops.active_learning import ALConfig, run_active_learning
-    from svpkit.loops.tracker import MemoryTracker
+    from svpkit.tracking.memory import MemoryTracker
 
     plugins = get_plugins()
     tracker = MemoryTracker()

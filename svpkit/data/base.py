@@ -3,6 +3,12 @@
 A :class:`Dataset` holds a train and a test :class:`Split`. Indices everywhere in svpkit refer to
 positions in the *original order* of the training split, so selected indices stay meaningful
 across runs, models and machines.
+
+Unlabeled training examples (real labeling projects, ``svpkit query``; docs/labeling.md) carry
+the label :data:`UNLABELED` (−1) in ``Split.y``; the test split is always labeled (or empty: no
+test error then). Every training example has a stable id (``Split.ids``: a path relative to the
+data root, an id column, a row number), which labeling projects key their labels by. The
+simulation loops need every training label (:meth:`Dataset.require_labels`).
 """
 
 from __future__ import annotations
@@ -15,20 +21,35 @@ from typing import Any
 import numpy as np
 import torch
 
+from svpkit.errors import ConfigError
+
+UNLABELED = -1
+"""``Split.y`` of a training example nobody has labeled yet."""
+EXCERPT_CHARS = 80
+
 
 @dataclass
 class Split:
     """Examples of one split.
 
     ``x`` is a tensor (vectors: float N×D; images: uint8 N×H×W×C) or, for text, a list of
-    strings. ``y`` holds int64 labels ``0..num_classes-1``.
+    strings. ``y`` holds int64 labels ``0..num_classes-1``, or :data:`UNLABELED` for a training
+    example without a label. ``ids`` are the examples' stable ids (None: the index as text).
     """
 
     x: Any
     y: torch.Tensor
+    ids: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    def example_ids(self) -> list[str]:
+        """The stable id of every example, in order."""
+        return list(self.ids) if self.ids is not None else [str(i) for i in range(len(self))]
+
+    def example_id(self, index: int) -> str:
+        return self.ids[index] if self.ids is not None else str(index)
 
 
 @dataclass
@@ -37,6 +58,11 @@ class Dataset:
 
     ``modality`` says what ``x`` is: ``"vector"``, ``"image"`` (uint8 NHWC, normalised by the
     learner with ``mean``/``std`` in 0–255 units and augmented when ``augment``) or ``"text"``.
+
+    A data set for labeling projects (a plugin's too) marks training examples without a label
+    :data:`UNLABELED` in ``train.y``, gives ``train.ids`` (stable ids; else the index) and
+    ``classes`` (so the classes are known before anything is labeled); its test split is labeled
+    or empty.
     """
 
     name: str
@@ -73,8 +99,6 @@ class Dataset:
         """A smaller copy for quick runs: the first ``train`` training examples (so indices keep
         their original meaning) and a class-stratified, seeded sample of ``test`` test examples
         (some test files are ordered by class)."""
-        from svpkit.errors import ConfigError
-
         if not train and not test:
             return self
         tr, te = self.train, self.test
@@ -96,6 +120,43 @@ class Dataset:
         suffix = f"[train={len(tr)},test={len(te)}]"
         return replace(self, name=self.name, train=tr, test=te, source=self.source + suffix, extra={}, _digest=None)
 
+    @property
+    def class_names(self) -> list[str]:
+        """``classes``, else the labels as text (``"0"``, ``"1"``, ...)."""
+        return list(self.classes) if self.classes else [str(c) for c in range(self.num_classes)]
+
+    def labeled_indices(self) -> np.ndarray:
+        """Training indices that have a label, ascending."""
+        return np.flatnonzero(self.train.y.numpy() != UNLABELED).astype(np.int64)
+
+    def unlabeled_indices(self) -> np.ndarray:
+        """Training indices without a label (:data:`UNLABELED`), ascending."""
+        return np.flatnonzero(self.train.y.numpy() == UNLABELED).astype(np.int64)
+
+    def require_labels(self, what: str) -> None:
+        """A ConfigError when some training examples have no label (``what`` needs them all)."""
+        missing = int((self.train.y == UNLABELED).sum())
+        if missing:
+            raise ConfigError(
+                f"{what} needs every training label, but {missing} of the {len(self.train)} training examples of "
+                f"{self.name!r} have none; label them with `svpkit query` / `svpkit label` (docs/labeling.md)"
+            )
+
+    def example_text(self, index: int) -> str:
+        """What an annotator looks at for training example ``index``: a text excerpt, else its id
+        (an image's path relative to the data root)."""
+        if self.modality == "text":
+            text = " ".join(str(self.train.x[index]).split())
+            return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+        return self.train.example_id(index)
+
+    def with_labels(self, indices: np.ndarray, labels: np.ndarray) -> Dataset:
+        """A copy whose training examples ``indices`` carry ``labels`` (imported answers)."""
+        y = self.train.y.clone()
+        y[torch.from_numpy(np.asarray(indices, dtype=np.int64))] = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        train = Split(self.train.x, y, self.train.ids)
+        return replace(self, train=train, extra={}, _digest=None)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -109,12 +170,19 @@ class Dataset:
         }
 
 
+def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (at least 1) of uint8 NHWC images, in 0–255 units."""
+    pixels = images.reshape(-1, images.shape[-1]).double()
+    return tuple(float(v) for v in pixels.mean(0)), tuple(float(v) for v in pixels.std(0).clamp_min(1.0))
+
+
 def _take(split: Split, idx: np.ndarray) -> Split:
     if isinstance(split.x, torch.Tensor):
         x: Any = split.x[torch.from_numpy(idx)]
     else:
         x = [split.x[i] for i in idx]
-    return Split(x, split.y[torch.from_numpy(idx)])
+    ids = None if split.ids is None else [split.ids[i] for i in idx]
+    return Split(x, split.y[torch.from_numpy(idx)], ids)
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,32 @@ Every image is decoded with torchvision, its shorter side resized to ``size`` an
 learner can draw batches on the device. Classes are the sorted folder names of ``train/``; the
 mean/std come from the training images. This suits data sets that fit in memory at ``size``; the
 whole of ImageNet at 224 pixels (≈190 GB) does not.
+
+Unlabeled images (labeling projects, docs/labeling.md) lie in ``<path>/unlabeled/`` (any depth)
+and follow the labeled ones; the class folders of ``train/`` may then be empty (they name the
+classes) and ``val/`` may be absent (no test error). Instead of ``train/`` folders a manifest
+``<path>/train.csv`` with the columns ``path,label`` (paths relative to ``<path>``, an empty label
+for an unlabeled image) may list the training images; its classes are ``classes.txt`` (one per
+line) or else its distinct labels. An example's id is its path relative to ``<path>``.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import torch
 
-from svpkit.data.base import Dataset, DatasetSpec, Split
+from svpkit.data.base import UNLABELED, Dataset, DatasetSpec, Split, pixel_stats
 from svpkit.errors import DataError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_SIZE = 224
+UNLABELED_DIR = "unlabeled"
+MANIFEST = "train.csv"
+
+Listing = list[tuple[Path, int]]
+"""Image files and their labels (``UNLABELED`` for none)."""
 
 
 def _decode(file: Path, size: int) -> torch.Tensor:
@@ -34,20 +47,75 @@ def _decode(file: Path, size: int) -> torch.Tensor:
     return image.permute(1, 2, 0).contiguous()
 
 
-def _read_split(folder: Path, classes: list[str], size: int) -> Split:
-    images: list[torch.Tensor] = []
-    labels: list[int] = []
-    for label, name in enumerate(classes):
-        class_dir = folder / name
-        if not class_dir.is_dir():
-            continue
-        for file in sorted(class_dir.iterdir()):
-            if file.suffix.lower() in EXTENSIONS:
-                images.append(_decode(file, size))
-                labels.append(label)
-    if not images:
-        raise DataError(f"{folder} has no images ({', '.join(EXTENSIONS)}) in class folders")
-    return Split(torch.stack(images), torch.tensor(labels, dtype=torch.int64))
+def _images(folder: Path) -> list[Path]:
+    return [f for f in sorted(folder.iterdir()) if f.suffix.lower() in EXTENSIONS]
+
+
+def _class_folders(folder: Path, classes: list[str]) -> Listing:
+    return [
+        (file, label)
+        for label, name in enumerate(classes)
+        if (folder / name).is_dir()
+        for file in _images(folder / name)
+    ]
+
+
+def _unlabeled(root: Path) -> Listing:
+    folder = root / UNLABELED_DIR
+    if not folder.is_dir():
+        return []
+    return [(f, UNLABELED) for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix.lower() in EXTENSIONS]
+
+
+def _read(files: Listing, size: int, root: Path) -> Split:
+    images = [_decode(file, size) for file, _ in files]
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    ids = [file.relative_to(root).as_posix() for file, _ in files]
+    return Split(torch.stack(images), labels, ids)
+
+
+def _manifest(root: Path) -> tuple[Listing, list[str]]:
+    """The images ``train.csv`` lists and the classes (``classes.txt``, else its labels)."""
+    file = root / MANIFEST
+    try:
+        rows = list(csv.DictReader(file.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {file} ({type(exc).__name__}: {exc})") from None
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise DataError(f"{file} must have a header with the columns 'path' and 'label' and at least one row")
+    names = [(r["path"] or "").strip() for r in rows]
+    labels = [(r["label"] or "").strip() for r in rows]
+    classes_file = root / "classes.txt"
+    if classes_file.is_file():
+        classes = [c.strip() for c in classes_file.read_text(encoding="utf-8").splitlines() if c.strip()]
+    else:
+        classes = sorted({label for label in labels if label})
+    unknown = sorted({label for label in labels if label and label not in classes})
+    if unknown:
+        raise DataError(f"{file} has labels outside the classes {classes}: {', '.join(unknown[:5])}")
+    missing = [name for name in names if not (root / name).is_file()]
+    if missing:
+        raise DataError(f"{file} lists images that do not exist: {', '.join(missing[:3])}")
+    listing = [(root / name, classes.index(label) if label else UNLABELED) for name, label in zip(names, labels)]
+    return listing, classes
+
+
+def _training_images(root: Path) -> tuple[Listing, list[str]]:
+    """Labeled images first (class folders or the manifest), then ``unlabeled/``; and the classes."""
+    train_dir = root / "train"
+    if (root / MANIFEST).is_file():
+        listing, classes = _manifest(root)
+    elif train_dir.is_dir():
+        classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+        if not classes:
+            raise DataError(f"{train_dir} has no class folders")
+        listing = _class_folders(train_dir, classes)
+    else:
+        raise DataError(f"{root} must contain train/ and val/ (or test/) folders of class folders")
+    listing += _unlabeled(root)
+    if not listing:
+        raise DataError(f"{train_dir} has no images ({', '.join(EXTENSIONS)}) in class folders")
+    return listing, classes
 
 
 def load_imagefolder(path: str | Path | None = None, size: int = DEFAULT_SIZE) -> Dataset:
@@ -57,21 +125,22 @@ def load_imagefolder(path: str | Path | None = None, size: int = DEFAULT_SIZE) -
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
-    train_dir = root / "train"
+    listing, classes = _training_images(root)
+    has_unlabeled = any(label == UNLABELED for _, label in listing)
     test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
-    if not train_dir.is_dir() or test_dir is None:
+    if test_dir is None and not has_unlabeled:
         raise DataError(f"{root} must contain train/ and val/ (or test/) folders of class folders")
-    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
-    if not classes:
-        raise DataError(f"{train_dir} has no class folders")
-    unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
-    if unknown:
-        raise DataError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown[:5])}")
-    train = _read_split(train_dir, classes, size)
-    test = _read_split(test_dir, classes, size)
-    pixels = train.x.reshape(-1, train.x.shape[-1]).double()
-    mean = tuple(float(v) for v in pixels.mean(0))
-    std = tuple(float(v) for v in pixels.std(0).clamp_min(1.0))
+    test_files: Listing = []
+    if test_dir is not None:
+        unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
+        if unknown:
+            raise DataError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown[:5])}")
+        test_files = _class_folders(test_dir, classes)
+        if not test_files:
+            raise DataError(f"{test_dir} has no images ({', '.join(EXTENSIONS)}) in class folders")
+    train = _read(listing, size, root)
+    test = _read(test_files, size, root) if test_files else Split(train.x[:0], train.y[:0], [])
+    mean, std = pixel_stats(train.x)
     return Dataset(
         name="imagefolder",
         train=train,
@@ -90,7 +159,8 @@ def load_imagefolder(path: str | Path | None = None, size: int = DEFAULT_SIZE) -
 SPEC = DatasetSpec(
     name="imagefolder",
     load=load_imagefolder,
-    description="image folders train/<class>/*.jpg and val/<class>/*.jpg, resized and centre-cropped to 224x224",
+    description="image folders train/<class>/*.jpg and val/<class>/*.jpg, resized and centre-cropped to 224x224;"
+    " unlabeled/ holds unlabeled images",
     needs_path=True,
     modality="image",
     options=("size",),

@@ -1,1 +1,1 @@
-"""SVP loops: pure algorithms that report through a :class:`~svpkit.loops.tracker.Tracker`."""
+"""SVP loops: pure algorithms that report through a :class:`~svpkit.protocols.Tracker`."""

@@ -1,4 +1,4 @@
-"""Batch active learning with a selector model (paper §3.1, DESIGN.md).
+"""Batch active learning with a selector model (paper §3.1; docs/algorithms.md).
 
 Start from a random labeled subset; for every budget level: build a fresh selector model, train
 it on all labeled points, score the unlabeled pool with what the selector needs, add the batch
@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
-from svpkit import distributed, plots
+from svpkit import parallel, plots
+from svpkit.contract import ACTIVE_LEARNING, Artifact, Metric, Tag, round_artifact
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
+from svpkit.learners import make_learner
+from svpkit.loops import scoring
 from svpkit.loops.budgets import resolve_budgets
 from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
-from svpkit.protocols import LearnerOptions, Tracker
+from svpkit.protocols import Learner, LearnerOptions, Tracker
 from svpkit.runtime import derive_seed, resolve_device
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
@@ -84,8 +88,8 @@ def describe_run(
     """Tags and params of an active-learning run (the cross-run comparison keys)."""
     n = len(dataset.train)
     init, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
-    tags = selection_run_tags("active_learning", dataset, selector, proxy, target, cfg)
-    tags["svpkit.budgets"] = ",".join(map(str, [init, *levels]))
+    tags = selection_run_tags(ACTIVE_LEARNING.name, dataset, selector, proxy, target, cfg)
+    tags[Tag.BUDGETS] = ",".join(map(str, [init, *levels]))
     params = selection_run_params(dataset, selector, proxy, target, cfg) | {
         "initial": cfg.initial,
         "budgets": ",".join(map(str, cfg.budgets)),
@@ -106,111 +110,24 @@ def run_active_learning(
     progress: Progress | None = None,
     resume_state: dict[str, Any] | None = None,
 ) -> ALResult:
+    """Run every budget level as one round (see the module docstring); with ``resume_state`` the
+    finished rounds are taken from it and the run goes on from the next one."""
     progress = progress or NullProgress()
     n = len(dataset.train)
     init_count, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
     device = resolve_device(cfg.device)
     rng = np.random.default_rng(cfg.seed)
     initial = np.sort(rng.choice(n, size=init_count, replace=False)).astype(np.int64)
-    selected: list[np.ndarray] = []
-    records: list[RoundRecord] = []
-    if resume_state is not None:
-        # Randomness is derived from (seed, role, round), so the state needs no RNG snapshots;
-        # the initial set is checked to catch a changed data set or seed.
-        saved_initial = resume_state.get("initial")
-        if saved_initial is not None and not np.array_equal(np.asarray(saved_initial, dtype=np.int64), initial):
-            raise ConfigError("cannot resume: the data set or seed differs from the interrupted run's")
-        selected = [np.asarray(s, dtype=np.int64) for s in resume_state["selected"]]
-        records = [RoundRecord(**r) for r in resume_state["rounds"]]
-    else:
-        tracker.log_array("rounds/0/labeled.npy", initial)
-        # Round 0: a run interrupted during its first round is resumable too.
-        tracker.save_state(_state(0, initial, selected, records, cfg))
-
-    def options(role: str, round_no: int, epochs: int | None) -> LearnerOptions:
-        model_options = cfg.proxy_options if role == "selector" else cfg.target_options
-        return learner_options(cfg, derive_seed(cfg.seed, role, round_no), epochs, model_options)
-
-    warmed = target_warmed = False
+    selected, records = _restore(resume_state, initial, tracker, cfg)
+    rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
     with progress.task(f"active learning: {selector.name} with {proxy.name}", total=len(levels)) as advance_rounds:
         advance_rounds(len(records))
         for round_no in range(len(records) + 1, len(levels) + 1):
             labeled = np.concatenate([initial, *selected])
-            level = levels[round_no - 1]
-            k = level - len(labeled)
-            mask = np.ones(n, dtype=bool)
-            mask[labeled] = False
-            pool = np.flatnonzero(mask)
-            ctx = SelectionContext(
-                pool=pool,
-                labeled=labeled,
-                rng=np.random.default_rng(derive_seed(cfg.seed, "select", round_no)),
-                device=device,
-            )
-            train_s = infer_s = warm_s = 0.0
-            selector_error: float | None = None
-            if selector.needs:
-                learner = proxy.make_learner(dataset, options("selector", round_no, cfg.proxy_epochs))
-                if not warmed:
-                    # Reported separately and counted in the round's total: otherwise round 1
-                    # alone would carry the lazy start-up of torch (and any compilation).
-                    warm_s = _warm_up(learner)
-                    warmed = True
-                observers = [selector.observer()] if selector.observer is not None else []
-                epochs = getattr(learner, "config", proxy.train).epochs
-                with progress.task(f"round {round_no}: train {proxy.name} on {len(labeled)}", total=epochs) as adv:
-                    with Timer(device) as t:
-                        learner.fit(labeled, observers=observers, progress=adv)
-                train_s = t.seconds
-                with Timer(device) as t:
-                    if distributed.is_distributed():  # torchrun: each rank scores a shard of the pool
-                        distributed.fill_selection_context(ctx, learner, selector)
-                    elif "probabilities" in selector.needs:
-                        ctx.probabilities = learner.predict_proba(pool)
-                    if "embeddings" in selector.needs and not distributed.is_distributed():
-                        ctx.pool_embeddings = learner.embed(pool)
-                        ctx.labeled_embeddings = learner.embed(labeled)
-                    for obs in observers:
-                        ctx.signals.update(obs.result())  # type: ignore[attr-defined]
-                infer_s = t.seconds
-                selector_error = learner.error("test")
-                del learner
-            with Timer(device) as t:
-                selection = distributed.select(selector, ctx, k)  # a sharded pool under torchrun
-            select_s = t.seconds
-            picks = np.asarray(selection.picks, dtype=np.int64)
-            _check_picks(picks, pool, k, selector.name)
+            record, scores, picks = rounds.play(round_no, labeled, levels[round_no - 1])
             selected.append(picks)
-            labeled = np.concatenate([labeled, picks])
-            target_error = target_s = None
-            if cfg.train_target:
-                target_learner = target.make_learner(dataset, options("target", round_no, cfg.target_epochs))
-                if not target_warmed:
-                    _warm_up(target_learner)  # not a selection cost; keeps round 1's target time comparable
-                    target_warmed = True
-                epochs = getattr(target_learner, "config", target.train).epochs
-                with progress.task(
-                    f"round {round_no}: train target {target.name} on {len(labeled)}", total=epochs
-                ) as adv:
-                    with Timer(device) as t:
-                        target_learner.fit(labeled, progress=adv)
-                target_s = t.seconds
-                target_error = target_learner.error("test")
-                del target_learner
-            record = RoundRecord(
-                round=round_no,
-                labeled_before=level - k,
-                labeled_after=level,
-                train_seconds=train_s,
-                inference_seconds=infer_s,
-                selection_seconds=select_s,
-                selector_model_error=selector_error,
-                target_error=target_error,
-                target_train_seconds=target_s,
-                warmup_seconds=warm_s,
-            )
             records.append(record)
-            _log_round(tracker, record, selection.scores, picks, labeled, records)
+            _log_round(tracker, record, scores, picks, np.concatenate([labeled, picks]), records)
             tracker.save_state(_state(round_no, initial, selected, records, cfg))
             advance_rounds(1)
     result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels)
@@ -218,12 +135,131 @@ def run_active_learning(
     return result
 
 
+def _restore(
+    resume_state: dict[str, Any] | None, initial: np.ndarray, tracker: Tracker, cfg: ALConfig
+) -> tuple[list[np.ndarray], list[RoundRecord]]:
+    """The selected batches and records of the finished rounds (none for a new run, which logs round 0)."""
+    if resume_state is None:
+        tracker.log_array("rounds/0/labeled.npy", initial)
+        # Round 0: a run interrupted during its first round is resumable too.
+        tracker.save_state(_state(0, initial, [], [], cfg))
+        return [], []
+    # Randomness is derived from (seed, role, round), so the state needs no RNG snapshots;
+    # the initial set is checked to catch a changed data set or seed.
+    saved_initial = resume_state.get("initial")
+    if saved_initial is not None and not np.array_equal(np.asarray(saved_initial, dtype=np.int64), initial):
+        raise ConfigError("cannot resume: the data set or seed differs from the interrupted run's")
+    selected = [np.asarray(s, dtype=np.int64) for s in resume_state["selected"]]
+    return selected, [RoundRecord(**r) for r in resume_state["rounds"]]
+
+
+@dataclass
+class _Rounds:
+    """Plays the rounds of one run; remembers which models already paid the process's warm-up."""
+
+    dataset: Dataset
+    selector: SelectorSpec
+    proxy: ModelSpec
+    target: ModelSpec
+    cfg: ALConfig
+    progress: Progress
+    device: torch.device
+    warmed: bool = False
+    target_warmed: bool = False
+
+    def options(self, role: str, round_no: int, epochs: int | None) -> LearnerOptions:
+        model_options = self.cfg.proxy_options if role == "selector" else self.cfg.target_options
+        return learner_options(self.cfg, derive_seed(self.cfg.seed, role, round_no), epochs, model_options)
+
+    def play(self, round_no: int, labeled: np.ndarray, level: int) -> tuple[RoundRecord, np.ndarray, np.ndarray]:
+        """Round ``round_no``: select the batch that brings ``labeled`` to ``level``, then train the
+        target on the new labeled set. Returns (record, the selector's pool scores, picks)."""
+        k = level - len(labeled)
+        mask = np.ones(len(self.dataset.train), dtype=bool)
+        mask[labeled] = False
+        pool = np.flatnonzero(mask)
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, "select", round_no))
+        ctx = SelectionContext(pool=pool, labeled=labeled, rng=rng, device=self.device)
+        train_s = infer_s = warm_s = 0.0
+        selector_error: float | None = None
+        if self.selector.needs:
+            train_s, infer_s, warm_s, selector_error = self.score(ctx, round_no)
+        with Timer(self.device) as t:
+            selection = scoring.select(self.selector, ctx, k)  # a sharded pool under torchrun
+        picks = np.asarray(selection.picks, dtype=np.int64)
+        _check_picks(picks, pool, k, self.selector.name)
+        target_error = target_s = None
+        if self.cfg.train_target:
+            target_error, target_s = self.train_target(np.concatenate([labeled, picks]), round_no)
+        record = RoundRecord(
+            round=round_no,
+            labeled_before=level - k,
+            labeled_after=level,
+            train_seconds=train_s,
+            inference_seconds=infer_s,
+            selection_seconds=t.seconds,
+            selector_model_error=selector_error,
+            target_error=target_error,
+            target_train_seconds=target_s,
+            warmup_seconds=warm_s,
+        )
+        return record, selection.scores, picks
+
+    def score(self, ctx: SelectionContext, round_no: int) -> tuple[float, float, float, float]:
+        """Fit a fresh selector model on ``ctx.labeled`` and fill ``ctx`` with what the selector
+        needs. Returns (train, inference and warm-up seconds, the selector model's test error)."""
+        learner = make_learner(self.proxy, self.dataset, self.options("selector", round_no, self.cfg.proxy_epochs))
+        warm_s = 0.0
+        if not self.warmed:
+            # Reported separately and counted in the round's total: otherwise round 1
+            # alone would carry the lazy start-up of torch (and any compilation).
+            warm_s = _warm_up(learner)
+            self.warmed = True
+        observers = [self.selector.observer()] if self.selector.observer is not None else []
+        epochs = getattr(learner, "config", self.proxy.train).epochs
+        task = f"round {round_no}: train {self.proxy.name} on {len(ctx.labeled)}"
+        with self.progress.task(task, total=epochs) as adv:
+            with Timer(self.device) as t:
+                learner.fit(ctx.labeled, observers=observers, progress=adv)
+        train_s = t.seconds
+        with Timer(self.device) as t:
+            _fill_context(ctx, learner, self.selector)
+            for obs in observers:
+                ctx.signals.update(obs.result())  # type: ignore[attr-defined]
+        return train_s, t.seconds, warm_s, learner.error("test")
+
+    def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float]:
+        """(test error, train seconds) of a fresh target trained on ``labeled``."""
+        learner = make_learner(self.target, self.dataset, self.options("target", round_no, self.cfg.target_epochs))
+        if not self.target_warmed:
+            _warm_up(learner)  # not a selection cost; keeps round 1's target time comparable
+            self.target_warmed = True
+        epochs = getattr(learner, "config", self.target.train).epochs
+        task = f"round {round_no}: train target {self.target.name} on {len(labeled)}"
+        with self.progress.task(task, total=epochs) as adv:
+            with Timer(self.device) as t:
+                learner.fit(labeled, progress=adv)
+        return learner.error("test"), t.seconds
+
+
+def _fill_context(ctx: SelectionContext, learner: Learner, selector: SelectorSpec) -> None:
+    """Score ``ctx.pool`` (and ``ctx.labeled``) with what ``selector`` needs."""
+    if parallel.is_distributed():  # torchrun: each rank scores a shard of the pool
+        scoring.fill_selection_context(ctx, learner, selector)
+        return
+    if "probabilities" in selector.needs:
+        ctx.probabilities = learner.predict_proba(ctx.pool)
+    if "embeddings" in selector.needs:
+        ctx.pool_embeddings = learner.embed(ctx.pool)
+        ctx.labeled_embeddings = learner.embed(ctx.labeled)
+
+
 def _state(
     round_no: int, initial: np.ndarray, selected: list[np.ndarray], records: list[RoundRecord], cfg: ALConfig
 ) -> dict[str, Any]:
     """What ``--resume`` needs after a finished round (see svpkit.resume)."""
     return {
-        "loop": "active_learning",
+        "loop": ACTIVE_LEARNING.name,
         "round": round_no,
         "initial": initial.tolist(),
         "selected": [s.tolist() for s in selected],
@@ -257,24 +293,23 @@ def _log_round(
 ) -> None:
     step = r.labeled_after
     metrics = {
-        "round/warmup_seconds": r.warmup_seconds,
-        "round/train_seconds": r.train_seconds,
-        "round/inference_seconds": r.inference_seconds,
-        "round/selection_seconds": r.selection_seconds,
-        "round/total_seconds": r.total_seconds,
-        "selection/cumulative_seconds": sum(x.total_seconds for x in records),
-        "labeled/count": float(step),
+        Metric.ROUND_WARMUP_SECONDS: r.warmup_seconds,
+        Metric.ROUND_TRAIN_SECONDS: r.train_seconds,
+        Metric.ROUND_INFERENCE_SECONDS: r.inference_seconds,
+        Metric.ROUND_SELECTION_SECONDS: r.selection_seconds,
+        Metric.ROUND_TOTAL_SECONDS: r.total_seconds,
+        Metric.SELECTION_CUMULATIVE_SECONDS: sum(x.total_seconds for x in records),
+        Metric.LABELED_COUNT: float(step),
     }
     if r.target_error is not None and r.target_train_seconds is not None:
-        metrics["target/test_error"] = r.target_error
-        metrics["target/train_seconds"] = r.target_train_seconds
+        metrics[Metric.TARGET_ERROR] = r.target_error
+        metrics[Metric.TARGET_TRAIN_SECONDS] = r.target_train_seconds
     tracker.log_metrics(metrics, step=step)
     if r.selector_model_error is not None:
-        tracker.log_metrics({"selector_model/test_error": r.selector_model_error}, step=r.labeled_before)
-    prefix = f"rounds/{r.round}"
-    tracker.log_array(f"{prefix}/selected.npy", picks)
-    tracker.log_array(f"{prefix}/scores.npy", np.asarray(scores, dtype=np.float32))
-    tracker.log_array(f"{prefix}/labeled.npy", np.sort(labeled))
+        tracker.log_metrics({Metric.SELECTOR_MODEL_ERROR: r.selector_model_error}, step=r.labeled_before)
+    tracker.log_array(round_artifact(r.round, "selected.npy"), picks)
+    tracker.log_array(round_artifact(r.round, "scores.npy"), np.asarray(scores, dtype=np.float32))
+    tracker.log_array(round_artifact(r.round, "labeled.npy"), np.sort(labeled))
 
 
 def _log_summary(
@@ -286,9 +321,9 @@ def _log_summary(
     target: ModelSpec,
 ) -> None:
     rounds = [r.__dict__ | {"total_seconds": r.total_seconds} for r in result.rounds]
-    tracker.log_json("timings.json", {"rounds": rounds, "selection_seconds": result.selection_seconds})
+    tracker.log_json(Artifact.TIMINGS, {"rounds": rounds, "selection_seconds": result.selection_seconds})
     summary = {
-        "loop": "active_learning",
+        "loop": ACTIVE_LEARNING.name,
         "dataset": dataset.describe(),
         "selector": selector.name,
         "selector_model": proxy.name if selector.needs else None,
@@ -300,7 +335,7 @@ def _log_summary(
         "selection_seconds": result.selection_seconds,
         "target_train_seconds": sum(r.target_train_seconds or 0.0 for r in result.rounds),
     }
-    tracker.log_json("summary.json", summary)
+    tracker.log_json(Artifact.SUMMARY, summary)
     if any(r.target_error is not None for r in result.rounds):
         fig = plots.error_curve(
             result.levels,
@@ -312,7 +347,7 @@ def _log_summary(
             len(dataset.train),
             f"{dataset.name}: target error vs labeled set",
         )
-        tracker.log_figure(fig, "figures/error_vs_labeled.png")
+        tracker.log_figure(fig, Artifact.AL_ERROR_FIGURE)
         plots.close(fig)
     fig = plots.stacked_seconds(
         result.levels,
@@ -323,5 +358,5 @@ def _log_summary(
         },
         f"{dataset.name}: selection time per round ({selector.name})",
     )
-    tracker.log_figure(fig, "figures/selection_seconds.png")
+    tracker.log_figure(fig, Artifact.AL_SECONDS_FIGURE)
     plots.close(fig)

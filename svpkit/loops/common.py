@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from svpkit.contract import Tag, format_options, setting_tags
 from svpkit.data.base import Dataset
-from svpkit.loops.tracker import setting_tags
+from svpkit.learners.acceleration import amp_tag
 from svpkit.models.base import ModelSpec
-from svpkit.models.options import format_options
 from svpkit.protocols import LearnerOptions
 from svpkit.runtime import resolve_device
 from svpkit.selectors.base import SelectorSpec
@@ -53,14 +53,15 @@ def selection_run_tags(
     loop: str, dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: LoopConfig
 ) -> dict[str, str]:
     """The tags every selection run carries (the keys ``svpkit compare`` pairs runs by)."""
+    dataset.require_labels(f"the {loop} loop")  # a simulation: every label must be known
     return {
-        "svpkit.loop": loop,
-        "svpkit.role": run_role(selector, proxy, target, cfg),
-        "svpkit.dataset": dataset.name,
-        "svpkit.selector": selector.name,
-        "svpkit.selector_model": proxy.name if selector.needs else "none",
-        "svpkit.target_model": target.name,
-        "svpkit.seed": str(cfg.seed),
+        Tag.LOOP: loop,
+        Tag.ROLE: run_role(selector, proxy, target, cfg),
+        Tag.DATASET: dataset.name,
+        Tag.SELECTOR: selector.name,
+        Tag.SELECTOR_MODEL: proxy.name if selector.needs else "none",
+        Tag.TARGET_MODEL: target.name,
+        Tag.SEED: str(cfg.seed),
         **setting_tags(resolved_settings(proxy, target, cfg)),
     }
 
@@ -73,6 +74,8 @@ def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, cfg: Any) -> d
         settings["proxy_options"] = format_options(cfg.proxy_options)
     settings["target_epochs"] = cfg.target_epochs or target.train.epochs
     settings["target_options"] = format_options(cfg.target_options)
+    models = {"target": (target, cfg.target_options), **({"proxy": (proxy, cfg.proxy_options)} if proxy else {})}
+    settings["amp"] = amp_tag(models, resolve_device(cfg.device))  # tag svpkit.amp (Tag.AMP)
     return settings
 
 

@@ -1,10 +1,11 @@
-"""Model specs and the learner contract.
+"""Model specs: what a model is, not how it is trained.
 
-A :class:`ModelSpec` names a model and knows how to build a *learner* for a data set: an object
-that trains from scratch on a set of training indices (``fit``), scores examples
-(``predict_proba``), exposes penultimate activations (``embed``) and measures error. Torch models
-only provide ``build`` (an ``nn.Module`` factory); the built-in :class:`svpkit.train.TorchLearner`
-does the rest. Other families (fastText) provide their own ``learner`` factory.
+A :class:`ModelSpec` names a model and what a *learner* for a data set needs to build it (a
+learner trains from scratch on a set of training indices, scores examples, exposes penultimate
+activations and measures error: :class:`svpkit.protocols.Learner`;
+:func:`svpkit.learners.make_learner` makes one). Torch models only provide ``build`` (an
+``nn.Module`` factory); the built-in :class:`svpkit.learners.torch.TorchLearner` does the rest.
+Other families (fastText) provide their own ``learner`` factory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from svpkit.models.options import TORCH_LEARNER_OPTIONS, ModelOption
+from svpkit.models.options import ModelOption
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset
@@ -66,7 +67,8 @@ class ModelSpec:
     ``options`` holds the model's own ``options`` (defaults with the run's values applied).
     ``learner(spec, dataset, options)`` replaces the torch learner entirely (fastText).
     ``options`` declares what a run may set with ``--proxy-options``/``--target-options``
-    (:mod:`svpkit.models.options`); torch models also take the torch learner's options.
+    (:mod:`svpkit.models.options`); torch models also take the torch learner's options
+    (:func:`svpkit.learners.options.option_specs`).
     """
 
     name: str
@@ -80,25 +82,6 @@ class ModelSpec:
     example_input_shape: tuple[int, ...] | None = None
     example_num_classes: int = 10
     options: tuple[ModelOption, ...] = ()
-
-    def option_specs(self) -> dict[str, ModelOption]:
-        """Every option a run may set for this model: its own, and the torch learner's for torch models."""
-        learner_options = TORCH_LEARNER_OPTIONS if self.learner is None else ()
-        return {o.name: o for o in (*learner_options, *self.options)}
-
-    def make_learner(self, dataset: Dataset, options: LearnerOptions) -> Learner:
-        if dataset.modality not in self.modalities:
-            from svpkit.errors import ConfigError
-
-            raise ConfigError(
-                f"model {self.name!r} takes {'/'.join(self.modalities)} inputs but data set "
-                f"{dataset.name!r} is {dataset.modality}"
-            )
-        if self.learner is not None:
-            return self.learner(self, dataset, options)
-        from svpkit.train import TorchLearner
-
-        return TorchLearner(self, dataset, options)
 
     def num_parameters(self, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None) -> int | None:
         if self.build is None:

@@ -1,18 +1,16 @@
 """Per-model options: the knobs a model or its learner takes beyond the training schedule.
 
 A model declares its options (:class:`ModelOption`: name, type, default, help); torch models also
-take the torch learner's own (:data:`TORCH_LEARNER_OPTIONS`). On the command line they are one
-string per model, ``--proxy-options "dim=50,word_ngrams=1"`` / ``--target-options max_length=256``,
-checked against the declaration before any run exists (unknown names get a did-you-mean, values
-are converted to the declared type) and passed to the learner as ``LearnerOptions.extra``.
-Runs log them in canonical form (sorted ``key=value`` pairs) as params ``proxy_options`` and
+take the torch learner's own (:data:`svpkit.learners.options.TORCH_LEARNER_OPTIONS`). On the
+command line they are one string per model (:func:`parse_options_text`), checked against the
+declaration by :func:`svpkit.learners.options.parse_model_options` before any run exists. Runs
+log them in canonical form (sorted ``key=value`` pairs) as params ``proxy_options`` and
 ``target_options``; a model with options is a different selector or target model for
 ``svpkit compare`` and for the baseline role (:func:`model_label`).
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,31 +64,6 @@ class ModelOption:
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
-# What the torch learner (svpkit.train.TorchLearner) reads from LearnerOptions.extra.
-TORCH_LEARNER_OPTIONS: tuple[ModelOption, ...] = (
-    ModelOption("compile", str, "auto", "torch.compile the model (auto: on CUDA for long fits)", ("auto", "on", "off")),
-    ModelOption("compile_mode", str, None, "torch.compile mode, e.g. reduce-overhead (CUDA graphs)"),
-    ModelOption("channels_last", bool, True, "channels_last memory format for image models"),
-    ModelOption("amp", bool, None, "bf16 autocast (default: on for CUDA, off elsewhere)"),
-    ModelOption(
-        "lr_scaling",
-        str,
-        "none",
-        "how the learning rate follows a batch size other than the model's",
-        ("none", "linear", "sqrt"),
-    ),
-    ModelOption(
-        "inference_batch_size",
-        int,
-        None,
-        "batch size for scoring and embedding (default 4096 CUDA, 1024 CPU)",
-        minimum=1,
-    ),
-)
-
-# Set by their own command-line flags (LearnerOptions fields), so that the logged params say what ran.
-_OWN_FLAGS = {"epochs": "--{role}-epochs", "batch_size": "--batch-size"}
-
 
 def parse_options_text(text: str | None, flag: str) -> dict[str, str]:
     """``"a=1,b=x"`` → ``{"a": "1", "b": "x"}`` (whitespace around names and values is dropped)."""
@@ -108,51 +81,6 @@ def parse_options_text(text: str | None, flag: str) -> dict[str, str]:
             raise ConfigError(f"{flag} sets {name!r} twice")
         out[name] = value.strip()
     return out
-
-
-def resolve_model_options(spec: ModelSpec, given: Mapping[str, Any], flag: str = "options") -> dict[str, Any]:
-    """Check ``given`` against what ``spec`` declares; typed values, in the given order."""
-    known = spec.option_specs()
-    out: dict[str, Any] = {}
-    for name, value in given.items():
-        if name in _OWN_FLAGS and name not in known:
-            role = (
-                "proxy" if flag.startswith("--proxy") else "target" if flag.startswith("--target") else "proxy/target"
-            )
-            own = _OWN_FLAGS[name].format(role=role)
-            raise ConfigError(f"{flag}: set {name!r} with {own}, not as a model option")
-        option = known.get(name)
-        if option is None:
-            if not known:
-                raise ConfigError(f"{flag}: model {spec.name!r} takes no options (got {name!r})")
-            close = difflib.get_close_matches(name, list(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"{flag}: model {spec.name!r} has no option {name!r}{hint}; it takes {', '.join(sorted(known))}"
-            )
-        out[name] = option.convert(value, spec.name)
-    return out
-
-
-def parse_model_options(spec: ModelSpec, text: str | None, flag: str) -> dict[str, Any]:
-    """The command line's ``--proxy-options``/``--target-options`` string for ``spec``, typed."""
-    return resolve_model_options(spec, parse_options_text(text, flag), flag)
-
-
-def format_value(value: Any) -> str:
-    """An option value as the command line writes it (booleans lower-case)."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def format_options(options: Mapping[str, Any]) -> str:
-    """Canonical text of options: sorted ``name=value`` pairs, booleans lower-case; "" for none."""
-    return ",".join(f"{k}={format_value(v)}" for k, v in sorted(options.items()))
-
-
-def model_label(name: str, options: Mapping[str, Any] | str) -> str:
-    """A model's identity in comparisons: ``name`` or ``name[a=1,b=2]``."""
-    text = options if isinstance(options, str) else format_options(options)
-    return f"{name}[{text}]" if text else name
 
 
 def option_defaults(spec: ModelSpec, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from svpkit.protocols import TrainObserver
+from svpkit.protocols import Learner, TrainObserver
 
 NEEDS = frozenset({"probabilities", "embeddings", "training_dynamics"})
 
@@ -49,6 +49,38 @@ class Selection:
     scores: np.ndarray
 
 
+@dataclass
+class Ranking:
+    """A core-set ranking. ``order``: every training index, best (kept first) to worst.
+    ``scores[i]``: the score of training example ``i`` (higher = kept sooner). ``seeds``: random
+    seed points that start the ranking (k-center; else empty)."""
+
+    order: np.ndarray
+    scores: np.ndarray
+    seeds: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+
+
+@dataclass
+class RankContext:
+    """What a selector's ``rank`` sees: the proxy trained on all ``num_train`` training examples.
+
+    ``learner`` is None for selectors with no needs; ``signals`` is what the training observer
+    returned. ``subset_size`` and ``seed_count`` are the core-set sizes (k-center grows its
+    ``seed_count`` random seeds to ``subset_size`` centres); ``rng`` draws the seeds.
+    """
+
+    learner: Learner | None
+    signals: dict[str, torch.Tensor]
+    num_train: int
+    subset_size: int
+    seed_count: int
+    rng: np.random.Generator
+
+    def draw_seeds(self) -> np.ndarray:
+        """``seed_count`` distinct training indices drawn from ``rng``, ascending."""
+        return np.sort(self.rng.choice(self.num_train, size=self.seed_count, replace=False)).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class SelectorSpec:
     name: str
@@ -58,6 +90,13 @@ class SelectorSpec:
     observer: Callable[[], TrainObserver] | None = None
     """Factory of the training observer for ``training_dynamics`` selectors; its
     ``result()`` dict becomes ``SelectionContext.signals``."""
+    rank: Callable[[RankContext], Ranking] | None = None
+    """Core-set ranking of the whole training set; without it the core-set loop asks ``select``
+    to pick the whole pool in order."""
+    select_sharded: Callable[[SelectionContext, int], Selection] | None = None
+    """``select`` for a pool split across ``torchrun`` ranks: ``pool_embeddings`` holds this rank's
+    shard of the pool only (:func:`svpkit.parallel.shard_range` order); the picks must equal
+    ``select`` on the whole pool, on every rank."""
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - NEEDS
@@ -70,6 +109,12 @@ class SelectorSpec:
 def rank_descending(scores: torch.Tensor) -> torch.Tensor:
     """Positions sorted by score, highest first; ties keep the pool's (ascending index) order."""
     return torch.sort(scores, descending=True, stable=True).indices
+
+
+def ranking_by_score(scores: torch.Tensor) -> Ranking:
+    """All training examples by ``scores`` (one per example), highest first, ties towards the lower index."""
+    order = rank_descending(scores).cpu().numpy()
+    return Ranking(order.astype(np.int64), scores.cpu().numpy().astype(np.float32))
 
 
 def top_k_by_score(ctx: SelectionContext, scores: torch.Tensor, k: int) -> Selection:

@@ -12,15 +12,25 @@ three length-N vectors on the learner's device (O(N) memory, no host synchronisa
 The score of an example is its number of forgetting events, or +∞ if it was never classified
 correctly (never learned, including never presented). Ranking takes the highest score first
 (never-learned examples first), ties towards the lower training index (stable sort). A
-learned-then-forgotten example (correct, wrong, wrong, wrong) counts 1.
+learned-then-forgotten example (correct, wrong, wrong, wrong) counts 1. Core-set ranking orders
+all training examples the same way from the proxy's training minibatches.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from svpkit.errors import ConfigError
-from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, top_k_by_score
+from svpkit.selectors.base import (
+    RankContext,
+    Ranking,
+    Selection,
+    SelectionContext,
+    SelectorSpec,
+    ranking_by_score,
+    top_k_by_score,
+)
 
 SIGNAL = "forgetting_events"
 PRESENTATIONS = "forgetting_presentations"
@@ -83,6 +93,13 @@ def select_forgetting(ctx: SelectionContext, k: int) -> Selection:
     return top_k_by_score(ctx, forgetting_scores(ctx), k)
 
 
+def rank_forgetting(ctx: RankContext) -> Ranking:
+    """Every training example by its forgetting events (never learned first)."""
+    pool = np.arange(ctx.num_train, dtype=np.int64)
+    everything = SelectionContext(pool=pool, labeled=np.empty(0, dtype=np.int64), rng=ctx.rng, signals=ctx.signals)
+    return ranking_by_score(forgetting_scores(everything))
+
+
 SPECS = [
     SelectorSpec(
         "forgetting_events",
@@ -90,5 +107,6 @@ SPECS = [
         frozenset({"training_dynamics"}),
         "most forgetting events during the proxy's training first, never-learned first (paper Alg. 2; core-set)",
         observer=ForgettingTracker,
+        rank=rank_forgetting,
     )
 ]

@@ -14,14 +14,31 @@ How it stays fast at scale (1,000,000 × 512 features, 100,000 picks on one GPU)
 - a pool that does not fit in device memory stays in host memory and streams through the device
   chunk by chunk (``device=`` a CUDA device with a CPU pool); the running minima stay on the
   device.
+
+Under ``torchrun`` (:func:`sharded_greedy_k_center`, the spec's ``select_sharded``): each rank keeps
+the running minimum distance of its pool shard only (O(N / world) memory per rank). A pick is one
+all-reduce(MAX) of a packed int64 key (distance bits high, inverted global index low, so equal
+distances go to the lowest global index, as ``torch.argmax`` does on one process;
+:func:`svpkit.parallel.all_argmax`) and one broadcast of the chosen feature vector from the rank
+that owns it.
+
+Core-set ranking (:func:`rank_k_center`): ``seed_count`` random seed points are the initial
+centres and count toward the subset; the greedy traversal grows it to the subset size. Order =
+seeds (ascending), then picks in pick order, then the remaining points by their final distance to
+the nearest centre, farthest first. Scores are Euclidean distances to the nearest centre when the
+point was picked (remaining points: at the end), seeds +∞; sorting them descending reproduces
+the order up to ties.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.distributed as dist
 
+from svpkit import parallel
 from svpkit.errors import ConfigError
-from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
+from svpkit.selectors.base import RankContext, Ranking, Selection, SelectionContext, SelectorSpec, rank_descending
 
 
 def _sq_norms(x: torch.Tensor, chunk: int, device: torch.device) -> torch.Tensor:
@@ -67,6 +84,13 @@ def min_sq_distances(points: torch.Tensor, centers: torch.Tensor, chunk: int = 4
     return out
 
 
+def _check_picks(centers: torch.Tensor, k: int, n: int) -> None:
+    if centers.shape[0] == 0:
+        raise ConfigError("greedy k-center needs at least one initial centre (labeled or seed point)")
+    if k > n:
+        raise ConfigError(f"greedy k-center cannot pick {k} points from a pool of {n}")
+
+
 def greedy_k_center(
     pool: torch.Tensor,
     centers: torch.Tensor,
@@ -82,11 +106,8 @@ def greedy_k_center(
     defaults to the pool's; a CUDA ``device`` with a host pool streams the pool chunk by chunk.
     Both results live on ``device``.
     """
-    if centers.shape[0] == 0:
-        raise ConfigError("greedy k-center needs at least one initial centre (labeled or seed point)")
     n = pool.shape[0]
-    if k > n:
-        raise ConfigError(f"greedy k-center cannot pick {k} points from a pool of {n}")
+    _check_picks(centers, k, n)
     dev = torch.device(device) if device is not None else pool.device
     streaming = pool.device != dev
     if streaming and pool.device.type == "cpu" and dev.type == "cuda":
@@ -121,11 +142,128 @@ def select_k_center(ctx: SelectionContext, k: int) -> Selection:
     return Selection(picks=ctx.pool[positions.cpu().numpy()], scores=initial.sqrt().cpu().numpy())
 
 
+def sharded_greedy_k_center(
+    pool_shard: torch.Tensor, centers: torch.Tensor, k: int, n_total: int, chunk: int = 262_144
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy k-center over a pool split across ranks in :func:`svpkit.parallel.shard_range` order.
+
+    ``pool_shard``: this rank's rows; ``centers``: all initial centres (every rank). Returns
+    (global pool positions in pick order, initial min squared distances of the whole pool), both
+    identical on every rank and equal to :func:`greedy_k_center` on the concatenated pool (same
+    float32 arithmetic: ``|p|² + |c|² − 2 p·c``).
+    """
+    world, rank = dist.get_world_size(), dist.get_rank()
+    _check_picks(centers, k, n_total)
+    sizes = parallel.shard_sizes(n_total, world)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    if pool_shard.shape[0] != sizes[rank]:
+        raise RuntimeError(f"rank {rank} holds {pool_shard.shape[0]} pool rows, expected {sizes[rank]}")
+    dev = pool_shard.device
+    n = pool_shard.shape[0]
+    offset = int(offsets[rank])
+    min_d = torch.empty(n, dtype=torch.float32, device=dev)
+    pool_sq = torch.empty(n, dtype=torch.float32, device=dev)
+    centers = centers.to(dev)
+    for i in range(0, n, chunk):
+        block = pool_shard[i : i + chunk]
+        min_d[i : i + chunk] = min_sq_distances(block, centers)
+        pool_sq[i : i + chunk] = block.float().square().sum(dim=1)
+    initial = parallel.gather_rows(min_d, sizes)
+    dim = pool_shard.shape[1]
+    picks = torch.empty(k, dtype=torch.long, device=dev)
+    for step in range(k):
+        g = parallel.all_argmax(min_d, offset)
+        picks[step] = g
+        owner = int(np.searchsorted(offsets, g, side="right") - 1)
+        if owner == rank:
+            center = pool_shard[g - offset].float().contiguous()
+        else:
+            center = torch.empty(dim, dtype=torch.float32, device=dev)
+        dist.broadcast(center, src=owner)
+        center_sq = center.square().sum()
+        for i in range(0, n, chunk):
+            dot = pool_shard[i : i + chunk].float() @ center
+            d = (pool_sq[i : i + chunk] + center_sq).add_(dot, alpha=-2.0)
+            torch.minimum(min_d[i : i + chunk], d, out=min_d[i : i + chunk])
+        if owner == rank:
+            min_d[g - offset] = -1.0
+    return picks, initial
+
+
+def select_k_center_sharded(ctx: SelectionContext, k: int) -> Selection:
+    """:func:`select_k_center` with ``ctx.pool_embeddings`` holding this rank's pool shard only."""
+    assert ctx.pool_embeddings is not None and ctx.labeled_embeddings is not None
+    positions, initial = sharded_greedy_k_center(ctx.pool_embeddings, ctx.labeled_embeddings, k, len(ctx.pool))
+    return Selection(picks=ctx.pool[positions.cpu().numpy()], scores=initial.sqrt().cpu().numpy())
+
+
+def k_center_ranking(
+    embeddings: torch.Tensor, seeds: np.ndarray, subset_size: int
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """Greedy k-center from ``seeds`` to ``subset_size`` centres over all rows of ``embeddings``.
+
+    Returns (order of all rows, squared distance of each pick when picked, final squared
+    distance of each remaining row), the last two aligned with ``order`` after the seeds.
+    """
+    n = embeddings.shape[0]
+    if seeds.size == 0:
+        raise ConfigError("greedy k-center needs at least one seed point")
+    seeds = np.sort(np.asarray(seeds, dtype=np.int64))
+    mask = np.ones(n, dtype=bool)
+    mask[seeds] = False
+    pool = np.flatnonzero(mask)
+    dev = embeddings.device
+    pool_t = torch.as_tensor(pool, device=dev)
+    pool_emb = embeddings[pool_t]
+    seed_emb = embeddings[torch.as_tensor(seeds, device=dev)]
+    k = subset_size - seeds.size
+    positions, initial = greedy_k_center(pool_emb, seed_emb, k)
+    picked = torch.zeros(pool.size, dtype=torch.bool, device=dev)
+    picked[positions] = True
+    rest = torch.nonzero(~picked).flatten()
+    picked_emb = pool_emb[positions]
+    final = initial[rest]
+    if k > 0 and rest.numel():
+        final = torch.minimum(final, min_sq_distances(pool_emb[rest], picked_emb))
+    by_distance = rank_descending(final)
+    rest_order, final = rest[by_distance], final[by_distance]
+    order = np.concatenate([seeds, pool[positions.cpu().numpy()], pool[rest_order.cpu().numpy()]])
+    return order, pick_distances(picked_emb, initial[positions]), final
+
+
+def pick_distances(picked: torch.Tensor, to_seeds: torch.Tensor) -> torch.Tensor:
+    """Squared distance of each greedy pick to its nearest centre at the time it was picked.
+
+    Replays the traversal over the picks only (O(k²·D) for k picks, at most a fraction of the
+    greedy's O(k·N·D)); it is part of ``ranking/seconds`` because the logged scores come from it.
+    """
+    current = to_seeds.clone().float()
+    out = torch.empty_like(current)
+    for t in range(picked.shape[0]):
+        out[t] = current[t]
+        if t + 1 < picked.shape[0]:
+            d = (picked[t + 1 :].float() - picked[t].float()).square_().sum(dim=1)
+            torch.minimum(current[t + 1 :], d, out=current[t + 1 :])
+    return out
+
+
+def rank_k_center(ctx: RankContext) -> Ranking:
+    """Core-set ranking: random seeds, greedy picks up to the subset size, then the rest farthest first."""
+    assert ctx.learner is not None
+    seeds = ctx.draw_seeds()
+    order, picks_d, rest_d = k_center_ranking(ctx.learner.embed(None, "train"), seeds, ctx.subset_size)
+    distances = np.full(ctx.num_train, np.inf, dtype=np.float32)
+    distances[order[seeds.size :]] = torch.cat([picks_d, rest_d]).clamp_min(0).sqrt().cpu().numpy()
+    return Ranking(order.astype(np.int64), distances, seeds)
+
+
 SPECS = [
     SelectorSpec(
         "greedy_k_center",
         select_k_center,
         frozenset({"embeddings"}),
         "farthest-first traversal of penultimate features (paper Alg. 1)",
+        rank=rank_k_center,
+        select_sharded=select_k_center_sharded,
     )
 ]

@@ -29,8 +29,9 @@ import torch
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.hookspecs import hookimpl
+from svpkit.learners.options import resolve_model_options
 from svpkit.models.base import ModelSpec, TrainConfig
-from svpkit.models.options import ModelOption, resolve_model_options
+from svpkit.models.options import ModelOption
 from svpkit.protocols import LearnerOptions, TrainObserver
 
 DEFAULTS: dict[str, Any] = {

@@ -9,6 +9,7 @@ import torch
 
 from svpkit.data.base import Dataset, Split
 from svpkit.errors import ConfigError
+from svpkit.learners import make_learner
 from svpkit.plugins import get_plugins
 from svpkit.protocols import LearnerOptions
 
@@ -25,7 +26,7 @@ def _data(num_classes: int = 2) -> Dataset:
 
 def _learner(data: Dataset, **extra: object) -> svpkit_fasttext.FastTextLearner:
     spec = get_plugins().models.get("fasttext")
-    return spec.make_learner(data, LearnerOptions(seed=0, epochs=20, lr=0.5, extra={"bucket": 10_000, **extra}))  # type: ignore[return-value]
+    return make_learner(spec, data, LearnerOptions(seed=0, epochs=20, lr=0.5, extra={"bucket": 10_000, **extra}))  # type: ignore[return-value]
 
 
 def test_registered_with_the_papers_defaults() -> None:
@@ -80,7 +81,7 @@ def test_options_and_limits() -> None:
     images = Dataset("img", Split(torch.zeros(2, 4, 4, 3, dtype=torch.uint8), torch.tensor([0, 1])),
                      Split(torch.zeros(1, 4, 4, 3, dtype=torch.uint8), torch.tensor([0])), 2, "image", (4, 4, 3))  # fmt: skip
     with pytest.raises(ConfigError, match="takes text inputs"):
-        get_plugins().models.get("fasttext").make_learner(images, LearnerOptions())
+        make_learner(get_plugins().models.get("fasttext"), images, LearnerOptions())
 
 
 def test_normalize_matches_the_reference_pipeline() -> None:

@@ -17,6 +17,7 @@ import timm
 import torch
 
 from svpkit.data.base import Dataset, Split
+from svpkit.learners import make_learner
 from svpkit.models.base import final_linear
 from svpkit.plugins import get_plugins
 from svpkit.protocols import LearnerOptions
@@ -92,11 +93,8 @@ def test_timm_model_trains_through_svpkit() -> None:
     y = torch.arange(8) % 2
     data = Dataset("tiny", Split(x, y), Split(x[:4], y[:4]), 2, "image", (32, 32, 3),
                    mean=(128.0,) * 3, std=(64.0,) * 3, augment=True)  # fmt: skip
-    learner = (
-        get_plugins()
-        .models.get("timm/resnet18")
-        .make_learner(data, LearnerOptions(seed=0, device="cpu", epochs=1, batch_size=4))
-    )
+    spec = get_plugins().models.get("timm/resnet18")
+    learner = make_learner(spec, data, LearnerOptions(seed=0, device="cpu", epochs=1, batch_size=4))
     learner.fit(np.arange(8))
     probs = learner.predict_proba(np.arange(3))
     torch.testing.assert_close(probs.sum(1), torch.ones(3))

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from svpkit import plots
+from svpkit.contract import TRAIN, Artifact, Metric, Tag, setting_tags
 from svpkit.data.base import Dataset
+from svpkit.learners import make_learner
 from svpkit.loops.budgets import to_count
 from svpkit.loops.common import resolved_settings
-from svpkit.loops.tracker import setting_tags
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import LearnerOptions, Tracker, TrainObserver
@@ -55,7 +56,7 @@ def train_and_evaluate(
     observers: list[TrainObserver] | None = None,
 ) -> tuple[TrainOutcome, Any]:
     """Train a fresh ``spec`` learner on ``indices``; returns the outcome and the trained learner."""
-    learner = spec.make_learner(dataset, options)
+    learner = make_learner(spec, dataset, options)
     epochs = getattr(learner, "config", spec.train).epochs
     warm_up = getattr(learner, "warm_up", None)
     if callable(warm_up):
@@ -83,16 +84,17 @@ def describe_train_run(
     dataset: Dataset, target: ModelSpec, cfg: TrainRunConfig
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Tags and params of a ``train`` run (what the core-set loop matches a full reference by)."""
+    dataset.require_labels("the train loop")
     n = len(dataset.train)
     count = to_count(cfg.size, n, "size")
     settings = resolved_settings(None, target, cfg)
     tags = {
-        "svpkit.loop": "train",
-        "svpkit.role": "target",
-        "svpkit.dataset": dataset.name,
-        "svpkit.target_model": target.name,
-        "svpkit.seed": str(cfg.seed),
-        "svpkit.subset_size": str(count),
+        Tag.LOOP: TRAIN.name,
+        Tag.ROLE: "target",
+        Tag.DATASET: dataset.name,
+        Tag.TARGET_MODEL: target.name,
+        Tag.SEED: str(cfg.seed),
+        Tag.SUBSET_SIZE: str(count),
         **setting_tags(settings),
     }
     params = {
@@ -125,7 +127,7 @@ def run_train(
     progress = progress or NullProgress()
     n = len(dataset.train)
     indices = subset_indices(n, cfg.size, cfg.seed)
-    if resume_state is not None and resume_state.get("loop") == "train" and resume_state.get("round", 0) >= 1:
+    if resume_state is not None and resume_state.get("loop") == TRAIN.name and resume_state.get("round", 0) >= 1:
         return TrainOutcome(**resume_state["outcome"])
     device = resolve_device(cfg.device)
     options = LearnerOptions(
@@ -138,14 +140,16 @@ def run_train(
     outcome, learner = train_and_evaluate(target, dataset, indices, options, progress, "train")
     del learner
     step = int(indices.size)
-    tracker.log_metrics({"target/train_seconds": outcome.train_seconds, "target/test_error": outcome.test_error}, step)
+    tracker.log_metrics(
+        {Metric.TARGET_TRAIN_SECONDS: outcome.train_seconds, Metric.TARGET_ERROR: outcome.test_error}, step
+    )
     if indices.size < n:
-        tracker.log_array("subset/indices.npy", indices)
-    tracker.log_json("timings.json", {"target_train_seconds": outcome.train_seconds, "epochs": outcome.epochs})
+        tracker.log_array(Artifact.SUBSET, indices)
+    tracker.log_json(Artifact.TIMINGS, {"target_train_seconds": outcome.train_seconds, "epochs": outcome.epochs})
     tracker.log_json(
-        "summary.json",
+        Artifact.SUMMARY,
         {
-            "loop": "train",
+            "loop": TRAIN.name,
             "dataset": dataset.describe(),
             "target_model": target.name,
             "subset_size": step,
@@ -156,9 +160,9 @@ def run_train(
     )
     if outcome.losses:
         fig = loss_figure(outcome.losses, f"{dataset.name}: {target.name} on {step} examples")
-        tracker.log_figure(fig, "figures/train_loss.png")
+        tracker.log_figure(fig, Artifact.TRAIN_LOSS_FIGURE)
         plots.close(fig)
-    tracker.save_state({"loop": "train", "round": 1, "outcome": outcome.__dict__})
+    tracker.save_state({"loop": TRAIN.name, "round": 1, "outcome": outcome.__dict__})
     return outcome
 
 

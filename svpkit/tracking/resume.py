@@ -1,7 +1,7 @@
 """Continuing a run after a crash, Ctrl-C or SIGTERM (``--resume RUN_ID``).
 
 The loops save their state to the run itself after every finished round (active learning) or
-stage (core-set) as a new artifact ``state/<round>.json``: a crash while writing can only lose the
+stage (core-set) as a new artifact ``state/<round>.json`` (:func:`svpkit.contract.state_artifact`): a crash while writing can only lose the
 newest file, never the last good one. Every state carries the command's ``invocation`` (the
 arguments the run was started with), so ``--resume RUN_ID`` needs nothing else: it reloads the
 same data set and models and continues in the same MLflow run from the last finished round.
@@ -13,13 +13,15 @@ reaches the same metrics as a run that was never interrupted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from svpkit.contract import ACTIVE_LEARNING, CORE_SET, Tag
 from svpkit.errors import ConfigError
+from svpkit.tracking.reader import get_run_record, load_run_state
 
-_COMMANDS = {"active_learning": "active-learning", "core_set": "core-set"}
+_COMMANDS = {loop.name: loop.command for loop in (ACTIVE_LEARNING, CORE_SET)}
+"""The resumable loops and their commands."""
 
 
 @dataclass
@@ -40,16 +42,6 @@ class ResumePoint:
     def round(self) -> int:
         return int(self.state.get("round", 0))
 
-    def arguments(self, names: Iterable[str], given: Mapping[str, Any]) -> list[Any]:
-        """The run's own value of each argument (``given`` for ones the run did not record)."""
-        recorded = self.invocation
-        return [recorded.get(name, given.get(name)) for name in names]
-
-
-def invocation(values: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """The arguments of a command that define a run (what ``--resume`` must reuse)."""
-    return {name: values[name] for name in names}
-
 
 def find_resume_point(run_id: str, loop: str) -> ResumePoint:
     """Check that run ``run_id`` can be continued by ``loop`` and return its newest state.
@@ -57,11 +49,9 @@ def find_resume_point(run_id: str, loop: str) -> ResumePoint:
     One clear error when the run does not exist, belongs to another loop, has finished, or
     stopped before its first state was saved.
     """
-    from svpkit import tracking
-
-    record = tracking.get_run_record(run_id)
+    record = get_run_record(run_id)
     command = _COMMANDS.get(loop, loop)
-    run_loop = record.tags.get("svpkit.loop")
+    run_loop = record.tags.get(Tag.LOOP)
     if run_loop != loop:
         if run_loop in _COMMANDS:
             hint = f"; resume it with `svpkit {_COMMANDS[run_loop]} --resume {run_id}`"
@@ -71,7 +61,7 @@ def find_resume_point(run_id: str, loop: str) -> ResumePoint:
         raise ConfigError(f"run {run_id} is {what}, so `svpkit {command} --resume` cannot continue it{hint}")
     if record.status == "FINISHED":
         raise ConfigError(f"run {run_id} has already finished; there is nothing to resume")
-    state = tracking.load_run_state(run_id)
+    state = load_run_state(run_id)
     if state is None or state.get("loop") != loop or "invocation" not in state:
         raise ConfigError(f"run {run_id} has no saved state to resume from (it stopped before its first round)")
     return ResumePoint(run_id=run_id, loop=loop, status=record.status, state=state, tags=dict(record.tags))

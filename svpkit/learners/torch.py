@@ -8,17 +8,23 @@ Design choices that keep the loop fast on GPU and CPU alike:
   one fused cast-and-normalise (mean and 1/std are prepared once per learner);
 - no host synchronisation inside the hot loop (no ``.item()``): losses accumulate on the device
   and the epoch order is one ``randperm`` on the device;
-- channels_last for image models on every device; bf16 autocast on CUDA; fused SGD on CUDA,
-  foreach SGD elsewhere;
+- channels_last for image models on every device; bf16 autocast for training on CUDA and on
+  CPUs with native bf16 (:mod:`svpkit.learners.acceleration`; scoring and embeddings stay
+  float32); fused SGD on CUDA, foreach SGD elsewhere;
 - optional ``torch.compile`` of the model for the full-size training batches (the last, smaller
   batch of an epoch runs the same module eagerly, so labeled sets of any size never recompile);
 - inference in large batches (4,096 on CUDA, 1,024 on CPU).
 
-Learner options (``LearnerOptions.extra``; declared in :data:`svpkit.models.options.TORCH_LEARNER_OPTIONS`,
-set on the command line with ``--proxy-options``/``--target-options``): ``compile`` (``"auto"``: on for CUDA when the fit
-has enough full-size steps to repay the compile time, ``"on"``, ``"off"``), ``compile_mode``
+Under ``torchrun`` a fit trains with DistributedDataParallel instead
+(:func:`svpkit.learners.torch_ddp.fit_ddp`); both fits run the epoch loop of
+:mod:`svpkit.learners.epochs`.
+
+Learner options (``LearnerOptions.extra``; declared in
+:data:`svpkit.learners.options.TORCH_LEARNER_OPTIONS`, set on the command line with
+``--proxy-options``/``--target-options``): ``compile`` (``"auto"``: on where the fit has enough
+full-size steps to repay the compile time, ``"on"``, ``"off"``), ``compile_mode``
 (torch's default when unset, or e.g. ``"reduce-overhead"`` for CUDA graphs), ``channels_last``
-(default on for image models) and ``amp`` (bf16 autocast; default on for CUDA only),
+(default on for image models) and ``amp`` (bf16 autocast of training: ``"auto"``, ``"on"``, ``"off"``),
 ``lr_scaling`` (``"none"``, ``"linear"`` or ``"sqrt"``: how the learning rate follows a batch size
 other than the model's default) and ``inference_batch_size``.
 """
@@ -27,25 +33,30 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svpkit import parallel
 from svpkit.data.base import Dataset
+from svpkit.errors import ConfigError
+from svpkit.learners.acceleration import COMPILE_MIN_STEPS, resolve_amp, use_compile
+from svpkit.learners.epochs import Fit, fit_timings, run_epochs, sgd_step, start_fit
+from svpkit.learners.options import resolve_model_options
+from svpkit.learners.torch_ddp import fit_ddp
 from svpkit.models.base import ModelSpec, TrainConfig, final_linear
-from svpkit.models.options import option_defaults, resolve_model_options
+from svpkit.models.options import option_defaults
 from svpkit.progress import Advance
 from svpkit.protocols import LearnerOptions, TrainObserver
-from svpkit.runtime import resolve_device
+from svpkit.runtime import resolve_device, use_deterministic_algorithms
 from svpkit.timing import synchronize
 
-# A compiled training step costs tens of seconds to compile; below this many full-size steps
-# in one fit the eager loop is faster end to end ("auto" compile leaves it off).
-COMPILE_MIN_STEPS = 20_000
 # A split is kept on the GPU when it needs at most this share of the free GPU memory.
 DEVICE_RESIDENT_SHARE = 0.5
 
@@ -82,8 +93,6 @@ def split_tensors(
         elif isinstance(part.x, torch.Tensor):
             x = part.x
         else:
-            from svpkit.errors import ConfigError
-
             raise ConfigError(f"model {spec.name!r} cannot read {dataset.modality} inputs of {dataset.name!r}")
         if _fits_on_device(x, device):
             x = x.to(device)
@@ -121,13 +130,33 @@ def scaled_lr(lr: float, batch_size: int, base_batch_size: int, rule: str) -> fl
         return lr * batch_size / base_batch_size
     if rule == "sqrt":
         return lr * math.sqrt(batch_size / base_batch_size)
-    from svpkit.errors import ConfigError
-
     raise ConfigError(f"lr_scaling must be none, linear or sqrt, not {rule!r}")
 
 
+class _CompileClock:
+    """Times the first full-size step of a compiled fit (where the compilation happens)."""
+
+    def __init__(self, compiled: bool, batch_size: int, device: torch.device) -> None:
+        self.pending = compiled
+        self.batch_size = batch_size
+        self.device = device
+        self.seconds = 0.0
+
+    @contextmanager
+    def __call__(self, batch: torch.Tensor) -> Iterator[None]:
+        if not (self.pending and batch.numel() == self.batch_size):
+            yield
+            return
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        yield
+        synchronize(self.device)
+        self.seconds = time.perf_counter() - t0
+        self.pending = False
+
+
 class TorchLearner:
-    """Learner for torch ``nn.Module`` models (see :class:`svpkit.models.base.Learner`).
+    """Learner for torch ``nn.Module`` models (see :class:`svpkit.protocols.Learner`).
 
     After ``fit``, ``timings`` holds ``train_seconds`` (the whole fit, CUDA synchronised),
     ``compile_seconds`` (the first compiled step, included in ``train_seconds``), ``steps`` and
@@ -141,7 +170,7 @@ class TorchLearner:
         self.dataset = dataset
         self.options = options
         self.device = resolve_device(options.device)
-        # Unknown names and values of the wrong type are a ConfigError (svpkit.models.options).
+        # Unknown names and values of the wrong type are a ConfigError (svpkit.learners.options).
         extra = resolve_model_options(spec, options.extra, f"options of {spec.name}")
         self.model_options = option_defaults(spec, extra)
         config: TrainConfig = spec.train
@@ -158,13 +187,11 @@ class TorchLearner:
         self._image = dataset.modality == "image" and spec.encode is None
         # channels_last pays on CPU too (oneDNN convolutions: 1.3x per ResNet20 epoch on 2 cores).
         self.channels_last = bool(extra.get("channels_last", True)) and self._image
-        self.amp = bool(extra.get("amp", self._cuda)) and self._cuda
+        self.amp = resolve_amp(str(extra.get("amp", "auto")), self.device, spec.modalities)
         self.compile = str(extra.get("compile", "auto"))
         self.compile_mode: str | None = extra.get("compile_mode")
         self.inference_batch_size = int(extra.get("inference_batch_size") or (4096 if self._cuda else 1024))
         if getattr(options, "deterministic", False):
-            from svpkit.runtime import use_deterministic_algorithms
-
             use_deterministic_algorithms()
         elif self._cuda:
             # Fixed batch shapes: let cuDNN time its convolution algorithms once per shape.
@@ -177,8 +204,9 @@ class TorchLearner:
             self._mean = torch.tensor(dataset.mean, dtype=torch.float32, device=self.device)
             self._inv_std = 1.0 / torch.tensor(dataset.std, dtype=torch.float32, device=self.device)
 
-    # -- inputs -------------------------------------------------------------------------------
-    def _inputs(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    # -- inputs and building blocks (shared with the DDP fit) ---------------------------------
+    def inputs(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, labels) of a whole split (:func:`split_tensors`)."""
         return split_tensors(self.spec, self.dataset, split, self.device, self.model_options)
 
     def _gather(self, x_all: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -186,10 +214,11 @@ class TorchLearner:
             return x_all[idx]
         return x_all[idx.to(x_all.device)].to(self.device, non_blocking=True)
 
-    def _prepare(self, x: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
+    def prepare(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Model input from a raw batch; with a ``generator``, a training batch (augmented when the data set augments)."""
         if not self._image:
             return x.float() if x.dtype == torch.uint8 else x
-        if train and self.dataset.augment and generator is not None:
+        if generator is not None and self.dataset.augment:
             x = random_crop_flip(x, generator)
         x = x.float()
         if self._mean is not None and self._inv_std is not None:
@@ -198,7 +227,18 @@ class TorchLearner:
         x = x.permute(0, 3, 1, 2)
         return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
-    def _new_model(self) -> torch.nn.Module:
+    def batch_inputs(
+        self, x_all: torch.Tensor, idx: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """:meth:`prepare` of the rows ``idx`` of a split's inputs, on the device."""
+        return self.prepare(self._gather(x_all, idx), generator)
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast when ``amp`` is on (a no-op context otherwise)."""
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def new_model(self) -> torch.nn.Module:
+        """A fresh model from the run's seed, on the device (channels_last where that is on)."""
         torch.manual_seed(self.options.seed)
         model = self.spec.build(self.dataset.num_classes, self.dataset.input_shape)  # type: ignore[misc]
         model = model.to(self.device)
@@ -207,13 +247,10 @@ class TorchLearner:
         return model
 
     def _use_compile(self, full_steps: int) -> bool:
-        if self.compile == "off":
-            return False
-        if self.compile == "on":
-            return True
-        return self._cuda and full_steps >= COMPILE_MIN_STEPS
+        return use_compile(self.compile, self.device, full_steps)
 
-    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+    def new_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """SGD of the recipe at the first epoch's learning rate."""
         cfg = self.config
         # Weight decay on every parameter, as in the paper's reference code.
         fused = {"fused": True} if self._cuda else {"foreach": True}
@@ -233,77 +270,42 @@ class TorchLearner:
         observers: Sequence[TrainObserver] = (),
         progress: Advance | None = None,
     ) -> None:
-        from svpkit import distributed
-
-        if distributed.is_distributed():  # under torchrun: DistributedDataParallel, same recipe
-            distributed.fit_ddp(self, indices, observers=observers, progress=progress)
+        if parallel.is_distributed():  # under torchrun: DistributedDataParallel, same recipe
+            fit_ddp(self, indices, observers=observers, progress=progress)
             return
         synchronize(self.device)
         t0 = time.perf_counter()
         cfg = self.config
-        model = self._new_model()
-        self.model = model
-        x_all, y_all = self._inputs("train")
-        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.device)
-        for obs in observers:
-            obs.on_fit_start(len(y_all), self.device)
-        optimizer = self._optimizer(model)
+        fit = start_fit(self, self.new_model(), indices, observers)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.options.seed)
-        n = idx.numel()
-        bs = cfg.batch_size
-        full_steps = (n // bs) * cfg.epochs
-        step_model: Any = model
-        compiled = self._use_compile(full_steps)
-        if compiled:
-            step_model = torch.compile(model, mode=self.compile_mode)
-        compile_seconds = 0.0
-        first_compiled_step = compiled
-        model.train()
-        self.loss_history = []
-        for epoch in range(cfg.epochs):
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr_at(epoch)
-            order = idx[torch.randperm(n, device=self.device, generator=generator)]
-            loss_sum = torch.zeros((), device=self.device)
-            for batch in order.split(bs):
-                full = batch.numel() == bs
-                if first_compiled_step and full:
-                    synchronize(self.device)
-                    c0 = time.perf_counter()
-                xb = self._prepare(self._gather(x_all, batch), train=True, generator=generator)
-                yb = y_all[batch]
-                with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    # The last, smaller batch runs the same parameters eagerly: no recompiling
-                    # for every labeled-set size.
-                    logits = (step_model if full else model)(xb)
-                    loss = F.cross_entropy(logits.float(), yb)
-                if observers:
-                    seen = logits.detach()
-                    if compiled and self.compile_mode == "reduce-overhead":
-                        seen = seen.clone()  # CUDA-graph outputs are overwritten by the next replay
-                    for obs in observers:
-                        obs.on_train_batch(batch, seen, yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * batch.numel()
-                if first_compiled_step and full:
-                    synchronize(self.device)
-                    compile_seconds = time.perf_counter() - c0
-                    first_compiled_step = False
-            self.loss_history.append(loss_sum / max(n, 1))
-            if progress is not None:
-                progress(1)
+        n = fit.indices.numel()
+        compiled = self._use_compile((n // cfg.batch_size) * cfg.epochs)
+        step_model: Any = torch.compile(fit.model, mode=self.compile_mode) if compiled else fit.model
+        clock = _CompileClock(compiled, cfg.batch_size, self.device)
+        step = partial(self._step, fit, step_model, compiled, generator)
+        fit.model.train()
+        self.loss_history = run_epochs(fit, cfg, generator, step, progress, around=clock)
         synchronize(self.device)
-        end = time.perf_counter()
-        self.timings = {
-            "train_seconds": end - t0,
-            "compile_seconds": compile_seconds,
-            "steps": float(math.ceil(n / bs) * cfg.epochs),
-            "images": float(n * cfg.epochs),
-            "compiled": float(compiled),
-        }
+        self.timings = fit_timings(time.perf_counter() - t0, n, cfg, clock.seconds, compiled)
+
+    def _step(
+        self, fit: Fit, step_model: Any, compiled: bool, generator: torch.Generator, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        xb = self.batch_inputs(fit.x, batch, generator)
+        yb = fit.y[batch]
+        with self.autocast():
+            # The last, smaller batch runs the same parameters eagerly: no recompiling for every
+            # labeled-set size.
+            logits = (step_model if batch.numel() == self.config.batch_size else fit.model)(xb)
+            loss = F.cross_entropy(logits.float(), yb)
+        if fit.observers:
+            seen = logits.detach()
+            if compiled and self.compile_mode == "reduce-overhead":
+                seen = seen.clone()  # CUDA-graph outputs are overwritten by the next replay
+            for obs in fit.observers:
+                obs.on_train_batch(batch, seen, yb)
+        return loss, loss.detach() * batch.numel()
 
     def warm_up(self, steps: int = 1) -> float:
         """Pay the process's one-off costs outside any timed region and return their seconds.
@@ -317,32 +319,25 @@ class TorchLearner:
         """
         synchronize(self.device)
         t0 = time.perf_counter()
-        x_all, y_all = self._inputs("train")
-        compiled = self._use_compile(COMPILE_MIN_STEPS if self.compile == "auto" else 1)
+        x_all, y_all = self.inputs("train")
+        compiled = self._use_compile(COMPILE_MIN_STEPS.get(self.device.type, 0) if self.compile == "auto" else 1)
         batch_size = self.config.batch_size if (self._cuda or compiled) else min(8, self.config.batch_size)
         n = min(len(y_all), batch_size * steps)
         idx = torch.arange(n, device=self.device)
-        model = self._new_model()
-        step_model: Any = model
-        if compiled:
-            step_model = torch.compile(model, mode=self.compile_mode)
-        optimizer = self._optimizer(model)
+        model = self.new_model()
+        step_model: Any = torch.compile(model, mode=self.compile_mode) if compiled else model
+        optimizer = self.new_optimizer(model)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(0)
         model.train()
         for batch in idx.split(batch_size):
-            xb = self._prepare(self._gather(x_all, batch), train=True, generator=generator)
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            xb = self.batch_inputs(x_all, batch, generator)
+            with self.autocast():
                 loss = F.cross_entropy(step_model(xb).float(), y_all[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            sgd_step(optimizer, loss)
         model.eval()
-        with (
-            torch.inference_mode(),
-            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp),
-        ):
-            model(self._prepare(self._gather(x_all, idx[: self.inference_batch_size]), train=False, generator=None))
+        with torch.inference_mode():
+            model(self.batch_inputs(x_all, idx[: self.inference_batch_size]))
         synchronize(self.device)
         seconds = time.perf_counter() - t0
         self.timings["warmup_seconds"] = seconds
@@ -352,7 +347,7 @@ class TorchLearner:
     def _forward_all(self, indices: np.ndarray | None, split: str, embed: bool) -> torch.Tensor:
         if self.model is None:
             raise RuntimeError("fit() must run before inference")
-        x_all, _ = self._inputs(split)
+        x_all, _ = self.inputs(split)
         idx = None if indices is None else torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.device)
         total = x_all.shape[0] if idx is None else idx.numel()
         model = self.model
@@ -363,17 +358,16 @@ class TorchLearner:
         if embed:
             handle = final_linear(model).register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
         try:
-            with (
-                torch.inference_mode(),
-                torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp),
-            ):
+            # float32 whatever the training precision: bf16 logits tie uncertainty scores and
+            # bf16 embeddings reorder k-center's picks (svpkit.learners.acceleration).
+            with torch.inference_mode():
                 for start in range(0, total, self.inference_batch_size):
                     sel = slice(start, start + self.inference_batch_size)
                     if idx is None:
-                        xb = x_all[sel].to(self.device, non_blocking=True)
+                        xb = self.prepare(x_all[sel].to(self.device, non_blocking=True))
                     else:
-                        xb = self._gather(x_all, idx[sel])
-                    logits = model(self._prepare(xb, train=False, generator=None))
+                        xb = self.batch_inputs(x_all, idx[sel])
+                    logits = model(xb)
                     if embed:
                         outputs.append(captured.pop().float().flatten(1))
                     else:
@@ -393,5 +387,5 @@ class TorchLearner:
 
     def error(self, split: str = "test") -> float:
         probs = self.predict_proba(None, split)
-        _, y = self._inputs(split)
+        _, y = self.inputs(split)
         return float((probs.argmax(1) != y).float().mean().item())

@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import os
 import queue
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from svpkit.errors import ConfigError
-
-if TYPE_CHECKING:
-    from svpkit.presets import PlannedRun, Preset
+from svpkit.presets.plan import PlannedRun, Preset
+from svpkit.presets.runner import preset_tags, run_subprocess, start_run
 
 Outcome = tuple[str, "str | None"]
 """(run id, the error line when the run failed, else None)."""
@@ -66,24 +63,12 @@ def run_locally(
         run, run_id = item
         gpu = slots.get()
         try:
-            env = dict(os.environ, MLFLOW_RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking_uri, OMP_NUM_THREADS=threads)
-            env.pop("MLFLOW_EXPERIMENT_ID", None)
-            if gpu is not None:
-                env["CUDA_VISIBLE_DEVICES"] = gpu
             announce(f"started {run.name}: run {run_id}" + (f" on GPU {gpu}" if gpu is not None else ""))
-            proc = subprocess.run(
-                [sys.executable, "-m", "svpkit", run.command, *run.args, "--quiet"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            env = {"OMP_NUM_THREADS": threads} | ({} if gpu is None else {"CUDA_VISIBLE_DEVICES": gpu})
+            _, problem = run_subprocess(run, run_id, tracking_uri, **env)
         finally:
             slots.put(gpu)
-        if proc.returncode == 0:
-            return run_id, None
-        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")] or proc.stderr.splitlines()[-1:]
-        return run_id, lines[-1] if lines else f"exit code {proc.returncode}"
+        return run_id, problem
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, runs))
@@ -119,10 +104,7 @@ def submit_all(
     The local backend continues the preset's pre-created run; other backends (Kubernetes) create
     their own run, which is then tagged like one the preset created.
     """
-    import mlflow.projects
-    from mlflow.entities import RunTag
-
-    from svpkit import presets, tracking
+    from svpkit import tracking
 
     if not (project / "MLproject").is_file():
         raise ConfigError(f"no MLproject in {project}")
@@ -130,41 +112,10 @@ def submit_all(
         raise ConfigError("--backend kubernetes needs --backend-config (e.g. kubernetes_config.json)")
     parameters = [entry_parameters(run, project) for run in runs]  # all checked before any submission
     experiment_id = tracking.ensure_experiment(preset.experiment)
-    submitted: list[tuple[str, Any, str | None]] = []
-    for run, params in zip(runs, parameters):
-        run_id = presets._start_run(preset, run) if backend == "local" else None
-        try:
-            handle = mlflow.projects.run(
-                str(project),
-                entry_point=run.loop,
-                parameters=params,
-                experiment_id=experiment_id,
-                backend=backend,
-                backend_config=backend_config,
-                env_manager="local" if backend == "local" else None,
-                synchronous=False,
-                run_id=run_id,
-                run_name=run.name,
-            )
-        except Exception as exc:  # one bad submission must not orphan the others
-            problem: str | None = (
-                f"error: submission failed: {(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]}"
-            )
-            if run_id:
-                tracking.fail_run(run_id, exc)
-            submitted.append((run_id or "", None, problem))
-            continue
-        if run_id is None:
-            tracking.client().log_batch(
-                handle.run_id,
-                tags=[
-                    RunTag(presets.PRESET_TAG, preset.name),
-                    RunTag(presets.KEY_TAG, run.key),
-                    RunTag("svpkit.preset_file", str(preset.path)),
-                ],
-            )
-        announce(f"submitted {run.name}: run {handle.run_id} ({backend})")
-        submitted.append((handle.run_id, handle, None))
+    submitted = [
+        _submit(preset, run, params, experiment_id, backend, backend_config, project, announce)
+        for run, params in zip(runs, parameters)
+    ]
     outcomes: list[Outcome] = []
     for run_id, handle, problem in submitted:
         if handle is not None and not handle.wait():
@@ -173,7 +124,49 @@ def submit_all(
     return outcomes
 
 
-def execute(
+def _submit(
+    preset: Preset,
+    run: PlannedRun,
+    params: dict[str, str],
+    experiment_id: str,
+    backend: str,
+    backend_config: str | None,
+    project: Path,
+    announce: Callable[[str], None],
+) -> tuple[str, Any, str | None]:
+    """Submit one run without waiting: (run id, the submitted run or None, the error line or None)."""
+    import mlflow.projects
+    from mlflow.entities import RunTag
+
+    from svpkit import tracking
+
+    run_id = start_run(preset, run) if backend == "local" else None
+    try:
+        handle = mlflow.projects.run(
+            str(project),
+            entry_point=run.loop,
+            parameters=params,
+            experiment_id=experiment_id,
+            backend=backend,
+            backend_config=backend_config,
+            env_manager="local" if backend == "local" else None,
+            synchronous=False,
+            run_id=run_id,
+            run_name=run.name,
+        )
+    except Exception as exc:  # one bad submission must not orphan the others
+        problem = f"error: submission failed: {(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]}"
+        if run_id:
+            tracking.fail_run(run_id, exc)
+        return run_id or "", None, problem
+    if run_id is None:
+        tags = [RunTag(k, v) for k, v in preset_tags(preset, run).items()]
+        tracking.client().log_batch(handle.run_id, tags=tags)
+    announce(f"submitted {run.name}: run {handle.run_id} ({backend})")
+    return handle.run_id, handle, None
+
+
+def fan_out(
     preset: Preset,
     runs: Sequence[PlannedRun],
     parallel: int = 1,
@@ -187,12 +180,12 @@ def execute(
     ``project`` (MLflow backends): the project directory; default the repository holding the
     preset, and its ``docker/`` twin for ``kubernetes``.
     """
-    from svpkit import presets, tracking
+    from svpkit import tracking
 
     if backend:
         if project is None:
             repo = preset.path.resolve().parent.parent
             project = repo / "docker" if backend == "kubernetes" else repo
         return submit_all(preset, runs, backend, backend_config, Path(project), announce)
-    started = [(run, presets._start_run(preset, run)) for run in runs]
+    started = [(run, start_run(preset, run)) for run in runs]
     return run_locally(started, parallel, tracking.client().tracking_uri, announce=announce)

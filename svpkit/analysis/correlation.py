@@ -11,7 +11,7 @@ Infinite scores (never-learned examples under forgetting events, k-center seeds)
 +∞ becomes one more than the largest finite score of that run (−∞ one less than the smallest)
 before correlating, so Spearman is unchanged and Pearson stays defined.
 
-Analysis-only module: it reads runs through :mod:`svpkit.tracking` helpers.
+Analysis-only module: it reads runs through :mod:`svpkit.tracking` only.
 """
 
 from __future__ import annotations
@@ -24,10 +24,21 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from svpkit import plots, tracking
+from svpkit.contract import (
+    ACTIVE_LEARNING,
+    CORE_SET,
+    CORRELATE,
+    Artifact,
+    Metric,
+    Tag,
+    correlation_artifact,
+    round_artifact,
+    selector_model_label,
+)
 from svpkit.errors import ConfigError, DataError
-from svpkit.loops.tracker import selector_model_label
 
-RANKING_LOOPS = ("core_set", "active_learning")
+RANKING_LOOPS = (CORE_SET.name, ACTIVE_LEARNING.name)
 
 
 @dataclass
@@ -101,9 +112,9 @@ class CorrelationReport:
 
     def tags(self) -> dict[str, str]:
         return {
-            "svpkit.loop": "correlate",
-            "svpkit.dataset": self.dataset,
-            "svpkit.runs": ",".join(self.run_ids)[:5000],
+            Tag.LOOP: CORRELATE,
+            Tag.DATASET: self.dataset,
+            Tag.RUNS: ",".join(self.run_ids)[:5000],
         }
 
     def params(self) -> dict[str, Any]:
@@ -197,12 +208,10 @@ def correlate(rankings: RankingSet, ks: list[int], round_no: int | None = None) 
 # -- reading runs ----------------------------------------------------------------------------
 def load_rankings(run_ids: list[str], experiment: str | None, filter_string: str, round_no: int = 1) -> RankingSet:
     """The rankings of the named runs plus those an experiment search finds (validated)."""
-    from svpkit import tracking
-
     experiment = experiment or None
     records = [tracking.get_run_record(r) for r in dict.fromkeys(run_ids)]
     for r in records:
-        loop = r.tags.get("svpkit.loop")
+        loop = r.tags.get(Tag.LOOP)
         if loop not in RANKING_LOOPS:
             raise ConfigError(
                 f"run {r.run_id} is a {loop or 'non-svpkit'!r} run; correlate reads core_set or active_learning runs"
@@ -213,7 +222,7 @@ def load_rankings(run_ids: list[str], experiment: str | None, filter_string: str
             raise ConfigError(f"experiment {experiment!r} does not exist")
         seen = {r.run_id for r in records}
         for r in tracking.find_runs([exp_id], filter_string):
-            if r.run_id not in seen and r.tags.get("svpkit.loop") in RANKING_LOOPS:
+            if r.run_id not in seen and r.tags.get(Tag.LOOP) in RANKING_LOOPS:
                 records.append(r)
                 seen.add(r.run_id)
     if len(records) < 2:
@@ -227,24 +236,24 @@ def load_rankings(run_ids: list[str], experiment: str | None, filter_string: str
     return RankingSet([_load_source(r, label, round_no) for r, label in zip(records, labels)])
 
 
-def _check_same_data(records: list[Any]) -> None:
+def _check_same_data(records: list[tracking.RunRecord]) -> None:
     keys = {(r.params.get("dataset_digest"), r.params.get("train_size")) for r in records}
     if len(keys) > 1:
         described = ", ".join(
-            f"{r.run_id[:8]}: {r.tags.get('svpkit.dataset')} ({r.params.get('train_size')} training examples, "
+            f"{r.run_id[:8]}: {r.tags.get(Tag.DATASET)} ({r.params.get('train_size')} training examples, "
             f"digest {r.params.get('dataset_digest')})"
             for r in records
         )
         raise DataError(f"the runs are over different data sets or sizes: {described}")
 
 
-def _labels(records: list[Any], round_no: int) -> list[str]:
+def _labels(records: list[tracking.RunRecord], round_no: int) -> list[str]:
     labels = []
     for r in records:
         t = r.tags
         model = selector_model_label(t, r.params, missing="?")
-        label = f"{model} {t.get('svpkit.selector', '?')} s{t.get('svpkit.seed', '?')}"
-        if t.get("svpkit.loop") == "active_learning":
+        label = f"{model} {t.get(Tag.SELECTOR, '?')} s{t.get(Tag.SEED, '?')}"
+        if t.get(Tag.LOOP) == ACTIVE_LEARNING.name:
             label += f" AL r{round_no}"
         labels.append(label)
     for i, label in enumerate(labels):
@@ -253,26 +262,24 @@ def _labels(records: list[Any], round_no: int) -> list[str]:
     return labels
 
 
-def _load_source(record: Any, label: str, round_no: int) -> RankingSource:
-    from svpkit import tracking
-
+def _load_source(record: tracking.RunRecord, label: str, round_no: int) -> RankingSource:
     n = int(record.params["train_size"])
     common = dict(
         label=label,
         run_id=record.run_id,
         experiment_id=record.experiment_id,
-        dataset=record.tags.get("svpkit.dataset", ""),
+        dataset=record.tags.get(Tag.DATASET, ""),
         digest=record.params.get("dataset_digest", ""),
         train_size=n,
     )
-    if record.tags.get("svpkit.loop") == "core_set":
-        scores = tracking.load_run_array(record.run_id, "ranking/scores.npy")
-        order = tracking.load_run_array(record.run_id, "ranking/order.npy")
+    if record.tags.get(Tag.LOOP) == CORE_SET.name:
+        scores = tracking.load_run_array(record.run_id, Artifact.RANKING_SCORES)
+        order = tracking.load_run_array(record.run_id, Artifact.RANKING_ORDER)
         if scores.shape != (n,) or order.shape != (n,):
             raise DataError(f"run {record.run_id}: ranking arrays do not cover its {n} training examples")
         return RankingSource(indices=np.arange(n), scores=scores, order=order, **common)  # type: ignore[arg-type]
-    scores = tracking.load_run_array(record.run_id, f"rounds/{round_no}/scores.npy")
-    labeled = tracking.load_run_array(record.run_id, f"rounds/{round_no - 1}/labeled.npy")
+    scores = tracking.load_run_array(record.run_id, round_artifact(round_no, "scores.npy"))
+    labeled = tracking.load_run_array(record.run_id, round_artifact(round_no - 1, "labeled.npy"))
     mask = np.ones(n, dtype=bool)
     mask[np.asarray(labeled, dtype=np.int64)] = False
     pool = np.flatnonzero(mask)
@@ -322,8 +329,6 @@ def rich_tables(report: CorrelationReport) -> list[Any]:
 
 
 def heatmap(report: CorrelationReport) -> Any:
-    from svpkit import plots
-
     m = len(report.labels)
     size = max(4.0, 1.0 + 0.9 * m)
     fig, axes = plots.plt.subplots(1, 2, figsize=(2 * size + 1, size), dpi=100)
@@ -341,35 +346,33 @@ def heatmap(report: CorrelationReport) -> Any:
 
 def log_report(tracker: Any, report: CorrelationReport) -> None:
     """Params, mean off-diagonal correlations, CSV/JSON matrices, overlap table and heatmap."""
-    from svpkit import plots
-
     tracker.log_params(report.params())
     m = len(report.labels)
     off = ~np.eye(m, dtype=bool)
     tracker.log_metrics(
         {
-            "correlation/mean_spearman": float(np.nanmean(report.spearman[off])),
-            "correlation/mean_pearson": float(np.nanmean(report.pearson[off])),
-            "correlation/num_shared": float(report.num_shared),
+            Metric.MEAN_SPEARMAN: float(np.nanmean(report.spearman[off])),
+            Metric.MEAN_PEARSON: float(np.nanmean(report.pearson[off])),
+            Metric.NUM_SHARED: float(report.num_shared),
         },
         step=0,
     )
     for name, matrix in (("spearman", report.spearman), ("pearson", report.pearson)):
-        tracker.log_text(f"correlation/{name}.csv", matrix_csv(report.labels, matrix))
+        tracker.log_text(correlation_artifact(name, "csv"), matrix_csv(report.labels, matrix))
         tracker.log_json(
-            f"correlation/{name}.json",
+            correlation_artifact(name, "json"),
             {
                 "labels": report.labels,
                 "run_ids": report.run_ids,
                 "matrix": [[None if np.isnan(v) else float(v) for v in row] for row in matrix],
             },
         )
-    tracker.log_text("correlation/overlap_at_k.csv", overlap_csv(report.overlap))
-    tracker.log_json("correlation/overlap_at_k.json", report.overlap)
+    tracker.log_text(Artifact.OVERLAP_CSV, overlap_csv(report.overlap))
+    tracker.log_json(Artifact.OVERLAP_JSON, report.overlap)
     tracker.log_json(
-        "summary.json",
-        {"loop": "correlate", "labels": report.labels, "run_ids": report.run_ids, "num_shared": report.num_shared},
+        Artifact.SUMMARY,
+        {"loop": CORRELATE, "labels": report.labels, "run_ids": report.run_ids, "num_shared": report.num_shared},
     )
     fig = heatmap(report)
-    tracker.log_figure(fig, "figures/correlation_heatmap.png")
+    tracker.log_figure(fig, Artifact.CORRELATION_HEATMAP)
     plots.close(fig)

@@ -1,0 +1,63 @@
+"""A comparison's figures: target error against labeled fraction, and selection speed-ups."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from svpkit.analysis.pairing import Block, Cell
+from svpkit.contract import ACTIVE_LEARNING
+from svpkit.plots import plt
+
+
+def _percent(block: Block, level: int) -> float:
+    percent = block.fraction(level, 100)
+    return float(level) if percent is None else percent
+
+
+def error_figure(block: Block) -> Any:
+    """Target error against labeled fraction per method; random as the dashed reference."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for row in block.rows:
+        pts = [(lvl, row.cells[lvl].error) for lvl in block.levels if lvl in row.cells and row.cells[lvl].error]
+        if not pts:
+            continue
+        xs = [_percent(block, lvl) for lvl, _ in pts]
+        means = [100 * e[0] for _, e in pts if e]
+        stds = [100 * e[1] for _, e in pts if e]
+        style = {"linestyle": "--", "color": "black"} if row.role == "random" else {"marker": "o"}
+        ax.plot(xs, means, label=row.label, **style)  # type: ignore[arg-type]
+        ax.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.15)
+    ax.set_xlabel(
+        "labeled examples (% of training set)" if block.loop == ACTIVE_LEARNING.name else "subset (% of training set)"
+    )
+    ax.set_ylabel("target top-1 test error (%)")
+    ax.set_title(f"{block.dataset}: target {block.target_model}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def speedup_figure(block: Block) -> Any:
+    """Data-selection speed-up per level, one bar per proxy method (mean over seeds)."""
+    rows = [r for r in block.rows if r.role == "proxy" and any(c.speedups for c in r.cells.values())]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    width = 0.8 / max(1, len(rows))
+    for i, row in enumerate(rows):
+        xs, ys, errs = [], [], []
+        for j, lvl in enumerate(block.levels):
+            spd = row.cells.get(lvl, Cell()).speedup
+            if spd is not None and math.isfinite(spd[0]):
+                xs.append(j + (i - (len(rows) - 1) / 2) * width)
+                ys.append(spd[0])
+                errs.append(spd[1])
+        ax.bar(xs, ys, width=width, yerr=errs, label=row.label, capsize=2)
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle=":")
+    ax.set_xticks(range(len(block.levels)), [block.level_label(lvl) for lvl in block.levels], fontsize=8)
+    ax.set_ylabel("data-selection speed-up over the baseline (×)")
+    ax.set_title(f"{block.dataset}: selection speed-up, target {block.target_model}", fontsize=10)
+    if rows:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

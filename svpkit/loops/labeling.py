@@ -1,0 +1,218 @@
+"""One round of a labeling project (docs/labeling.md): the proxy picks the next batch to label.
+
+Given the training examples labeled so far (in the order they were labeled) and their labels, a
+round trains a fresh proxy on them, scores the unlabeled pool with what the selector needs and
+picks ``k``. Round numbers, derived seeds and orders are the active-learning loop's
+(:mod:`svpkit.loops.active_learning`), so a project whose annotators answer with the true labels
+asks for the same batches as ``svpkit active-learning`` with the same seed and sizes:
+
+- with no labels at all the batch is a seeded random sample of the pool, ascending
+  (``default_rng(seed)``: the active-learning loop's initial set). Not k-center on the untrained
+  proxy's features: those say nothing about the classes yet, so they would only spread the batch
+  by input distance at the price of a forward pass over the whole pool;
+- round ``r`` trains the proxy with ``derive_seed(seed, "selector", r)`` and selects with
+  ``derive_seed(seed, "select", r)``.
+
+The learner sees a copy of the data set whose training labels are the project's (imported labels
+filled in); rows still unlabeled carry a placeholder 0 there, which no fit ever reads (a fit
+trains on the labeled indices only; a warm-up's throwaway model may step on the first rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from svpkit.contract import LABELING, format_options, setting_tags
+from svpkit.data.base import Dataset
+from svpkit.errors import ConfigError
+from svpkit.learners import make_learner
+from svpkit.loops import scoring
+from svpkit.models.base import ModelSpec
+from svpkit.progress import NullProgress, Progress
+from svpkit.protocols import LearnerOptions
+from svpkit.runtime import derive_seed, resolve_device
+from svpkit.selectors.base import SelectionContext, SelectorSpec
+from svpkit.timing import Timer
+
+RANDOM = "random"
+"""``QueryRound.strategy`` of a batch drawn at random because nothing is labeled yet."""
+RANDOM_REASON = (
+    "nothing is labeled yet, so this batch is a seeded random sample (the active-learning loop's initial set): "
+    "an untrained proxy's features say nothing about the classes"
+)
+
+
+@dataclass
+class QueryConfig:
+    """The settings of a project's queries (``k`` may change from round to round)."""
+
+    k: int
+    seed: int = 0
+    device: str = "auto"
+    proxy_epochs: int | None = None
+    batch_size: int | None = None
+    deterministic: bool = False
+    proxy_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class QueryRound:
+    """What one query asked for: ``picks`` in rank order (best first), ``scores`` aligned with
+    ``pool`` (None for a random batch), the seconds the selection took."""
+
+    round: int
+    strategy: str
+    reason: str
+    labeled: np.ndarray
+    pool: np.ndarray
+    picks: np.ndarray
+    scores: np.ndarray | None
+    train_seconds: float = 0.0
+    inference_seconds: float = 0.0
+    selection_seconds: float = 0.0
+    warmup_seconds: float = 0.0
+    selector_model_error: float | None = None
+
+    @property
+    def total_seconds(self) -> float:
+        return self.warmup_seconds + self.train_seconds + self.inference_seconds + self.selection_seconds
+
+    def pick_scores(self) -> np.ndarray | None:
+        """The score of every pick, in rank order."""
+        if self.scores is None:
+            return None
+        return np.asarray(self.scores, dtype=np.float64)[np.searchsorted(self.pool, self.picks)]
+
+    def timings(self) -> dict[str, float]:
+        return {
+            "warmup_seconds": self.warmup_seconds,
+            "train_seconds": self.train_seconds,
+            "inference_seconds": self.inference_seconds,
+            "selection_seconds": self.selection_seconds,
+            "total_seconds": self.total_seconds,
+        }
+
+
+def describe_project(
+    dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, cfg: QueryConfig
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Tags and params of a labeling project's run."""
+    settings = {
+        "device": str(resolve_device(cfg.device)),
+        "proxy_epochs": cfg.proxy_epochs or proxy.train.epochs,
+        "proxy_options": format_options(cfg.proxy_options),
+    }
+    tags = {
+        "svpkit.loop": LABELING.name,
+        "svpkit.dataset": dataset.name,
+        "svpkit.selector": selector.name,
+        "svpkit.selector_model": proxy.name if selector.needs else "none",
+        "svpkit.seed": str(cfg.seed),
+        **setting_tags(settings),
+    }
+    params = {
+        "dataset": dataset.name,
+        "selector": selector.name,
+        "proxy": proxy.name,
+        "seed": cfg.seed,
+        **settings,
+        "batch_size": cfg.batch_size or "model default",
+        "deterministic": cfg.deterministic,
+        "train_size": len(dataset.train),
+        "test_size": len(dataset.test),
+        "dataset_digest": dataset.digest,
+    }
+    return tags, params
+
+
+def check_pool(dataset: Dataset, labeled: np.ndarray, k: int) -> np.ndarray:
+    """The unlabeled pool (ascending); a ConfigError when it cannot give ``k`` examples."""
+    if not dataset.unlabeled_indices().size:
+        raise ConfigError(f"data set {dataset.name!r} has no unlabeled training examples: there is nothing to label")
+    mask = np.ones(len(dataset.train), dtype=bool)
+    mask[labeled] = False
+    pool = np.flatnonzero(mask).astype(np.int64)
+    if k < 1:
+        raise ConfigError(f"--k must be at least 1, got {k}")
+    if k > pool.size:
+        raise ConfigError(f"--k {k} is more than the {pool.size} unlabeled training examples left in the pool")
+    return pool
+
+
+def query_round(
+    dataset: Dataset,
+    labeled: np.ndarray,
+    labels: np.ndarray,
+    selector: SelectorSpec,
+    proxy: ModelSpec,
+    cfg: QueryConfig,
+    round_no: int,
+    progress: Progress | None = None,
+) -> QueryRound:
+    """Round ``round_no``: train the proxy on ``labeled`` (with ``labels``), pick ``cfg.k`` of the pool."""
+    pool = check_pool(dataset, labeled, cfg.k)
+    if not labeled.size:
+        rng = np.random.default_rng(cfg.seed)
+        picks = np.sort(pool[rng.choice(pool.size, size=cfg.k, replace=False)]).astype(np.int64)
+        return QueryRound(round_no, RANDOM, RANDOM_REASON, labeled, pool, picks, None)
+    device = resolve_device(cfg.device)
+    rng = np.random.default_rng(derive_seed(cfg.seed, "select", round_no))
+    ctx = SelectionContext(pool=pool, labeled=labeled, rng=rng, device=device)
+    result = QueryRound(round_no, selector.name, f"selected by {selector.name}", labeled, pool, pool[:0], None)
+    if selector.needs:
+        result.reason += f" on the scores of {proxy.name} trained on the {labeled.size} labeled examples"
+        _score(ctx, _training_copy(dataset, labeled, labels), selector, proxy, cfg, result, progress or NullProgress())
+    with Timer(device) as t:
+        selection = scoring.select(selector, ctx, cfg.k)
+    result.selection_seconds = t.seconds
+    result.picks = np.asarray(selection.picks, dtype=np.int64)
+    result.scores = np.asarray(selection.scores, dtype=np.float32)
+    if result.picks.shape != (cfg.k,) or np.unique(result.picks).size != cfg.k or not np.isin(result.picks, pool).all():
+        raise RuntimeError(f"selector {selector.name!r} did not return {cfg.k} distinct examples of the pool")
+    return result
+
+
+def _training_copy(dataset: Dataset, labeled: np.ndarray, labels: np.ndarray) -> Dataset:
+    """The data set as the learner sees it: the project's labels, a placeholder 0 on the rest."""
+    y = np.zeros(len(dataset.train), dtype=np.int64)
+    y[labeled] = labels
+    return dataset.with_labels(np.arange(y.size), y)
+
+
+def _score(
+    ctx: SelectionContext,
+    data: Dataset,
+    selector: SelectorSpec,
+    proxy: ModelSpec,
+    cfg: QueryConfig,
+    result: QueryRound,
+    progress: Progress,
+) -> None:
+    """Fit a fresh proxy on ``ctx.labeled`` and fill ``ctx`` with what the selector needs (as the
+    active-learning loop's rounds do); the seconds and the proxy's test error go into ``result``."""
+    options = LearnerOptions(
+        seed=derive_seed(cfg.seed, "selector", result.round),
+        device=str(ctx.device),
+        epochs=cfg.proxy_epochs,
+        batch_size=cfg.batch_size,
+        deterministic=cfg.deterministic,
+        extra=dict(cfg.proxy_options),
+    )
+    learner = make_learner(proxy, data, options)
+    warm_up = getattr(learner, "warm_up", None)
+    result.warmup_seconds = float(warm_up() or 0.0) if callable(warm_up) else 0.0
+    observers = [selector.observer()] if selector.observer is not None else []
+    epochs = getattr(learner, "config", proxy.train).epochs
+    with progress.task(f"round {result.round}: train {proxy.name} on {ctx.labeled.size}", total=epochs) as adv:
+        with Timer(ctx.device) as t:
+            learner.fit(ctx.labeled, observers=observers, progress=adv)
+    result.train_seconds = t.seconds
+    with Timer(ctx.device) as t:
+        scoring.fill_selection_context(ctx, learner, selector)
+        for obs in observers:
+            ctx.signals.update(obs.result())  # type: ignore[attr-defined]
+    result.inference_seconds = t.seconds
+    result.selector_model_error = learner.error("test") if len(data.test) else None

@@ -1,0 +1,123 @@
+"""BALD and MC-dropout scores (Houlsby et al. 2011; Gal, Islam & Ghahramani 2017).
+
+BALD ranks a pool point by the mutual information between its label and the model parameters,
+estimated from ``T`` stochastic forward passes (Monte-Carlo dropout):
+
+    I[y; θ | x] ≈ H(1/T Σ_t p_t) − 1/T Σ_t H(p_t),     H(p) = −Σ_c p_c log p_c, 0·log 0 = 0.
+
+The first term alone (:func:`mc_entropy_scores`) is "max entropy" under MC dropout. Scores are
+float32 on the probabilities' device; ranking them (highest first) is the caller's, with ties
+towards the lower pool position (:func:`svpkit.selectors.base.rank_descending`).
+
+Memory stays O(N·C) whatever ``T``: :class:`MCAccumulator` takes the samples one by one, and
+:func:`mc_head_probabilities` yields them one by one (dropout on the penultimate features, then
+the final linear layer: the network body runs once, only the head ``T`` times).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from svpkit.selectors.uncertainty import entropy_scores
+
+
+def validate_mc_options(samples: int, dropout: float) -> None:
+    """``mc_samples`` ≥ 2 (one pass has no disagreement to measure) and ``mc_dropout`` in [0, 1)."""
+    if samples < 2:
+        raise ValueError(f"mc_samples must be at least 2 (got {samples}): BALD needs several stochastic passes")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"mc_dropout must be in [0, 1) (got {dropout})")
+
+
+class MCAccumulator:
+    """Running sums over Monte-Carlo samples of an N × C probability matrix.
+
+    Keeps Σ_t p_t (N × C) and Σ_t H(p_t) (N) in float32; :meth:`add` one sample at a time.
+    """
+
+    def __init__(self) -> None:
+        self.sum_probs: torch.Tensor | None = None
+        self.sum_entropy: torch.Tensor | None = None
+        self.count = 0
+
+    def add(self, probs: torch.Tensor) -> None:
+        """Fold in one sample: an N × C matrix of probabilities (rows sum to 1)."""
+        p = probs.float()
+        if self.sum_probs is None or self.sum_entropy is None:
+            self.sum_probs = p.clone()
+            self.sum_entropy = entropy_scores(p)
+        else:
+            if p.shape != self.sum_probs.shape:
+                raise ValueError(f"MC sample of shape {tuple(p.shape)} after samples of {tuple(self.sum_probs.shape)}")
+            self.sum_probs += p
+            self.sum_entropy += entropy_scores(p)
+        self.count += 1
+
+    def mean_probs(self) -> torch.Tensor:
+        """The MC mean 1/T Σ_t p_t (N × C)."""
+        if self.sum_probs is None:
+            raise ValueError("no Monte-Carlo sample was added")
+        return self.sum_probs / self.count
+
+    def entropy(self) -> torch.Tensor:
+        """H(mean_t p_t): the predictive entropy of the MC mean (N)."""
+        return entropy_scores(self.mean_probs())
+
+    def bald(self) -> torch.Tensor:
+        """H(mean_t p_t) − mean_t H(p_t), clamped at 0 (Jensen: negatives are rounding only)."""
+        predictive = self.entropy()  # raises when no sample was added
+        assert self.sum_entropy is not None
+        return (predictive - self.sum_entropy / self.count).clamp_min_(0.0)
+
+
+def _accumulate(mc_probs: torch.Tensor) -> MCAccumulator:
+    if mc_probs.dim() != 3:
+        raise ValueError(f"expected MC probabilities of shape T × N × C, got {tuple(mc_probs.shape)}")
+    acc = MCAccumulator()
+    for sample in mc_probs:
+        acc.add(sample)
+    return acc
+
+
+def bald_scores(mc_probs: torch.Tensor) -> torch.Tensor:
+    """BALD mutual information per point from a T × N × C tensor of MC-dropout probabilities."""
+    return _accumulate(mc_probs).bald()
+
+
+def mc_entropy_scores(mc_probs: torch.Tensor) -> torch.Tensor:
+    """Entropy of the MC mean per point from a T × N × C tensor of MC-dropout probabilities."""
+    return _accumulate(mc_probs).entropy()
+
+
+def mc_head_probabilities(
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    samples: int,
+    dropout: float,
+    generator: torch.Generator,
+    chunk: int = 65_536,
+) -> Iterator[torch.Tensor]:
+    """Yield ``samples`` N × C softmax matrices: dropout on ``features``, then the linear head.
+
+    ``features`` (N × d) are the penultimate activations, embedded once (eval mode); ``weight``
+    (C × d) and ``bias`` (C) are the final ``nn.Linear``'s. Each pass zeroes every feature
+    independently with probability ``dropout`` and scales the rest by 1/(1 − ``dropout``)
+    (``nn.Dropout``'s training-mode semantics), drawing masks from ``generator`` (on the features'
+    device) sample by sample, chunk by chunk in row order. Math in float32.
+    """
+    validate_mc_options(samples, dropout)
+    device = features.device
+    w_t = weight.to(device).float().T
+    b = torch.zeros(w_t.shape[1], device=device) if bias is None else bias.to(device).float()
+    scale = 1.0 / (1.0 - dropout)
+    for _ in range(samples):
+        out = torch.empty(features.shape[0], w_t.shape[1], dtype=torch.float32, device=device)
+        for i in range(0, features.shape[0], chunk):
+            h = features[i : i + chunk].float()
+            keep = torch.rand(h.shape, generator=generator, device=device) >= dropout
+            logits = torch.addmm(b, h * keep, w_t, alpha=scale)
+            out[i : i + chunk] = torch.softmax(logits, dim=1)
+        yield out

@@ -1,0 +1,89 @@
+"""Trackers that are not MLflow runs: in memory (tests, loops used as a library) and nothing at all
+(ranks other than 0 of a distributed run: rank 0 logs the run)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+
+class MemoryTracker:
+    """Keeps everything in memory: for tests and for using loops as a library."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.tags: dict[str, str] = {}
+        self.metrics: dict[str, list[tuple[int, float]]] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+        self.json: dict[str, Any] = {}
+        self.figures: list[str] = []
+        self.states: list[dict[str, Any]] = []
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.params.update(params)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.tags.update(tags)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        for key, value in metrics.items():
+            self.metrics.setdefault(key, []).append((step, float(value)))
+
+    def log_array(self, path: str, array: np.ndarray) -> None:
+        self.arrays[path] = np.array(array, copy=True)
+
+    def log_json(self, path: str, obj: Any) -> None:
+        self.json[path] = json.loads(json.dumps(obj))
+
+    def log_figure(self, figure: Any, path: str) -> None:
+        self.figures.append(path)
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        self.states.append(json.loads(json.dumps(state)))
+
+
+class NullTracker:
+    """What ranks other than 0 report to: everything is dropped (rank 0 logs the run)."""
+
+    run_id = ""
+    experiment_id = ""
+
+    def __init__(self) -> None:
+        self.state_extra: dict[str, Any] = {}
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_array(self, path: str, array: np.ndarray) -> None:
+        pass
+
+    def log_json(self, path: str, obj: Any) -> None:
+        pass
+
+    def log_text(self, path: str, text: str) -> None:
+        pass
+
+    def log_figure(self, figure: Any, path: str) -> None:
+        pass
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def log_dataset(self, dataset: Any, context: str = "training") -> None:
+        pass
+
+
+@contextmanager
+def null_run() -> Iterator[NullTracker]:
+    """The tracked-run stand-in for ranks other than 0."""
+    yield NullTracker()
