@@ -75,6 +75,153 @@ def _time(device: torch.device, fn: Any) -> tuple[float, Any]:
     return t.seconds, out
 
 
+def _largest_matrix_run(
+    device: torch.device,
+    pool: torch.Tensor,
+    centers: torch.Tensor,
+    k: int,
+    reference: torch.Tensor | None,
+    oom: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The matrix version at the largest number of picks up to ``k`` that fits (halving after an
+    out-of-memory error, each recorded in ``oom``); None when not even one pick fits."""
+    n, m = pool.shape[0], centers.shape[0]
+    kk = k
+    while kk >= 1:
+        need = n * (m + kk) * 4
+        try:
+            if device.type == "cpu" and need > 0.8 * _available_host_bytes():
+                raise MemoryError(f"needs {need / 2**30:.1f} GiB")
+            secs, (picks, dist) = _time(device, lambda kk=kk: matrix_k_center(pool, centers, kk))
+            del dist
+            same = bool(torch.equal(picks, reference[:kk].to(picks.device))) if reference is not None else None
+            return {
+                "seconds": secs,
+                "picks": kk,
+                "peak_bytes": peak_memory_bytes(device),
+                "matrix_bytes": need,
+                "extra_bytes": need + n * 4,
+                "same_picks_as_running_min": same,
+            }
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+            if "memory" not in str(exc).lower() and not isinstance(exc, torch.OutOfMemoryError | MemoryError):
+                raise
+            oom.append({"picks": kk, "matrix_bytes": need, "error": str(exc).splitlines()[0][:200]})
+            print(f"matrix: out of memory at {kk:,} picks ({need / 2**30:.1f} GiB)")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            kk //= 2
+    return None
+
+
+def _summary(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last run of an implementation with the mean seconds of all and ms per pick."""
+    if not rs:
+        return {}
+    secs = statistics.fmean(r["seconds"] for r in rs)
+    return {**rs[-1], "seconds": secs, "ms_per_pick": 1000 * secs / rs[-1]["picks"]}
+
+
+def print_summary(
+    runs: dict[str, list[dict[str, Any]]], stream: dict[str, Any] | None, device: torch.device, n: int, dim: int, m: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Print the table; the running-min and matrix summaries."""
+    rm, bf, mx = (_summary(runs[name]) for name in ("running-min", "running-min bf16", "matrix"))
+    rows = []
+    for name, s in (("running-min (svpkit, fp32)", rm), ("running-min (svpkit, bf16 storage)", bf), ("N×k matrix", mx)):
+        if not s:
+            rows.append([name, "out of memory", "-", "-", "-", "-", "-"])
+            continue
+        peak = s.get("peak_bytes")
+        rows.append(
+            [
+                name,
+                f"{s['picks']:,}",
+                s["seconds"],
+                s["ms_per_pick"],
+                f"{s['extra_bytes'] / 2**20:,.1f}",
+                f"{peak / 2**20:,.0f}" if peak else "-",
+                rm["ms_per_pick"] and s["ms_per_pick"] / rm["ms_per_pick"],
+            ]
+        )
+    if stream:
+        rows.append(
+            [
+                "running-min, pool streamed from host",
+                f"{stream['picks']:,}",
+                stream["seconds"],
+                1000 * stream["seconds"] / stream["picks"],
+                f"{3 * n * 4 / 2**20:,.1f}",
+                f"{stream['peak_bytes'] / 2**20:,.0f}",
+                "-",
+            ]
+        )
+    print_table(
+        f"greedy k-center, {n:,} × {dim}, {m:,} initial centres, {device}",
+        ["implementation", "picks", "seconds", "ms / pick", "extra MiB", "peak GPU MiB", "time / running-min"],
+        rows,
+    )
+    return rm, mx
+
+
+def _streamed_run(
+    device: torch.device, pool: torch.Tensor, centers: torch.Tensor, k: int, reference: torch.Tensor | None
+) -> dict[str, Any]:
+    """Running-min picks from a host-resident pool streamed through the GPU chunk by chunk."""
+    from svpkit.selectors.k_center import greedy_k_center
+
+    host_pool = pool.cpu()
+    secs, (picks, _) = _time(device, lambda: greedy_k_center(host_pool, centers, k, device=device))
+    same = bool(torch.equal(picks, reference[:k])) if reference is not None else None
+    stream = {"seconds": secs, "picks": k, "peak_bytes": peak_memory_bytes(device), "same_picks": same}
+    print("running-min, pool streamed from host", stream)
+    return stream
+
+
+def _measure(
+    order: list[str],
+    device: torch.device,
+    pool: torch.Tensor,
+    pool_bf16: torch.Tensor,
+    centers: torch.Tensor,
+    k: int,
+    matrix_k: int,
+) -> tuple[dict[str, list[dict[str, Any]]], torch.Tensor | None, list[dict[str, Any]]]:
+    """Every timed run in ``order``; (runs by implementation, the fp32 picks, the matrix's out-of-memory steps)."""
+    from svpkit.selectors.k_center import greedy_k_center
+
+    n = pool.shape[0]
+    runs: dict[str, list[dict[str, Any]]] = {"running-min": [], "running-min bf16": [], "matrix": []}
+    reference: torch.Tensor | None = None
+    matrix_oom: list[dict[str, Any]] = []
+    for which in order:
+        if which == "running-min":
+            secs, (picks, _) = _time(device, lambda: greedy_k_center(pool, centers, k))
+            reference = picks
+            runs[which].append(
+                {"seconds": secs, "picks": k, "peak_bytes": peak_memory_bytes(device), "extra_bytes": 3 * n * 4}
+            )
+        elif which == "running-min bf16":
+            secs, (picks, _) = _time(device, lambda: greedy_k_center(pool_bf16, centers, k))
+            agree = float((picks == reference).float().mean()) if reference is not None else float("nan")
+            runs[which].append(
+                {
+                    "seconds": secs,
+                    "picks": k,
+                    "peak_bytes": peak_memory_bytes(device),
+                    "extra_bytes": 3 * n * 4,
+                    "agreement_with_fp32": agree,
+                }
+            )
+        else:
+            record = _largest_matrix_run(device, pool, centers, matrix_k, reference, matrix_oom)
+            if record is not None:
+                runs[which].append(record)
+        print(which, runs[which][-1] if runs[which] else "-")
+
+    return runs, reference, matrix_oom
+
+
 def main() -> None:
     p = base_parser(__doc__ or "")
     p.add_argument("--n", type=int, default=None, help="pool size")
@@ -110,116 +257,14 @@ def main() -> None:
         ),
     )
     print(f"warm-up: {warmup_seconds:.2f} s (not in the timings below)")
-    runs: dict[str, list[dict[str, Any]]] = {"running-min": [], "running-min bf16": [], "matrix": []}
-    reference: torch.Tensor | None = None
-    matrix_k = args.matrix_k or k
-    matrix_oom: list[dict[str, Any]] = []
-    order: list[str] = []
-    for i in range(int(cfg["repeats"])):
-        pair = ["running-min", "matrix"] if i % 2 == 0 else ["matrix", "running-min"]
-        order += pair
-    order.append("running-min bf16")
-    for which in order:
-        if which == "running-min":
-            secs, (picks, _) = _time(device, lambda: greedy_k_center(pool, centers, k))
-            reference = picks
-            runs[which].append(
-                {"seconds": secs, "picks": k, "peak_bytes": peak_memory_bytes(device), "extra_bytes": 3 * n * 4}
-            )
-        elif which == "running-min bf16":
-            secs, (picks, _) = _time(device, lambda: greedy_k_center(pool_bf16, centers, k))
-            agree = float((picks == reference).float().mean()) if reference is not None else float("nan")
-            runs[which].append(
-                {
-                    "seconds": secs,
-                    "picks": k,
-                    "peak_bytes": peak_memory_bytes(device),
-                    "extra_bytes": 3 * n * 4,
-                    "agreement_with_fp32": agree,
-                }
-            )
-        else:
-            kk = matrix_k
-            while kk >= 1:
-                need = n * (m + kk) * 4
-                try:
-                    if device.type == "cpu" and need > 0.8 * _available_host_bytes():
-                        raise MemoryError(f"needs {need / 2**30:.1f} GiB")
-                    secs, (picks, dist) = _time(device, lambda kk=kk: matrix_k_center(pool, centers, kk))
-                    del dist
-                    same = bool(torch.equal(picks, reference[:kk].to(picks.device))) if reference is not None else None
-                    runs[which].append(
-                        {
-                            "seconds": secs,
-                            "picks": kk,
-                            "peak_bytes": peak_memory_bytes(device),
-                            "matrix_bytes": need,
-                            "extra_bytes": need + n * 4,
-                            "same_picks_as_running_min": same,
-                        }
-                    )
-                    break
-                except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
-                    if "memory" not in str(exc).lower() and not isinstance(exc, torch.OutOfMemoryError | MemoryError):
-                        raise
-                    matrix_oom.append({"picks": kk, "matrix_bytes": need, "error": str(exc).splitlines()[0][:200]})
-                    print(f"matrix: out of memory at {kk:,} picks ({need / 2**30:.1f} GiB)")
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    kk //= 2
-        print(which, runs[which][-1] if runs[which] else "-")
-
-    stream: dict[str, Any] | None = None
+    pairs = (["running-min", "matrix"] if i % 2 == 0 else ["matrix", "running-min"] for i in range(int(cfg["repeats"])))
+    order = [*(which for pair in pairs for which in pair), "running-min bf16"]
+    runs, reference, matrix_oom = _measure(order, device, pool, pool_bf16, centers, k, args.matrix_k or k)
+    stream = None
     if device.type == "cuda" and cfg["stream_k"]:
-        host_pool = pool.cpu()
-        sk = int(cfg["stream_k"])
-        secs, (picks, _) = _time(device, lambda: greedy_k_center(host_pool, centers, sk, device=device))
-        same = bool(torch.equal(picks, reference[:sk])) if reference is not None else None
-        stream = {"seconds": secs, "picks": sk, "peak_bytes": peak_memory_bytes(device), "same_picks": same}
-        print("running-min, pool streamed from host", stream)
+        stream = _streamed_run(device, pool, centers, int(cfg["stream_k"]), reference)
 
-    def summary(name: str) -> dict[str, Any]:
-        rs = runs[name]
-        if not rs:
-            return {}
-        secs = statistics.fmean(r["seconds"] for r in rs)
-        return {**rs[-1], "seconds": secs, "ms_per_pick": 1000 * secs / rs[-1]["picks"]}
-
-    rm, bf, mx = summary("running-min"), summary("running-min bf16"), summary("matrix")
-    rows = []
-    for name, s in (("running-min (svpkit, fp32)", rm), ("running-min (svpkit, bf16 storage)", bf), ("N×k matrix", mx)):
-        if not s:
-            rows.append([name, "out of memory", "-", "-", "-", "-", "-"])
-            continue
-        peak = s.get("peak_bytes")
-        rows.append(
-            [
-                name,
-                f"{s['picks']:,}",
-                s["seconds"],
-                s["ms_per_pick"],
-                f"{s['extra_bytes'] / 2**20:,.1f}",
-                f"{peak / 2**20:,.0f}" if peak else "-",
-                rm["ms_per_pick"] and s["ms_per_pick"] / rm["ms_per_pick"],
-            ]
-        )
-    if stream:
-        rows.append(
-            [
-                "running-min, pool streamed from host",
-                f"{stream['picks']:,}",
-                stream["seconds"],
-                1000 * stream["seconds"] / stream["picks"],
-                f"{3 * n * 4 / 2**20:,.1f}",
-                f"{stream['peak_bytes'] / 2**20:,.0f}",
-                "-",
-            ]
-        )
-    print_table(
-        f"greedy k-center, {n:,} × {dim}, {m:,} initial centres, {device}",
-        ["implementation", "picks", "seconds", "ms / pick", "extra MiB", "peak GPU MiB", "time / running-min"],
-        rows,
-    )
+    rm, mx = print_summary(runs, stream, device, n, dim, m)
     write_results(
         "k_center",
         args,

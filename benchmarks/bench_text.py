@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ROOT, add_size_options, base_parser, print_table, setup, sized_config, write_results  # noqa: E402
+from benchmarks.roofline import measure_peaks, precision_of, roofline, training_flops_per_image  # noqa: E402
 
 PRESETS = {
     "cpu": {"train": 2000, "epochs": 1, "repeats": 2},
@@ -62,6 +63,8 @@ def main() -> None:
     }
     for learner in learners.values():
         learner.warm_up()  # type: ignore[attr-defined]
+    peaks = measure_peaks(device)
+    flops = {name: training_flops_per_image(learner) for name, learner in learners.items()}
     fit_s: dict[str, list[float]] = {name: [] for name in arms}
     infer_s: dict[str, list[float]] = {name: [] for name in arms}
     errors: dict[str, float] = {}
@@ -78,19 +81,26 @@ def main() -> None:
     lengths = np.array([len(t) for t in (*data.train.x, *data.test.x)])
     truncated = int((lengths > args.short).sum())
     rows: list[list[Any]] = []
-    result: dict[str, Any] = {"config": {**cfg, "model": args.model, "short": args.short, "data": args.data}}
+    result: dict[str, Any] = {"config": {**cfg, "model": args.model, "short": args.short, "data": args.data},
+                              "matmul_peaks": peaks}  # fmt: skip
     for name, length in arms.items():
         epoch, infer = statistics.median(fit_s[name]), statistics.median(infer_s[name])
-        rows.append([f"{name} ({length} chars)", epoch, infer, 100 * errors[name]])
+        precision = precision_of(learners[name])
+        rl: dict[str, Any] = {
+            "precision": precision,
+            **roofline(flops[name], len(data.train) / epoch, peaks[precision]["gflops"]),
+        }
+        achieved = f"{rl['achieved_gflops']:.1f} ({100 * rl['fraction_of_peak']:.0f} %)"
+        rows.append([f"{name} ({length} chars)", epoch, infer, achieved, 100 * errors[name]])
         result[name] = {"max_length": length, "epoch_seconds": fit_s[name], "inference_seconds": infer_s[name],
-                        "test_error": errors[name]}  # fmt: skip
+                        "test_error": errors[name], "flops_per_image": flops[name], "roofline": rl}  # fmt: skip
     speedup = statistics.median(fit_s["long"]) / statistics.median(fit_s["short"])
     infer_speedup = statistics.median(infer_s["long"]) / statistics.median(infer_s["short"])
     result.update(epoch_speedup=speedup, inference_speedup=infer_speedup, truncated_texts=truncated,
                   texts=int(lengths.size), longest_text=int(lengths.max()))  # fmt: skip
     print_table(
         f"{args.model} on {len(data.train)} SST-2 sentences ({device}), median of {cfg['repeats']}",
-        ["arm", "s / epoch", "s / test pass", "test error %"],
+        ["arm", "s / epoch", "s / test pass", "GFLOP/s (of peak)", "test error %"],
         rows,
     )
     print(f"epoch speed-up {speedup:.2f}x, inference speed-up {infer_speedup:.2f}x; "

@@ -316,8 +316,9 @@ def main() -> None:
 
     depth = int(args.model.removeprefix("preact_resnet"))
     given = {k: getattr(args, k) for k in ("epochs", "plain_epochs", "repeats", "workers")}
-    cfg = preset_config(PRESETS[preset]["small" if depth <= 56 else "large"], train=args.train_size,
-                        test=args.test_size, **given)  # fmt: skip
+    cfg = preset_config(
+        PRESETS[preset]["small" if depth <= 56 else "large"], train=args.train_size, test=args.test_size, **given
+    )
     if not args.data:
         sys.exit("error: no CIFAR-10 folder found; pass --data")
     dataset = load_cifar10(args.data).limited(train=cfg["train"] or None, test=cfg["test"] or None)
@@ -331,9 +332,11 @@ def main() -> None:
         )
         return make_learner(spec, dataset, opts)
 
-    arms = [{"label": label, "options": extra, "runs": []} for label, extra in arm_options(args)]
-    print(f"{args.model} on {n_train} CIFAR-10 images ({n_test} test), svpkit {epochs} epochs ({len(arms)} arms), "
-          f"plain {plain_epochs} epochs, device {device}, preset {preset}, threads {args.threads or 'all'}")  # fmt: skip
+    arms: list[dict[str, Any]] = [{"label": label, "options": extra, "runs": []} for label, extra in arm_options(args)]
+    print(
+        f"{args.model} on {n_train} CIFAR-10 images ({n_test} test), svpkit {epochs} epochs ({len(arms)} arms), "
+        f"plain {plain_epochs} epochs, device {device}, preset {preset}, threads {args.threads or 'all'}"
+    )
     # The device's own start-up (CUDA context, cuDNN/oneDNN libraries) is paid once here, so
     # that whichever pipeline runs first is not charged for it; reported separately.
     with Timer(device) as t_init:
@@ -369,11 +372,11 @@ def main() -> None:
         "matmul_peaks": peaks,
         **comparison(arms, plain_runs, flops, peaks, device),
     }
-    print_summary(f"{args.model}, {n_train} train / {n_test} test images, {epochs} epochs, {device}",
-                  arms, plain_runs, record)  # fmt: skip
-    print(
-        f"projected {FULL_CIFAR[0]} epochs on {FULL_CIFAR[1]:,} images: {record['projected_181_epochs_full_cifar_seconds']}"
+    print_summary(
+        f"{args.model}, {n_train} train / {n_test} test images, {epochs} epochs, {device}", arms, plain_runs, record
     )
+    projected = record["projected_181_epochs_full_cifar_seconds"]
+    print(f"projected {FULL_CIFAR[0]} epochs on {FULL_CIFAR[1]:,} images: {projected}")
     write_results(f"train_{args.model}", args, device, record)
 
 

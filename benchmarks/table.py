@@ -18,38 +18,82 @@ def _s(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
+def _mean(runs: list[dict[str, Any]], key: str) -> float:
+    return sum(float(x[key]) for x in runs) / len(runs)
+
+
+def _roofline(rl: dict[str, Any] | None, precision: str) -> str:
+    """``, N GFLOP/s = x % of the <precision> matmul peak`` (the record's own precision if it says)."""
+    if not rl:
+        return ""
+    precision = {"bfloat16": "bf16", "float32": "fp32"}.get(rl.get("precision", ""), precision)
+    return (
+        f", {rl['achieved_gflops']:,.0f} GFLOP/s = {100 * rl['fraction_of_peak']:.0f} % of the {precision} matmul peak"
+    )
+
+
+def train_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row per svpkit arm (results before arms existed: one arm, no roofline)."""
+    what = f"{r['model']}, {r['train_images']:,} images, {r['epochs']} ep."
+    plain = r["plain"]
+    plain_txt = "plain not run"
+    if plain:
+        ext = " extrapolated" if plain[0]["extrapolated"] else ""
+        plain_txt = (
+            f"plain {_s(_mean(plain, 'total_seconds'))} s{ext} ({r['plain_epochs']} ep. run), "
+            f"{_s(_mean(plain, 'images_per_second'))} img/s{_roofline(r.get('plain_roofline'), 'fp32')}"
+        )
+    peaks = r.get("matmul_peaks")
+    peak_txt = (
+        f"; matmul peak fp32 {peaks['float32']['gflops']:,.0f}, bf16 {peaks['bfloat16']['gflops']:,.0f} GFLOP/s, "
+        f"{r['flops_per_image'] / 1e6:,.0f} MFLOP per training image"
+        if peaks
+        else ""
+    )
+    out = []
+    for arm in r.get("arms") or [{"label": "svpkit", "runs": r["svpkit"]}]:
+        runs = arm["runs"]
+        precision = "bf16" if arm.get("precision") == "bfloat16" else "fp32"
+        svp_txt = (
+            f"{arm['label']} {_s(_mean(runs, 'total_seconds'))} s (warm-up {_s(_mean(runs, 'warmup_seconds'))} s, "
+            f"compile {_s(_mean(runs, 'compile_seconds'))} s), {_s(_mean(runs, 'images_per_second'))} img/s"
+            f"{_roofline(arm.get('roofline'), precision)}, error {_mean(runs, 'test_error'):.3f}"
+        )
+        proj = r["projected_181_epochs_full_cifar_seconds"]
+        svp_txt += f"; 181 ep. × 50k projected {_s(proj.get(arm['label'], proj['svpkit']))} s"
+        svp_txt += f" (plain {_s(proj['plain'])} s)" if plain else ""
+        if "break_even_steps" in arm:
+            svp_txt += f"; compiling pays after {arm['break_even_steps']:,.0f} full-size steps"
+        ratio = "-"
+        if plain:
+            speedup = _mean(plain, "total_seconds") / _mean(runs, "total_seconds")
+            best = min(float(x["total_seconds"]) for x in plain) / min(float(x["total_seconds"]) for x in runs)
+            ratio = f"**{speedup:.2f}×** total (mean), {best:.2f}× best-of-runs"
+        out.append(f"| {what} | {svp_txt}; {plain_txt}{peak_txt} | {ratio} | {where} |")
+    return out
+
+
+def parity_rows(r: dict[str, Any], where: str) -> list[str]:
+    errors = "; ".join(f"{name} {', '.join(f'{100 * e:.2f} %' for e in errs)}" for name, errs in r["errors"].items())
+    checks = [run["scoring_check"] for run in r["runs"] if run["precision"] == "bfloat16"]
+    lc = max(c["least_confidence"]["picks_changed"] for c in checks)
+    kc = max(c["k_center"]["picks_changed"] for c in checks)
+    what = f"accuracy parity, {r['model']}, {r['train_images']:,} images, {r['epochs']} ep., seeds {r['seeds']}"
+    txt = (
+        f"test error ({r['test_images']:,} images) {errors}; bf16 scoring would change up to {100 * lc:.1f} % of the "
+        f"least-confidence and {100 * kc:.1f} % of the k-center picks (scores stay float32)"
+    )
+    verdict = "at parity" if r["bf16_at_parity"] else "NOT at parity"
+    ratio = f"bf16 {verdict}: {100 * r['mean_difference']:+.2f} points vs seed spread {100 * r['seed_spread']:.2f}"
+    return [f"| {what} | {txt} | {ratio} | {where} |"]
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
     out = []
     if name.startswith("train_"):
-        svp = r["svpkit"]
-        mean = lambda runs, k: sum(float(x[k]) for x in runs) / len(runs)  # noqa: E731
-        what = f"{r['model']}, {r['train_images']:,} images, {r['epochs']} ep."
-        warm, comp = mean(svp, "warmup_seconds"), mean(svp, "compile_seconds")
-        svp_txt = (
-            f"svpkit {_s(mean(svp, 'total_seconds'))} s (warm-up {_s(warm)} s, compile {_s(comp)} s), "
-            f"{_s(mean(svp, 'images_per_second'))} img/s, error {mean(svp, 'test_error'):.3f}"
-        )
-        plain = r["plain"]
-        if plain:
-            ext = " extrapolated" if plain[0]["extrapolated"] else ""
-            plain_txt = (
-                f"plain {_s(mean(plain, 'total_seconds'))} s{ext} ({r['plain_epochs']} ep. run), "
-                f"{_s(mean(plain, 'images_per_second'))} img/s, error {mean(plain, 'test_error_after_epochs_run'):.3f}"
-            )
-            best = min(float(x["total_seconds"]) for x in plain) / min(float(x["total_seconds"]) for x in svp)
-            ratio = (
-                f"**{r['speedup_total']:.2f}×** total (mean), {best:.2f}× best-of-runs, "
-                f"{r['speedup_images_per_second']:.2f}× img/s"
-            )
-            if r.get("cpu_seconds_ratio") == r.get("cpu_seconds_ratio") and "cpu_seconds_ratio" in r:
-                ratio += f", {r['cpu_seconds_ratio']:.2f}× process CPU time"
-        else:
-            plain_txt, ratio = "plain not run", "-"
-        proj = r["projected_181_epochs_full_cifar_seconds"]
-        proj_txt = f"181 ep. × 50k projected: svpkit {_s(proj['svpkit'])} s, plain {_s(proj['plain'])} s"
-        out.append(f"| {what} | {svp_txt}; {plain_txt}; {proj_txt} | {ratio} | {where} |")
+        out += train_rows(r, where)
     elif name == "k_center":
         runs = r["runs"]
 
@@ -78,7 +122,10 @@ def rows(r: dict[str, Any]) -> list[str]:
             f"({f['overhead_percent_in_loop']:+.1f} % in loop); MLflow per-epoch log {m['overhead_percent_isolated']:.2f} % "
             f"isolated ({m['overhead_percent_in_loop']:+.1f} % in loop), async {a['overhead_percent_isolated']:.2f} %"
         )
+        txt += _roofline(r.get("roofline"), "fp32")
         out.append(f"| {what} | {txt} | goal ≤ 2 % each | {where} |")
+    elif name.startswith("parity_"):
+        out += parity_rows(r, where)
     elif name.startswith("text_"):
         c = r["config"]
         long, short = r["long"], r["short"]
@@ -90,6 +137,8 @@ def rows(r: dict[str, Any]) -> list[str]:
             f"{r['truncated_texts']} of {r['texts']:,} texts truncated; error {100 * long['test_error']:.1f} % vs "
             f"{100 * short['test_error']:.1f} %"
         )
+        if "roofline" in long:
+            txt += f"; {_roofline(long['roofline'], 'fp32')[2:]} vs {_roofline(short['roofline'], 'fp32')[2:]}"
         ratio = f"**{r['epoch_speedup']:.2f}×** per epoch, {r['inference_speedup']:.2f}× inference"
         out.append(f"| {what} | {txt} | {ratio} | {where} |")
     return out

@@ -18,9 +18,9 @@ def register_models(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_selectors(register: Callable[..., None]) -> None:
-    from svpkit.selectors import forgetting, k_center, uncertainty, uniform
+    from svpkit.selectors import badge, bald, data_scores, forgetting, k_center, uncertainty, uniform
 
-    for module in (uniform, uncertainty, k_center, forgetting):
+    for module in (uniform, uncertainty, k_center, forgetting, bald, badge, data_scores):
         for spec in module.SPECS:
             register(spec)
 

@@ -32,6 +32,7 @@ LABELING = LoopName("labeling", "query", "labeling")
 """A labeling project: one run that ``svpkit query`` / ``label`` / ``export`` continue (docs/labeling.md)."""
 COMPARE = "compare"
 CORRELATE = "correlate"
+SUGGEST_PROXY = "suggest_proxy"
 PRESET = "preset"
 
 
@@ -60,6 +61,8 @@ class Tag:
     COMPARED_RUNS = "svpkit.compared_runs"
     UNPAIRED_RUNS = "svpkit.unpaired_runs"
     RUNS = "svpkit.runs"
+    PROXY_WARNING = "svpkit.proxy_warning"
+    AGREEMENT = "svpkit.agreement"
     EXPERIMENT_KIND = "mlflow.experimentKind"
     NOTE = "mlflow.note.content"
 
@@ -92,6 +95,16 @@ class Metric:
     MEAN_SPEARMAN = "correlation/mean_spearman"
     MEAN_PEARSON = "correlation/mean_pearson"
     NUM_SHARED = "correlation/num_shared"
+    AGREEMENT_SPEARMAN = "agreement/spearman"
+    AGREEMENT_TOP_K = "agreement/top_k_overlap"
+    AGREEMENT_RANDOM = "agreement/random_overlap"
+    AGREEMENT_SECONDS = "agreement/seconds"
+    WORST_CLASS_ERROR = "target/worst_class_error"
+
+
+def class_error_metric(class_name: str) -> str:
+    """``target/class_error/<class>``: the target's test error on one class (at the final level)."""
+    return f"target/class_error/{class_name}"
 
 
 def compare_metric(*parts: str) -> str:
@@ -120,6 +133,14 @@ class Artifact:
     COMPARE_PAIRS_CSV = "comparison/pairs.csv"
     COMPARE_SUMMARY = "comparison/summary.json"
     PRESET_PLAN = "preset/plan.txt"
+    AGREEMENT_FIGURE = "figures/agreement.png"
+    PER_CLASS = "per_class.json"
+    COVERAGE = "coverage.json"  # core-set --coverage ccs: cutoff, bins, per-bin sizes and budgets
+    CLASS_BALANCE = "class_balance.json"  # --class-balance: quotas and fills (active learning: per round)
+    SUGGEST_TABLE_MD = "suggest/table.md"
+    SUGGEST_TABLE_CSV = "suggest/table.csv"
+    SUGGEST_SUMMARY = "suggest/summary.json"
+    SUGGEST_FIGURE = "figures/suggest_proxy.png"
     STATE_DIR = "state"
 
 
@@ -203,6 +224,14 @@ def selector_model_label(tags: Mapping[str, str], params: Mapping[str, str], mis
     ``none`` (random selection trains no selector model) stays ``none``."""
     name = tags.get(Tag.SELECTOR_MODEL, missing)
     return name if name in ("none", missing) else model_label(name, run_setting(tags, params, "proxy_options"))
+
+
+def selector_label(tags: Mapping[str, str], params: Mapping[str, str]) -> str:
+    """A run's selection method as comparisons should name it: ``el2n``, or with its selector
+    options and non-default selection variants ``el2n[ccs_bins=20,ccs_cutoff=0.1,coverage=ccs]``
+    (settings ``selector_options`` and ``selection``), so that variants are not pooled."""
+    extra = [run_setting(tags, params, name) for name in ("selector_options", "selection")]
+    return model_label(tags.get(Tag.SELECTOR, "?"), ",".join(e for e in extra if e))
 
 
 def names() -> set[str]:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from svpkit import hookspecs
-from svpkit.data.base import DatasetSpec
-from svpkit.models.base import ModelSpec
 from svpkit.registry import ConflictError, Registry
-from svpkit.selectors.base import SelectorSpec
+
+if TYPE_CHECKING:  # importing this module must stay cheap (svpkit --help reads plugin metadata)
+    from svpkit.data.base import DatasetSpec
+    from svpkit.models.base import ModelSpec
+    from svpkit.selectors.base import SelectorSpec
 
 GROUP = "svpkit"
 DEFAULT_PLUGINS = ("svpkit.builtin_plugin",)
@@ -32,6 +34,8 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    """The commands its ``register_commands`` hook added (not in :meth:`as_dict`)."""
 
     @property
     def ok(self) -> bool:
@@ -58,6 +62,7 @@ class Plugins:
         self.selectors: Registry[SelectorSpec] = Registry("selector")
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
         self.info: dict[str, PluginInfo] = {}
+        self._commands_added = False
         import svpkit
 
         for module_name in DEFAULT_PLUGINS:
@@ -127,15 +132,34 @@ class Plugins:
                         names.append(spec.name)
 
     def register_commands(self, app: Any) -> None:
+        """Let every plugin add its commands to the typer ``app`` (once; what each added is in ``commands``)."""
+        if self._commands_added:
+            return
+        self._commands_added = True
         for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.info[impl.plugin_name]
+            before = command_names(app)
             try:
                 impl.function(app=app)
             except Exception as exc:
                 info.errors.append(f"register_commands: {type(exc).__name__}: {exc}")
+            info.commands = sorted(command_names(app) - before)
 
     def plugins(self) -> list[PluginInfo]:
         return list(self.info.values())
+
+
+def command_names(app: Any) -> set[str]:
+    """The names of a typer app's commands and command groups."""
+    from typer.main import get_command_name
+
+    names = {c.name or get_command_name(c.callback.__name__) for c in app.registered_commands if c.callback}
+    return names | {g.name for g in app.registered_groups if g.name}
+
+
+def distributions() -> list[str]:
+    """The distributions that provide plugins, from their metadata (nothing is imported)."""
+    return sorted({ep.dist.name for ep in importlib.metadata.entry_points(group=GROUP) if ep.dist is not None})
 
 
 _CACHE: Plugins | None = None

@@ -1,7 +1,10 @@
-"""svpkit compare: pairing proxy runs with baselines, speed-ups from logged timings, logged outputs.
+"""svpkit compare: pairing proxy runs with baselines, speed-ups from logged timings, logged outputs,
+intervals, paired differences, curve areas and verdicts.
 
-The experiment is real: digits (a 300-example slice), tiny epochs, two seeds, a baseline
-(digits_cnn selecting for itself), a proxy (digits_mlp) and random selection.
+The first experiment is real: digits (a 300-example slice), tiny epochs, two seeds, a baseline
+(digits_cnn selecting for itself), a proxy (digits_mlp) and random selection. The statistics are
+checked on hand-made runs logged to a temporary store, with errors chosen around the verdicts'
+boundaries, against scipy.stats.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
+from scipy import integrate, stats
 from typer.testing import CliRunner
 
-from svpkit.analysis import compare, pairing, report
+from svpkit.analysis import compare, figures, pairing, report
 from svpkit.cli import app
+from svpkit.contract import ACTIVE_LEARNING, Metric, Tag
 
 EXPERIMENT = "digits-compare"
 LEVELS = [30, 60]
@@ -121,12 +127,13 @@ def test_speedups_are_the_ratios_of_the_logged_timings(built: BuiltExperiment) -
             assert pair.baseline_seconds == base and pair.proxy_seconds == prox
             assert pair.speedup == pytest.approx(base / prox, rel=1e-12)
             ratios.append(base / prox)
-        mean, std = proxy_row.cells[level].speedup  # type: ignore[misc]
-        assert mean == pytest.approx(sum(ratios) / 2, rel=1e-12)
-        assert std == pytest.approx(abs(ratios[0] - ratios[1]) / math.sqrt(2), rel=1e-9)
+        speedup = proxy_row.cells[level].speedup
+        assert speedup is not None and speedup.mean == pytest.approx(sum(ratios) / 2, rel=1e-12)
+        half_width = stats.t.ppf(0.975, 1) * abs(ratios[0] - ratios[1]) / 2
+        assert speedup.half_width == pytest.approx(half_width, rel=1e-9)
         errors = [history(built.run_ids[("random", s)], "target/test_error")[level] for s in SEEDS]
-        random_row = block.rows[0]
-        assert random_row.cells[level].error[0] == pytest.approx(sum(errors) / 2)  # type: ignore[index]
+        random_error = block.rows[0].cells[level].error
+        assert random_error is not None and random_error.mean == pytest.approx(sum(errors) / 2)
 
 
 def test_compare_cli_logs_a_compare_run_that_is_never_compared(built: BuiltExperiment, tmp_path: Path) -> None:
@@ -216,9 +223,10 @@ def test_core_set_runs_pair_by_subset_size_and_keep_the_newest_duplicate() -> No
     block = result.blocks[0]
     assert block.levels == [25000, 30000]
     header, rows = report.block_table_rows(block)
-    assert header[-1] == "end-to-end speed-up"
+    assert header[-3:] == ["end-to-end speed-up", "AUC", "verdict"]
     proxy = next(r for r in rows if "preact_resnet20" in r[1])
-    assert proxy[-1] == "1.6×"
+    assert proxy[-3] == "1.6×"
+    assert proxy[-1] == "inconclusive (1 seed)"  # one seed against the baseline, no random runs
     assert "5.0×" in proxy
 
 
@@ -244,3 +252,215 @@ def test_compare_mlproject_entry(built: BuiltExperiment) -> None:
     assert run.data.tags["svpkit.loop"] == "compare"
     assert run.data.tags["svpkit.compared_runs"] == "6"
     assert os.path.basename(run.info.artifact_uri) == "artifacts"
+
+
+# -- intervals, paired differences, curve areas and verdicts on hand-made runs ------------------------
+HAND_LEVELS = [100, 200, 400]
+HAND_TRAIN = 1000
+HAND_SEEDS = ["0", "1", "2"]
+SPREAD = np.array([-1.0, 0.0, 1.0])  # per-seed pattern of an offset: standard deviation = its scale
+T3 = float(stats.t.ppf(0.975, 2))  # the 95 % t quantile for three seeds
+MARGIN = 1e-4  # how far each designed interval end lies from its verdict's boundary
+
+
+def _half(scale: float) -> float:
+    return T3 * scale / math.sqrt(3)  # the 95 % half-width of offsets scale * SPREAD
+
+
+def random_error(level: int, seed: int) -> float:
+    return {100: 0.30, 200: 0.20, 400: 0.15}[level] + [0.0, 0.01, -0.005][seed] + 0.002 * seed * level / 100
+
+
+# Per-seed offsets from the random run of the same seed, the same at every level, so that the
+# paired differences of errors and of curve areas equal them (up to rounding). Ends of the intervals
+# that decide a verdict sit MARGIN either side of its boundary.
+BASE_LC = -_half(0.004) - MARGIN + 0.004 * SPREAD  # upper end vs random: -MARGIN -> beats random
+BASE_GK = -_half(0.002) + MARGIN + 0.002 * SPREAD  # upper end vs random: +MARGIN -> inconclusive
+OFFSETS: dict[tuple[str, str, str], np.ndarray] = {
+    ("baseline", "least_confidence", "digits_cnn"): BASE_LC,
+    ("baseline", "greedy_k_center", "digits_cnn"): BASE_GK,
+    # proxy − baseline: upper end 1 point - MARGIN -> matches
+    ("proxy", "least_confidence", "p_match"): BASE_LC + 0.01 - _half(0.002) - MARGIN + 0.002 * SPREAD,
+    # upper end 1 point + MARGIN, lower end below 0; vs random: upper end above 0 -> inconclusive
+    ("proxy", "least_confidence", "p_over"): BASE_LC + 0.01 + MARGIN - _half(0.003) + 0.003 * SPREAD,
+    # lower end +MARGIN -> worse than baseline
+    ("proxy", "least_confidence", "p_worse"): BASE_LC + _half(0.002) + MARGIN + 0.002 * SPREAD,
+    # vs baseline wide (inconclusive); vs random: upper end -MARGIN -> beats random, +MARGIN -> inconclusive
+    ("proxy", "least_confidence", "p_cheap"): BASE_LC - 0.008 * SPREAD,
+    ("proxy", "least_confidence", "p_unsure"): BASE_LC + 2 * MARGIN - 0.008 * SPREAD,
+}
+EXPECTED_VERDICTS = {
+    "random": "reference",
+    "greedy_k_center · digits_cnn (baseline)": "inconclusive (3 seeds)",
+    "least_confidence · digits_cnn (baseline)": "beats random",
+    "least_confidence · p_cheap": "beats random",
+    "least_confidence · p_match": "matches baseline (within 1 point)",
+    "least_confidence · p_over": "inconclusive (3 seeds)",
+    "least_confidence · p_unsure": "inconclusive (3 seeds)",
+    "least_confidence · p_worse": "worse than baseline",
+}
+
+
+def log_hand_made_run(
+    experiment_id: str, role: str, selector: str, model: str, seed: str, errors: dict[int, float], worst: bool
+) -> str:
+    """A FINISHED active-learning run with the tags compare reads and the given errors per level."""
+    client = mlflow.MlflowClient()
+    tags = {Tag.LOOP: ACTIVE_LEARNING.name, Tag.ROLE: role, Tag.SELECTOR: selector, Tag.SELECTOR_MODEL: model}
+    tags |= {Tag.TARGET_MODEL: "digits_cnn", Tag.SEED: seed, Tag.BUDGETS: "100,200,400", Tag.DATASET: "digits"}
+    run_id = client.create_run(experiment_id, tags=tags, run_name=f"{role}-{selector}-{model}-s{seed}").info.run_id
+    client.log_param(run_id, "train_size", str(HAND_TRAIN))
+    seconds_per_level = {"digits_cnn": 10.0, "none": 0.0}.get(model, 1.0)
+    for i, (level, error) in enumerate(errors.items()):
+        client.log_metric(run_id, Metric.TARGET_ERROR, error, step=level)
+        client.log_metric(run_id, Metric.SELECTION_CUMULATIVE_SECONDS, seconds_per_level * (i + 1), step=level)
+        if worst:
+            client.log_metric(run_id, Metric.WORST_CLASS_ERROR, 2 * error, step=level)
+    client.set_terminated(run_id)
+    return run_id
+
+
+def build_hand_made(name: str, seeds: list[str]) -> None:
+    """Random, two baselines and five proxies; only random and the least-confidence baseline log the worst class."""
+    experiment_id = mlflow.create_experiment(name)
+    for seed in seeds:
+        s = int(seed)
+        log_hand_made_run(experiment_id, "random", "random", "none", seed, _curve(s, 0.0), worst=True)
+        for (role, selector, model), offsets in OFFSETS.items():
+            worst = model == "digits_cnn" and selector == "least_confidence"
+            log_hand_made_run(experiment_id, role, selector, model, seed, _curve(s, float(offsets[s])), worst)
+
+
+def _curve(seed: int, offset: float) -> dict[int, float]:
+    return {level: random_error(level, seed) + offset for level in HAND_LEVELS}
+
+
+@pytest.fixture(scope="module")
+def hand_made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("hand_made")
+    with isolated_store(root):
+        build_hand_made("hand-made", HAND_SEEDS)
+        build_hand_made("one-seed", ["0"])
+        yield "hand-made"
+
+
+def _rows(result: pairing.Comparison) -> dict[str, pairing.Row]:
+    (block,) = result.blocks
+    return {row.label: row for row in block.rows}
+
+
+def _trapezoid_area(errors: list[float]) -> float:
+    fractions = np.array(HAND_LEVELS) / HAND_TRAIN
+    return float(integrate.trapezoid(errors, fractions) / (fractions[-1] - fractions[0]))
+
+
+def test_cells_and_paired_differences_agree_with_scipy(hand_made: str) -> None:
+    rows = _rows(compare.compare_experiment(hand_made))
+    random_row, base = rows["random"], rows["least_confidence · digits_cnn (baseline)"]
+    proxy = rows["least_confidence · p_over"]
+    for level in HAND_LEVELS:
+        values = [proxy.cells[level].errors[s] for s in HAND_SEEDS]
+        low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+        cell = proxy.cells[level].error
+        assert cell is not None and cell.n == 3
+        assert (cell.low, cell.high) == (pytest.approx(low), pytest.approx(high))
+        for other, diff in ((base, proxy.cells[level].vs_baseline), (random_row, proxy.cells[level].vs_random)):
+            ci = stats.ttest_rel(values, [other.cells[level].errors[s] for s in HAND_SEEDS]).confidence_interval(0.95)
+            assert diff is not None and diff.seeds == tuple(HAND_SEEDS)
+            assert (diff.interval.low, diff.interval.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    areas = {
+        label: [_trapezoid_area([row.cells[lvl].errors[s] for lvl in HAND_LEVELS]) for s in HAND_SEEDS]
+        for label, row in rows.items()
+    }
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(areas["random"]), scale=stats.sem(areas["random"]))
+    assert (
+        random_row.auc is not None
+        and random_row.auc.low == pytest.approx(low)
+        and random_row.auc.high == pytest.approx(high)
+    )
+    for auc, other in ((proxy.auc_vs_baseline, base), (proxy.auc_vs_random, random_row)):
+        ci = stats.ttest_rel(areas["least_confidence · p_over"], areas[other.label]).confidence_interval(0.95)
+        assert auc is not None and (auc.interval.low, auc.interval.high) == (
+            pytest.approx(ci.low),
+            pytest.approx(ci.high),
+        )
+    assert random_row.auc_vs_random is None and base.auc_vs_baseline is None
+
+
+def test_verdicts_at_their_boundaries(hand_made: str) -> None:
+    rows = _rows(compare.compare_experiment(hand_made))
+    assert {label: row.verdict for label, row in rows.items()} == EXPECTED_VERDICTS
+    # The interval ends that decide each verdict sit MARGIN from its boundary, as designed.
+    ends = {
+        ("least_confidence · p_match", "auc_vs_baseline", "high"): 0.01 - MARGIN,
+        ("least_confidence · p_over", "auc_vs_baseline", "high"): 0.01 + MARGIN,
+        ("least_confidence · p_worse", "auc_vs_baseline", "low"): MARGIN,
+        ("least_confidence · p_cheap", "auc_vs_random", "high"): -MARGIN,
+        ("least_confidence · p_unsure", "auc_vs_random", "high"): MARGIN,
+        ("least_confidence · digits_cnn (baseline)", "auc_vs_random", "high"): -MARGIN,
+        ("greedy_k_center · digits_cnn (baseline)", "auc_vs_random", "high"): MARGIN,
+    }
+    for (label, against, end), expected in ends.items():
+        diff = getattr(rows[label], against)
+        assert diff is not None and getattr(diff.interval, end) == pytest.approx(expected, abs=1e-12), label
+
+
+def test_compare_output_carries_every_number_the_verdicts_and_their_rule(hand_made: str, tmp_path: Path) -> None:
+    printed = CliRunner().invoke(app, ["compare", "--experiment", hand_made, "--no-log", "--json"])
+    assert printed.exit_code == 0, printed.output
+    doc = json.loads(printed.output)
+    assert doc["verdict_rules"] == report.rules_text() and doc["confidence"] == 0.95 and doc["tolerance"] == 0.01
+    (block,) = doc["blocks"]
+    by_label = {(r["selector"], r["selector_model"], r["role"]): r for r in block["rows"]}
+    base = by_label[("least_confidence", "digits_cnn", "baseline")]
+    values = list(base["levels"]["200"]["errors"].values())
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    assert base["levels"]["200"]["error"]["low"] == pytest.approx(low)
+    assert base["levels"]["200"]["error"]["high"] == pytest.approx(high)
+    assert base["levels"]["200"]["worst_class_error"]["mean"] == pytest.approx(2 * np.mean(values))
+    assert base["levels"]["200"]["minus_random"]["differences"] == pytest.approx(list(BASE_LC))
+    assert base["auc_minus_random"]["seeds"] == HAND_SEEDS and base["verdict"] == "beats random"
+    assert by_label[("least_confidence", "p_match", "proxy")]["levels"]["200"]["worst_class_error"] is None
+    assert {r["verdict"] for r in block["rows"]} == set(EXPECTED_VERDICTS.values())
+    (table,) = doc["tables"]
+    assert table["header"][-2:] == ["AUC", "verdict"]
+    lines = {(line[0], line[1]): line for line in table["rows"]}
+    assert " · worst class " in lines[("least_confidence", "digits_cnn (baseline)")][5]
+    assert lines[("least_confidence", "p_match")][5].endswith("(n=3)")  # no worst class logged: nothing shown
+    assert [line[2] for line in table["differences"]["rows"]] == ["random", "random"] + ["random", "baseline"] * 5
+    # The logged comparison: the rule under the markdown table and in comparison/summary.json.
+    _, run_id = compare.log_comparison(compare.compare_experiment(hand_made))
+    client = mlflow.MlflowClient()
+    summary = json.loads(Path(client.download_artifacts(run_id, "comparison/summary.json", str(tmp_path))).read_text())
+    assert summary["verdict_rules"] == report.rules_text()
+    assert summary["blocks"][0]["rows"] == json.loads(json.dumps(block["rows"]))
+    markdown = Path(client.download_artifacts(run_id, "comparison/table.md", str(tmp_path))).read_text()
+    assert report.rules_text() in markdown and "| least_confidence | p_cheap | random |" in markdown
+
+
+def test_one_seed_shows_its_value_and_n1_never_an_empty_interval(hand_made: str) -> None:
+    result = compare.compare_experiment("one-seed")
+    markdown = report.to_markdown(result)
+    assert "(n=1)" in markdown and "± 0.0" not in markdown
+    assert f"| {100 * random_error(100, 0):.1f} (n=1) · worst class {200 * random_error(100, 0):.1f} |" in markdown
+    rows = _rows(result)
+    assert {row.verdict for label, row in rows.items() if label != "random"} == {"inconclusive (1 seed)"}
+    doc = json.loads(report.as_json(result))
+    random_cell = doc["blocks"][0]["rows"][0]["levels"]["100"]["error"]
+    assert random_cell["half_width"] is None and random_cell["low"] is None and random_cell["n"] == 1
+
+
+def test_error_figure_bands_are_the_intervals(hand_made: str) -> None:
+    (block,) = compare.compare_experiment(hand_made).blocks
+    fig = figures.error_figure(block)
+    try:
+        bands = fig.axes[0].collections
+        assert len(bands) == len(block.rows)
+        ys = bands[0].get_paths()[0].vertices[:, 1]
+        cells = [block.rows[0].cells[lvl].error for lvl in HAND_LEVELS]
+        assert ys.max() == pytest.approx(max(100 * c.high for c in cells if c and c.high is not None))
+        assert ys.min() == pytest.approx(min(100 * c.low for c in cells if c and c.low is not None))
+    finally:
+        from svpkit import plots
+
+        plots.close(fig)

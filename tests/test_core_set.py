@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from svpkit.cli import app
 from svpkit.data.digits import load_digits
 from svpkit.errors import ConfigError
-from svpkit.loops.core_set import CoreSetConfig, rank_training_set, resolve_sizes, run_core_set
+from svpkit.loops.core_set import CoreSetConfig, resolve_sizes, run_core_set
+from svpkit.loops.ranking import rank_training_set
 from svpkit.loops.reference import FullReference, choose_full_reference
 from svpkit.plugins import get_plugins
 from svpkit.selectors.k_center import k_center_ranking

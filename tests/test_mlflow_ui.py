@@ -40,14 +40,33 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         built = build_digits_experiment(root, "svp-ui")
         result = compare.compare_experiment(built.name)
         _, compare_run = compare.log_comparison(result, "compare-svp-ui")
+        suggest_run = _suggest_run(built.name)
     with mlflow_server(root, uri, "--default-artifact-root", str(root / "served-artifacts")) as base:
         yield {
             "base": base,
             "experiment_id": built.experiment_id,
             "compare_run": compare_run,
             "proxy_run": built.run_ids[("proxy", "0")],
+            "suggest_run": suggest_run,
             "shots": str(root / "screenshots"),
         }
+
+
+def _suggest_run(experiment: str) -> str:
+    """A small ``svpkit suggest-proxy`` run in the experiment; its run id."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from svpkit.cli import app
+
+    quick = ["--train-limit", "300", "--test-limit", "90", "--device", "cpu", "--quiet", "--target-epochs", "2"]
+    args = ["--candidates", "digits_mlp:2,digits_cnn:1", "--pilot", "60", "--k", "30", "--seeds", "2"]
+    result = CliRunner().invoke(app, ["suggest-proxy", *quick, *args, "--experiment", experiment])
+    assert result.exit_code == 0, result.output
+    found = mlflow.search_runs(
+        experiment_names=[experiment], filter_string="tags.`svpkit.loop` = 'suggest_proxy'", output_format="list"
+    )
+    return str(found[0].info.run_id)
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +205,21 @@ def test_active_learning_run_shows_its_metrics(browser, server: dict[str, str]) 
     url = f"{server['base']}/#/experiments/{server['experiment_id']}/runs/{server['proxy_run']}?workflowType=machine_learning"
     _open(browser, url, "target/test_error", "selection/cumulative_seconds", "svpkit.role")
     _shot(browser, server, "proxy_run.png")
+
+
+def test_active_learning_run_shows_its_agreement_figure(browser, server: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    base = f"{server['base']}/#/experiments/{server['experiment_id']}/runs/{server['proxy_run']}"
+    wf = "?workflowType=machine_learning"
+    _open(browser, f"{base}{wf}", "agreement/top_k_overlap", "agreement/spearman", "svpkit.agreement")
+    _open(browser, f"{base}/artifacts/figures/agreement.png{wf}", "agreement.png", "error_vs_labeled.png")
+    _shot(browser, server, "agreement_figure.png")
+
+
+def test_suggest_proxy_run_shows_its_table_and_figure(browser, server: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    base = f"{server['base']}/#/experiments/{server['experiment_id']}/runs/{server['suggest_run']}"
+    wf = "?workflowType=machine_learning"
+    _open(browser, f"{base}{wf}", "suggest-proxy on digits", "suggest/digits_mlp_2/top_k_overlap", "suggest_proxy")
+    _shot(browser, server, "suggest_run.png")
+    _open(browser, f"{base}/artifacts/suggest/table.md{wf}", "table.md", "digits_mlp:2", "Recommendation")
+    _open(browser, f"{base}/artifacts/figures/suggest_proxy.png{wf}", "suggest_proxy.png")
+    _shot(browser, server, "suggest_figure.png")

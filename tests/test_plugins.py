@@ -44,6 +44,10 @@ def test_installed_plugin_is_listed_and_broken_one_reported(plugin_dir: Path) ->
     )
     table = run_cli("plugins", "list", env=cli_env("sqlite:///unused.db", plugin_dir), cwd=plugin_dir)
     assert table.returncode == 0 and "svpkit-broken" in table.stdout
+    # One line per plugin, what it registered in short; each load error on a line of its own below.
+    (line,) = [ln for ln in table.stdout.splitlines() if "svpkit-example" in ln]
+    assert "1 model (example_wide_mlp), 1 selector (example_lowest_top_probability)" in line
+    assert f"broken: {broken['errors'][0]}" in table.stdout.splitlines()
     models = run_cli(
         "models", "list", "example_*", "--json", env=cli_env("sqlite:///unused.db", plugin_dir), cwd=plugin_dir
     )

@@ -13,6 +13,7 @@ from svpkit.cli import app
 from svpkit.cli.analysis import loop_commands
 from svpkit.learners.options import parse_model_options
 from svpkit.plugins import get_plugins
+from svpkit.presets.plan import problems
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTS = sorted((ROOT / "projects").glob("*.toml"))
@@ -65,6 +66,7 @@ def test_every_project_preset_expands_to_registered_names(path: Path) -> None:
                 parse_model_options(plugins.models.get(o[key]), o.get(f"{key}_options"), f"{key}_options")
     assert len({r.key for r in preset.runs}) == len(preset.runs)
     assert len({r.name for r in preset.runs}) == len(preset.runs), "run names must tell runs apart"
+    assert problems(preset, loop_commands()) == []  # the loop commands' validation pass
 
 
 def test_cifar10_active_learning_preset_is_the_papers_table_1() -> None:
@@ -133,6 +135,24 @@ def test_bad_presets_are_one_clear_error(tmp_path: Path, tracking_uri: str, text
     assert result.output.count("error:") == 1 and "Traceback" not in result.output
     missing = CliRunner().invoke(app, ["run", str(tmp_path / "nope.toml")])
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_every_problem_of_every_planned_run_is_listed_before_anything_runs(tmp_path: Path, tracking_uri: str) -> None:
+    """The loop commands' validation pass over every planned run: one line per problem, no run, no experiment."""
+    bad = TINY.replace("seed = 0", "seed = [0, -1]").replace(
+        'selector = "least_confidence"', 'selector = "forgetting_events"\nproxy_epochs = -2'
+    )
+    for args in (["--dry-run"], []):
+        result = CliRunner().invoke(app, ["run", str(write(tmp_path, bad)), *args])
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: 6 problem(s) in the planned runs") and "nothing was run" in lines[-1]
+        listed = lines[:-1]
+        assert len(listed) == 6 and sum("--seed must be" in line for line in listed) == 2
+        assert sum("--proxy-epochs must be at least 1" in line for line in listed) == 2
+        assert sum("needs the training dynamics" in line for line in listed) == 2
+        assert listed[0].startswith("run 2 (al-random-s-1): --seed must be")
+        assert mlflow.get_experiment_by_name("tiny") is None
 
 
 def test_relative_data_paths_resolve_against_cwd_then_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

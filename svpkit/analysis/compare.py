@@ -3,7 +3,8 @@
 
 An analysis-only module: it reads finished runs and logs the comparison through
 :mod:`svpkit.tracking`. The loops never see it. The speed-up at a level uses
-``selection/cumulative_seconds`` (active learning) or ``selection/total_seconds`` (core-set).
+``selection/cumulative_seconds`` (active learning) or ``selection/total_seconds`` (core-set); the
+worst class next to the error is ``target/worst_class_error`` (absent for runs that did not log it).
 Runs tagged ``svpkit.loop=compare`` (and anything that is neither an active-learning nor a
 core-set run) are not compared.
 """
@@ -11,13 +12,20 @@ core-set run) are not compared.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from svpkit import plots, tracking
 from svpkit.analysis.figures import error_figure, speedup_figure
 from svpkit.analysis.pairing import COMPARED_LOOPS, Block, ComparedRun, Comparison, compare_records
-from svpkit.analysis.report import as_json, pairs_csv, rich_tables, summary_lines, to_csv, to_markdown
+from svpkit.analysis.report import (
+    as_json,
+    comparison_numbers,
+    pairs_csv,
+    rich_tables,
+    summary_lines,
+    to_csv,
+    to_markdown,
+)
 from svpkit.contract import (
     ACTIVE_LEARNING,
     COMPARE,
@@ -25,6 +33,7 @@ from svpkit.contract import (
     Metric,
     Tag,
     compare_figure,
+    compare_metric,
     model_label,
     run_setting,
     selector_model_label,
@@ -43,6 +52,7 @@ __all__ = [
 
 _REQUIRED_TAGS = (Tag.ROLE, Tag.SELECTOR, Tag.TARGET_MODEL, Tag.SEED)
 _AL_ERROR = Metric.TARGET_ERROR
+_WORST_CLASS = Metric.WORST_CLASS_ERROR
 _AL_SELECTION = Metric.SELECTION_CUMULATIVE_SECONDS
 _CS_SELECTION = Metric.SELECTION_TOTAL_SECONDS
 _CS_END_TO_END = Metric.END_TO_END_SPEEDUP
@@ -95,6 +105,7 @@ def _compared_run(run: tracking.RunRecord) -> ComparedRun | str:
     )
     if loop == ACTIVE_LEARNING.name:
         rec.errors = tracking.metric_history(run.run_id, _AL_ERROR)
+        rec.worst_class = tracking.metric_history(run.run_id, _WORST_CLASS)
         rec.selection = tracking.metric_history(run.run_id, _AL_SELECTION)
     else:
         try:
@@ -102,6 +113,7 @@ def _compared_run(run: tracking.RunRecord) -> ComparedRun | str:
         except ValueError:
             return f"subset size {rec.budgets!r} is not a number"
         rec.errors = _final_value(run, _AL_ERROR, level)
+        rec.worst_class = _final_value(run, _WORST_CLASS, level)
         rec.selection = _final_value(run, _CS_SELECTION, level)
         rec.end_to_end = _final_value(run, _CS_END_TO_END, level)
     if not rec.levels:
@@ -129,10 +141,6 @@ def compare_experiment(experiment: str | None = None) -> Comparison:
     return result
 
 
-def _metric_key(*parts: str) -> str:
-    return "/".join(re.sub(r"[^A-Za-z0-9_.\- ]", "_", p) for p in parts)
-
-
 def _log_block(tracker: Any, block: Block, index: int, many: bool) -> None:
     """A block's figures, and its per-level error and speed-up metrics (``step`` = level)."""
     suffix = f"_{index}" if many else ""
@@ -147,9 +155,9 @@ def _log_block(tracker: Any, block: Block, index: int, many: bool) -> None:
             metrics = {}
             err, spd = cell.error, cell.speedup
             if err is not None:
-                metrics[_metric_key(*prefix, "error", *what)] = err[0]
-            if spd is not None and row.role == "proxy" and math.isfinite(spd[0]):
-                metrics[_metric_key(*prefix, "speedup", *what)] = spd[0]
+                metrics[compare_metric(*prefix, "error", *what)] = err.mean
+            if spd is not None and row.role == "proxy" and math.isfinite(spd.mean):
+                metrics[compare_metric(*prefix, "speedup", *what)] = spd.mean
             if metrics:
                 tracker.log_metrics(metrics, step=level)
 
@@ -176,6 +184,7 @@ def log_comparison(result: Comparison, run_name: str | None = None) -> tuple[str
                 "compared_runs": result.compared_run_ids,
                 "missing_baseline": [r.run_id for r in result.missing_baseline],
                 "ignored": [{"run_id": i, "name": n, "why": w} for i, n, w in result.ignored],
+                **comparison_numbers(result),
             },
         )
         for i, block in enumerate(result.blocks):

@@ -7,17 +7,29 @@ budget level is the baseline's cumulative selection seconds at that step divided
 Runs of the ``random`` role are the reference row of their block. Proxy runs without a baseline
 are kept with their errors and listed as unpaired, never dropped.
 
-Means and standard deviations are over seeds (sample standard deviation, 0 for one seed); a
-row's speed-up is the mean of its per-seed ratios.
+A cell's error is the mean over seeds with its 95 % t-interval (:mod:`~svpkit.analysis.stats`;
+one seed: no interval); a row's speed-up is the mean of its per-seed ratios. Every row but the
+random one gets paired differences per seed (seeds present on both sides) at each level and of
+its normalised area under the error-vs-labeled curve: selector − random, and for proxy rows
+proxy − baseline (the baseline row of the same selector); its verdict reads the latter two.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from svpkit.analysis.stats import (
+    DEFAULT_TOLERANCE,
+    Interval,
+    PairedDifference,
+    normalised_auc,
+    paired_differences,
+    t_interval,
+    verdict,
+)
 from svpkit.contract import ACTIVE_LEARNING, CORE_SET
 
 COMPARED_LOOPS = (ACTIVE_LEARNING.name, CORE_SET.name)
@@ -41,6 +53,7 @@ class ComparedRun:
     proxy_epochs: str
     start_time: int
     errors: dict[int, float] = field(default_factory=dict)  # level -> target test error
+    worst_class: dict[int, float] = field(default_factory=dict)  # level -> error on the worst class
     selection: dict[int, float] = field(default_factory=dict)  # level -> selection seconds so far
     end_to_end: dict[int, float] = field(default_factory=dict)  # core-set only
 
@@ -76,26 +89,39 @@ class Pair:
         return self.baseline_seconds / self.proxy_seconds if self.proxy_seconds > 0 else math.inf
 
 
+def _interval(values: Iterable[float]) -> Interval | None:
+    """The t-interval of ``values``; None for none, no interval when one is infinite (a 0 s proxy)."""
+    found = list(values)
+    if not found:
+        return None
+    if not all(math.isfinite(v) for v in found):
+        return Interval(statistics.fmean(found), None, len(found))
+    return t_interval(found)
+
+
 @dataclass
 class Cell:
-    errors: list[float] = field(default_factory=list)
+    """One row at one level: values per seed, and the paired differences against other rows."""
+
+    errors: dict[str, float] = field(default_factory=dict)  # seed -> target test error
+    worst_class: dict[str, float] = field(default_factory=dict)  # seed -> error on the worst class
     speedups: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     end_to_end: list[float] = field(default_factory=list)
-
-    @staticmethod
-    def _mean_std(values: Sequence[float]) -> tuple[float, float] | None:
-        if not values:
-            return None
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    vs_random: PairedDifference | None = None  # error − the random row's, per seed
+    vs_baseline: PairedDifference | None = None  # proxy rows: error − the baseline row's, per seed
 
     @property
-    def error(self) -> tuple[float, float] | None:
-        return self._mean_std(self.errors)
+    def error(self) -> Interval | None:
+        return _interval(self.errors.values())
 
     @property
-    def speedup(self) -> tuple[float, float] | None:
-        return self._mean_std(self.speedups)
+    def worst_class_error(self) -> Interval | None:
+        return _interval(self.worst_class.values())
+
+    @property
+    def speedup(self) -> Interval | None:
+        return _interval(self.speedups)
 
 
 @dataclass
@@ -106,6 +132,10 @@ class Row:
     run_ids: list[str] = field(default_factory=list)
     seeds: list[str] = field(default_factory=list)
     cells: dict[int, Cell] = field(default_factory=dict)
+    auc: Interval | None = None  # normalised area under the error-vs-labeled curve, over seeds
+    auc_vs_random: PairedDifference | None = None
+    auc_vs_baseline: PairedDifference | None = None
+    verdict: str = "reference"  # stats.verdict for every row but the random one
 
     @property
     def label(self) -> str:
@@ -115,6 +145,20 @@ class Row:
 
     def cell(self, level: int) -> Cell:
         return self.cells.setdefault(level, Cell())
+
+    @property
+    def error_levels(self) -> list[int]:
+        return sorted(level for level, cell in self.cells.items() if cell.errors)
+
+    def auc_by_seed(self, levels: list[int]) -> dict[str, float]:
+        """Per seed, the normalised AUC over ``levels`` (seeds missing one of them are left out)."""
+        out = {}
+        for seed in self.seeds:
+            errors = [self.cells[lvl].errors.get(seed) if lvl in self.cells else None for lvl in levels]
+            if levels and all(e is not None for e in errors):
+                # The normalised area does not depend on the scale of x: counts over the largest one.
+                out[seed] = normalised_auc(levels, [e for e in errors if e is not None], max(levels))
+        return out
 
 
 @dataclass
@@ -218,7 +262,9 @@ def _add_values(row: Row, rec: ComparedRun) -> None:
     row.run_ids.append(rec.run_id)
     row.seeds.append(rec.seed)
     for level, err in rec.errors.items():
-        row.cell(level).errors.append(err)
+        row.cell(level).errors[rec.seed] = err
+    for level, worst in rec.worst_class.items():
+        row.cell(level).worst_class[rec.seed] = worst
     for level, sec in rec.selection.items():
         row.cell(level).seconds.append(sec)
     for level, value in rec.end_to_end.items():
@@ -266,6 +312,7 @@ def _build_block(runs: list[ComparedRun]) -> Block:
                 row.cell(level).speedups.append(1.0)
     role_order = {"random": 0, "baseline": 1, "proxy": 2}
     ordered = sorted(rows.values(), key=lambda r: (r.role != "random", r.selector, role_order.get(r.role, 3), r.method))
+    add_statistics(ordered)
     return Block(
         loop=first.loop,
         dataset=first.dataset,
@@ -282,3 +329,42 @@ def _build_block(runs: list[ComparedRun]) -> Block:
 
 def _seed_order(seed: str) -> tuple[int, str]:
     return (int(seed), "") if seed.lstrip("-").isdigit() else (0, seed)
+
+
+def _level_difference(row: Row, other: Row | None, level: int) -> PairedDifference | None:
+    """``row`` − ``other`` at ``level``, per shared seed; None without the other row or its level."""
+    if other is None or level not in other.cells or not other.cells[level].errors:
+        return None
+    return paired_differences(row.cells[level].errors, other.cells[level].errors)
+
+
+def _auc_difference(row: Row, other: Row | None) -> PairedDifference | None:
+    """``row`` − ``other`` of the normalised AUC over the levels both have, per shared seed."""
+    if other is None:
+        return None
+    levels = sorted(set(row.error_levels) & set(other.error_levels))
+    return paired_differences(row.auc_by_seed(levels), other.auc_by_seed(levels)) if levels else None
+
+
+def add_statistics(rows: list[Row], tolerance: float = DEFAULT_TOLERANCE) -> None:
+    """Each row's AUC; for every row but the random one its paired differences and its verdict."""
+    reference = next((r for r in rows if r.role == "random"), None)
+    for row in rows:
+        aucs = row.auc_by_seed(row.error_levels)
+        row.auc = t_interval(list(aucs.values())) if aucs else None
+        if row.role == "random":
+            continue
+        baseline = None
+        if row.role == "proxy":
+            baseline = next((r for r in rows if r.role == "baseline" and r.selector == row.selector), None)
+        for level, cell in row.cells.items():
+            if cell.errors:
+                cell.vs_random = _level_difference(row, reference, level)
+                cell.vs_baseline = _level_difference(row, baseline, level)
+        row.auc_vs_random = _auc_difference(row, reference)
+        row.auc_vs_baseline = _auc_difference(row, baseline)
+        row.verdict = verdict(
+            row.auc_vs_random.interval if row.auc_vs_random else None,
+            row.auc_vs_baseline.interval if row.auc_vs_baseline else None,
+            tolerance,
+        )

@@ -1,4 +1,11 @@
-"""A comparison as text: markdown, CSV, rich tables, JSON and one-line notes."""
+"""A comparison as text: markdown, CSV, rich tables, JSON and one-line notes.
+
+Errors are shown in percent and carried in JSON and CSV as fractions (0.123 is 12.3 %). A cell
+shows the mean over seeds with the half-width of its 95 % t-interval and the number of seeds
+(``12.3 ± 1.4 (n=3)``; one seed: ``12.3 (n=1)``), and the worst class's error when the runs
+logged it. Under each table: the paired differences (selector − random, proxy − baseline) and
+the rule of the verdict column (:data:`~svpkit.analysis.stats.VERDICT_RULES`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,14 @@ import statistics
 from typing import Any
 
 from svpkit.analysis.pairing import Block, Cell, Comparison, Row
+from svpkit.analysis.stats import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_TOLERANCE,
+    VERDICT_RULES,
+    Interval,
+    PairedDifference,
+    format_cell,
+)
 from svpkit.contract import CORE_SET
 
 _CSV_COLUMNS = [
@@ -25,25 +40,44 @@ _CSV_COLUMNS = [
     "labeled_fraction",
     "seeds",
     "error_mean",
-    "error_std",
+    "error_low",
+    "error_high",
+    "worst_class_error_mean",
+    "minus_random_mean",
+    "minus_random_low",
+    "minus_random_high",
+    "minus_baseline_mean",
+    "minus_baseline_low",
+    "minus_baseline_high",
     "speedup_mean",
-    "speedup_std",
     "selection_seconds_mean",
     "end_to_end_speedup_mean",
+    "verdict",
 ]
+_ERROR_NOTE = (
+    "Error: target test error (%), mean ± half-width of the 95 % t-interval over seeds, n seeds "
+    "(one seed: its value and n=1); 'worst class': the mean error on the target's worst class, where logged. "
+    "Speed-up: the baseline's selection seconds / the proxy's, mean over seeds. "
+    "AUC: normalised area under the error-vs-labeled curve (%, the curve's mean height)."
+)
+_DIFF_NOTE = "Paired differences in percentage points, per seed, 95 % t-interval (negative: lower error)."
 
 
-def _pct(value: tuple[float, float] | None) -> str:
+def rules_text(tolerance: float = DEFAULT_TOLERANCE) -> str:
+    """The verdict rule with this comparison's X."""
+    return f"{VERDICT_RULES} Here X = {100 * tolerance:g}."
+
+
+def _error_text(cell: Cell) -> str:
+    text = format_cell(cell.error)
+    worst = cell.worst_class_error
+    return text if worst is None else f"{text} · worst class {100 * worst.mean:.1f}"
+
+
+def _times(value: Interval | None) -> str:
     if value is None:
         return "—"
-    mean, std = value
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
-
-
-def _times(value: tuple[float, float] | None) -> str:
-    if value is None:
-        return "—"
-    return "∞" if math.isinf(value[0]) else f"{value[0]:.1f}×"
+    return "∞" if math.isinf(value.mean) else f"{value.mean:.1f}×"
 
 
 def _speedup_text(block: Block, row: Row, level: int) -> str:
@@ -55,39 +89,62 @@ def _speedup_text(block: Block, row: Row, level: int) -> str:
     return _times(row.cell(level).speedup)
 
 
+def _signed(diff: PairedDifference | None) -> str:
+    if diff is None:
+        return "—"
+    text = format_cell(diff.interval)
+    return text if text.startswith("-") else f"+{text}"
+
+
 def block_table_rows(block: Block) -> tuple[list[str], list[list[str]]]:
-    """Header and rows in the paper's Table 1 layout: error and speed-up per budget level."""
+    """Header and rows in the paper's Table 1 layout: error and speed-up per budget level, AUC, verdict."""
     header = ["selector", "selector model", "seeds"]
     for level in block.levels:
         header += [f"error {block.level_label(level)}", f"speed-up {block.level_label(level)}"]
     if block.loop == CORE_SET.name:
         header += ["end-to-end speed-up"]
+    header += ["AUC", "verdict"]
     body = []
     for row in block.rows:
         line = [row.selector, row.method + (" (baseline)" if row.role == "baseline" else ""), str(len(row.seeds))]
         for level in block.levels:
-            line += [_pct(row.cell(level).error), _speedup_text(block, row, level)]
+            line += [_error_text(row.cell(level)), _speedup_text(block, row, level)]
         if block.loop == CORE_SET.name:
             e2e = [v for c in row.cells.values() for v in c.end_to_end]
             line += [f"{statistics.fmean(e2e):.1f}×" if e2e else "—"]
-        body.append(line)
+        body.append([*line, format_cell(row.auc), row.verdict])
     return header, body
 
 
+def difference_table_rows(block: Block) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the paired differences: one line per row and what it is set against."""
+    header = ["selector", "selector model", "minus", *(block.level_label(lvl) for lvl in block.levels), "AUC"]
+    body = []
+    for row in block.rows:
+        against = [("random", "vs_random", row.auc_vs_random), ("baseline", "vs_baseline", row.auc_vs_baseline)]
+        for name, attr, auc in against:
+            cells = [getattr(row.cells[lvl], attr) if lvl in row.cells else None for lvl in block.levels]
+            if auc is not None or any(cells):
+                body.append([row.selector, row.method, name, *map(_signed, cells), _signed(auc)])
+    return header, body
+
+
+def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return out + ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in body]
+
+
 def to_markdown(result: Comparison) -> str:
-    out = [f"# svpkit comparison of experiment `{result.experiment_name}`", ""]
-    out.append(
-        "Target test error (%, mean ± std over seeds) and data-selection speed-up "
-        "(baseline's selection seconds / proxy's, mean over seeds) per labeled-set size."
-    )
+    out = [f"# svpkit comparison of experiment `{result.experiment_name}`", "", _ERROR_NOTE]
     for block in result.blocks:
-        header, body = block_table_rows(block)
         out += ["", f"## {block.title}", "", f"{block.levels_note}.", ""]
-        out.append("| " + " | ".join(header) + " |")
-        out.append("|" + "|".join(" --- " for _ in header) + "|")
-        out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in body]
+        out += _markdown_table(*block_table_rows(block))
         if not block.has_random:
             out += ["", "No random-selection runs in this block (no reference row)."]
+        header, body = difference_table_rows(block)
+        if body:
+            out += ["", _DIFF_NOTE, ""] + _markdown_table(header, body)
+        out += ["", rules_text()]
     missing = result.missing_baseline
     if missing:
         out += ["", "## Proxy runs without a baseline", ""]
@@ -102,12 +159,15 @@ def _g(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def _mean_std_g(value: tuple[float, float] | None) -> list[str]:
-    return ["", ""] if value is None else [_g(value[0]), _g(value[1])]
+def _bounds_g(value: Interval | PairedDifference | None) -> list[str]:
+    """Mean, low and high for CSV (low and high empty without an interval)."""
+    interval = value.interval if isinstance(value, PairedDifference) else value
+    return ["", "", ""] if interval is None else [_g(interval.mean), _g(interval.low), _g(interval.high)]
 
 
 def _csv_line(block: Block, row: Row, level: int) -> list[Any]:
     cell = row.cells.get(level, Cell())
+    worst = cell.worst_class_error
     return [
         block.loop,
         block.dataset,
@@ -120,10 +180,14 @@ def _csv_line(block: Block, row: Row, level: int) -> list[Any]:
         level,
         _g(block.fraction(level)),
         len(cell.errors) or len(cell.seconds),
-        *_mean_std_g(cell.error),
-        *_mean_std_g(cell.speedup),
+        *_bounds_g(cell.error),
+        _g(worst.mean if worst else None),
+        *_bounds_g(cell.vs_random),
+        *_bounds_g(cell.vs_baseline),
+        _g(cell.speedup.mean if cell.speedup else None),
         _g(statistics.fmean(cell.seconds) if cell.seconds else None),
         _g(statistics.fmean(cell.end_to_end) if cell.end_to_end else None),
+        row.verdict,
     ]
 
 
@@ -155,22 +219,26 @@ def pairs_csv(result: Comparison) -> str:
 
 
 def rich_tables(result: Comparison) -> list[Any]:
+    """Per block: the main table (the verdict rule as its caption) and the paired differences."""
     from rich.markup import escape
     from rich.table import Table
 
+    def table(title: str, caption: str, header: list[str], body: list[list[str]], left: int) -> Any:
+        # Labels such as vdcnn9[max_length=256] are text, not rich markup.
+        out = Table(title=escape(title), caption=escape(caption))
+        for i, col in enumerate(header):
+            out.add_column(escape(col), justify="left" if i < left else "right", overflow="fold")
+        for line in body:
+            out.add_row(*map(escape, line))
+        return out
+
     tables = []
     for block in result.blocks:
-        header, body = block_table_rows(block)
-        # Labels such as vdcnn9[max_length=256] are text, not rich markup.
-        table = Table(
-            title=escape(block.title),
-            caption=escape(f"error: target test error %, mean ± std over seeds; {block.levels_note}"),
-        )
-        for i, col in enumerate(header):
-            table.add_column(escape(col), justify="left" if i < 2 else "right", overflow="fold")
-        for line in body:
-            table.add_row(*map(escape, line))
-        tables.append(table)
+        caption = f"{_ERROR_NOTE} {block.levels_note}. {rules_text()}"
+        tables.append(table(block.title, caption, *block_table_rows(block), left=2))
+        header, body = difference_table_rows(block)
+        if body:
+            tables.append(table(f"paired differences: {block.title}", _DIFF_NOTE, header, body, left=3))
     return tables
 
 
@@ -188,9 +256,67 @@ def summary_lines(result: Comparison) -> list[str]:
     return lines
 
 
+def _interval_json(value: Interval | PairedDifference | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    interval = value.interval if isinstance(value, PairedDifference) else value
+    doc: dict[str, Any] = {"mean": interval.mean, "half_width": interval.half_width, "n": interval.n}
+    doc |= {"low": interval.low, "high": interval.high}
+    if isinstance(value, PairedDifference):
+        doc |= {"seeds": list(value.seeds), "differences": list(value.differences)}
+    return doc
+
+
+def _row_json(block: Block, row: Row) -> dict[str, Any]:
+    levels = {}
+    for level in block.levels:
+        cell = row.cells.get(level, Cell())
+        speedup = cell.speedup
+        levels[str(level)] = {
+            "errors": cell.errors,
+            "error": _interval_json(cell.error),
+            "worst_class_errors": cell.worst_class,
+            "worst_class_error": _interval_json(cell.worst_class_error),
+            "minus_random": _interval_json(cell.vs_random),
+            "minus_baseline": _interval_json(cell.vs_baseline),
+            "speedups": cell.speedups,
+            "speedup_mean": None if speedup is None or math.isinf(speedup.mean) else speedup.mean,
+        }
+    return {
+        "selector": row.selector,
+        "selector_model": row.method,
+        "role": row.role,
+        "seeds": row.seeds,
+        "run_ids": row.run_ids,
+        "levels": levels,
+        "auc": _interval_json(row.auc),
+        "auc_minus_random": _interval_json(row.auc_vs_random),
+        "auc_minus_baseline": _interval_json(row.auc_vs_baseline),
+        "verdict": row.verdict,
+    }
+
+
+def comparison_numbers(result: Comparison) -> dict[str, Any]:
+    """Every number of the tables (errors as fractions), the verdicts and their rule."""
+    blocks = [
+        {"title": b.title, "loop": b.loop, "dataset": b.dataset, "train_size": b.train_size}
+        | {"target_model": b.target_model, "levels": b.levels, "rows": [_row_json(b, r) for r in b.rows]}
+        for b in result.blocks
+    ]
+    return {
+        "confidence": DEFAULT_CONFIDENCE,
+        "tolerance": DEFAULT_TOLERANCE,
+        "verdict_rules": rules_text(),
+        "blocks": blocks,
+    }
+
+
 def as_json(result: Comparison) -> str:
-    header_rows = []
+    """The tables as printed and :func:`comparison_numbers`."""
+    tables = []
     for block in result.blocks:
         header, body = block_table_rows(block)
-        header_rows.append({"title": block.title, "header": header, "rows": body})
-    return json.dumps({"experiment": result.experiment_name, "tables": header_rows}, indent=2)
+        diff_header, diff_body = difference_table_rows(block)
+        differences = {"header": diff_header, "rows": diff_body}
+        tables.append({"title": block.title, "header": header, "rows": body, "differences": differences})
+    return json.dumps({"experiment": result.experiment_name, "tables": tables, **comparison_numbers(result)}, indent=2)

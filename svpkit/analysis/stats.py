@@ -43,6 +43,14 @@ class Interval:
     half_width: float | None
     n: int
 
+    @property
+    def low(self) -> float | None:
+        return None if self.half_width is None else self.mean - self.half_width
+
+    @property
+    def high(self) -> float | None:
+        return None if self.half_width is None else self.mean + self.half_width
+
 
 @dataclass(frozen=True)
 class PairedDifference:
@@ -101,9 +109,9 @@ def normalised_auc(labeled_counts: Sequence[int], errors: Sequence[float], total
 
 
 def _bounds(interval: Interval | None) -> tuple[float, float] | None:
-    if interval is None or interval.half_width is None:
+    if interval is None or interval.low is None or interval.high is None:
         return None
-    return interval.mean - interval.half_width, interval.mean + interval.half_width
+    return interval.low, interval.high
 
 
 def verdict(vs_random: Interval | None, vs_baseline: Interval | None, tolerance: float = DEFAULT_TOLERANCE) -> str:

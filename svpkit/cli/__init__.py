@@ -7,26 +7,14 @@
   ``core-set``, ``train``;
 - :mod:`~svpkit.cli.analysis`: ``compare``, ``correlate``, ``run PRESET``;
 - :mod:`~svpkit.cli.labeling`: ``query``, ``label``, ``export`` (labeling your own data).
+- :mod:`~svpkit.cli.suggest`: ``suggest-proxy`` (which proxy agrees with the target).
 """
-
-import sys
 
 # Each module registers its commands; the loop commands first (the order of `svpkit --help`).
 from svpkit.cli import loops  # noqa: F401
 
 # isort: split
-from svpkit.cli import analysis, labeling, listing  # noqa: F401
-from svpkit.cli.base import app
+from svpkit.cli import analysis, labeling, listing, suggest  # noqa: F401
+from svpkit.cli.base import app, main
 
 __all__ = ["app", "main"]
-
-
-def main() -> None:
-    """The ``svpkit`` console script: plugin commands first, then the command line."""
-    from svpkit.plugins import get_plugins
-
-    try:
-        get_plugins().register_commands(app)
-    except Exception as exc:  # a broken plugin must not take the CLI down
-        print(f"warning: plugin commands not loaded: {exc}", file=sys.stderr)
-    app()

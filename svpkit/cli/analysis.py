@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from svpkit.cli.base import app, err, out, print_run_link
+from svpkit.cli.base import app, err, out, print_run_link, uses_store
 from svpkit.cli.options import RunName
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 
 @app.command("correlate")
+@uses_store
 def correlate(
     run_ids: Annotated[
         Optional[list[str]], typer.Argument(help="Runs to compare (core-set or active-learning).")
@@ -52,6 +53,7 @@ def correlate(
 
 
 @app.command("compare")
+@uses_store
 def compare(
     experiment: Annotated[
         Optional[str], typer.Option(help="Experiment to compare (default: 'svpkit', or mlflow run's).")
@@ -76,6 +78,7 @@ def compare(
 
 
 @app.command("run")
+@uses_store
 def run_preset(
     preset: Annotated[str, typer.Argument(help="A preset TOML file, e.g. projects/digits_quick.toml.")],
     dry_run: Annotated[
@@ -122,21 +125,31 @@ def run_preset(
 
 
 def loop_commands() -> LoopCommands:
-    """What presets need of the loop commands: their options, and a way to run one in this process."""
+    """What presets need of the loop commands: their options, their parsing, and a way to run one in this process."""
+    import click
     import typer.main
 
-    from svpkit.presets import LOOP_COMMANDS, CommandOption, LoopCommands
+    from svpkit.presets import LOOP_COMMANDS, CommandOption, LoopCommands, RejectedArguments
 
     group = typer.main.get_command(app)
+    commands = {loop: group.commands[command] for loop, command in LOOP_COMMANDS.items()}  # type: ignore[attr-defined]
     options = {
         loop: {
             p.name: CommandOption(bool(getattr(p, "is_flag", False)), p.opts[0], next(iter(p.secondary_opts), None))
-            for p in group.commands[command].params  # type: ignore[attr-defined]
+            for p in command.params
             if p.name
         }
-        for loop, command in LOOP_COMMANDS.items()
+        for loop, command in commands.items()
     }
-    return LoopCommands(options, _run_in_process)
+
+    def parse(loop: str, args: list[str]) -> dict[str, Any]:
+        try:
+            with commands[loop].make_context(LOOP_COMMANDS[loop], list(args)) as ctx:
+                return dict(ctx.params)
+        except click.ClickException as exc:
+            raise RejectedArguments(exc.format_message()) from None
+
+    return LoopCommands(options, parse, _run_in_process)
 
 
 def _run_in_process(args: list[str]) -> Optional[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any, Optional
 
 import typer
@@ -22,48 +23,116 @@ app.add_typer(selectors_app, name="selectors")
 app.add_typer(datasets_app, name="datasets")
 
 
+SUMMARISED_AT = 6
+"""A plugin that registers more names than this is one summary line (``1,371 models (timm/*)``)."""
+
+
 @plugins_app.command("list")
-def plugins_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Every plugin: distribution, version, hooks, what it registered, and load errors."""
-    infos = plugins().plugins()
+def plugins_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every name).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Every hook and registered name.")] = False,
+) -> None:
+    """Every plugin, one line each: distribution, version, what it registered, and load errors."""
+    registered = plugins()
+    registered.register_commands(app)  # records what each plugin's commands hook does, and its errors
+    infos = registered.plugins()
     if as_json:
         print(json.dumps([i.as_dict() for i in infos], indent=2))
         return
     table = Table(title="svpkit plugins")
-    for col in ("plugin", "distribution", "version", "hooks", "registered", "status"):
+    columns = ("plugin", "distribution", "version", *(("hooks", "registered") if verbose else ("provides",)), "status")
+    for col in columns:
         table.add_column(col, overflow="fold")
     for info in infos:
-        registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items() if names)
-        status = "[green]ok[/]" if info.ok else "[red]" + " | ".join(info.errors) + "[/]"
-        table.add_row(info.name, info.distribution, info.version, ", ".join(info.hooks), registered, status)
+        if verbose:
+            names = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items() if names)
+            status = "[green]ok[/]" if info.ok else "[red]" + escape(" | ".join(info.errors)) + "[/]"
+            cells = [", ".join(info.hooks), escape(names), status]
+        else:
+            errors = f"[red]{len(info.errors)} error{'s' if len(info.errors) > 1 else ''}[/]"
+            cells = [escape(_provides(info)), "[green]ok[/]" if info.ok else errors]
+        table.add_row(escape(info.name), escape(info.distribution), escape(info.version), *cells)
     out.print(table)
+    if not verbose:
+        for info in infos:
+            for error in info.errors:
+                out.print(f"{info.name}: {error}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _provides(info: Any) -> str:
+    """What a plugin registered, in short: ``10 models, 6 selectors``; ``1,371 models (timm/*)``."""
+    parts = [_summary(names, kind) for kind, names in info.registered.items() if names]
+    if info.commands:
+        parts.append(_summary(info.commands, "command"))
+    return ", ".join(parts) or "nothing"
+
+
+def _summary(names: list[str], kind: str) -> str:
+    counted = f"{len(names):,} {kind}{'s' if len(names) != 1 else ''}"
+    if len(names) <= 3:
+        return f"{counted} ({', '.join(names)})"
+    prefix = os.path.commonprefix(names)
+    return f"{counted} ({prefix}*)" if prefix else counted
 
 
 @models_app.command("list")
 def models_list(
     pattern: Annotated[Optional[str], typer.Argument(help="Wildcard filter, e.g. 'resnet*' or 'timm/*'.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Every model, each plugin's too.")] = False,
     as_json: Json = False,
 ) -> None:
-    """Registered models with family, inputs and parameter count."""
+    """Registered models with family, inputs and parameter count.
+
+    Without a pattern or --all, a plugin with many models is one summary row (``svpkit models list 'timm/*'``).
+    """
+    entries = plugins().models.entries(pattern)
+    if pattern or show_all or as_json:
+        _print_rows([_model_row(entry) for entry in entries], "svpkit models", as_json)
+        return
+    by_plugin: dict[str, list[Any]] = {}
+    for entry in entries:
+        by_plugin.setdefault(entry.distribution, []).append(entry)
     rows = []
-    for entry in plugins().models.entries(pattern):
-        spec = entry.spec
-        try:
-            params = spec.num_parameters()
-        except Exception:
-            params = None
-        rows.append(
-            {
-                "name": spec.name,
-                "family": spec.family,
-                "inputs": "/".join(spec.modalities),
-                "parameters": params,
-                "epochs": spec.train.epochs,
-                "plugin": entry.distribution,
-                "description": spec.description,
-            }
-        )
-    _print_rows(rows, "svpkit models", as_json)
+    for distribution, group in by_plugin.items():
+        if distribution == "svpkit" or len(group) <= SUMMARISED_AT:
+            rows += [_model_row(entry) for entry in group]
+        else:
+            rows.append(_model_summary(distribution, group))
+    _print_rows(rows, "svpkit models", as_json=False)
+
+
+def _model_row(entry: Any) -> dict[str, Any]:
+    spec = entry.spec
+    try:
+        params = spec.num_parameters()
+    except Exception:
+        params = None
+    return {
+        "name": spec.name,
+        "family": spec.family,
+        "inputs": "/".join(spec.modalities),
+        "parameters": params,
+        "epochs": spec.train.epochs,
+        "plugin": entry.distribution,
+        "description": spec.description,
+    }
+
+
+def _model_summary(distribution: str, group: list[Any]) -> dict[str, Any]:
+    """One row for a plugin's many models."""
+    names = [e.name for e in group]
+    glob = os.path.commonprefix(names) + "*"
+    families = {e.spec.family for e in group}
+    epochs = {e.spec.train.epochs for e in group}
+    return {
+        "name": glob,
+        "family": families.pop() if len(families) == 1 else f"{len(families):,} families",
+        "inputs": "/".join(sorted({m for e in group for m in e.spec.modalities})),
+        "parameters": None,
+        "epochs": epochs.pop() if len(epochs) == 1 else None,
+        "plugin": distribution,
+        "description": f"{len(names):,} models: svpkit models list '{glob}'",
+    }
 
 
 @models_app.command("options")

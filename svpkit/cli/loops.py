@@ -7,9 +7,14 @@ from typing import Annotated, Any, NamedTuple, Optional
 
 import typer
 
-from svpkit.cli.base import app, out, plugins
+from svpkit.cli.base import app, err, out, plugins, uses_store
 from svpkit.cli.options import (
+    Agreement,
     BatchSize,
+    CcsBins,
+    CcsCutoff,
+    ClassBalance,
+    Coverage,
     DataPath,
     Dataset,
     Deterministic,
@@ -19,19 +24,20 @@ from svpkit.cli.options import (
     ProxyOptions,
     Quiet,
     RunName,
+    ScoreModels,
     Seed,
+    SelectorOptions,
     TargetEpochs,
     TargetOptions,
     TestLimit,
     TrainLimit,
-    one_size,
     opt_int,
     parse_bool,
-    parse_fraction,
 )
-from svpkit.cli.runs import LoopArgs, LoopRun, ResumeState, collect, prepare, resolve_resume, run_tracked
+from svpkit.cli.runs import LoopArgs, LoopRun, ResumeState, collect, prepare, resolve_resume, run_tracked, validated
 from svpkit.cli.tables import print_active_learning, print_core_set
 from svpkit.errors import SvpkitError
+from svpkit.loops.budgets import one_size, parse_fraction, parse_sizes
 
 Selector = Annotated[str, typer.Option(help="Selector name (svpkit selectors list).")]
 
@@ -49,9 +55,12 @@ class ActiveLearningArgs(LoopArgs):
     target_epochs: Optional[int]
     batch_size: Optional[int]
     train_target: bool
+    agreement: str
     deterministic: str
     proxy_options: Optional[str]
     target_options: Optional[str]
+    selector_options: Optional[str]
+    class_balance: str
 
 
 @dataclass
@@ -69,9 +78,16 @@ class CoreSetArgs(LoopArgs):
     batch_size: Optional[int]
     full_run: Optional[str]
     compare_full: str
+    agreement: str
     deterministic: str
     proxy_options: Optional[str]
     target_options: Optional[str]
+    selector_options: Optional[str]
+    class_balance: str
+    coverage: str
+    ccs_cutoff: float
+    ccs_bins: int
+    score_models: int
 
 
 @dataclass
@@ -104,6 +120,7 @@ class Specs(NamedTuple):
     def config(self, args: ActiveLearningArgs | CoreSetArgs, device: str) -> dict[str, Any]:
         """The config fields both selection loops take (after each loop's own, so errors come in that order)."""
         from svpkit.learners.options import parse_model_options
+        from svpkit.selectors.base import parse_selector_options
 
         return {
             "seed": args.seed,
@@ -112,8 +129,11 @@ class Specs(NamedTuple):
             "target_epochs": opt_int(args.target_epochs),
             "batch_size": opt_int(args.batch_size),
             "deterministic": parse_bool(args.deterministic, "deterministic"),
+            "agreement": args.agreement,
             "proxy_options": parse_model_options(self.proxy, args.proxy_options, "--proxy-options"),
             "target_options": parse_model_options(self.target, args.target_options, "--target-options"),
+            "selector_options": parse_selector_options(self.selector, args.selector_options),
+            "class_balance": parse_bool(args.class_balance, "class-balance"),
         }
 
     def selector_model(self, random: str) -> str:
@@ -126,6 +146,7 @@ class Specs(NamedTuple):
 
 # -- active learning ---------------------------------------------------------------------------
 @app.command("active-learning")
+@uses_store
 def active_learning(
     dataset: Dataset = "digits",
     data_path: DataPath = None,
@@ -148,6 +169,9 @@ def active_learning(
     proxy_options: ProxyOptions = None,
     target_options: TargetOptions = None,
     train_target: Annotated[bool, typer.Option(help="Train and evaluate the target at every budget level.")] = True,
+    selector_options: SelectorOptions = None,
+    class_balance: ClassBalance = "false",
+    agreement: Agreement = "auto",
     deterministic: Deterministic = "false",
     resume: Annotated[
         Optional[str],
@@ -174,12 +198,18 @@ def active_learning(
     tags, params = describe_run(data, *specs, cfg)  # validates the budgets
     name = run_name or specs.run_name("al", args)
     run = LoopRun(run_active_learning, (data, *specs, cfg), name, tags, params, resumed=resumed)
-    run_tracked(run, experiment=experiment, dist_info=dist_info, quiet=quiet, report=print_active_learning)
+    run_tracked(run, experiment=experiment, dist_info=dist_info, quiet=quiet, report=_report_active_learning)
+
+
+def _report_active_learning(result: Any) -> None:
+    """The rounds' table, then the proxy warning (svpkit.proxy_warning) in yellow."""
+    print_active_learning(result)
+    if result.proxy_warning:
+        err.print(f"warning: {result.proxy_warning}", style="yellow", highlight=False)
 
 
 def _active_learning_config(args: ActiveLearningArgs, device: str) -> tuple[Specs, Any]:
     from svpkit.loops.active_learning import ALConfig
-    from svpkit.loops.budgets import parse_sizes
 
     specs = Specs.look_up(args)
     initial = one_size(args.initial, "initial")
@@ -191,6 +221,7 @@ def _active_learning_config(args: ActiveLearningArgs, device: str) -> tuple[Spec
 
 # -- core-set selection ------------------------------------------------------------------------
 @app.command("core-set")
+@uses_store
 def core_set(
     dataset: Dataset = "digits",
     data_path: DataPath = None,
@@ -221,6 +252,13 @@ def core_set(
     compare_full: Annotated[
         str, typer.Option(help="true: train the target on all data in this run when no reference run exists.")
     ] = "false",
+    selector_options: SelectorOptions = None,
+    class_balance: ClassBalance = "false",
+    coverage: Coverage = "none",
+    ccs_cutoff: CcsCutoff = 0.0,
+    ccs_bins: CcsBins = 50,
+    score_models: ScoreModels = 1,
+    agreement: Agreement = "auto",
     deterministic: Deterministic = "false",
     resume: Annotated[
         Optional[str],
@@ -260,10 +298,9 @@ def _core_set_config(args: CoreSetArgs, device: str) -> tuple[Specs, Any]:
     seed_size = one_size(args.seed_size, "seed size")
     compare_full = parse_bool(args.compare_full, "compare-full")
     subset_size = None if not args.subset_size else args.subset_size  # the MLproject's "0" means "not given"
-    cfg = CoreSetConfig(
-        keep=keep, subset_size=subset_size, seed_size=seed_size, compare_full=compare_full, **specs.config(args, device)
-    )
-    return specs, cfg
+    given = {k: getattr(args, k) for k in ("coverage", "ccs_cutoff", "ccs_bins", "score_models")}
+    given |= {"keep": keep, "subset_size": subset_size, "seed_size": seed_size, "compare_full": compare_full}
+    return specs, CoreSetConfig(**given, **specs.config(args, device))
 
 
 def _full_reference(
@@ -297,6 +334,7 @@ def _full_reference(
 
 # -- training on all (or part) of the data ----------------------------------------------------
 @app.command("train")
+@uses_store
 def train(
     dataset: Dataset = "digits",
     data_path: DataPath = None,
@@ -321,7 +359,7 @@ def train(
     from svpkit import parallel
     from svpkit.loops.train import describe_train_run, run_train
 
-    args = collect(TrainArgs, locals())
+    args = validated("train", collect(TrainArgs, locals()))
     dist_info = parallel.init_from_env(device)  # torchrun: DDP; only rank 0 logs
     data, (target_spec, cfg) = prepare(args, args.device, dist_info, lambda on: _train_config(args, on))
     tags, params = describe_train_run(data, target_spec, cfg)

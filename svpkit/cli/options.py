@@ -15,15 +15,19 @@ from svpkit.errors import SvpkitError
 # -- data --------------------------------------------------------------------------------------
 Dataset = Annotated[str, typer.Option(help="Data set name (svpkit datasets list).")]
 DataPath = Annotated[Optional[str], typer.Option(help="Where the data set's files are.")]
-TrainLimit = Annotated[Optional[int], typer.Option(help="Use only the first N training examples.")]
-TestLimit = Annotated[Optional[int], typer.Option(help="Use a stratified sample of N test examples.")]
+TrainLimit = Annotated[Optional[int], typer.Option(help="Use only the first N training examples (0: all).")]
+TestLimit = Annotated[Optional[int], typer.Option(help="Use a stratified sample of N test examples (0: all).")]
 
 # -- training ----------------------------------------------------------------------------------
-Seed = Annotated[int, typer.Option()]
+Seed = Annotated[int, typer.Option(help="Seed of every random choice of the run, 0 to 4294967295.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")]
-ProxyEpochs = Annotated[Optional[int], typer.Option(help="Train the proxy for this many epochs (schedule scaled).")]
-TargetEpochs = Annotated[Optional[int], typer.Option(help="Train the target for this many epochs.")]
-BatchSize = Annotated[Optional[int], typer.Option(help="Override the models' batch size.")]
+ProxyEpochs = Annotated[
+    Optional[int], typer.Option(help="Train the proxy for this many epochs, schedule scaled (0: the model's default).")
+]
+TargetEpochs = Annotated[
+    Optional[int], typer.Option(help="Train the target for this many epochs (0: the model's default).")
+]
+BatchSize = Annotated[Optional[int], typer.Option(help="Override the models' batch size (0: each model's own).")]
 ProxyOptions = Annotated[
     Optional[str],
     typer.Option(help="Options of the selector model, e.g. 'dim=50,word_ngrams=1' (svpkit models options NAME)."),
@@ -32,7 +36,28 @@ TargetOptions = Annotated[
     Optional[str],
     typer.Option(help="Options of the target model, e.g. 'max_length=256' (svpkit models options NAME)."),
 ]
+SelectorOptions = Annotated[
+    Optional[str],
+    typer.Option(help="Options of the selector, e.g. 'mc_samples=20,mc_dropout=0.5' (svpkit selectors list)."),
+]
+ClassBalance = Annotated[
+    str,
+    typer.Option(help="true: keep the class proportions (labeled set by predicted class; core-set: training set)."),
+]
+Coverage = Annotated[
+    str, typer.Option(help="ccs: coverage-centric sampling of the subset over score strata (none: the top).")
+]
+CcsCutoff = Annotated[float, typer.Option(help="CCS: drop the hardest fraction first, in [0, 1).")]
+CcsBins = Annotated[int, typer.Option(help="CCS: equal-width score strata to sample evenly from.")]
+ScoreModels = Annotated[int, typer.Option(help="Average the ranking scores of N proxies trained from different seeds.")]
 Deterministic = Annotated[str, typer.Option(help="true: PyTorch's deterministic algorithms (GPU reproducibility).")]
+Agreement = Annotated[
+    str,
+    typer.Option(
+        help="Proxy agreement with the target (agreement/* metrics): auto (on when the target trains on the "
+        "proxy's labeled set), off, scores (no second k-center selection), full."
+    ),
+]
 
 # -- the run -----------------------------------------------------------------------------------
 Experiment = Annotated[Optional[str], typer.Option(help="MLflow experiment name (default 'svpkit').")]
@@ -45,7 +70,10 @@ Pattern = Annotated[Optional[str], typer.Argument()]
 
 
 def opt_int(value: Optional[int]) -> Optional[int]:
-    """A count option where 0 (the MLproject's "not given") or less means not given."""
+    """A count option where 0 (the MLproject's "not given") means not given.
+
+    The loop commands' validation pass (:mod:`svpkit.loops.validate`) rejects negative counts first.
+    """
     return None if value is None or value <= 0 else value
 
 
@@ -56,22 +84,3 @@ def parse_bool(value: str, what: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise SvpkitError(f"{what} must be true or false, got {value!r}")
-
-
-def parse_fraction(value: Optional[str], what: str) -> Optional[float]:
-    if value is None or not value.strip():
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise SvpkitError(f"{what} {value!r} is not a number") from None
-
-
-def one_size(value: str, what: str) -> float | int:
-    """One size (a fraction in (0, 1] or a count), as ``parse_sizes`` reads it."""
-    from svpkit.loops.budgets import parse_sizes
-
-    sizes = parse_sizes(value, what)
-    if len(sizes) != 1:
-        raise SvpkitError(f"{what} must be one size, got {value!r}")
-    return sizes[0]

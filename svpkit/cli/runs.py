@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
 from svpkit.cli.base import plugins, print_run_link
 from svpkit.cli.options import opt_int
-from svpkit.errors import SvpkitError
 
 if TYPE_CHECKING:
     from svpkit.parallel import DistInfo
@@ -52,27 +51,40 @@ class ResumeState(Generic[A]):
         return self.given if self.point is None else self.point.invocation
 
 
+def validated(loop: str, args: A) -> A:
+    """``args`` after the validation pass (:mod:`svpkit.loops.validate`): its first problem is the error."""
+    from svpkit.loops.validate import check
+
+    check(loop, vars(args))
+    return args
+
+
 def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]:
-    """With ``--resume RUN_ID``: check the run (on rank 0) and take its recorded arguments."""
+    """The validated arguments of the run; with ``--resume RUN_ID``, the run's own (checked on rank 0).
+
+    A new run's arguments are validated before the tracking store is touched.
+    """
     from svpkit import parallel
     from svpkit.tracking.resume import find_resume_point
 
-    point = parallel.from_main(lambda: find_resume_point(resume, loop) if resume else None)
     values = {f.name: getattr(given, f.name) for f in fields(given)}
-    if point is None:
-        return ResumeState(given, values)
+    if not resume:
+        return ResumeState(validated(loop, given), values)
+    point = parallel.from_main(lambda: find_resume_point(resume, loop))
     recorded = point.invocation
-    return ResumeState(replace(given, **{k: recorded[k] for k in values if k in recorded}), values, point)
+    args = replace(given, **{k: recorded[k] for k in values if k in recorded})
+    return ResumeState(validated(loop, args), values, point)
 
 
 def load_dataset(
     name: str, path: Optional[str], train_limit: Optional[int] = None, test_limit: Optional[int] = None
 ) -> Any:
     """Load a registered data set; ``*_limit`` shrink it for quick runs (see Dataset.limited)."""
+    from svpkit.loops.validate import require_path
+
     spec = plugins().datasets.get(name)
     path = path or None
-    if spec.needs_path and not path:
-        raise SvpkitError(f"data set {name!r} needs --data-path (a directory or file with its data)")
+    require_path(spec, path)
     data = spec.load(path) if path else spec.load()
     return data.limited(opt_int(train_limit), opt_int(test_limit))
 

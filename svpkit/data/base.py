@@ -191,7 +191,8 @@ class DatasetSpec:
 
     ``load(path, **options)`` returns a :class:`Dataset`; ``path`` is ``None`` for data sets that
     need no files (the embedded default). Raise :class:`svpkit.errors.DataError` with one clear
-    sentence when files are missing or malformed.
+    sentence when files are missing or malformed. ``modality`` is the ``Dataset.modality`` that
+    ``load`` returns (``"vector/image"`` when the files decide), checked against the models before loading.
     """
 
     name: str

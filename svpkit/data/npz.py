@@ -91,5 +91,5 @@ SPEC = DatasetSpec(
     load=load_npz,
     description="train.npz (+ test.npz) with x (float vectors or uint8 NHWC images) and y; y = -1 is unlabeled",
     needs_path=True,
-    modality="vector",
+    modality="vector/image",
 )

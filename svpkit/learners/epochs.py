@@ -34,7 +34,8 @@ minibatch's summed per-example loss over this process's examples, detached)."""
 @dataclass(frozen=True)
 class Fit:
     """What one fit trains: ``x``/``y`` are the whole training split (``x`` on the device or in
-    pinned host memory), ``indices`` the labeled training indices on the device."""
+    pinned host memory), ``indices`` the labeled training indices on the device; ``losses`` is the
+    learner's ``loss_history``, filled epoch by epoch (progress callbacks read the last one)."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -42,6 +43,7 @@ class Fit:
     y: torch.Tensor
     indices: torch.Tensor
     observers: Sequence[TrainObserver]
+    losses: list[torch.Tensor]
 
 
 def start_fit(
@@ -53,7 +55,8 @@ def start_fit(
     idx = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=learner.device)
     for obs in observers:
         obs.on_fit_start(len(y_all), learner.device)
-    return Fit(model, learner.new_optimizer(model), x_all, y_all, idx, tuple(observers))
+    learner.loss_history = []
+    return Fit(model, learner.new_optimizer(model), x_all, y_all, idx, tuple(observers), learner.loss_history)
 
 
 def sgd_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -79,7 +82,7 @@ def run_epochs(
     """
     n = fit.indices.numel()
     device = fit.indices.device
-    history: list[torch.Tensor] = []
+    history = fit.losses
     for epoch in range(config.epochs):
         for group in fit.optimizer.param_groups:
             group["lr"] = config.lr_at(epoch)

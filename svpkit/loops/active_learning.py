@@ -15,17 +15,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from svpkit import parallel, plots
+from svpkit import plots
 from svpkit.contract import ACTIVE_LEARNING, Artifact, Metric, Tag, round_artifact
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.learners import make_learner
 from svpkit.loops import scoring
+from svpkit.loops.agreement import InRunAgreement, active_learning_mode
 from svpkit.loops.budgets import resolve_budgets
 from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
+from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
-from svpkit.protocols import Learner, LearnerOptions, Tracker
+from svpkit.protocols import LearnerOptions, Tracker
 from svpkit.runtime import derive_seed, resolve_device
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
@@ -41,10 +43,16 @@ class ALConfig:
     target_epochs: int | None = None
     batch_size: int | None = None
     train_target: bool = True
+    agreement: str = "auto"
+    """``--agreement``: auto, off, scores or full (svpkit.loops.agreement)."""
     deterministic: bool = False
     proxy_options: dict[str, Any] = field(default_factory=dict)
     """Options of the selector model (``--proxy-options``; svpkit.models.options)."""
     target_options: dict[str, Any] = field(default_factory=dict)
+    selector_options: dict[str, Any] = field(default_factory=dict)
+    """The selector's resolved options (``--selector-options``)."""
+    class_balance: bool = False
+    """Each batch keeps the labeled set's class proportions (over the selector model's predicted classes)."""
 
 
 @dataclass
@@ -60,6 +68,8 @@ class RoundRecord:
     target_train_seconds: float | None
     warmup_seconds: float = 0.0
     """The process's one-off costs (lazy init, compilation), paid before round 1's selector fit."""
+    target_class_errors: list[float | None] | None = None
+    """The target's test error per class (svpkit.loops.evaluation)."""
 
     @property
     def total_seconds(self) -> float:
@@ -72,6 +82,8 @@ class ALResult:
     selected: list[np.ndarray]
     rounds: list[RoundRecord]
     levels: list[int]
+    proxy_warning: str | None = None
+    """Why the proxy's picks looked no better than random picks of the target's (svpkit.selectors.agreement)."""
 
     @property
     def labeled(self) -> np.ndarray:
@@ -88,14 +100,17 @@ def describe_run(
     """Tags and params of an active-learning run (the cross-run comparison keys)."""
     n = len(dataset.train)
     init, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
+    scoring.check_selection(selector, ACTIVE_LEARNING.name, proxy, dataset, cfg)
     tags = selection_run_tags(ACTIVE_LEARNING.name, dataset, selector, proxy, target, cfg)
     tags[Tag.BUDGETS] = ",".join(map(str, [init, *levels]))
+    tags[Tag.AGREEMENT] = active_learning_mode(selector, proxy, target, cfg)
     params = selection_run_params(dataset, selector, proxy, target, cfg) | {
         "initial": cfg.initial,
         "budgets": ",".join(map(str, cfg.budgets)),
         "labeled_levels": ",".join(map(str, levels)),
         "initial_count": init,
         "deterministic": cfg.deterministic,
+        "class_balance": cfg.class_balance,
     }
     return tags, params
 
@@ -128,10 +143,18 @@ def run_active_learning(
             selected.append(picks)
             records.append(record)
             _log_round(tracker, record, scores, picks, np.concatenate([labeled, picks]), records)
+            if record.target_class_errors is not None:
+                final = round_no == len(levels)
+                artifact = round_artifact(round_no, Artifact.PER_CLASS)
+                log_class_errors(tracker, dataset, record.target_class_errors, record.labeled_after, final, artifact)
+            if rounds.balance is not None:
+                tracker.log_json(round_artifact(round_no, Artifact.CLASS_BALANCE), rounds.balance)
+            rounds.agreement.log(tracker, record.labeled_after)
             tracker.save_state(_state(round_no, initial, selected, records, cfg))
             advance_rounds(1)
     result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels)
     _log_summary(tracker, result, dataset, selector, proxy, target)
+    result.proxy_warning = rounds.agreement.finish(tracker, f"{dataset.name}: {proxy.name} vs target {target.name}")
     return result
 
 
@@ -166,6 +189,12 @@ class _Rounds:
     device: torch.device
     warmed: bool = False
     target_warmed: bool = False
+    balance: dict[str, Any] | None = None
+    """What class balance did in the last round (``--class-balance``)."""
+    agreement: InRunAgreement = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.agreement = InRunAgreement.for_run(self.selector, self.proxy, self.target, self.cfg, self.device)
 
     def options(self, role: str, round_no: int, epochs: int | None) -> LearnerOptions:
         model_options = self.cfg.proxy_options if role == "selector" else self.cfg.target_options
@@ -179,18 +208,22 @@ class _Rounds:
         mask[labeled] = False
         pool = np.flatnonzero(mask)
         rng = np.random.default_rng(derive_seed(self.cfg.seed, "select", round_no))
-        ctx = SelectionContext(pool=pool, labeled=labeled, rng=rng, device=self.device)
+        ctx = SelectionContext(pool, labeled, rng, self.device, options=dict(self.cfg.selector_options))
         train_s = infer_s = warm_s = 0.0
         selector_error: float | None = None
         if self.selector.needs:
             train_s, infer_s, warm_s, selector_error = self.score(ctx, round_no)
         with Timer(self.device) as t:
-            selection = scoring.select(self.selector, ctx, k)  # a sharded pool under torchrun
+            # a sharded pool under torchrun; --class-balance: the labeled set's class proportions
+            y = self.dataset.train.y[labeled]
+            balance = y.bincount(minlength=self.dataset.num_classes).numpy() if self.cfg.class_balance else None
+            selection, self.balance = scoring.select_batch(self.selector, ctx, k, balance)
         picks = np.asarray(selection.picks, dtype=np.int64)
         _check_picks(picks, pool, k, self.selector.name)
-        target_error = target_s = None
+        self.agreement.measure(round_no, ctx, selection, k)  # timed apart: not a selection cost
+        target_error = target_s = class_errors = None
         if self.cfg.train_target:
-            target_error, target_s = self.train_target(np.concatenate([labeled, picks]), round_no)
+            target_error, target_s, class_errors = self.train_target(np.concatenate([labeled, picks]), round_no)
         record = RoundRecord(
             round=round_no,
             labeled_before=level - k,
@@ -202,6 +235,7 @@ class _Rounds:
             target_error=target_error,
             target_train_seconds=target_s,
             warmup_seconds=warm_s,
+            target_class_errors=class_errors,
         )
         return record, selection.scores, picks
 
@@ -223,35 +257,26 @@ class _Rounds:
                 learner.fit(ctx.labeled, observers=observers, progress=adv)
         train_s = t.seconds
         with Timer(self.device) as t:
-            _fill_context(ctx, learner, self.selector)
+            scoring.fill_selection_context(ctx, learner, self.selector, self.cfg.class_balance)
             for obs in observers:
                 ctx.signals.update(obs.result())  # type: ignore[attr-defined]
         return train_s, t.seconds, warm_s, learner.error("test")
 
-    def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float]:
-        """(test error, train seconds) of a fresh target trained on ``labeled``."""
+    def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float, list[float | None]]:
+        """(test error, train seconds, per-class test errors) of a fresh target trained on ``labeled``."""
         learner = make_learner(self.target, self.dataset, self.options("target", round_no, self.cfg.target_epochs))
         if not self.target_warmed:
             _warm_up(learner)  # not a selection cost; keeps round 1's target time comparable
             self.target_warmed = True
         epochs = getattr(learner, "config", self.target.train).epochs
+        observers = self.agreement.target_observers()
         task = f"round {round_no}: train target {self.target.name} on {len(labeled)}"
         with self.progress.task(task, total=epochs) as adv:
             with Timer(self.device) as t:
-                learner.fit(labeled, progress=adv)
-        return learner.error("test"), t.seconds
-
-
-def _fill_context(ctx: SelectionContext, learner: Learner, selector: SelectorSpec) -> None:
-    """Score ``ctx.pool`` (and ``ctx.labeled``) with what ``selector`` needs."""
-    if parallel.is_distributed():  # torchrun: each rank scores a shard of the pool
-        scoring.fill_selection_context(ctx, learner, selector)
-        return
-    if "probabilities" in selector.needs:
-        ctx.probabilities = learner.predict_proba(ctx.pool)
-    if "embeddings" in selector.needs:
-        ctx.pool_embeddings = learner.embed(ctx.pool)
-        ctx.labeled_embeddings = learner.embed(ctx.labeled)
+                learner.fit(labeled, observers=observers, progress=adv)
+        self.agreement.keep(learner, observers)  # it scores the next round's pool
+        error, class_errors = split_errors(learner, self.dataset)
+        return error, t.seconds, class_errors
 
 
 def _state(

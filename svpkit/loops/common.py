@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from svpkit.contract import Tag, format_options, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.learners.acceleration import amp_tag
+from svpkit.loops.scoring import selector_settings
 from svpkit.models.base import ModelSpec
 from svpkit.protocols import LearnerOptions
 from svpkit.runtime import resolve_device
@@ -62,7 +63,7 @@ def selection_run_tags(
         Tag.SELECTOR_MODEL: proxy.name if selector.needs else "none",
         Tag.TARGET_MODEL: target.name,
         Tag.SEED: str(cfg.seed),
-        **setting_tags(resolved_settings(proxy, target, cfg)),
+        **setting_tags(resolved_settings(proxy, target, cfg) | selector_settings(cfg)),
     }
 
 
@@ -90,6 +91,7 @@ def selection_run_params(
         "target": target.name,
         "seed": cfg.seed,
         **resolved_settings(proxy, target, cfg),
+        **selector_settings(cfg),
         "batch_size": cfg.batch_size or "model default",
         "train_size": len(dataset.train),
         "test_size": len(dataset.test),

@@ -6,10 +6,9 @@ the ranking (``keep`` fraction or ``subset_size`` examples) and train the target
 it. Stage 3 (optional): the target on all data, the reference for the end-to-end speed-up
 ``full train seconds / (proxy train + ranking + target train on the subset)``.
 
-Rankings (:func:`rank_training_set`, :func:`rank_with_proxy`) are plain functions so that other
-code (comparisons, presets) can rank a data set without running the loop. A selector with a
-``rank`` (uncertainty, greedy k-center, forgetting events: see their modules) ranks the training
-set itself; any other selector (plugins, ``random``) is asked to pick the whole pool in order.
+Rankings are plain functions of :mod:`svpkit.loops.ranking`; which examples the subset keeps
+beyond the head of one ranking (``--score-models``, ``--coverage ccs``, ``--class-balance``) is
+:mod:`svpkit.loops.core_set_subset`.
 """
 
 from __future__ import annotations
@@ -18,21 +17,25 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from svpkit.contract import CORE_SET, Artifact, Metric, Tag
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
+from svpkit.loops.agreement import core_set_agreement, observer_signals, resolve_mode, selector_observers
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
+from svpkit.loops.common import learner_options, run_role, selection_run_params, selection_run_tags
 from svpkit.loops.core_set_report import CoreSetResult, log_summary
+from svpkit.loops.core_set_subset import average_rankings, check_variants, choose_subset, score_model_seed
+from svpkit.loops.evaluation import log_class_errors
+from svpkit.loops.ranking import rank_training_set, rank_with_proxy
 from svpkit.loops.reference import FullReference
+from svpkit.loops.scoring import check_selection
 from svpkit.loops.train import TrainOutcome, train_and_evaluate
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions, Tracker, TrainObserver
 from svpkit.runtime import derive_seed, resolve_device
-from svpkit.selectors.base import RankContext, Ranking, SelectionContext, SelectorSpec
+from svpkit.selectors.base import Ranking, SelectorSpec
 from svpkit.timing import Timer
 
 DEFAULT_KEEP = 0.5
@@ -54,11 +57,25 @@ class CoreSetConfig:
     batch_size: int | None = None
     compare_full: bool = False
     full_reference: FullReference | None = None
+    agreement: str = "auto"
+    """``--agreement``: the proxy's ranking against the in-run full-data target's (svpkit.loops.agreement)."""
     deterministic: bool = False
     """PyTorch's deterministic algorithms (svpkit.determinism; matters on GPU)."""
     proxy_options: dict[str, Any] = field(default_factory=dict)
     """Options of the proxy (``--proxy-options``; svpkit.models.options)."""
     target_options: dict[str, Any] = field(default_factory=dict)
+    selector_options: dict[str, Any] = field(default_factory=dict)
+    """The selector's resolved options (``--selector-options``)."""
+    coverage: str = "none"
+    """``ccs``: coverage-centric sampling of the subset (svpkit.loops.core_set_subset)."""
+    ccs_cutoff: float = 0.0
+    """CCS: the hardest fraction dropped first, in [0, 1)."""
+    ccs_bins: int = 50
+    """CCS: equal-width score strata."""
+    class_balance: bool = False
+    """Keep the training set's class proportions in the subset."""
+    score_models: int = 1
+    """Proxies whose ranking scores are averaged (score-based selectors)."""
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -89,6 +106,7 @@ def resolve_sizes(n: int, selector: SelectorSpec, cfg: CoreSetConfig) -> tuple[i
                 f"{selector.name}: the {seeds} seed points count toward the subset but the subset has only {m} "
                 "examples (lower --seed-size, e.g. a fraction like 0.02)"
             )
+    check_variants(selector, cfg, n, m)
     return m, seeds
 
 
@@ -98,8 +116,10 @@ def describe_run(
     """Tags and params of a core-set run (validated: raises ConfigError on impossible sizes)."""
     n = len(dataset.train)
     m, seeds = resolve_sizes(n, selector, cfg)
+    check_selection(selector, CORE_SET.name, proxy, dataset, cfg)
     tags = selection_run_tags(CORE_SET.name, dataset, selector, proxy, target, cfg)
     tags[Tag.SUBSET_SIZE] = str(m)
+    tags[Tag.AGREEMENT] = agreement_mode(selector, proxy, target, cfg)
     if cfg.full_reference is not None:
         tags[Tag.FULL_RUN] = cfg.full_reference.source
     elif cfg.compare_full:
@@ -110,91 +130,13 @@ def describe_run(
         "seed_size": seeds,
         "compare_full": cfg.compare_full,
         "full_run": cfg.full_reference.source if cfg.full_reference else "",
+        "coverage": cfg.coverage,
+        "ccs_cutoff": cfg.ccs_cutoff,
+        "ccs_bins": cfg.ccs_bins,
+        "class_balance": cfg.class_balance,
+        "score_models": cfg.score_models,
     }
     return tags, params
-
-
-# -- ranking ---------------------------------------------------------------------------------
-def rank_training_set(
-    selector: SelectorSpec,
-    learner: Learner | None,
-    signals: dict[str, torch.Tensor],
-    num_train: int,
-    subset_size: int,
-    seed_count: int,
-    rng: np.random.Generator,
-) -> Ranking:
-    """Rank all ``num_train`` training examples with ``selector`` using a trained ``learner``.
-
-    ``signals`` is what the selector's training observer returned (training-dynamics selectors).
-    ``subset_size`` and ``seed_count`` matter only for k-center (it grows the seed set to the
-    subset size); ``rng`` draws the seeds and feeds random/plugin selectors.
-    """
-    if selector.needs - {"training_dynamics"} and learner is None:
-        raise ValueError(f"selector {selector.name!r} needs a trained selector model")
-    ctx = RankContext(learner, signals, num_train, subset_size, seed_count, rng)
-    if selector.rank is not None:
-        return selector.rank(ctx)
-    return _rank_by_selecting_everything(selector, ctx)
-
-
-def _rank_by_selecting_everything(selector: SelectorSpec, rank_ctx: RankContext) -> Ranking:
-    """Any selector: seeds (if it needs embeddings), then its picks of the whole remaining pool."""
-    n, learner = rank_ctx.num_train, rank_ctx.learner
-    seeds = rank_ctx.draw_seeds() if "embeddings" in selector.needs else np.empty(0, dtype=np.int64)
-    mask = np.ones(n, dtype=bool)
-    mask[seeds] = False
-    pool = np.flatnonzero(mask)
-    device = learner.device if learner is not None else torch.device("cpu")
-    ctx = SelectionContext(pool=pool, labeled=seeds, rng=rank_ctx.rng, device=device, signals=dict(rank_ctx.signals))
-    if learner is not None and "probabilities" in selector.needs:
-        ctx.probabilities = learner.predict_proba(pool, "train")
-    if learner is not None and "embeddings" in selector.needs:
-        ctx.pool_embeddings = learner.embed(pool, "train")
-        ctx.labeled_embeddings = learner.embed(seeds, "train")
-    selection = selector.select(ctx, pool.size)
-    picks = np.asarray(selection.picks, dtype=np.int64)
-    if picks.shape != pool.shape or not np.array_equal(np.sort(picks), pool):
-        raise RuntimeError(f"selector {selector.name!r} did not return every pool example exactly once")
-    scores = np.full(n, np.inf, dtype=np.float32)
-    scores[pool] = np.asarray(selection.scores, dtype=np.float32)
-    return Ranking(np.concatenate([seeds, picks]), scores, seeds)
-
-
-def rank_with_proxy(
-    dataset: Dataset,
-    selector: SelectorSpec,
-    proxy: ModelSpec,
-    options: LearnerOptions,
-    subset_size: int,
-    seed_count: int,
-    rng: np.random.Generator,
-    progress: Progress | None = None,
-) -> tuple[Ranking, float, float, float | None]:
-    """Train ``proxy`` on the whole training set and rank it: (ranking, proxy train seconds,
-    ranking seconds, proxy test error). Selectors with no needs train nothing."""
-    progress = progress or NullProgress()
-    n = len(dataset.train)
-    learner: Learner | None = None
-    signals: dict[str, torch.Tensor] = {}
-    train_s = 0.0
-    error: float | None = None
-    device = resolve_device(options.device)
-    observers: list[TrainObserver] = []
-    if selector.needs:
-        observers = [selector.observer()] if selector.observer is not None else []
-        outcome, learner = train_and_evaluate(
-            proxy, dataset, np.arange(n, dtype=np.int64), options, progress, "proxy", observers
-        )
-        train_s, error = outcome.train_seconds, outcome.test_error
-        device = learner.device
-    # Collecting the observer's result is part of ranking (it may move or finalise tensors).
-    with Timer(device) as t_rank:
-        for obs in observers:
-            signals.update(obs.result())  # type: ignore[attr-defined]
-        ranking = rank_training_set(selector, learner, signals, n, subset_size, seed_count, rng)
-    ranking_s = t_rank.seconds
-    return ranking, train_s, ranking_s, error
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -261,9 +203,10 @@ class _Stages:
     subset_size: int
     seed_count: int
 
-    def options(self, role: str, epochs: int | None) -> LearnerOptions:
+    def options(self, role: str, epochs: int | None, seed: int | None = None) -> LearnerOptions:
         model_options = self.cfg.proxy_options if role == "proxy" else self.cfg.target_options
-        return learner_options(self.cfg, derive_seed(self.cfg.seed, role), epochs, model_options)
+        seed = derive_seed(self.cfg.seed, role) if seed is None else seed
+        return learner_options(self.cfg, seed, epochs, model_options)
 
     def save(self, stage: int) -> None:
         self.state["round"] = stage
@@ -272,16 +215,7 @@ class _Stages:
     def rank(self) -> None:
         """Stage 1: the proxy on all data ranks every training example; logs the ranking and the subset."""
         n, m = len(self.dataset.train), self.subset_size
-        ranking, proxy_s, rank_s, proxy_error = rank_with_proxy(
-            self.dataset,
-            self.selector,
-            self.proxy,
-            self.options("proxy", self.cfg.proxy_epochs),
-            m,
-            self.seed_count,
-            np.random.default_rng(derive_seed(self.cfg.seed, "rank")),
-            self.progress,
-        )
+        ranking, proxy_s, rank_s, proxy_error = self.rank_all()
         _check_order(ranking.order, n, self.selector.name)
         metrics = {Metric.PROXY_TRAIN_SECONDS: proxy_s, Metric.RANKING_SECONDS: rank_s}
         if proxy_error is not None:
@@ -303,12 +237,44 @@ class _Stages:
         )
         self.save(1)
 
+    def rank_all(self) -> tuple[Ranking, float, float, float | None]:
+        """``--score-models`` proxies rank the training set, their scores averaged, then the subset
+        variant (coverage, class balance) orders its head: (ranking, proxy train seconds over all
+        proxies, ranking seconds over all, mean proxy test error)."""
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, "rank"))
+        rankings, errors = [], []
+        proxy_s = rank_s = 0.0
+        for model in range(self.cfg.score_models):
+            options = self.options("proxy", self.cfg.proxy_epochs, score_model_seed(self.cfg.seed, model))
+            ranking, train_s, ranking_s, error = rank_with_proxy(
+                self.dataset,
+                self.selector,
+                self.proxy,
+                options,
+                self.subset_size,
+                self.seed_count,
+                rng,
+                self.progress,
+                self.cfg.selector_options,
+            )
+            rankings.append(ranking)
+            proxy_s, rank_s = proxy_s + train_s, rank_s + ranking_s
+            errors += [] if error is None else [error]
+        with Timer(resolve_device(self.cfg.device)) as t:
+            ranking = average_rankings(rankings)
+            labels = self.dataset.train.y
+            ranking, reports = choose_subset(ranking, self.subset_size, self.cfg, labels, self.dataset.num_classes)
+        for path, report in reports.items():
+            self.tracker.log_json(path, report)
+        return ranking, proxy_s, rank_s + t.seconds, float(np.mean(errors)) if errors else None
+
     def train_target(self, subset: np.ndarray) -> None:
         """Stage 2: the target from scratch on the head of the ranking."""
         options = self.options("target", self.cfg.target_epochs)
         outcome = train_and_evaluate(self.target, self.dataset, subset, options, self.progress, "target")[0]
         metrics = {Metric.TARGET_TRAIN_SECONDS: outcome.train_seconds, Metric.TARGET_ERROR: outcome.test_error}
         self.tracker.log_metrics(metrics, step=self.subset_size)
+        log_class_errors(self.tracker, self.dataset, outcome.class_errors, self.subset_size, True, Artifact.PER_CLASS)
         self.state["target"] = asdict(outcome)
         self.save(2)
 
@@ -316,9 +282,34 @@ class _Stages:
         """Stage 3 (``compare_full``): the target on all data, this run's own full-data reference."""
         everything = np.arange(len(self.dataset.train), dtype=np.int64)
         options = self.options("full", self.cfg.target_epochs)
-        outcome = train_and_evaluate(self.target, self.dataset, everything, options, self.progress, "full")[0]
+        on = agreement_mode(self.selector, self.proxy, self.target, self.cfg) != "off"
+        observers = selector_observers(self.selector) if on else []
+        outcome, learner = train_and_evaluate(
+            self.target, self.dataset, everything, options, self.progress, "full", observers
+        )
         self.state["full"] = asdict(FullReference(outcome.train_seconds, outcome.test_error, "this run"))
+        if on:
+            self.log_agreement(learner, observers)
         self.save(3)
+
+    def log_agreement(self, learner: Learner, observers: list[TrainObserver]) -> None:
+        """The full-data target ranks the training set too (same selector, same k-center seeds):
+        ``agreement/*`` of the two rankings at step = subset size, outside every speed-up timer."""
+        with Timer(learner.device) as t:
+            rng = np.random.default_rng(derive_seed(self.cfg.seed, "rank"))  # a fresh copy: the same seeds
+            n = len(self.dataset.train)
+            ranking = rank_training_set(
+                self.selector, learner, observer_signals(observers), n, self.subset_size, self.seed_count, rng
+            )
+        metrics = core_set_agreement(_saved_ranking(self.state), ranking, self.subset_size)
+        self.tracker.log_metrics(metrics | {Metric.AGREEMENT_SECONDS: t.seconds}, step=self.subset_size)
+
+
+def agreement_mode(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: CoreSetConfig) -> str:
+    """The resolved ``--agreement`` of a core-set run: on with an in-run full-data fit of the target."""
+    in_run = cfg.compare_full and cfg.full_reference is None
+    needs = "the target trained on all data in this run (--compare-full true, no --full-run)"
+    return resolve_mode(cfg.agreement, selector, in_run, needs, run_role(selector, proxy, target, cfg) == "baseline")
 
 
 def _initial_state(resume_state: dict[str, Any] | None) -> dict[str, Any]:

@@ -5,26 +5,52 @@ pool order (:func:`svpkit.parallel.sharded_rows`), so every rank holds what one 
 selector with a sharded implementation (``SelectorSpec.select_sharded``: greedy k-center) keeps
 only this rank's shard of the pool embeddings instead; its picks are identical on every rank, so
 all ranks keep the same labeled set.
+
+MC-dropout probabilities (``mc_probabilities``: BALD) are kept as running sums
+(:class:`~svpkit.selectors.bald.MCAccumulator`), so memory stays O(pool × classes) whatever the
+number of passes. A model without dropout layers embeds the pool once and runs ``mc_samples``
+passes of dropout (``mc_dropout``) + its final linear layer; a model with dropout layers runs
+``mc_samples`` full forward passes with its dropout layers active. Masks come from a generator
+seeded from the selection RNG (under ``torchrun`` each rank draws its own for its shard).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+import torch
+
 from svpkit import parallel
+from svpkit.contract import format_options
+from svpkit.data.base import Dataset
+from svpkit.errors import ConfigError
+from svpkit.models.base import ModelSpec, final_linear
 from svpkit.protocols import Learner
-from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
+from svpkit.selectors.bald import MCAccumulator, mc_head_probabilities
+from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, resolve_selector_options
+from svpkit.selectors.coverage import class_balanced_top_k
 
 SHARD_OPTION = "svpkit.pool_shard"
 """``SelectionContext.options`` key: (start, stop) of this rank's pool shard when the pool
 embeddings in the context are the shard only (sharded selectors)."""
 
 
-def fill_selection_context(ctx: SelectionContext, learner: Learner, selector: SelectorSpec) -> None:
+def fill_selection_context(
+    ctx: SelectionContext, learner: Learner, selector: SelectorSpec, class_balance: bool = False
+) -> None:
     """Compute what ``selector`` needs over ``ctx.pool`` / ``ctx.labeled``, sharded across ranks.
 
     Probabilities (and embeddings for selectors without a sharded implementation) are gathered
     in full on every rank; a sharded selector keeps only this rank's pool shard of embeddings.
+    ``class_balance`` needs the probabilities too (the pool's predicted classes).
     """
-    if "probabilities" in selector.needs:
+    if "mc_probabilities" in selector.needs:
+        generator = torch.Generator(device=learner.device)
+        generator.manual_seed(int(ctx.rng.integers(2**63 - 1)))
+        options = resolve_selector_options(selector, {}) | ctx.options  # defaults where a context has none
+        ctx.mc_probabilities = _gathered_mc(learner, ctx.pool, options, generator)
+    if "probabilities" in selector.needs or class_balance:
         ctx.probabilities = parallel.sharded_rows(lambda ix: learner.predict_proba(ix), ctx.pool)
     if "embeddings" in selector.needs:
         ctx.labeled_embeddings = parallel.sharded_rows(lambda ix: learner.embed(ix), ctx.labeled)
@@ -42,3 +68,122 @@ def select(selector: SelectorSpec, ctx: SelectionContext, k: int) -> Selection:
     if SHARD_OPTION in ctx.options and selector.select_sharded is not None:
         return selector.select_sharded(ctx, k)
     return selector.select(ctx, k)
+
+
+def _gathered_mc(learner: Learner, pool: np.ndarray, options: dict[str, Any], gen: torch.Generator) -> MCAccumulator:
+    """MC sums over the pool, each rank its shard, gathered as [Σ p | Σ H] rows."""
+    samples, dropout = int(options["mc_samples"]), float(options["mc_dropout"])
+
+    def sums(ix: np.ndarray) -> torch.Tensor:
+        acc = mc_accumulate(learner, ix, samples, dropout, gen)
+        assert acc.sum_probs is not None and acc.sum_entropy is not None
+        return torch.cat([acc.sum_probs, acc.sum_entropy[:, None]], dim=1)
+
+    rows = parallel.sharded_rows(sums, pool)
+    acc = MCAccumulator()
+    acc.sum_probs, acc.sum_entropy, acc.count = rows[:, :-1].contiguous(), rows[:, -1].contiguous(), samples
+    return acc
+
+
+def mc_accumulate(
+    learner: Learner, indices: np.ndarray, samples: int, dropout: float, generator: torch.Generator
+) -> MCAccumulator:
+    """``samples`` MC-dropout softmax passes over training examples ``indices``, summed."""
+    model = getattr(learner, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError("MC dropout needs a torch model (the learner has no nn.Module)")
+    acc = MCAccumulator()
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    if not layers:  # embed once, then dropout + the final linear layer, ``samples`` times
+        head = final_linear(model)
+        bias = None if head.bias is None else head.bias.detach()
+        features = learner.embed(indices)
+        for probs in mc_head_probabilities(features, head.weight.detach(), bias, samples, dropout, generator):
+            acc.add(probs)
+        return acc
+
+    def active(module: torch.nn.Module, args: tuple[torch.Tensor, ...], _out: torch.Tensor) -> torch.Tensor:
+        x = args[0]
+        p = float(getattr(module, "p", dropout))
+        keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+        return x * keep / (1.0 - p)
+
+    handles = [m.register_forward_hook(active) for m in layers]
+    try:
+        for _ in range(samples):
+            acc.add(learner.predict_proba(indices))
+    finally:
+        for h in handles:
+            h.remove()
+    return acc
+
+
+def select_batch(
+    selector: SelectorSpec, ctx: SelectionContext, k: int, proportions: np.ndarray | None = None
+) -> tuple[Selection, dict[str, Any] | None]:
+    """:func:`select`, or with class ``proportions`` (``--class-balance``) the selector's top ``k``
+    pool scores under class quotas, the pool's classes predicted by the selector model. Returns
+    the selection and what the quotas did (None without class balance)."""
+    selection = select(selector, ctx, k)
+    if proportions is None:
+        return selection, None
+    if ctx.probabilities is None:
+        raise RuntimeError("class balance needs the selector model's probabilities of the pool")
+    scores = torch.as_tensor(np.asarray(selection.scores, dtype=np.float32))
+    predicted = ctx.probabilities.argmax(dim=1).cpu()
+    chosen = class_balanced_top_k(scores, predicted, k, proportions.tolist())
+    picks = ctx.pool[chosen.picks.numpy()].astype(np.int64)
+    return Selection(picks, selection.scores), balance_report(chosen.quotas, predicted, chosen.filled, "predicted")
+
+
+def balance_report(quotas: list[int], classes: torch.Tensor, filled: torch.Tensor, source: str) -> dict[str, Any]:
+    """What class balance did (``class_balance.json``): quotas, candidates per class, fills."""
+    available = torch.bincount(classes.cpu().long(), minlength=len(quotas)).tolist()
+    short = [c for c, (q, a) in enumerate(zip(quotas, available)) if a < q]
+    return {
+        "quotas": quotas,
+        "candidates": available,
+        "classes_of_candidates": source,
+        "short_classes": short,
+        "filled_from_other_classes": int(filled.numel()),
+        "note": (
+            f"classes {short} had fewer candidates than their quota; {int(filled.numel())} picks were filled "
+            "from the best remaining candidates of the other classes"
+            if short
+            else "every class met its quota"
+        ),
+    }
+
+
+VARIANT_DEFAULTS: dict[str, Any] = {"class_balance": False, "coverage": "none", "score_models": 1}
+"""Selection settings beyond the selector (``svpkit.selection`` tag when not at these defaults)."""
+
+
+def selector_settings(cfg: Any) -> dict[str, str]:
+    """The resolved settings ``selector_options`` and ``selection`` (tags ``svpkit.<name>``): the
+    selector's options and the non-default selection variants (class balance, coverage, score models)."""
+    variant = {k: getattr(cfg, k) for k, v in VARIANT_DEFAULTS.items() if getattr(cfg, k, v) != v}
+    if variant.get("coverage") == "ccs":
+        variant |= {"ccs_cutoff": cfg.ccs_cutoff, "ccs_bins": cfg.ccs_bins}
+    return {
+        "selector_options": format_options(getattr(cfg, "selector_options", {})),
+        "selection": format_options(variant),
+    }
+
+
+def check_selection(selector: SelectorSpec, loop: str, proxy: ModelSpec, dataset: Dataset, cfg: Any) -> None:
+    """The selector's own ``check`` and the class-balance rule of ``loop`` (ConfigError before any run)."""
+    if getattr(cfg, "class_balance", False) and loop != "core_set":
+        if not selector.needs or not selector.score_based:
+            what = "trains no selector model" if not selector.needs else "does not pick the top-k of a score"
+            raise ConfigError(
+                f"--class-balance in {loop.replace('_', ' ')} balances the selector's top scores over the selector "
+                f"model's predicted classes; {selector.name!r} {what}"
+            )
+    if selector.check is None:
+        return
+
+    def build_proxy() -> object | None:
+        return proxy.build(dataset.num_classes, dataset.input_shape) if proxy.build is not None else None
+
+    selector.check(SelectorUse(loop, proxy.name, build_proxy, getattr(cfg, "selector_options", {})))

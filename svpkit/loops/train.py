@@ -17,6 +17,7 @@ from svpkit.data.base import Dataset
 from svpkit.learners import make_learner
 from svpkit.loops.budgets import to_count
 from svpkit.loops.common import resolved_settings
+from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import LearnerOptions, Tracker, TrainObserver
@@ -44,6 +45,8 @@ class TrainOutcome:
     test_error: float
     epochs: int
     losses: list[float]
+    class_errors: list[float | None] = field(default_factory=list)
+    """Test error per class (None: no test example of the class), from the same pass as ``test_error``."""
 
 
 def train_and_evaluate(
@@ -67,7 +70,8 @@ def train_and_evaluate(
         with Timer(learner.device) as timer:
             learner.fit(indices, observers=observers or [], progress=advance)
     losses = [float(x) for x in getattr(learner, "loss_history", [])]
-    outcome = TrainOutcome(timer.seconds, learner.error("test"), int(epochs), losses)
+    error, class_errors = split_errors(learner, dataset)
+    outcome = TrainOutcome(timer.seconds, error, int(epochs), losses, class_errors)
     return outcome, learner
 
 
@@ -143,6 +147,7 @@ def run_train(
     tracker.log_metrics(
         {Metric.TARGET_TRAIN_SECONDS: outcome.train_seconds, Metric.TARGET_ERROR: outcome.test_error}, step
     )
+    log_class_errors(tracker, dataset, outcome.class_errors, step, True, Artifact.PER_CLASS)
     if indices.size < n:
         tracker.log_array(Artifact.SUBSET, indices)
     tracker.log_json(Artifact.TIMINGS, {"target_train_seconds": outcome.train_seconds, "epochs": outcome.epochs})

@@ -48,23 +48,19 @@ class DigitsCNN(nn.Module):
 
 _SCHEDULE = TrainConfig(epochs=30, batch_size=32, lr=0.05, milestones=(15, 23))
 
+def _spec(name: str, family: str, module: type[nn.Module], description: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family=family,
+        train=_SCHEDULE,
+        build=lambda c, s: module(c, s),
+        modalities=("vector",),
+        description=description,
+        example_input_shape=(64,),
+    )
+
+
 SPECS = [
-    ModelSpec(
-        name="digits_mlp",
-        family="mlp",
-        train=_SCHEDULE,
-        build=lambda c, s: DigitsMLP(c, s),
-        modalities=("vector",),
-        description="64-32-10 MLP for 8x8 digits (the embedded default's proxy)",
-        example_input_shape=(64,),
-    ),
-    ModelSpec(
-        name="digits_cnn",
-        family="cnn",
-        train=_SCHEDULE,
-        build=lambda c, s: DigitsCNN(c, s),
-        modalities=("vector",),
-        description="3-layer CNN for 8x8 digits (the embedded default's target)",
-        example_input_shape=(64,),
-    ),
+    _spec("digits_mlp", "mlp", DigitsMLP, "64-32-10 MLP for 8x8 digits (the embedded default's proxy)"),
+    _spec("digits_cnn", "cnn", DigitsCNN, "3-layer CNN for 8x8 digits (the embedded default's target)"),
 ]

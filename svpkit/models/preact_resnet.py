@@ -15,7 +15,30 @@ from torch import nn
 from svpkit.models.base import ModelSpec, TrainConfig
 
 
-class PreActBlock(nn.Module):
+def _shortcut(inplanes: int, out: int, stride: int) -> nn.Module:
+    """A 1×1 projection when the block changes shape, else the identity."""
+    if stride != 1 or inplanes != out:
+        return nn.Conv2d(inplanes, out, 1, stride=stride, bias=False)
+    return nn.Identity()
+
+
+class _PreActUnit(nn.Module):
+    """BN-ReLU first; a projection shortcut reads the pre-activated input (the reference's behaviour)."""
+
+    bn1: nn.BatchNorm2d
+    shortcut: nn.Module
+
+    def residual(self, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn1(x))
+        if not isinstance(self.shortcut, nn.Identity):
+            x = h
+        return self.residual(h) + self.shortcut(x)
+
+
+class PreActBlock(_PreActUnit):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
@@ -24,24 +47,13 @@ class PreActBlock(nn.Module):
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.increasing = stride != 1 or inplanes != planes * self.expansion
-        self.shortcut: nn.Module = (
-            nn.Conv2d(inplanes, planes * self.expansion, 1, stride=stride, bias=False)
-            if self.increasing
-            else nn.Identity()
-        )
+        self.shortcut = _shortcut(inplanes, planes * self.expansion, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.bn1(x))
-        # A projection shortcut reads the pre-activated input (the reference's behaviour).
-        if self.increasing:
-            x = h
-        h = self.conv1(h)
-        h = self.conv2(F.relu(self.bn2(h)))
-        return h + self.shortcut(x)
+    def residual(self, h: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.relu(self.bn2(self.conv1(h))))
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(_PreActUnit):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
@@ -52,21 +64,11 @@ class PreActBottleneck(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
-        self.increasing = stride != 1 or inplanes != planes * self.expansion
-        self.shortcut: nn.Module = (
-            nn.Conv2d(inplanes, planes * self.expansion, 1, stride=stride, bias=False)
-            if self.increasing
-            else nn.Identity()
-        )
+        self.shortcut = _shortcut(inplanes, planes * self.expansion, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.bn1(x))
-        if self.increasing:
-            x = h
-        h = self.conv1(h)
-        h = self.conv2(F.relu(self.bn2(h)))
-        h = self.conv3(F.relu(self.bn3(h)))
-        return h + self.shortcut(x)
+    def residual(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return self.conv3(F.relu(self.bn3(h)))
 
 
 class PreActResNet(nn.Module):

@@ -20,7 +20,16 @@ from rich.table import Table
 
 from svpkit.errors import SvpkitError
 from svpkit.presets.backends import Outcome, fan_out
-from svpkit.presets.plan import KEY_TAG, PRESET_TAG, LoopCommands, PlannedRun, Preset, load_preset
+from svpkit.presets.plan import (
+    KEY_TAG,
+    PRESET_TAG,
+    LoopCommands,
+    PlannedRun,
+    Preset,
+    PresetError,
+    load_preset,
+    problems,
+)
 from svpkit.presets.runner import environment, execute, start_run
 
 
@@ -70,6 +79,12 @@ def run_preset(
     """Expand, skip what is FINISHED, run the rest in order, then compare the experiment."""
     out = Console(width=None if sys.stdout.isatty() else 160)
     preset = load_preset(path, commands, experiment)
+    found = problems(preset, commands)
+    if found:
+        err = Console(stderr=True, soft_wrap=True)
+        for line in found:
+            err.print(line, markup=False, highlight=False)
+        raise PresetError(f"{len(found)} problem(s) in the planned runs of {preset.path} (above); nothing was run")
     # Inside `mlflow run -e experiment` that entry's own run exists already; it records the
     # plan, and the preset's runs (and the comparison) become runs of their own.
     outer_run = os.environ.get("MLFLOW_RUN_ID")
@@ -123,8 +138,8 @@ def _run_all(
 
 def _compare(preset: Preset, out: Any) -> str:
     """``svpkit compare`` over the preset's experiment; the comparison run's id."""
-    from svpkit import tracking
     from svpkit.analysis import compare as comparison
+    from svpkit.tracking.store import run_link
 
     result = comparison.compare_experiment(preset.experiment)
     for table in comparison.rich_tables(result):
@@ -132,7 +147,8 @@ def _compare(preset: Preset, out: Any) -> str:
     for line in comparison.summary_lines(result):
         out.print(f"note: {line}", highlight=False)
     exp_id, compare_run = comparison.log_comparison(result, f"compare-{preset.name}")
-    out.print(f"comparison run {compare_run}: {tracking.runs_url(exp_id, compare_run)}")
+    for line in run_link(exp_id, compare_run, "comparison run"):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     return compare_run
 
 

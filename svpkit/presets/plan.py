@@ -79,6 +79,9 @@ class LoopCommands:
 
     options: Mapping[str, Mapping[str, CommandOption]]
     """Loop (``active_learning``, ...) → the command's option names → how to write them."""
+    parse: Callable[[str, list[str]], Mapping[str, Any]]
+    """``parse(loop, args)``: the loop command's parameters for ``args`` (typed, defaults filled in) without
+    running it; raises :class:`RejectedArguments` when the command rejects them."""
     run: Callable[[list[str]], int | None]
     """Run ``svpkit ARGS`` in this process and return its exit code (None or 0: success); raises
     :class:`RejectedArguments` when the command rejects its arguments."""
@@ -153,6 +156,21 @@ def load_preset(
     return Preset(
         path=file, name=name, experiment=experiment, description=str(head.get("description", "")), runs=planned
     )
+
+
+def problems(preset: Preset, commands: LoopCommands) -> list[str]:
+    """Every problem of every planned run, one line each: the loop commands' own validation pass
+    (:mod:`svpkit.loops.validate`) over each run's arguments, before any run exists."""
+    from svpkit.loops.validate import problems as run_problems
+
+    lines = []
+    for run in preset.runs:
+        try:
+            found: list[Exception] = [*run_problems(run.loop, commands.parse(run.loop, run.args))]
+        except RejectedArguments as exc:
+            found = [exc]
+        lines += [f"run {run.index} ({run.name}): {problem}" for problem in found]
+    return lines
 
 
 def _read(file: Path, path: str | Path) -> dict[str, Any]:

@@ -26,7 +26,11 @@ loop stays on the device without host synchronisation.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from svpkit.errors import ConfigError
+from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse
 
 
 def has_final_linear(model: object) -> bool:
@@ -123,3 +127,33 @@ def badge_select(
         if step + 1 < k:
             idx = _draw_d2(min_sq, picked, generator)
     return picks, emb.sq_norms.sqrt()
+
+
+def check_badge(use: SelectorUse) -> None:
+    """BADGE embeds the gradient of the proxy's final linear layer: the proxy must have one."""
+    if not has_final_linear(use.build_proxy()):
+        raise ConfigError(
+            f"badge needs a torch classifier with a final nn.Linear layer (its gradient embedding); {use.proxy!r} has none"
+        )
+
+
+def select_badge(ctx: SelectionContext, k: int) -> Selection:
+    """k-means++ on the pool's gradient embeddings, the generator seeded from the selection RNG."""
+    if ctx.probabilities is None or ctx.pool_embeddings is None:
+        raise RuntimeError("badge needs the pool's probabilities and embeddings")
+    device = ctx.pool_embeddings.device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(ctx.rng.integers(2**63 - 1)))
+    picks, norms = badge_select(ctx.probabilities.to(device), ctx.pool_embeddings, k, generator)
+    return Selection(picks=ctx.pool[picks.cpu().numpy()].astype(np.int64), scores=norms.cpu().numpy())
+
+
+SPECS = [
+    SelectorSpec(
+        "badge",
+        select_badge,
+        frozenset({"probabilities", "embeddings"}),
+        "k-means++ seeding on last-layer gradient embeddings (diverse and uncertain)",
+        check=check_badge,
+    )
+]

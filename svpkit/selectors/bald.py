@@ -16,11 +16,20 @@ the final linear layer: the network body runs once, only the head ``T`` times).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
+from svpkit.errors import ConfigError
+from svpkit.models.options import ModelOption
+from svpkit.selectors.badge import has_final_linear
+from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
 from svpkit.selectors.uncertainty import entropy_scores
+
+MC_OPTIONS = (
+    ModelOption("mc_samples", int, 20, "Monte-Carlo dropout passes (at least 2)"),
+    ModelOption("mc_dropout", float, 0.5, "dropout probability on the penultimate features (models without dropout)"),
+)
 
 
 def validate_mc_options(samples: int, dropout: float) -> None:
@@ -121,3 +130,45 @@ def mc_head_probabilities(
             logits = torch.addmm(b, h * keep, w_t, alpha=scale)
             out[i : i + chunk] = torch.softmax(logits, dim=1)
         yield out
+
+
+def check_mc(use: SelectorUse) -> None:
+    """The options are valid and the proxy is a torch classifier with a final linear layer."""
+    try:
+        validate_mc_options(int(use.options["mc_samples"]), float(use.options["mc_dropout"]))
+    except ValueError as e:
+        raise ConfigError(f"--selector-options: {e}") from None
+    if not has_final_linear(use.build_proxy()):
+        raise ConfigError(f"MC dropout needs a torch classifier with a final nn.Linear layer; {use.proxy!r} has none")
+
+
+def _accumulated(ctx: SelectionContext) -> MCAccumulator:
+    if ctx.mc_probabilities is None:
+        raise RuntimeError("this selector needs the MC-dropout probabilities of the pool (none were computed)")
+    return ctx.mc_probabilities
+
+
+def select_bald(ctx: SelectionContext, k: int) -> Selection:
+    return top_k_by_score(ctx, _accumulated(ctx).bald(), k)
+
+
+def select_mc_entropy(ctx: SelectionContext, k: int) -> Selection:
+    return top_k_by_score(ctx, _accumulated(ctx).entropy(), k)
+
+
+def _spec(name: str, select: Callable[[SelectionContext, int], Selection], description: str) -> SelectorSpec:
+    return SelectorSpec(
+        name,
+        select,
+        frozenset({"mc_probabilities"}),
+        description,
+        options=MC_OPTIONS,
+        check=check_mc,
+        score_based=True,
+    )
+
+
+SPECS = [
+    _spec("bald", select_bald, "highest mutual information between label and weights under MC dropout first"),
+    _spec("mc_entropy", select_mc_entropy, "highest entropy of the MC-dropout mean prediction first"),
+]

@@ -2,22 +2,35 @@
 
 A selector declares what it needs from the selector model, and the loops compute only that:
 ``"probabilities"`` (softmax over the pool), ``"embeddings"`` (penultimate activations of the pool
-and of the labeled/seed set) or ``"training_dynamics"`` (a :class:`TrainObserver` attached to the
-selector model's training). A selector with no needs (``random``) trains no model at all.
+and of the labeled/seed set), ``"training_dynamics"`` (a :class:`TrainObserver` attached to the
+selector model's training), ``"mc_probabilities"`` (``mc_samples`` Monte-Carlo dropout passes over
+the pool, kept as running sums: :class:`svpkit.selectors.bald.MCAccumulator`) or ``"labels"``
+(the labels of the scored examples: core-set selection only, where every training label is
+known). A selector with no needs (``random``) trains no model at all.
+
+A selector declares its options (:class:`svpkit.models.options.ModelOption`, as models do; set
+with ``--selector-options``, :func:`resolve_selector_options`) and may check a run before it
+starts (``check``: the loop, the proxy, the options; raises ConfigError).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from svpkit.errors import ConfigError
+from svpkit.models.options import ModelOption, parse_options_text
 from svpkit.protocols import Learner, TrainObserver
 
-NEEDS = frozenset({"probabilities", "embeddings", "training_dynamics"})
+if TYPE_CHECKING:
+    from svpkit.selectors.bald import MCAccumulator
+
+NEEDS = frozenset({"probabilities", "embeddings", "training_dynamics", "mc_probabilities", "labels"})
 
 
 @dataclass
@@ -38,6 +51,9 @@ class SelectionContext:
     labeled_embeddings: torch.Tensor | None = None
     signals: dict[str, torch.Tensor] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    """The selector's resolved options (``--selector-options``, defaults filled in)."""
+    mc_probabilities: MCAccumulator | None = None
+    """Running sums of the ``mc_samples`` MC-dropout softmax passes over ``pool`` (rows align)."""
 
 
 @dataclass
@@ -75,6 +91,10 @@ class RankContext:
     subset_size: int
     seed_count: int
     rng: np.random.Generator
+    labels: torch.Tensor | None = None
+    """Every training label (selectors that need ``labels``), on the learner's device."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The selector's resolved options."""
 
     def draw_seeds(self) -> np.ndarray:
         """``seed_count`` distinct training indices drawn from ``rng``, ascending."""
@@ -97,6 +117,13 @@ class SelectorSpec:
     """``select`` for a pool split across ``torchrun`` ranks: ``pool_embeddings`` holds this rank's
     shard of the pool only (:func:`svpkit.parallel.shard_range` order); the picks must equal
     ``select`` on the whole pool, on every rank."""
+    options: tuple[ModelOption, ...] = ()
+    """The options the selector takes (``--selector-options``)."""
+    check: Callable[[SelectorUse], None] | None = None
+    """Refuses a run the selector cannot do (raises ConfigError), before any run exists."""
+    score_based: bool = False
+    """``select`` is the top-k of its ``scores`` and ``rank`` orders by ``Ranking.scores``, so class
+    balance, ``--score-models`` averaging and coverage-centric sampling apply to its scores."""
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - NEEDS
@@ -104,6 +131,43 @@ class SelectorSpec:
             raise ValueError(f"selector {self.name!r} needs unknown signals {sorted(unknown)}")
         if "training_dynamics" in self.needs and self.observer is None:
             raise ValueError(f"selector {self.name!r} needs training dynamics but has no observer")
+
+
+@dataclass(frozen=True)
+class SelectorUse:
+    """What a selector's ``check`` sees: the loop (``svpkit.loop`` value), the proxy's name, an
+    untrained proxy module (``build_proxy()``: None for a model that is no torch module) and the
+    resolved options."""
+
+    loop: str
+    proxy: str
+    build_proxy: Callable[[], object | None]
+    options: Mapping[str, Any]
+
+
+def resolve_selector_options(
+    spec: SelectorSpec, given: Mapping[str, Any], flag: str = "--selector-options"
+) -> dict[str, Any]:
+    """``given`` checked against ``spec.options`` (unknown name: did-you-mean), typed, defaults filled in."""
+    known = {o.name: o for o in spec.options}
+    for name in given:
+        if name not in known:
+            if not known:
+                raise ConfigError(f"{flag}: selector {spec.name!r} takes no options (got {name!r})")
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{flag}: selector {spec.name!r} has no option {name!r}{hint}; it takes {', '.join(sorted(known))}"
+            )
+    try:
+        return {o.name: o.convert(given[o.name], spec.name) if o.name in given else o.default for o in spec.options}
+    except ConfigError as e:
+        raise ConfigError(f"{flag}: {str(e).replace(' of model ', ' of selector ', 1)}") from None
+
+
+def parse_selector_options(spec: SelectorSpec, text: str | None, flag: str = "--selector-options") -> dict[str, Any]:
+    """The command line's ``--selector-options "mc_samples=20,mc_dropout=0.5"`` for ``spec``, typed."""
+    return resolve_selector_options(spec, parse_options_text(text, flag), flag)
 
 
 def rank_descending(scores: torch.Tensor) -> torch.Tensor:

@@ -16,10 +16,29 @@ All scores are float32 on the inputs' device (the model's, for :func:`grand_scor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.func import functional_call, grad, vmap
+
+from svpkit.errors import ConfigError
+from svpkit.models.options import ModelOption
+from svpkit.selectors.base import (
+    RankContext,
+    Ranking,
+    Selection,
+    SelectionContext,
+    SelectorSpec,
+    SelectorUse,
+    ranking_by_score,
+)
+
+LABELS_REASON = (
+    "needs the labels of the examples it scores; in {loop} the scored pool examples have no label until "
+    "they are picked, so use it for core-set selection (svpkit core-set --selector {name})"
+)
+CHUNK = 1024
 
 
 def el2n_scores(probs: torch.Tensor, labels: torch.Tensor, chunk: int = 65_536) -> torch.Tensor:
@@ -91,3 +110,81 @@ def average_scores(scores: Sequence[torch.Tensor]) -> torch.Tensor:
             raise ValueError(f"score vectors of shapes {tuple(total.shape)} and {tuple(s.shape)}")
         total += s.to(total.device).float()
     return total / len(scores)
+
+
+def _check_core_set(name: str) -> Callable[[SelectorUse], None]:
+    def check(use: SelectorUse) -> None:
+        if use.loop != "core_set":
+            raise ConfigError(f"{name} {LABELS_REASON.format(loop=use.loop.replace('_', ' '), name=name)}")
+
+    return check
+
+
+def _refuse_select(ctx: SelectionContext, k: int) -> Selection:
+    raise ConfigError("EL2N and GraNd score labeled training examples: core-set selection only")
+
+
+def _labels(ctx: RankContext) -> torch.Tensor:
+    if ctx.learner is None or ctx.labels is None:
+        raise RuntimeError("EL2N and GraNd need a trained proxy and the training labels")
+    return ctx.labels
+
+
+def rank_el2n(ctx: RankContext) -> Ranking:
+    """Every training example by EL2N of the proxy's eval-mode softmax, hardest first."""
+    labels = _labels(ctx)
+    assert ctx.learner is not None
+    return ranking_by_score(el2n_scores(ctx.learner.predict_proba(None, "train"), labels))
+
+
+def _all_parameter_scores(learner: Any, labels: torch.Tensor) -> torch.Tensor:
+    """GraNd over every parameter of a torch learner's model (inputs prepared chunk by chunk)."""
+    model, inputs, prepare = (getattr(learner, a, None) for a in ("model", "inputs", "prepare"))
+    if not isinstance(model, torch.nn.Module) or not callable(inputs) or not callable(prepare):
+        raise ConfigError("grand with layers=all needs svpkit's torch learner (use layers=last otherwise)")
+    x_all, _ = inputs("train")
+    out = [
+        grand_scores(model, prepare(x_all[i : i + CHUNK].to(learner.device)), labels[i : i + CHUNK])
+        for i in range(0, labels.shape[0], CHUNK)
+    ]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def rank_grand(ctx: RankContext) -> Ranking:
+    """Every training example by its gradient norm (``layers``: all parameters or the last layer)."""
+    labels = _labels(ctx)
+    learner = ctx.learner
+    assert learner is not None
+    if ctx.options.get("layers", "all") == "last":
+        probs = learner.predict_proba(None, "train")
+        scores = grand_last_layer_scores(probs, labels, learner.embed(None, "train"))
+    else:
+        scores = _all_parameter_scores(learner, labels)
+    return ranking_by_score(scores)
+
+
+def _spec(
+    name: str, rank: Callable[[RankContext], Ranking], needs: set[str], description: str, **kw: Any
+) -> SelectorSpec:
+    return SelectorSpec(
+        name,
+        _refuse_select,
+        frozenset({"labels", *needs}),
+        description,
+        rank=rank,
+        check=_check_core_set(name),
+        score_based=True,
+        **kw,
+    )
+
+
+GRAND_OPTIONS = (
+    ModelOption(
+        "layers", str, "all", "gradient of every parameter (all) or of the final layer only (last)", ("all", "last")
+    ),
+)
+
+SPECS = [
+    _spec("el2n", rank_el2n, {"probabilities"}, "highest error L2 norm |softmax - onehot(y)| first (core-set)"),
+    _spec("grand", rank_grand, set(), "highest per-example gradient norm first (core-set)", options=GRAND_OPTIONS),
+]

@@ -108,5 +108,6 @@ SPECS = [
         "most forgetting events during the proxy's training first, never-learned first (paper Alg. 2; core-set)",
         observer=ForgettingTracker,
         rank=rank_forgetting,
+        score_based=True,
     )
 ]

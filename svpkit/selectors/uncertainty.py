@@ -65,6 +65,7 @@ def _spec(name: str, score_fn: ScoreFunction, description: str) -> SelectorSpec:
         frozenset({"probabilities"}),
         description,
         rank=_uncertainty_ranking(score_fn),
+        score_based=True,
     )
 
 

@@ -13,4 +13,6 @@ def select_random(ctx: SelectionContext, k: int) -> Selection:
     return Selection(picks=ctx.pool[order], scores=scores)
 
 
-SPECS = [SelectorSpec("random", select_random, frozenset(), "uniformly random points (no selector model)")]
+SPECS = [
+    SelectorSpec("random", select_random, frozenset(), "uniformly random points (no selector model)", score_based=True)
+]

@@ -22,13 +22,64 @@ class TrackingError(SvpkitError):
 _READY_STORES: set[str] = set()
 
 
+PROBE_TIMEOUT_S = 5.0
+
+
 def client() -> MlflowClient:
+    """A client of the current store; a tracking server is probed first (:func:`probe`)."""
     uri = mlflow.get_tracking_uri()
     if uri in _READY_STORES:
         return MlflowClient(uri)
+    probe(uri)
     c = _open_store(uri)
     _READY_STORES.add(uri)
     return c
+
+
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server (http or https) rather than a local store."""
+    return uri.split(":", 1)[0].lower() in ("http", "https")
+
+
+_ANSWERED: set[str] = set()
+_UNANSWERED: dict[str, TrackingError] = {}
+
+
+def probe(uri: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast when the tracking server ``uri`` (default: the current one) does not answer.
+
+    One request, ``timeout`` seconds, no retries (MLflow's own retries would take minutes), once
+    per process and server; any HTTP answer, even an error status, means the server is there.
+    MLflow's retry settings still apply to everything after. Nothing to do for a local store.
+    """
+    import http.client
+    import socket
+    import urllib.error
+    import urllib.request
+
+    uri = uri or mlflow.get_tracking_uri()
+    if not is_server(uri) or uri in _ANSWERED:
+        return
+    if uri in _UNANSWERED:
+        raise _UNANSWERED[uri]
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        pass  # it answered
+    except (OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, ConnectionRefusedError):
+            cause = "connection refused"
+        elif isinstance(reason, TimeoutError):
+            cause = f"no answer within {timeout:g} s"
+        elif isinstance(reason, socket.gaierror):
+            cause = "unknown host"
+        else:
+            cause = one_line(reason) if isinstance(reason, BaseException) else str(reason)
+        _UNANSWERED[uri] = TrackingError(f"cannot reach tracking server {uri} ({cause})")
+        raise _UNANSWERED[uri] from None
+    _ANSWERED.add(uri)
 
 
 def _open_store(uri: str) -> MlflowClient:
@@ -119,6 +170,26 @@ def ensure_experiment_of_run(run_id: str) -> None:
     _mark_kind(c, c.get_run(run_id).info.experiment_id)
 
 
+LOCAL_UI = "http://127.0.0.1:5000"
+"""Where ``mlflow ui`` serves a local store by default."""
+
+
 def runs_url(experiment_id: str, run_id: str | None = None) -> str:
-    base = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    """The experiment's (or run's) page: on the tracking server itself, else on a local ``mlflow ui``."""
+    uri = mlflow.get_tracking_uri()
+    root = uri.rstrip("/") if is_server(uri) else LOCAL_UI
+    base = f"{root}/#/experiments/{experiment_id}/runs"
     return f"{base}/{run_id}?workflowType=machine_learning" if run_id else f"{base}?workflowType=machine_learning"
+
+
+def ui_command() -> str | None:
+    """The command that serves the current local store in a browser (None for a tracking server)."""
+    uri = mlflow.get_tracking_uri()
+    return None if is_server(uri) else f"mlflow ui --backend-store-uri {uri}"
+
+
+def run_link(experiment_id: str, run_id: str, what: str = "run") -> list[str]:
+    """Where to see a run: its page on the tracking server; for a local store, the UI command, then the page."""
+    command = ui_command()
+    url = runs_url(experiment_id, run_id)
+    return [f"{what} {run_id}: {url}"] if command is None else [f"{what} {run_id}: {command}", f"  then open {url}"]

@@ -1,0 +1,184 @@
+"""The loop commands' validation pass: every problem that is known before the data set is loaded.
+
+``svpkit active-learning``, ``core-set`` and ``train`` run it first, before the tracking store is
+touched, and stop at its first problem (one ``error:`` line, exit code 2, no run); ``svpkit run
+PRESET`` runs it over every planned run before the first one starts and lists every problem.
+
+It checks the names (with a did-you-mean), the counts (``--train-limit``, ``--test-limit``,
+``--batch-size``, ``--subset-size``: 0 means "not given"; negative is an error), the epochs (at least
+1, or 0: the model's default), the seed (numpy's range), the sizes and size lists (no empty item),
+the model options, the device, that each model that is trained reads the data set's inputs (the
+``modality`` its :class:`~svpkit.data.base.DatasetSpec` declares; ``"vector/image"`` when the files
+decide), and that the selector fits the loop. What needs the data set's size (budgets larger than
+the pool, budgets that do not increase) is checked once the data is loaded, still before a run
+exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from svpkit.contract import ACTIVE_LEARNING, TRAIN
+from svpkit.data.base import DatasetSpec
+from svpkit.errors import ConfigError, SvpkitError
+from svpkit.loops.budgets import check_size, one_size, parse_fraction, parse_sizes
+from svpkit.models.base import ModelSpec
+from svpkit.selectors.base import SelectorSpec, parse_selector_options
+
+T = TypeVar("T")
+SEED_MAX = 2**32 - 1
+"""The largest seed (numpy's legacy seeding takes 0 to 2**32 - 1)."""
+COUNTS = {
+    "train_limit": "all examples",
+    "test_limit": "all examples",
+    "batch_size": "each model's own",
+    "subset_size": "--keep decides",
+    "proxy_epochs": "the model's default",
+    "target_epochs": "the model's default",
+}
+"""Count options and what their 0 (the MLproject's "not given") means."""
+
+
+def flag(name: str) -> str:
+    """The command-line option of a parameter: ``proxy_epochs`` → ``--proxy-epochs``."""
+    return "--" + name.replace("_", "-")
+
+
+class _Problems:
+    """Runs checks and keeps what each raised, so that one pass finds every problem."""
+
+    def __init__(self) -> None:
+        self.found: list[SvpkitError] = []
+
+    def attempt(self, check: Callable[..., T], *args: Any) -> T | None:
+        try:
+            return check(*args)
+        except SvpkitError as exc:
+            self.found.append(exc)
+            return None
+
+
+def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
+    """Every problem of a ``loop`` run (``active_learning``, ``core_set``, ``train``) with these
+    arguments, keyed by the command's parameter names (``proxy_epochs``, ``data_path``, ...)."""
+    from svpkit.plugins import get_plugins
+
+    registry = get_plugins()
+    p = _Problems()
+    data = p.attempt(_dataset_spec, registry, values)
+    selector = proxy = None
+    if loop != TRAIN.name:
+        selector = p.attempt(registry.selectors.get, values["selector"])
+        proxy = p.attempt(registry.models.get, values["proxy"])
+    target = p.attempt(registry.models.get, values["target"])
+    _sizes(p, loop, values)
+    p.attempt(_seed, values["seed"])
+    for name, zero in COUNTS.items():
+        if values.get(name) is not None:
+            p.attempt(_count, name, values[name], zero)
+    p.attempt(_device, values["device"])
+    for role, spec in (("proxy", proxy), ("target", target)):
+        if spec is not None:
+            p.attempt(_model_options, spec, values.get(f"{role}_options"), f"--{role}-options")
+    if selector is not None:
+        p.attempt(parse_selector_options, selector, values.get("selector_options"))
+    if selector is not None and loop == ACTIVE_LEARNING.name:
+        p.attempt(_fits_active_learning, selector)
+    if data is not None:
+        trained = [("target", target)] if values.get("train_target", True) else []
+        if selector is not None and selector.needs:
+            trained.insert(0, ("proxy", proxy))
+        for role, spec in trained:
+            if spec is not None:
+                p.attempt(_reads, role, spec, data)
+    return p.found
+
+
+def check(loop: str, values: Mapping[str, Any]) -> None:
+    """Raise the first problem of :func:`problems` (the one a command reports)."""
+    found = problems(loop, values)
+    if found:
+        raise found[0]
+
+
+def require_path(spec: DatasetSpec, path: str | None) -> None:
+    if spec.needs_path and not path:
+        raise ConfigError(f"data set {spec.name!r} needs --data-path (a directory or file with its data)")
+
+
+def _dataset_spec(registry: Any, values: Mapping[str, Any]) -> DatasetSpec:
+    spec: DatasetSpec = registry.datasets.get(values["dataset"])
+    require_path(spec, values.get("data_path"))
+    return spec
+
+
+def _sizes(p: _Problems, loop: str, values: Mapping[str, Any]) -> None:
+    """The sizes of the loop, as far as they can be checked without the data set."""
+    if loop == ACTIVE_LEARNING.name:
+        initial = p.attempt(one_size, values["initial"], "initial")
+        budgets = p.attempt(parse_sizes, values["budgets"]) or []
+        for size, what in [(initial, "initial"), *((b, "budget") for b in budgets)]:
+            if size is not None:
+                p.attempt(check_size, size, what)
+    elif loop == TRAIN.name:
+        size = p.attempt(one_size, values["size"], "size")
+        if size is not None:
+            p.attempt(check_size, size, "size")
+    else:
+        p.attempt(_keep, values.get("keep"))
+        p.attempt(one_size, values["seed_size"], "seed size")  # its range depends on the selector and the data
+
+
+def _keep(value: str | None) -> None:
+    keep = parse_fraction(value, "keep")
+    if keep is not None and not 0 < keep <= 1:
+        raise ConfigError(f"keep {keep:g} is outside (0, 1] (the fraction of the training set to keep)")
+
+
+def _seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"--seed must be a whole number from 0 to {SEED_MAX} (numpy's seed range), got {seed}")
+
+
+def _count(name: str, value: int, zero: str) -> None:
+    if value < 0:
+        raise ConfigError(f"{flag(name)} must be at least 1 (or 0: {zero}), got {value}")
+
+
+def _device(device: str) -> None:
+    """A device name; whether this machine has it is checked where the run runs (a preset may submit elsewhere)."""
+    import torch
+
+    try:
+        if device != "auto":
+            torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)") from None
+
+
+def _model_options(spec: ModelSpec, text: str | None, option: str) -> None:
+    from svpkit.learners.options import parse_model_options
+
+    parse_model_options(spec, text, option)
+
+
+def _fits_active_learning(selector: SelectorSpec) -> None:
+    if "training_dynamics" in selector.needs:
+        raise ConfigError(
+            f"selector {selector.name!r} needs the training dynamics of a model trained on the pool, and active "
+            "learning trains its selector model on the labeled set only; use it with `svpkit core-set`"
+        )
+    if "labels" in selector.needs:
+        raise ConfigError(
+            f"selector {selector.name!r} needs the labels of the examples it scores, and pool examples have no "
+            "label until they are picked; use it with `svpkit core-set`"
+        )
+
+
+def _reads(role: str, spec: ModelSpec, data: DatasetSpec) -> None:
+    if not set(data.modality.split("/")) & set(spec.modalities):
+        raise ConfigError(
+            f"--{role}: model {spec.name!r} takes {'/'.join(spec.modalities)} inputs but data set "
+            f"{data.name!r} is {data.modality}"
+        )
