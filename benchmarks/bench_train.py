@@ -56,10 +56,9 @@ FULL_CIFAR = (181, 50_000)  # the paper's schedule on all of CIFAR-10, for the p
 
 
 def default_data_path() -> str:
-    for candidate in (Path(__file__).resolve().parent.parent.parent / "shared/data/cifar10", Path("/tmp/c10")):
-        if candidate.is_dir():
-            return str(candidate)
-    return ""
+    """CIFAR-10 in the data folder beside the checkout, where there is one ("" otherwise)."""
+    candidate = Path(__file__).resolve().parent.parent.parent / "shared/data/cifar10"
+    return str(candidate) if candidate.is_dir() else ""
 
 
 def parse_args() -> argparse.Namespace:

@@ -36,6 +36,7 @@ from svpkit.contract import (
     compare_metric,
     model_label,
     run_setting,
+    selector_label,
     selector_model_label,
 )
 from svpkit.errors import SvpkitError
@@ -93,7 +94,7 @@ def _compared_run(run: tracking.RunRecord) -> ComparedRun | str:
         loop=loop,
         role=tags[Tag.ROLE],
         dataset=tags.get(Tag.DATASET, params.get("dataset", "?")),
-        selector=tags[Tag.SELECTOR],
+        selector=selector_label(tags, params),
         # A model run with options is another model here (svpkit.contract.model_label).
         selector_model=selector_model_label(tags, params),
         target_model=model_label(tags[Tag.TARGET_MODEL], run_setting(tags, params, "target_options")),

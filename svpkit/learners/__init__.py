@@ -4,7 +4,8 @@
 spec's own ``learner`` factory (fastText) or the torch learner (:mod:`svpkit.learners.torch`, one
 process; :mod:`svpkit.learners.torch_ddp`, its fit under ``torchrun``; both run the epoch loop of
 :mod:`svpkit.learners.epochs`). :mod:`svpkit.learners.options` says which options a run may set
-for a model (its own and, for torch models, the torch learner's).
+for a model (its own and, for torch models, the torch learner's); :mod:`svpkit.learners.acceleration`
+what ``amp`` and ``compile`` turn on per device.
 """
 
 from __future__ import annotations

@@ -121,7 +121,9 @@ class InRunAgreement:
         learner, observers = self.previous
         self.previous = None
         rng = np.random.default_rng(derive_seed(self.seed, "agreement", round_no))
-        ours = SelectionContext(pool=ctx.pool, labeled=ctx.labeled, rng=rng, device=ctx.device)
+        ours = SelectionContext(
+            pool=ctx.pool, labeled=ctx.labeled, rng=rng, device=ctx.device, options=dict(ctx.options)
+        )
         picks_k = 1 if self.mode == "scores" and "embeddings" in self.selector.needs else k
         with Timer(self.device) as t:
             scoring.fill_selection_context(ours, learner, self.selector)

@@ -27,7 +27,7 @@ from svpkit.loops.common import learner_options, run_role, selection_run_params,
 from svpkit.loops.core_set_report import CoreSetResult, log_summary
 from svpkit.loops.core_set_subset import average_rankings, check_variants, choose_subset, score_model_seed
 from svpkit.loops.evaluation import log_class_errors
-from svpkit.loops.ranking import rank_training_set, rank_with_proxy
+from svpkit.loops.ranking import rank_training_set, rank_with_proxy, training_labels
 from svpkit.loops.reference import FullReference
 from svpkit.loops.scoring import check_selection
 from svpkit.loops.train import TrainOutcome, train_and_evaluate
@@ -298,8 +298,17 @@ class _Stages:
         with Timer(learner.device) as t:
             rng = np.random.default_rng(derive_seed(self.cfg.seed, "rank"))  # a fresh copy: the same seeds
             n = len(self.dataset.train)
+            signals, labels = observer_signals(observers), training_labels(self.selector, self.dataset, learner.device)
             ranking = rank_training_set(
-                self.selector, learner, observer_signals(observers), n, self.subset_size, self.seed_count, rng
+                self.selector,
+                learner,
+                signals,
+                n,
+                self.subset_size,
+                self.seed_count,
+                rng,
+                labels,
+                self.cfg.selector_options,
             )
         metrics = core_set_agreement(_saved_ranking(self.state), ranking, self.subset_size)
         self.tracker.log_metrics(metrics | {Metric.AGREEMENT_SECONDS: t.seconds}, step=self.subset_size)

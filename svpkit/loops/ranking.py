@@ -106,9 +106,14 @@ def rank_with_proxy(
     with Timer(device) as t_rank:
         for obs in observers:
             signals.update(obs.result())  # type: ignore[attr-defined]
-        labels = dataset.train.y.to(device) if "labels" in selector.needs else None
+        labels = training_labels(selector, dataset, device)
         ranking = rank_training_set(
             selector, learner, signals, n, subset_size, seed_count, rng, labels, selector_options
         )
     ranking_s = t_rank.seconds
     return ranking, train_s, ranking_s, error
+
+
+def training_labels(selector: SelectorSpec, dataset: Dataset, device: torch.device) -> torch.Tensor | None:
+    """Every training label on ``device`` for a selector that needs ``labels``, else None."""
+    return dataset.train.y.to(device) if "labels" in selector.needs else None

@@ -48,6 +48,7 @@ class DigitsCNN(nn.Module):
 
 _SCHEDULE = TrainConfig(epochs=30, batch_size=32, lr=0.05, milestones=(15, 23))
 
+
 def _spec(name: str, family: str, module: type[nn.Module], description: str) -> ModelSpec:
     return ModelSpec(
         name=name,

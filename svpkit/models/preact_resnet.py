@@ -8,6 +8,8 @@ ResNet164 bottlenecks (18 per section, ×4 expansion). The classifier is ``fc``,
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -114,16 +116,7 @@ class PreActResNet(nn.Module):
 # The paper's CIFAR schedule: 181 epochs, lr 0.1 decayed ×0.1 at epochs 90 and 136.
 CIFAR_TRAIN = TrainConfig(epochs=181, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, milestones=(90, 136))
 # ResNet110/164 first run one epoch at 0.01 to get training going (He et al.; the paper).
-CIFAR_TRAIN_WARMUP = TrainConfig(
-    epochs=181,
-    batch_size=128,
-    lr=0.1,
-    momentum=0.9,
-    weight_decay=5e-4,
-    milestones=(90, 136),
-    warmup_epochs=1,
-    warmup_lr=0.01,
-)
+CIFAR_TRAIN_WARMUP = replace(CIFAR_TRAIN, warmup_epochs=1, warmup_lr=0.01)
 
 _DEPTHS: dict[int, tuple[type[PreActBlock] | type[PreActBottleneck], int]] = {
     20: (PreActBlock, 3),

@@ -44,19 +44,19 @@ def start_run(preset: Preset, run: PlannedRun) -> str:
 def environment(**values: str | None) -> Iterator[None]:
     """Set (or, for None, remove) environment variables within the block."""
     old = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
+
+    def apply(settings: dict[str, str | None]) -> None:
+        for k, v in settings.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+    try:
+        apply(dict(values))
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        apply(old)
 
 
 def run_subprocess(run: PlannedRun, run_id: str, tracking_uri: str, **env: str) -> tuple[int, str | None]:
