@@ -17,23 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from svpkit.cli.base import app, out, plugins, print_run_link
-from svpkit.cli.options import (
-    BatchSize,
-    DataPath,
-    Dataset,
-    Deterministic,
-    Device,
-    Experiment,
-    ProxyEpochs,
-    ProxyOptions,
-    Quiet,
-    RunName,
-    Seed,
-    TestLimit,
-    TrainLimit,
-    opt_int,
-    parse_bool,
-)
+from svpkit.cli.options import DATA, RUN, opt_int, parse_bool, with_shared
 from svpkit.cli.runs import LoopArgs, collect, load_dataset
 from svpkit.cli.tables import percent
 from svpkit.errors import ConfigError
@@ -66,29 +50,18 @@ MAY_CHANGE = ("data_path", "device")
 
 
 @app.command("query")
+@with_shared(DATA, ("seed", "device", "proxy_epochs", "batch_size", "proxy_options", "deterministic", *RUN))
 def query(
-    dataset: Dataset = "digits",
-    data_path: DataPath = None,
-    train_limit: TrainLimit = None,
-    test_limit: TestLimit = None,
     selector: Annotated[str, typer.Option(help="Selector name (svpkit selectors list).")] = "least_confidence",
     proxy: Annotated[
         str, typer.Option(help="The proxy: the selector model trained on the labeled set.")
     ] = "digits_mlp",
     k: Annotated[int, typer.Option("--k", help="How many examples to ask the annotators for.")] = 500,
-    seed: Seed = 0,
-    device: Device = "auto",
-    proxy_epochs: ProxyEpochs = None,
-    batch_size: BatchSize = None,
-    proxy_options: ProxyOptions = None,
-    deterministic: Deterministic = "false",
     project: ProjectId = None,
     out_file: Annotated[
         Optional[str], typer.Option("--out", help="Also write the batch to this CSV file (for the annotation tool).")
     ] = None,
-    experiment: Experiment = None,
-    run_name: RunName = None,
-    quiet: Quiet = False,
+    **shared: Any,
 ) -> None:
     """Ask for the next batch to label: the proxy, trained on the labels so far, picks k of the unlabeled pool."""
     from svpkit.labeling.project import new_project
@@ -98,7 +71,7 @@ def query(
     from svpkit.progress import make_progress
     from svpkit.runtime import resolve_device
 
-    opened, args = _settings(project or None, collect(QueryArgs, locals()))
+    opened, args = _settings(project or None, collect(QueryArgs, locals() | shared))
     registered = plugins()
     selector_spec, proxy_spec = registered.selectors.get(args.selector), registered.models.get(args.proxy)
     cfg = QueryConfig(
@@ -115,11 +88,14 @@ def query(
     state = opened or new_project({f.name: getattr(args, f.name) for f in fields(args)}, data.class_names)
     labeled, labels = state.training_set(data)
     check_pool(data, labeled, k)  # before any training
-    with make_progress(quiet) as progress:
+    with make_progress(shared["quiet"]) as progress:
         result = query_round(data, labeled, labels, selector_spec, proxy_spec, cfg, len(state.rounds), progress)
     tags, params = describe_project(data, selector_spec, proxy_spec, cfg)
-    name = run_name or f"labeling-{args.selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{args.seed}"
-    updated, text, experiment_id = commit_query(state, result, data, RunInfo(name, tags, params, experiment))
+    name = (
+        shared["run_name"]
+        or f"labeling-{args.selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{args.seed}"
+    )
+    updated, text, experiment_id = commit_query(state, result, data, RunInfo(name, tags, params, shared["experiment"]))
     if out_file:
         Path(out_file).write_text(text, encoding="utf-8")
     _print_query(updated, result, data, out_file)

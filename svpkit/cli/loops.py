@@ -9,30 +9,16 @@ import typer
 
 from svpkit.cli.base import app, err, out, plugins, uses_store
 from svpkit.cli.options import (
-    Agreement,
-    BatchSize,
+    DATA,
+    RUN,
+    SELECTION,
     CcsBins,
     CcsCutoff,
-    ClassBalance,
     Coverage,
-    DataPath,
-    Dataset,
-    Deterministic,
-    Device,
-    Experiment,
-    ProxyEpochs,
-    ProxyOptions,
-    Quiet,
-    RunName,
     ScoreModels,
-    Seed,
-    SelectorOptions,
-    TargetEpochs,
-    TargetOptions,
-    TestLimit,
-    TrainLimit,
     opt_int,
     parse_bool,
+    with_shared,
 )
 from svpkit.cli.runs import LoopArgs, LoopRun, ResumeState, collect, prepare, resolve_resume, run_tracked, validated
 from svpkit.cli.tables import print_active_learning, print_core_set
@@ -147,11 +133,8 @@ class Specs(NamedTuple):
 # -- active learning ---------------------------------------------------------------------------
 @app.command("active-learning")
 @uses_store
+@with_shared(DATA, SELECTION + RUN)
 def active_learning(
-    dataset: Dataset = "digits",
-    data_path: DataPath = None,
-    train_limit: TrainLimit = None,
-    test_limit: TestLimit = None,
     selector: Selector = "least_confidence",
     proxy: Annotated[
         str, typer.Option(help="Selector model: the proxy (or the target for a baseline).")
@@ -161,44 +144,33 @@ def active_learning(
     budgets: Annotated[
         str, typer.Option(help="Cumulative labeled sizes: fractions or counts.")
     ] = "0.1,0.2,0.3,0.4,0.5",
-    seed: Seed = 0,
-    device: Device = "auto",
-    proxy_epochs: ProxyEpochs = None,
-    target_epochs: TargetEpochs = None,
-    batch_size: BatchSize = None,
-    proxy_options: ProxyOptions = None,
-    target_options: TargetOptions = None,
     train_target: Annotated[bool, typer.Option(help="Train and evaluate the target at every budget level.")] = True,
-    selector_options: SelectorOptions = None,
-    class_balance: ClassBalance = "false",
-    agreement: Agreement = "auto",
-    deterministic: Deterministic = "false",
     resume: Annotated[
         Optional[str],
         typer.Option(help="Continue this interrupted run from its last finished round (its own parameters are used)."),
     ] = None,
-    experiment: Experiment = None,
-    run_name: RunName = None,
-    quiet: Quiet = False,
     sync_batchnorm: Annotated[
         bool,
         typer.Option("--sync-batchnorm", help="Under torchrun on GPUs: BatchNorm statistics over all ranks' batches."),
     ] = False,
+    **shared: Any,
 ) -> None:
     """Batch active learning: a selector model picks each batch, the target is trained at each level."""
     from svpkit import parallel
     from svpkit.loops.active_learning import describe_run, run_active_learning
 
-    given = collect(ActiveLearningArgs, locals())
+    given = collect(ActiveLearningArgs, locals() | shared)
     # Under torchrun: join the process group; only rank 0 reads or writes MLflow.
-    dist_info = parallel.init_from_env(device, sync_batchnorm)
+    dist_info = parallel.init_from_env(given.device, sync_batchnorm)
     resumed = resolve_resume("active_learning", resume, given)
     args = resumed.args
     data, (specs, cfg) = prepare(args, args.device, dist_info, lambda on: _active_learning_config(args, on))
     tags, params = describe_run(data, *specs, cfg)  # validates the budgets
-    name = run_name or specs.run_name("al", args)
+    name = shared["run_name"] or specs.run_name("al", args)
     run = LoopRun(run_active_learning, (data, *specs, cfg), name, tags, params, resumed=resumed)
-    run_tracked(run, experiment=experiment, dist_info=dist_info, quiet=quiet, report=_report_active_learning)
+    run_tracked(
+        run, experiment=shared["experiment"], dist_info=dist_info, quiet=shared["quiet"], report=_report_active_learning
+    )
 
 
 def _report_active_learning(result: Any) -> None:
@@ -222,11 +194,8 @@ def _active_learning_config(args: ActiveLearningArgs, device: str) -> tuple[Spec
 # -- core-set selection ------------------------------------------------------------------------
 @app.command("core-set")
 @uses_store
+@with_shared(DATA, SELECTION + RUN)
 def core_set(
-    dataset: Dataset = "digits",
-    data_path: DataPath = None,
-    train_limit: TrainLimit = None,
-    test_limit: TestLimit = None,
     selector: Annotated[str, typer.Option(help="Selector that ranks the training set.")] = "forgetting_events",
     proxy: Annotated[
         str, typer.Option(help="Model trained on all data to rank it (the target for a baseline).")
@@ -239,55 +208,48 @@ def core_set(
     seed_size: Annotated[
         str, typer.Option(help="k-center's random seed points: count or fraction (count toward the subset).")
     ] = "1000",
-    seed: Seed = 0,
-    device: Device = "auto",
-    proxy_epochs: ProxyEpochs = None,
-    target_epochs: TargetEpochs = None,
-    batch_size: BatchSize = None,
-    proxy_options: ProxyOptions = None,
-    target_options: TargetOptions = None,
     full_run: Annotated[
         Optional[str], typer.Option(help="Run id of a train run of the target on all data (speed-up reference).")
     ] = None,
     compare_full: Annotated[
         str, typer.Option(help="true: train the target on all data in this run when no reference run exists.")
     ] = "false",
-    selector_options: SelectorOptions = None,
-    class_balance: ClassBalance = "false",
     coverage: Coverage = "none",
     ccs_cutoff: CcsCutoff = 0.0,
     ccs_bins: CcsBins = 50,
     score_models: ScoreModels = 1,
-    agreement: Agreement = "auto",
-    deterministic: Deterministic = "false",
     resume: Annotated[
         Optional[str],
         typer.Option(help="Continue this interrupted run from its last finished stage (its own parameters are used)."),
     ] = None,
-    experiment: Experiment = None,
-    run_name: RunName = None,
-    quiet: Quiet = False,
+    **shared: Any,
 ) -> None:
     """Core-set selection: rank every training example with a proxy, train the target on the best part."""
     from svpkit import parallel
     from svpkit.loops.core_set import describe_run, run_core_set
 
-    given = collect(CoreSetArgs, locals())
+    given = collect(CoreSetArgs, locals() | shared)
     # Under torchrun: DDP training on every rank; only rank 0 reads or writes MLflow.
-    dist_info = parallel.init_from_env(device)
+    dist_info = parallel.init_from_env(given.device)
     resumed = resolve_resume("core_set", resume, given)
     args = resumed.args
     data, (specs, cfg) = prepare(args, args.device, dist_info, lambda on: _core_set_config(args, on))
     describe_run(data, *specs, cfg)  # validates sizes before any run exists
     if dist_info.is_main:  # the full-data reference is looked up on rank 0 and broadcast
-        cfg.full_reference = _full_reference(resumed, experiment, data, specs.target, cfg)
+        cfg.full_reference = _full_reference(resumed, shared["experiment"], data, specs.target, cfg)
     cfg.full_reference = parallel.from_main(lambda: cfg.full_reference)
     tags, params = describe_run(data, *specs, cfg)
     first_state = {"loop": "core_set", "round": 0}  # resumable from its first stage on
-    name = run_name or specs.run_name("cs", args)
+    name = shared["run_name"] or specs.run_name("cs", args)
     run = LoopRun(run_core_set, (data, *specs, cfg), name, tags, params, first_state, resumed)
     title = f"core-set: {args.selector} via {specs.selector_model('no model')}"
-    run_tracked(run, experiment=experiment, dist_info=dist_info, quiet=quiet, report=lambda r: print_core_set(r, title))
+    run_tracked(
+        run,
+        experiment=shared["experiment"],
+        dist_info=dist_info,
+        quiet=shared["quiet"],
+        report=lambda r: print_core_set(r, title),
+    )
 
 
 def _core_set_config(args: CoreSetArgs, device: str) -> tuple[Specs, Any]:
@@ -335,36 +297,29 @@ def _full_reference(
 # -- training on all (or part) of the data ----------------------------------------------------
 @app.command("train")
 @uses_store
+@with_shared(DATA, ("seed", "device", *RUN))
 def train(
-    dataset: Dataset = "digits",
-    data_path: DataPath = None,
-    train_limit: TrainLimit = None,
-    test_limit: TestLimit = None,
     target: Annotated[str, typer.Option(help="Model to train.")] = "digits_cnn",
     size: Annotated[
         str, typer.Option(help="Training examples: fraction in (0,1] or count (a seeded random subset); 1.0 = all.")
     ] = "1.0",
-    seed: Seed = 0,
-    device: Device = "auto",
     target_epochs: Annotated[Optional[int], typer.Option(help="Train for this many epochs (schedule scaled).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the model's batch size.")] = None,
     target_options: Annotated[
         Optional[str], typer.Option(help="Options of the model, e.g. 'max_length=256' (svpkit models options NAME).")
     ] = None,
-    experiment: Experiment = None,
-    run_name: RunName = None,
-    quiet: Quiet = False,
+    **shared: Any,
 ) -> None:
     """Train a model on all (or part) of the training data: the reference for core-set speed-ups."""
     from svpkit import parallel
     from svpkit.loops.train import describe_train_run, run_train
 
-    args = validated("train", collect(TrainArgs, locals()))
-    dist_info = parallel.init_from_env(device)  # torchrun: DDP; only rank 0 logs
+    args = validated("train", collect(TrainArgs, locals() | shared))
+    dist_info = parallel.init_from_env(args.device)  # torchrun: DDP; only rank 0 logs
     data, (target_spec, cfg) = prepare(args, args.device, dist_info, lambda on: _train_config(args, on))
     tags, params = describe_train_run(data, target_spec, cfg)
     subset = tags["svpkit.subset_size"]
-    name = run_name or f"train-{target_spec.name}-{subset}-s{seed}"
+    name = shared["run_name"] or f"train-{target_spec.name}-{subset}-s{args.seed}"
     run = LoopRun(run_train, (data, target_spec, cfg), name, tags, params)
 
     def report(outcome: Any) -> None:
@@ -373,7 +328,7 @@ def train(
             f"test error {100 * outcome.test_error:.2f}%, {outcome.train_seconds:.2f} s training"
         )
 
-    run_tracked(run, experiment=experiment, dist_info=dist_info, quiet=quiet, report=report)
+    run_tracked(run, experiment=shared["experiment"], dist_info=dist_info, quiet=shared["quiet"], report=report)
 
 
 def _train_config(args: TrainArgs, device: str) -> tuple[Any, Any]:

@@ -6,7 +6,10 @@ Each alias carries the option's declaration and help; the command gives the defa
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import inspect
+import typing
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -67,6 +70,64 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 # -- listings ----------------------------------------------------------------------------------
 Json = Annotated[bool, typer.Option("--json")]
 Pattern = Annotated[Optional[str], typer.Argument()]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _declare(**options: tuple[Any, Any]) -> dict[str, inspect.Parameter]:
+    return {
+        name: inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=alias, default=default)
+        for name, (alias, default) in options.items()
+    }
+
+
+SHARED = _declare(
+    dataset=(Dataset, "digits"),
+    data_path=(DataPath, None),
+    train_limit=(TrainLimit, None),
+    test_limit=(TestLimit, None),
+    seed=(Seed, 0),
+    device=(Device, "auto"),
+    proxy_epochs=(ProxyEpochs, None),
+    target_epochs=(TargetEpochs, None),
+    batch_size=(BatchSize, None),
+    proxy_options=(ProxyOptions, None),
+    target_options=(TargetOptions, None),
+    selector_options=(SelectorOptions, None),
+    class_balance=(ClassBalance, "false"),
+    agreement=(Agreement, "auto"),
+    deterministic=(Deterministic, "false"),
+    experiment=(Experiment, None),
+    run_name=(RunName, None),
+    quiet=(Quiet, False),
+)
+"""The options several commands take, with the same help and default: name -> its parameter."""
+DATA = ("dataset", "data_path", "train_limit", "test_limit")
+RUN = ("experiment", "run_name", "quiet")
+SELECTION = ("seed", "device", "proxy_epochs", "target_epochs", "batch_size", "proxy_options", "target_options")
+SELECTION += ("selector_options", "class_balance", "agreement", "deterministic")
+"""The options both selection loops (active learning and core-set selection) take."""
+
+
+def with_shared(before: Sequence[str], after: Sequence[str]) -> Callable[[F], F]:
+    """A command taking the :data:`SHARED` options ``before`` and ``after`` its own, in its ``**shared``.
+
+    typer reads the options from the command's ``__signature__``: the shared ones, then the
+    command's own parameters, then ``after``.
+    """
+
+    def declare(command: F) -> F:
+        hints = typing.get_type_hints(command, include_extras=True)
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])
+            for p in inspect.signature(command).parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        params = [*(SHARED[n] for n in before), *own, *(SHARED[n] for n in after)]
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return command
+
+    return declare
 
 
 def opt_int(value: Optional[int]) -> Optional[int]:

@@ -27,7 +27,7 @@ from svpkit.loops.common import learner_options, selection_run_params, selection
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
-from svpkit.protocols import LearnerOptions, Tracker
+from svpkit.protocols import Learner, LearnerOptions, Tracker
 from svpkit.runtime import derive_seed, resolve_device
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
@@ -135,6 +135,7 @@ def run_active_learning(
     initial = np.sort(rng.choice(n, size=init_count, replace=False)).astype(np.int64)
     selected, records = _restore(resume_state, initial, tracker, cfg)
     rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
+    rounds.agreement.restore(resume_state)
     with progress.task(f"active learning: {selector.name} with {proxy.name}", total=len(levels)) as advance_rounds:
         advance_rounds(len(records))
         for round_no in range(len(records) + 1, len(levels) + 1):
@@ -150,7 +151,7 @@ def run_active_learning(
             if rounds.balance is not None:
                 tracker.log_json(round_artifact(round_no, Artifact.CLASS_BALANCE), rounds.balance)
             rounds.agreement.log(tracker, record.labeled_after)
-            tracker.save_state(_state(round_no, initial, selected, records, cfg))
+            tracker.save_state(_state(round_no, initial, selected, records, cfg) | rounds.agreement.state())
             advance_rounds(1)
     result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels)
     _log_summary(tracker, result, dataset, selector, proxy, target)
@@ -220,6 +221,10 @@ class _Rounds:
             selection, self.balance = scoring.select_batch(self.selector, ctx, k, balance)
         picks = np.asarray(selection.picks, dtype=np.int64)
         _check_picks(picks, pool, k, self.selector.name)
+        if self.agreement.missing_target(round_no):  # resumed: the previous round's target was not saved
+            with Timer(self.device) as refit:
+                self.fit_target(labeled, round_no - 1)
+            self.agreement.extra_seconds = refit.seconds
         self.agreement.measure(round_no, ctx, selection, k)  # timed apart: not a selection cost
         target_error = target_s = class_errors = None
         if self.cfg.train_target:
@@ -264,6 +269,12 @@ class _Rounds:
 
     def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float, list[float | None]]:
         """(test error, train seconds, per-class test errors) of a fresh target trained on ``labeled``."""
+        learner, seconds = self.fit_target(labeled, round_no)
+        error, class_errors = split_errors(learner, self.dataset)
+        return error, seconds, class_errors
+
+    def fit_target(self, labeled: np.ndarray, round_no: int) -> tuple[Learner, float]:
+        """Round ``round_no``'s target fitted on ``labeled`` (kept for the next round's agreement); its fit seconds."""
         learner = make_learner(self.target, self.dataset, self.options("target", round_no, self.cfg.target_epochs))
         if not self.target_warmed:
             _warm_up(learner)  # not a selection cost; keeps round 1's target time comparable
@@ -275,8 +286,7 @@ class _Rounds:
             with Timer(self.device) as t:
                 learner.fit(labeled, observers=observers, progress=adv)
         self.agreement.keep(learner, observers)  # it scores the next round's pool
-        error, class_errors = split_errors(learner, self.dataset)
-        return error, t.seconds, class_errors
+        return learner, t.seconds
 
 
 def _state(

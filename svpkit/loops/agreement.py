@@ -8,8 +8,9 @@ k-center: the labeled set), and :func:`svpkit.selectors.agreement.pool_agreement
 two selections. Its randomness comes from ``derive_seed(seed, "agreement", round)``, never from
 the selection's generator, so the proxy's picks are those of a run without agreement. The
 seconds go to ``agreement/seconds``, outside the selection timers (the speed-up keeps the
-paper's definition). A resumed run measures from the second round after the resume on (the
-previous target is not saved).
+paper's definition). A resumed run refits the previous round's target (same seed, so the same
+model on the CPU) for its first round's measurement, and its state carries the history, so it
+logs what an uninterrupted run logs.
 
 Modes (``--agreement``): ``off``; ``full``: the target runs the selection of the same ``k``;
 ``scores``: the same, except that selectors needing embeddings (greedy k-center, BADGE: each pick
@@ -21,7 +22,7 @@ ranking of its in-run full-data fit (``--compare-full true``); both modes rank t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,8 @@ class InRunAgreement:
     pending: dict[str, float] = field(default_factory=dict)
     history: list[RoundAgreement] = field(default_factory=list)
     rows: list[dict[str, float]] = field(default_factory=list)
+    extra_seconds: float = 0.0
+    """Agreement-only work before the next :meth:`measure` (a resumed run refits the previous target)."""
 
     @classmethod
     def for_run(
@@ -104,6 +107,19 @@ class InRunAgreement:
     ) -> InRunAgreement:
         """The agreement of an active-learning run with config ``cfg`` (an ``ALConfig``)."""
         return cls(selector, active_learning_mode(selector, proxy, target, cfg), cfg.seed, device)
+
+    def missing_target(self, round_no: int) -> bool:
+        """True when round ``round_no`` should be measured but has no kept target (the first round after a resume)."""
+        return self.mode != "off" and self.previous is None and round_no >= 2
+
+    def state(self) -> dict[str, Any]:
+        """What a resumed run needs to go on with the same warning and figure (merged into the loop's state)."""
+        return {"agreement": {"history": [asdict(h) for h in self.history], "rows": self.rows}}
+
+    def restore(self, resume_state: dict[str, Any] | None) -> None:
+        saved = (resume_state or {}).get("agreement") or {}
+        self.history = [RoundAgreement(**h) for h in saved.get("history", [])]
+        self.rows = [dict(r) for r in saved.get("rows", [])]
 
     def target_observers(self) -> list[TrainObserver]:
         """Observers for the target's fit (its own training dynamics), none when inactive."""
@@ -135,7 +151,11 @@ class InRunAgreement:
         if picks_k < k:  # scores only: the picks compared are the proxy's own, i.e. Spearman alone
             target_picks = proxy_picks
         values = pool_agreement(proxy.scores, target.scores, proxy_picks, target_picks, size)
-        metrics = {Metric.AGREEMENT_SPEARMAN: values["spearman"], Metric.AGREEMENT_SECONDS: t.seconds}
+        metrics = {
+            Metric.AGREEMENT_SPEARMAN: values["spearman"],
+            Metric.AGREEMENT_SECONDS: t.seconds + self.extra_seconds,
+        }
+        self.extra_seconds = 0.0
         if picks_k == k:
             metrics[Metric.AGREEMENT_TOP_K] = values["top_k_overlap"]
             metrics[Metric.AGREEMENT_RANDOM] = values["random_overlap"]
