@@ -89,10 +89,12 @@ def scoring_check(learner: Any, labeled: np.ndarray, pool: np.ndarray, k: int) -
 
 
 def parity_verdict(errors: dict[str, list[float]]) -> dict[str, Any]:
-    """bf16 is at parity when |mean difference| ≤ the largest seed-to-seed difference of a precision."""
+    """bf16 is at parity when |mean difference| ≤ the largest seed-to-seed difference of a precision
+    (undecided, None, with fewer than two seeds)."""
     spread = max(max(e) - min(e) for e in errors.values())
     diff = statistics.fmean(errors["bfloat16"]) - statistics.fmean(errors["float32"])
-    return {"mean_difference": diff, "seed_spread": spread, "bf16_at_parity": abs(diff) <= spread}
+    decided = min(len(e) for e in errors.values()) >= 2
+    return {"mean_difference": diff, "seed_spread": spread, "bf16_at_parity": abs(diff) <= spread if decided else None}
 
 
 def train_and_check(learner: Any, labeled: np.ndarray, pool: np.ndarray, k: int) -> dict[str, Any]:
@@ -132,10 +134,10 @@ def print_parity(title: str, seeds: list[int], runs: list[dict[str, Any]], verdi
         )
     columns = ["seed", "fp32 test error %", "bf16 test error %", "fp32 img/s", "bf16 img/s"]
     print_table(title, [*columns, "LC picks changed by bf16 scoring", "k-center picks changed"], rows)
-    state = "at" if verdict["bf16_at_parity"] else "NOT at"
+    state = {True: "bf16 at parity", False: "bf16 NOT at parity", None: "undecided (one seed)"}
     print(
         f"mean difference {100 * verdict['mean_difference']:+.2f} points, seed spread "
-        f"{100 * verdict['seed_spread']:.2f} points: bf16 {state} parity"
+        f"{100 * verdict['seed_spread']:.2f} points: {state[verdict['bf16_at_parity']]}"
     )
 
 

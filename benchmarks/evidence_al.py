@@ -3,9 +3,10 @@
 Three runs of least-confidence active learning (the ``random`` one selects at random) share the
 data, the seed, the initial set and the budgets (10 %, 20 %, … 50 % of the part) and train the same
 target (ResNet56) at every level: the *proxy* run selects with a ResNet20 trained for a third of
-the target's epochs, the *baseline* with the target itself. (``--tiny``: two levels, and the target
-is a ResNet20 trained for 2 epochs, the proxy the same for 1: the CI check of the script.) Epochs are chosen to fit a time
-budget from the two models' throughput, measured first with short fits (:func:`plan_epochs`).
+the target's epochs, the *baseline* with the target itself. Epochs are chosen to fit a time budget
+from the two models' throughput, measured first with short fits (:func:`plan_epochs`). (``--tiny``,
+the CI check of the script: two levels, the target a ResNet20 trained for 2 epochs, the proxy the
+same for 1.)
 Every run is a separate ``python -m svpkit active-learning`` process logging to
 ``<out>/mlflow.db`` (artifacts in ``<out>/mlruns``); :func:`al_table` reads the table back.
 """

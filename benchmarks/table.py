@@ -83,7 +83,7 @@ def parity_rows(r: dict[str, Any], where: str) -> list[str]:
         f"test error ({r['test_images']:,} images) {errors}; bf16 scoring would change up to {100 * lc:.1f} % of the "
         f"least-confidence and {100 * kc:.1f} % of the k-center picks (scores stay float32)"
     )
-    verdict = "at parity" if r["bf16_at_parity"] else "NOT at parity"
+    verdict = {True: "at parity", False: "NOT at parity", None: "undecided (one seed)"}[r["bf16_at_parity"]]
     ratio = f"bf16 {verdict}: {100 * r['mean_difference']:+.2f} points vs seed spread {100 * r['seed_spread']:.2f}"
     return [f"| {what} | {txt} | {ratio} | {where} |"]
 

@@ -155,7 +155,8 @@ def test_picks_on_a_bf16_trained_model_come_from_float32_scores() -> None:
     lc = torch.sort(least_confidence_scores(probs), descending=True, stable=True).indices[:k]
     assert pool[lc.numpy()].tolist() == pool[order.numpy()].tolist()
     ctx = SelectionContext(pool=pool, labeled=labeled, rng=np.random.default_rng(0), device=CPU)
-    ctx.pool_embeddings, ctx.labeled_embeddings = learner.embed(pool), learner.embed(labeled)  # type: ignore[attr-defined]
+    embed = learner.embed  # type: ignore[attr-defined]
+    ctx.pool_embeddings, ctx.labeled_embeddings = embed(pool), embed(labeled)
     want = SelectionContext(pool=pool, labeled=labeled, rng=np.random.default_rng(0), device=CPU)
     want.pool_embeddings, want.labeled_embeddings = want_pool, want_labeled
     assert np.asarray(select_k_center(ctx, k).picks).tolist() == np.asarray(select_k_center(want, k).picks).tolist()

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from svpkit.cli.base import app, out, plugins, print_run_link
-from svpkit.cli.options import DATA, RUN, opt_int, parse_bool, with_shared
+from svpkit.cli.options import DATA, RUN, Selector, opt_int, parse_bool, with_shared
 from svpkit.cli.runs import LoopArgs, collect, load_dataset
 from svpkit.cli.tables import percent
 from svpkit.errors import ConfigError
@@ -52,7 +52,7 @@ MAY_CHANGE = ("data_path", "device")
 @app.command("query")
 @with_shared(DATA, ("seed", "device", "proxy_epochs", "batch_size", "proxy_options", "deterministic", *RUN))
 def query(
-    selector: Annotated[str, typer.Option(help="Selector name (svpkit selectors list).")] = "least_confidence",
+    selector: Selector = "least_confidence",
     proxy: Annotated[
         str, typer.Option(help="The proxy: the selector model trained on the labeled set.")
     ] = "digits_mlp",

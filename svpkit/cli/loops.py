@@ -16,6 +16,7 @@ from svpkit.cli.options import (
     CcsCutoff,
     Coverage,
     ScoreModels,
+    Selector,
     opt_int,
     parse_bool,
     with_shared,
@@ -25,22 +26,19 @@ from svpkit.cli.tables import print_active_learning, print_core_set
 from svpkit.errors import SvpkitError
 from svpkit.loops.budgets import one_size, parse_fraction, parse_sizes
 
-Selector = Annotated[str, typer.Option(help="Selector name (svpkit selectors list).")]
-
 
 @dataclass
-class ActiveLearningArgs(LoopArgs):
+class SelectionArgs(LoopArgs):
+    """The arguments both selection loops take."""
+
     selector: str
     proxy: str
     target: str
-    initial: str
-    budgets: str
     seed: int
     device: str
     proxy_epochs: Optional[int]
     target_epochs: Optional[int]
     batch_size: Optional[int]
-    train_target: bool
     agreement: str
     deterministic: str
     proxy_options: Optional[str]
@@ -50,26 +48,19 @@ class ActiveLearningArgs(LoopArgs):
 
 
 @dataclass
-class CoreSetArgs(LoopArgs):
-    selector: str
-    proxy: str
-    target: str
+class ActiveLearningArgs(SelectionArgs):
+    initial: str
+    budgets: str
+    train_target: bool
+
+
+@dataclass
+class CoreSetArgs(SelectionArgs):
     keep: Optional[str]
     subset_size: Optional[int]
     seed_size: str
-    seed: int
-    device: str
-    proxy_epochs: Optional[int]
-    target_epochs: Optional[int]
-    batch_size: Optional[int]
     full_run: Optional[str]
     compare_full: str
-    agreement: str
-    deterministic: str
-    proxy_options: Optional[str]
-    target_options: Optional[str]
-    selector_options: Optional[str]
-    class_balance: str
     coverage: str
     ccs_cutoff: float
     ccs_bins: int
@@ -95,7 +86,7 @@ class Specs(NamedTuple):
     target: Any
 
     @classmethod
-    def look_up(cls, args: ActiveLearningArgs | CoreSetArgs) -> Specs:
+    def look_up(cls, args: SelectionArgs) -> Specs:
         registered = plugins()
         return cls(
             registered.selectors.get(args.selector),
@@ -103,7 +94,7 @@ class Specs(NamedTuple):
             registered.models.get(args.target),
         )
 
-    def config(self, args: ActiveLearningArgs | CoreSetArgs, device: str) -> dict[str, Any]:
+    def config(self, args: SelectionArgs, device: str) -> dict[str, Any]:
         """The config fields both selection loops take (after each loop's own, so errors come in that order)."""
         from svpkit.learners.options import parse_model_options
         from svpkit.selectors.base import parse_selector_options
@@ -126,7 +117,7 @@ class Specs(NamedTuple):
         """The proxy's name, or ``random`` for a selector that needs no model."""
         return self.proxy.name if self.selector.needs else random
 
-    def run_name(self, prefix: str, args: ActiveLearningArgs | CoreSetArgs) -> str:
+    def run_name(self, prefix: str, args: SelectionArgs) -> str:
         return f"{prefix}-{args.selector}-{self.selector_model('random')}-s{args.seed}"
 
 

@@ -21,6 +21,8 @@ DataPath = Annotated[Optional[str], typer.Option(help="Where the data set's file
 TrainLimit = Annotated[Optional[int], typer.Option(help="Use only the first N training examples (0: all).")]
 TestLimit = Annotated[Optional[int], typer.Option(help="Use a stratified sample of N test examples (0: all).")]
 
+Selector = Annotated[str, typer.Option(help="Selector name (svpkit selectors list).")]
+
 # -- training ----------------------------------------------------------------------------------
 Seed = Annotated[int, typer.Option(help="Seed of every random choice of the run, 0 to 4294967295.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")]
@@ -104,8 +106,10 @@ SHARED = _declare(
 """The options several commands take, with the same help and default: name -> its parameter."""
 DATA = ("dataset", "data_path", "train_limit", "test_limit")
 RUN = ("experiment", "run_name", "quiet")
-SELECTION = ("seed", "device", "proxy_epochs", "target_epochs", "batch_size", "proxy_options", "target_options")
-SELECTION += ("selector_options", "class_balance", "agreement", "deterministic")
+SELECTION = tuple(
+    "seed device proxy_epochs target_epochs batch_size proxy_options target_options selector_options class_balance"
+    " agreement deterministic".split()
+)
 """The options both selection loops (active learning and core-set selection) take."""
 
 

@@ -7,33 +7,14 @@ from typing import Annotated, Any, Optional
 import typer
 
 from svpkit.cli.base import app, out, plugins, print_run_link
-from svpkit.cli.options import (
-    BatchSize,
-    DataPath,
-    Dataset,
-    Device,
-    Experiment,
-    Quiet,
-    RunName,
-    Seed,
-    TargetEpochs,
-    TargetOptions,
-    TestLimit,
-    TrainLimit,
-    opt_int,
-)
+from svpkit.cli.options import DATA, RUN, opt_int, with_shared
 from svpkit.errors import ConfigError
 
 
 @app.command("suggest-proxy")
+@with_shared(DATA, ("target_epochs", "target_options", "seed", "device", "batch_size", *RUN))
 def suggest_proxy(
-    dataset: Dataset = "digits",
-    data_path: DataPath = None,
-    train_limit: TrainLimit = None,
-    test_limit: TestLimit = None,
     target: Annotated[str, typer.Option(help="The target model the proxy selects for.")] = "digits_cnn",
-    target_epochs: TargetEpochs = None,
-    target_options: TargetOptions = None,
     selector: Annotated[str, typer.Option(help="Selector (svpkit selectors list); it must use a model.")] = (
         "least_confidence"
     ),
@@ -45,15 +26,10 @@ def suggest_proxy(
     ] = "0.1",
     k: Annotated[int, typer.Option("--k", help="The batch each model picks from the rest (the pool).")] = 100,
     seeds: Annotated[int, typer.Option(help="Pilots (seeds SEED, SEED+1, ...) the agreement is averaged over.")] = 3,
-    seed: Seed = 0,
     min_overlap: Annotated[float, typer.Option(help="Top-k overlap a recommended proxy reaches, in [0, 1].")] = 0.5,
     min_spearman: Annotated[float, typer.Option(help="Spearman a recommended proxy reaches, in [-1, 1].")] = 0.5,
-    device: Device = "auto",
-    batch_size: BatchSize = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")] = False,
-    experiment: Experiment = None,
-    run_name: RunName = None,
-    quiet: Quiet = False,
+    **shared: Any,
 ) -> None:
     """Train the target and each candidate on a pilot, compare their picks, recommend the cheapest that agrees."""
     from svpkit import tracking
@@ -64,29 +40,30 @@ def suggest_proxy(
     from svpkit.progress import make_progress
     from svpkit.runtime import resolve_device
 
+    seed, device = shared["seed"], shared["device"]
     suggest.check_min_overlap(min_overlap)
     suggest.check_min_spearman(min_spearman)
     parsed = suggest.parse_candidates(candidates)
     selector_spec = plugins().selectors.get(selector)
     if not selector_spec.needs:
         raise ConfigError(f"selector {selector!r} uses no model: there is no proxy to choose")
-    target_model = _contender(target, opt_int(target_epochs), target_options, "--target-options")
+    target_model = _contender(target, opt_int(shared["target_epochs"]), shared["target_options"], "--target-options")
     contenders = [_contender(c.name, c.epochs, c.options, f"candidate {c.text!r}", c.text) for c in parsed]
-    cfg = SuggestConfig(one_size(pilot, "pilot"), k, check_seeds(seeds), seed, device, opt_int(batch_size))
+    cfg = SuggestConfig(one_size(pilot, "pilot"), k, check_seeds(seeds), seed, device, opt_int(shared["batch_size"]))
     resolve_device(device)
-    data = load_dataset(dataset, data_path, train_limit, test_limit)
+    data = load_dataset(*(shared[option] for option in DATA))
     for model in [target_model, *contenders]:
         if data.modality not in model.spec.modalities:
             raise ConfigError(f"{model.label}: model {model.spec.name!r} does not read {data.modality} inputs")
     count = pilot_size(cfg.pilot, len(data.train), k)
-    with make_progress(quiet or as_json):
+    with make_progress(shared["quiet"] or as_json):
         rows = run_suggest(data, selector_spec, target_model, contenders, cfg)
     meta = {"dataset": data.name, "selector": selector, "target": target_model.label, "pilot": count, "k": k}
     report = suggest_report.summarise(rows, parsed, meta, min_overlap, min_spearman)
     params = {**meta, "candidates": candidates, "seeds": seeds, "seed": seed, "device": device}
     params |= {"min_overlap": min_overlap, "min_spearman": min_spearman, "dataset_digest": data.digest}
-    name = run_name or f"suggest-{target}-{selector}-s{seed}"
-    with tracking.tracked_run(experiment or None, name, suggest_report.tags(report)) as tracker:
+    name = shared["run_name"] or f"suggest-{target}-{selector}-s{seed}"
+    with tracking.tracked_run(shared["experiment"] or None, name, suggest_report.tags(report)) as tracker:
         suggest_report.log_report(tracker, report, params)
     if as_json:
         print(suggest_report.dumps(report))

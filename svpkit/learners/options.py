@@ -10,13 +10,12 @@ the declared type) and passed to the learner as ``LearnerOptions.extra``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
 from svpkit.errors import ConfigError
 from svpkit.models.base import ModelSpec
-from svpkit.models.options import ModelOption, parse_options_text
+from svpkit.models.options import ModelOption, check_known, parse_options_text
 
 # What the torch learner (svpkit.learners.torch.TorchLearner) reads from LearnerOptions.extra.
 TORCH_LEARNER_OPTIONS: tuple[ModelOption, ...] = (
@@ -67,16 +66,8 @@ def resolve_model_options(spec: ModelSpec, given: Mapping[str, Any], flag: str =
             )
             own = _OWN_FLAGS[name].format(role=role)
             raise ConfigError(f"{flag}: set {name!r} with {own}, not as a model option")
-        option = known.get(name)
-        if option is None:
-            if not known:
-                raise ConfigError(f"{flag}: model {spec.name!r} takes no options (got {name!r})")
-            close = difflib.get_close_matches(name, list(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"{flag}: model {spec.name!r} has no option {name!r}{hint}; it takes {', '.join(sorted(known))}"
-            )
-        out[name] = option.convert(value, spec.name)
+        check_known(flag, f"model {spec.name!r}", name, known)
+        out[name] = known[name].convert(value, spec.name)
     return out
 
 

@@ -11,7 +11,8 @@ log them in canonical form (sorted ``key=value`` pairs) as params ``proxy_option
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,17 @@ class ModelOption:
 
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def check_known(flag: str, owner: str, name: str, known: Collection[str]) -> None:
+    """Raise for an option ``name`` that ``owner`` (``model 'x'``, ``selector 'y'``) does not declare (did-you-mean)."""
+    if name in known:
+        return
+    if not known:
+        raise ConfigError(f"{flag}: {owner} takes no options (got {name!r})")
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"{flag}: {owner} has no option {name!r}{hint}; it takes {', '.join(sorted(known))}")
 
 
 def parse_options_text(text: str | None, flag: str) -> dict[str, str]:

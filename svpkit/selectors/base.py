@@ -15,7 +15,6 @@ starts (``check``: the loop, the proxy, the options; raises ConfigError).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from svpkit.errors import ConfigError
-from svpkit.models.options import ModelOption, parse_options_text
+from svpkit.models.options import ModelOption, check_known, parse_options_text
 from svpkit.protocols import Learner, TrainObserver
 
 if TYPE_CHECKING:
@@ -151,14 +150,7 @@ def resolve_selector_options(
     """``given`` checked against ``spec.options`` (unknown name: did-you-mean), typed, defaults filled in."""
     known = {o.name: o for o in spec.options}
     for name in given:
-        if name not in known:
-            if not known:
-                raise ConfigError(f"{flag}: selector {spec.name!r} takes no options (got {name!r})")
-            close = difflib.get_close_matches(name, list(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"{flag}: selector {spec.name!r} has no option {name!r}{hint}; it takes {', '.join(sorted(known))}"
-            )
+        check_known(flag, f"selector {spec.name!r}", name, known)
     try:
         return {o.name: o.convert(given[o.name], spec.name) if o.name in given else o.default for o in spec.options}
     except ConfigError as e:
