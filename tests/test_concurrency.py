@@ -30,7 +30,7 @@ def test_two_runs_at_once_on_one_new_sqlite_store(tracking_uri: str, tmp_path: P
         assert {"rounds", "state", "figures", "summary.json", "timings.json"} <= paths
         for k in (1, 2):
             names = {Path(f.path).name for f in c.list_artifacts(run_id, f"rounds/{k}")}
-            assert names == {"selected.npy", "scores.npy", "labeled.npy"}
+            assert names == {"selected.npy", "scores.npy", "labeled.npy", "per_class.json"}
         assert load_array(run_id, "rounds/2/labeled.npy", tmp_path).size == 288
         assert state_rounds(run_id) == [0, 1, 2]
         history = metric_history(run_id)

@@ -197,7 +197,7 @@ def test_compare_run_figures_and_tables_are_served(browser, server: dict[str, st
     assert loaded, "the speed-up figure was not displayed"
     _shot(browser, server, "compare_figure.png")
     text = _open(browser, f"{base}/comparison/table.md{wf}", "table.md", "digits_cnn (baseline)", "speed-up 20%")
-    assert "Target test error" in text
+    assert "target test error" in text.lower()
     _shot(browser, server, "compare_table.png")
 
 
