@@ -161,13 +161,9 @@ def labels_artifact(round_no: int) -> str:
     return f"labels/round_{round_no}.csv"
 
 
-def project_state_artifact(seq: int) -> str:
-    """``state/<n>.json`` (``n`` zero-padded to 5 digits): a labeling project after its ``n``-th change."""
-    return f"{Artifact.STATE_DIR}/{seq:05d}.json"
-
-
 def state_artifact(round_no: int) -> str:
-    """``state/<kkkkk>.json`` (zero-padded): what ``--resume`` needs after round (or stage) ``k``."""
+    """``state/<kkkkk>.json`` (zero-padded): what ``--resume`` needs after round (or stage) ``k``;
+    for a labeling project, its state after its ``k``-th change (the newest file counts)."""
     return f"{Artifact.STATE_DIR}/{round_no:05d}.json"
 
 

@@ -19,8 +19,8 @@ from svpkit.contract import (
     Metric,
     Tag,
     labels_artifact,
-    project_state_artifact,
     round_artifact,
+    state_artifact,
     to_label_artifact,
 )
 from svpkit.data.base import Dataset
@@ -72,7 +72,7 @@ def commit_query(project: Project, result: QueryRound, dataset: Dataset, run: Ru
         if result.scores is not None:
             tracker.log_array(round_artifact(result.round, "scores.npy"), result.scores)
         _log_metrics(tracker, updated, result)
-        tracker.log_json(project_state_artifact(updated.seq), updated.state())  # last: the round now exists
+        tracker.log_json(state_artifact(updated.seq), updated.state())  # last: the round now exists
     return updated, text, tracker.experiment_id
 
 
@@ -176,7 +176,7 @@ def commit_answers(project: Project, check: AnswerCheck) -> Project | None:
     updated = replace(project, rounds=[*project.rounds[:-1], answered], seq=project.seq + 1)
     tracker = MlflowTracker(str(project.run_id))
     tracker.log_text(labels_artifact(answered.round), to_csv(ANSWER_COLUMNS, answered.answered()))
-    tracker.log_json(project_state_artifact(updated.seq), updated.state())  # last: the import now counts
+    tracker.log_json(state_artifact(updated.seq), updated.state())  # last: the import now counts
     return updated
 
 
