@@ -63,7 +63,12 @@ def train_rows(r: dict[str, Any], where: str) -> list[str]:
         svp_txt += f"; 181 ep. × 50k projected {_s(proj.get(arm['label'], proj['svpkit']))} s"
         svp_txt += f" (plain {_s(proj['plain'])} s)" if plain else ""
         if "break_even_steps" in arm:
-            svp_txt += f"; compiling pays after {arm['break_even_steps']:,.0f} full-size steps"
+            steps = float(arm["break_even_steps"])
+            svp_txt += (
+                f"; compiling pays after {steps:,.0f} full-size steps"
+                if steps != float("inf")
+                else "; compiling never pays (the compiled step is not faster)"
+            )
         ratio = "-"
         if plain:
             speedup = _mean(plain, "total_seconds") / _mean(runs, "total_seconds")

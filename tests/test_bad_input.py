@@ -49,6 +49,11 @@ ROWS: dict[str, Row] = {
     ),
     "unknown-dataset": Row([*AL, "--dataset", "digit"], "unknown dataset 'digit'; did you mean 'digits'?"),
     "unknown-selector-core-set": Row([*CS, "--selector", "forgeting_events"], "did you mean 'forgetting_events'?"),
+    # usage errors that the command line parser finds (the same one line, not typer's box)
+    "unknown-option": Row([*AL, "--bogus"], "No such option: --bogus"),
+    "unknown-command": Row(["active-learnin"], "No such command 'active-learnin'"),
+    "option-of-the-wrong-type": Row([*AL, "--seed", "abc"], "Invalid value for '--seed'"),
+    "unknown-option-of-a-subcommand": Row(["models", "list", "--bogus"], "No such option: --bogus"),
     # budgets
     "budget-not-a-number": Row([*AL, "--budgets", "0.1,abc"], "budget 'abc' is not a number"),
     "budgets-not-increasing": Row([*AL, "--budgets", "0.2,0.1"], "budgets must increase: 288 then 144"),
@@ -299,6 +304,8 @@ REAL_PROCESS_ROWS = [
     "budgets-empty-item",
     "target-reads-other-inputs",
     "training-dynamics-selector-in-active-learning",
+    "unknown-option",
+    "unknown-command",
 ]
 
 

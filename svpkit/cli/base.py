@@ -6,8 +6,9 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional, TypeVar, cast
 
+import click
 import typer
 import typer.core
 from rich.console import Console
@@ -19,6 +20,12 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 _STATE = {"debug": bool(os.environ.get("SVPKIT_DEBUG"))}
 F = TypeVar("F", bound=Callable[..., Any])
+try:  # typer 0.24 and later parse with a vendored copy of click
+    from typer._click.exceptions import UsageError as _VendoredUsageError
+
+    USAGE_ERRORS: tuple[type[Exception], ...] = (click.UsageError, _VendoredUsageError)
+except ImportError:  # pragma: no cover - older typer uses click itself
+    USAGE_ERRORS = (click.UsageError,)
 
 
 def error_boundary(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,6 +96,17 @@ class GuardedGroup(typer.core.TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         _guard(self.commands.values())
+
+    def invoke(self, ctx: Any) -> Any:
+        """Usage errors of every command under the group (an unknown option or command, a value
+        of the wrong type, a missing argument) are one ``error:`` line and exit code 2 as well."""
+        try:
+            return super().invoke(ctx)
+        except USAGE_ERRORS as caught:
+            exc = cast(click.UsageError, caught)  # the vendored class has the same interface
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            print(f"error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
 
 
 app = typer.Typer(
