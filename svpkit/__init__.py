@@ -1,5 +1,51 @@
-"""svpkit: Selection via Proxy as a plugin-based experiment platform."""
+"""svpkit: Selection via Proxy as a plugin-based experiment platform.
+
+The Python API (docs/python-api.md)::
+
+    import svpkit
+    run = svpkit.active_learning(selector="margin", budgets=[0.1, 0.2], track=False)
+    run.selected, run.rounds  # the picks of each round, the rounds
+
+``svpkit.active_learning``, ``core_set``, ``train``, ``suggest_proxy``, ``compare``, ``query``
+and ``label`` (:mod:`svpkit.api`), the errors they raise (``SvpkitError``, ``ConfigError``,
+``DataError``) and the plugin marker ``hookimpl`` are attributes of this package, imported on
+first use: ``import svpkit`` stays cheap (no torch, no MLflow).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "active_learning": "svpkit.api",
+    "core_set": "svpkit.api",
+    "train": "svpkit.api",
+    "suggest_proxy": "svpkit.api",
+    "compare": "svpkit.api",
+    "query": "svpkit.api",
+    "label": "svpkit.api",
+    "RunResult": "svpkit.api",
+    "SvpkitError": "svpkit.errors",
+    "ConfigError": "svpkit.errors",
+    "DataError": "svpkit.errors",
+    "hookimpl": "svpkit.hookspecs",
+}
+"""Public name → the module that defines it (the package's API, imported lazily)."""
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use (a string import: the package stays a leaf)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'svpkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("svpkit.models", "svpkit.selectors", "svpkit.parallel"),
     ("svpkit.learners", "svpkit.plugins", "svpkit.builtin_plugin"),
     ("svpkit.loops",),
-    ("svpkit.tracking", "svpkit.analysis", "svpkit.presets", "svpkit.labeling"),
+    ("svpkit.tracking", "svpkit.analysis", "svpkit.presets", "svpkit.labeling", "svpkit.api"),
     ("svpkit.cli", "svpkit.__main__"),
 ]
 MAX_MODULE_LINES = 400

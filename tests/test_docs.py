@@ -126,3 +126,17 @@ def test_hook_examples_load_as_plugins(number: int) -> None:
     assert info.hooks, "the example implements no hook"
     for name in info.registered.get("dataset", []):
         assert len(plugins.datasets.get(name).load().train) > 0
+
+
+def python_api_cells() -> list[str]:
+    """The cells of docs/python-api.md (``python`` blocks), run in order in one namespace."""
+    return re.findall(r"```python\n(.*?)```", (DOCS / "python-api.md").read_text(), flags=re.S)
+
+
+def test_the_python_api_page_runs(tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cells = python_api_cells()
+    assert len(cells) >= 3
+    namespace: dict[str, object] = {}
+    for number, cell in enumerate(cells, start=1):
+        exec(compile(cell, f"docs/python-api.md cell {number}", "exec"), namespace)
+    assert "unknown selector 'margn'" in capsys.readouterr().out

@@ -64,17 +64,18 @@ def compare(
 ) -> None:
     """Pair proxy runs with their baseline: target error and data-selection speed-up per budget level."""
     from svpkit.analysis import compare as comparison
+    from svpkit.api.analysis import compare as run_compare
 
-    result = comparison.compare_experiment(experiment or None)
+    done = run_compare(experiment, log=log, run_name=run_name)
     if as_json:
-        print(comparison.as_json(result))
+        print(comparison.as_json(done.comparison))
     else:
-        for table in comparison.rich_tables(result):
+        for table in comparison.rich_tables(done.comparison):
             out.print(table)
-        for line in comparison.summary_lines(result):
+        for line in comparison.summary_lines(done.comparison):
             err.print(f"note: {line}", highlight=False)
-    if log:
-        print_run_link(*comparison.log_comparison(result, run_name))
+    if done.run_id:
+        print_run_link(str(done.experiment_id), done.run_id)
 
 
 @app.command("run")

@@ -7,8 +7,6 @@ labeled so far and asks for the next batch; ``label`` imports the annotators' an
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -16,11 +14,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from svpkit.cli.base import app, out, plugins, print_run_link
-from svpkit.cli.options import DATA, RUN, Selector, opt_int, parse_bool, with_shared
-from svpkit.cli.runs import LoopArgs, collect, load_dataset
+from svpkit.api.args import collect
+from svpkit.cli.base import app, out, print_run_link
+from svpkit.cli.options import DATA, RUN, Selector, with_shared
 from svpkit.cli.tables import percent
-from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from svpkit.labeling.project import Project
@@ -29,24 +26,6 @@ if TYPE_CHECKING:
 
 ProjectId = Annotated[Optional[str], typer.Option("--project", help="The labeling project's run id.")]
 SHOWN_ROWS = 10
-
-
-@dataclass
-class QueryArgs(LoopArgs):
-    """The settings a project keeps from its first query (``data_path`` and ``device`` may change)."""
-
-    selector: str
-    proxy: str
-    seed: int
-    device: str
-    proxy_epochs: Optional[int]
-    batch_size: Optional[int]
-    proxy_options: Optional[str]
-    deterministic: str
-
-
-MAY_CHANGE = ("data_path", "device")
-"""Settings a later query may give anew: the data can move, the next round can run elsewhere."""
 
 
 @app.command("query")
@@ -64,67 +43,14 @@ def query(
     **shared: Any,
 ) -> None:
     """Ask for the next batch to label: the proxy, trained on the labels so far, picks k of the unlabeled pool."""
-    from svpkit.labeling.project import new_project
-    from svpkit.labeling.session import RunInfo, commit_query
-    from svpkit.learners.options import parse_model_options
-    from svpkit.loops.labeling import QueryConfig, check_pool, describe_project, query_round
-    from svpkit.progress import make_progress
-    from svpkit.runtime import resolve_device
+    from svpkit.api.labeling import QueryArgs, query_args
 
-    opened, args = _settings(project or None, collect(QueryArgs, locals() | shared))
-    registered = plugins()
-    selector_spec, proxy_spec = registered.selectors.get(args.selector), registered.models.get(args.proxy)
-    cfg = QueryConfig(
-        k=k,
-        seed=args.seed,
-        device=args.device,
-        proxy_epochs=opt_int(args.proxy_epochs),
-        batch_size=opt_int(args.batch_size),
-        deterministic=parse_bool(args.deterministic, "deterministic"),
-        proxy_options=parse_model_options(proxy_spec, args.proxy_options, "--proxy-options"),
+    given = collect(QueryArgs, locals() | shared)
+    done = query_args(
+        given, k, project or None, out_file, (shared["experiment"], shared["run_name"]), not shared["quiet"]
     )
-    resolve_device(args.device)
-    data = load_dataset(args.dataset, args.data_path, args.train_limit, args.test_limit)
-    state = opened or new_project({f.name: getattr(args, f.name) for f in fields(args)}, data.class_names)
-    labeled, labels = state.training_set(data)
-    check_pool(data, labeled, k)  # before any training
-    with make_progress(shared["quiet"]) as progress:
-        result = query_round(data, labeled, labels, selector_spec, proxy_spec, cfg, len(state.rounds), progress)
-    tags, params = describe_project(data, selector_spec, proxy_spec, cfg)
-    name = (
-        shared["run_name"]
-        or f"labeling-{args.selector}-{proxy_spec.name if selector_spec.needs else 'random'}-s{args.seed}"
-    )
-    updated, text, experiment_id = commit_query(state, result, data, RunInfo(name, tags, params, shared["experiment"]))
-    if out_file:
-        Path(out_file).write_text(text, encoding="utf-8")
-    _print_query(updated, result, data, out_file)
-    print_run_link(experiment_id, str(updated.run_id))
-
-
-def _settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optional[Project], QueryArgs]:
-    """With ``--project``: the project and its own settings (a given one that differs is an error,
-    except for :data:`MAY_CHANGE`)."""
-    from svpkit.labeling.project import open_project
-
-    if project_id is None:
-        return None, given
-    opened = open_project(project_id)
-    defaults = inspect.signature(query).parameters
-    chosen: dict[str, Any] = {}
-    for f in fields(given):
-        value, recorded = getattr(given, f.name), opened.invocation.get(f.name)
-        explicit = _normal(value) != _normal(defaults[f.name].default)
-        if explicit and f.name not in MAY_CHANGE and _normal(value) != _normal(recorded):
-            flag = "--" + f.name.replace("_", "-")
-            raise ConfigError(f"project {project_id} uses {flag} {recorded}, not {value}; leave {flag} out")
-        chosen[f.name] = value if explicit and f.name in MAY_CHANGE else recorded
-    return opened, replace(given, **chosen)
-
-
-def _normal(value: Any) -> Any:
-    """An option value as it acts: 0 or '' (the MLproject's "not given") are None."""
-    return None if value in (0, "", None) else str(value)
+    _print_query(done.project, done.round, done.dataset, out_file)
+    print_run_link(done.experiment_id, done.run_id)
 
 
 def _print_query(project: Project, result: QueryRound, data: Any, out_file: Optional[str]) -> None:
@@ -156,20 +82,16 @@ def label(
     project: Annotated[str, typer.Option("--project", help="The labeling project's run id.")],
 ) -> None:
     """Import the annotators' answers to the project's newest batch (all or nothing)."""
-    from svpkit.labeling.files import read_answers
-    from svpkit.labeling.project import open_project
-    from svpkit.labeling.session import check_answers, commit_answers, note_env_run
+    from svpkit.api.labeling import AnswersRejected
+    from svpkit.api.labeling import label as import_answers
 
-    opened = open_project(project)
-    check = check_answers(opened, read_answers(file))
-    if check.problems:
-        _print_problems(check)
-        kinds = ", ".join(sorted({p.kind for p in check.problems}))
-        raise ConfigError(f"{file}: {len(check.problems)} rows cannot be imported ({kinds}); nothing imported")
-    updated = commit_answers(opened, check)
-    note_env_run(project)
-    r = check.round
-    if updated is None:
+    try:
+        done = import_answers(file, project=project)
+    except AnswersRejected as exc:
+        _print_problems(exc.check)
+        raise
+    check, r = done.check, done.check.round
+    if done.updated is None:
         out.print(f"nothing changed: project {project} already holds these answers for round {r.round}")
     else:
         changed = f", {len(check.changed)} changed" if check.changed else ""
@@ -177,8 +99,7 @@ def label(
     if check.missing:
         _print_problems(check)
         out.print(f"{len(check.missing)} of the batch's {len(r.batch)} stay unlabeled (back in the pool next query)")
-    total = len((updated or opened).labeled())
-    out.print(f"project {project}: {total} imported labels")
+    out.print(f"project {project}: {len(done.project.labeled())} imported labels")
 
 
 def _print_problems(check: AnswerCheck) -> None:

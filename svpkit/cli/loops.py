@@ -2,123 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, NamedTuple, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from svpkit.cli.base import app, err, out, plugins, uses_store
-from svpkit.cli.options import (
-    DATA,
-    RUN,
-    SELECTION,
-    CcsBins,
-    CcsCutoff,
-    Coverage,
-    ScoreModels,
-    Selector,
-    opt_int,
-    parse_bool,
-    with_shared,
-)
-from svpkit.cli.runs import LoopArgs, LoopRun, ResumeState, collect, prepare, resolve_resume, run_tracked, validated
+from svpkit.api.args import ActiveLearningArgs, CoreSetArgs, TrainArgs, collect
+from svpkit.api.flow import RunSettings
+from svpkit.cli.base import app, err, out, uses_store
+from svpkit.cli.options import DATA, RUN, SELECTION, CcsBins, CcsCutoff, Coverage, ScoreModels, Selector, with_shared
+from svpkit.cli.runs import report_run
 from svpkit.cli.tables import print_active_learning, print_core_set
-from svpkit.errors import SvpkitError
-from svpkit.loops.budgets import one_size, parse_fraction, parse_sizes
+from svpkit.contract import Tag
 
 
-@dataclass
-class SelectionArgs(LoopArgs):
-    """The arguments both selection loops take."""
-
-    selector: str
-    proxy: str
-    target: str
-    seed: int
-    device: str
-    proxy_epochs: Optional[int]
-    target_epochs: Optional[int]
-    batch_size: Optional[int]
-    agreement: str
-    deterministic: str
-    proxy_options: Optional[str]
-    target_options: Optional[str]
-    selector_options: Optional[str]
-    class_balance: str
-
-
-@dataclass
-class ActiveLearningArgs(SelectionArgs):
-    initial: str
-    budgets: str
-    train_target: bool
-
-
-@dataclass
-class CoreSetArgs(SelectionArgs):
-    keep: Optional[str]
-    subset_size: Optional[int]
-    seed_size: str
-    full_run: Optional[str]
-    compare_full: str
-    coverage: str
-    ccs_cutoff: float
-    ccs_bins: int
-    score_models: int
-
-
-@dataclass
-class TrainArgs(LoopArgs):
-    target: str
-    size: str
-    seed: int
-    device: str
-    target_epochs: Optional[int]
-    batch_size: Optional[int]
-    target_options: Optional[str]
-
-
-class Specs(NamedTuple):
-    """The selector, the selector model (proxy) and the target of a selection run."""
-
-    selector: Any
-    proxy: Any
-    target: Any
-
-    @classmethod
-    def look_up(cls, args: SelectionArgs) -> Specs:
-        registered = plugins()
-        return cls(
-            registered.selectors.get(args.selector),
-            registered.models.get(args.proxy),
-            registered.models.get(args.target),
-        )
-
-    def config(self, args: SelectionArgs, device: str) -> dict[str, Any]:
-        """The config fields both selection loops take (after each loop's own, so errors come in that order)."""
-        from svpkit.learners.options import parse_model_options
-        from svpkit.selectors.base import parse_selector_options
-
-        return {
-            "seed": args.seed,
-            "device": device,
-            "proxy_epochs": opt_int(args.proxy_epochs),
-            "target_epochs": opt_int(args.target_epochs),
-            "batch_size": opt_int(args.batch_size),
-            "deterministic": parse_bool(args.deterministic, "deterministic"),
-            "agreement": args.agreement,
-            "proxy_options": parse_model_options(self.proxy, args.proxy_options, "--proxy-options"),
-            "target_options": parse_model_options(self.target, args.target_options, "--target-options"),
-            "selector_options": parse_selector_options(self.selector, args.selector_options),
-            "class_balance": parse_bool(args.class_balance, "class-balance"),
-        }
-
-    def selector_model(self, random: str) -> str:
-        """The proxy's name, or ``random`` for a selector that needs no model."""
-        return self.proxy.name if self.selector.needs else random
-
-    def run_name(self, prefix: str, args: SelectionArgs) -> str:
-        return f"{prefix}-{args.selector}-{self.selector_model('random')}-s{args.seed}"
+def _settings(shared: dict[str, Any]) -> RunSettings:
+    return RunSettings(shared["experiment"], shared["run_name"], progress=not shared["quiet"])
 
 
 # -- active learning ---------------------------------------------------------------------------
@@ -147,21 +45,10 @@ def active_learning(
     **shared: Any,
 ) -> None:
     """Batch active learning: a selector model picks each batch, the target is trained at each level."""
-    from svpkit import parallel
-    from svpkit.loops.active_learning import describe_run, run_active_learning
+    from svpkit.api.loops import run_active_learning_args
 
     given = collect(ActiveLearningArgs, locals() | shared)
-    # Under torchrun: join the process group; only rank 0 reads or writes MLflow.
-    dist_info = parallel.init_from_env(given.device, sync_batchnorm)
-    resumed = resolve_resume("active_learning", resume, given)
-    args = resumed.args
-    data, (specs, cfg) = prepare(args, args.device, dist_info, lambda on: _active_learning_config(args, on))
-    tags, params = describe_run(data, *specs, cfg)  # validates the budgets
-    name = shared["run_name"] or specs.run_name("al", args)
-    run = LoopRun(run_active_learning, (data, *specs, cfg), name, tags, params, resumed=resumed)
-    run_tracked(
-        run, experiment=shared["experiment"], dist_info=dist_info, quiet=shared["quiet"], report=_report_active_learning
-    )
+    report_run(run_active_learning_args(given, _settings(shared), resume, sync_batchnorm), _report_active_learning)
 
 
 def _report_active_learning(result: Any) -> None:
@@ -169,17 +56,6 @@ def _report_active_learning(result: Any) -> None:
     print_active_learning(result)
     if result.proxy_warning:
         err.print(f"warning: {result.proxy_warning}", style="yellow", highlight=False)
-
-
-def _active_learning_config(args: ActiveLearningArgs, device: str) -> tuple[Specs, Any]:
-    from svpkit.loops.active_learning import ALConfig
-
-    specs = Specs.look_up(args)
-    initial = one_size(args.initial, "initial")
-    budgets = parse_sizes(args.budgets)
-    return specs, ALConfig(
-        initial=initial, budgets=budgets, train_target=args.train_target, **specs.config(args, device)
-    )
 
 
 # -- core-set selection ------------------------------------------------------------------------
@@ -216,73 +92,13 @@ def core_set(
     **shared: Any,
 ) -> None:
     """Core-set selection: rank every training example with a proxy, train the target on the best part."""
-    from svpkit import parallel
-    from svpkit.loops.core_set import describe_run, run_core_set
+    from svpkit.api.loops import run_core_set_args
 
     given = collect(CoreSetArgs, locals() | shared)
-    # Under torchrun: DDP training on every rank; only rank 0 reads or writes MLflow.
-    dist_info = parallel.init_from_env(given.device)
-    resumed = resolve_resume("core_set", resume, given)
-    args = resumed.args
-    data, (specs, cfg) = prepare(args, args.device, dist_info, lambda on: _core_set_config(args, on))
-    describe_run(data, *specs, cfg)  # validates sizes before any run exists
-    if dist_info.is_main:  # the full-data reference is looked up on rank 0 and broadcast
-        cfg.full_reference = _full_reference(resumed, shared["experiment"], data, specs.target, cfg)
-    cfg.full_reference = parallel.from_main(lambda: cfg.full_reference)
-    tags, params = describe_run(data, *specs, cfg)
-    first_state = {"loop": "core_set", "round": 0}  # resumable from its first stage on
-    name = shared["run_name"] or specs.run_name("cs", args)
-    run = LoopRun(run_core_set, (data, *specs, cfg), name, tags, params, first_state, resumed)
-    title = f"core-set: {args.selector} via {specs.selector_model('no model')}"
-    run_tracked(
-        run,
-        experiment=shared["experiment"],
-        dist_info=dist_info,
-        quiet=shared["quiet"],
-        report=lambda r: print_core_set(r, title),
-    )
-
-
-def _core_set_config(args: CoreSetArgs, device: str) -> tuple[Specs, Any]:
-    from svpkit.loops.core_set import CoreSetConfig
-
-    specs = Specs.look_up(args)
-    keep = parse_fraction(args.keep, "keep")
-    seed_size = one_size(args.seed_size, "seed size")
-    compare_full = parse_bool(args.compare_full, "compare-full")
-    subset_size = None if not args.subset_size else args.subset_size  # the MLproject's "0" means "not given"
-    given = {k: getattr(args, k) for k in ("coverage", "ccs_cutoff", "ccs_bins", "score_models")}
-    given |= {"keep": keep, "subset_size": subset_size, "seed_size": seed_size, "compare_full": compare_full}
-    return specs, CoreSetConfig(**given, **specs.config(args, device))
-
-
-def _full_reference(
-    resumed: ResumeState[CoreSetArgs], experiment: Optional[str], data: Any, target: Any, cfg: Any
-) -> Any:
-    """The speed-up reference: ``--full-run``, else a matching ``train`` run of the experiment."""
-    from svpkit import tracking
-    from svpkit.loops.reference import FullReference, choose_full_reference, full_reference_mismatch
-
-    full_run = resumed.args.full_run
-    if resumed.point is not None:  # the same reference as before the interruption (no new search)
-        tagged = resumed.point.tags.get("svpkit.full_run")
-        full_run = tagged if tagged != "this run" else None
-    if full_run:
-        record = tracking.get_run_record(full_run)
-        reason = full_reference_mismatch(record, data, target, cfg, strict=False)
-        if reason:
-            raise SvpkitError(f"run {full_run} cannot be the full-data reference: {reason}")
-        chosen = choose_full_reference([record], data, target, cfg)
-        if chosen is None:  # a reference the user chose, though its settings differ: its own numbers
-            m = record.metrics
-            chosen = FullReference(float(m["target/train_seconds"]), float(m["target/test_error"]), record.run_id)
-        return chosen
-    if resumed.point is None:
-        exp_id = tracking.experiment_id_for(experiment)
-        if exp_id is not None:
-            records = tracking.find_runs([exp_id], "tags.`svpkit.loop` = 'train'")
-            return choose_full_reference(records, data, target, cfg)
-    return cfg.full_reference
+    ran = run_core_set_args(given, _settings(shared), resume)
+    model = ran.tags[Tag.SELECTOR_MODEL]
+    title = f"core-set: {ran.tags[Tag.SELECTOR]} via {model if model != 'none' else 'no model'}"
+    report_run(ran, lambda r: print_core_set(r, title))
 
 
 # -- training on all (or part) of the data ----------------------------------------------------
@@ -302,37 +118,15 @@ def train(
     **shared: Any,
 ) -> None:
     """Train a model on all (or part) of the training data: the reference for core-set speed-ups."""
-    from svpkit import parallel
-    from svpkit.loops.train import describe_train_run, run_train
+    from svpkit.api.loops import run_train_args
 
-    args = validated("train", collect(TrainArgs, locals() | shared))
-    dist_info = parallel.init_from_env(args.device)  # torchrun: DDP; only rank 0 logs
-    data, (target_spec, cfg) = prepare(args, args.device, dist_info, lambda on: _train_config(args, on))
-    tags, params = describe_train_run(data, target_spec, cfg)
-    subset = tags["svpkit.subset_size"]
-    name = shared["run_name"] or f"train-{target_spec.name}-{subset}-s{args.seed}"
-    run = LoopRun(run_train, (data, target_spec, cfg), name, tags, params)
+    ran = run_train_args(collect(TrainArgs, locals() | shared), _settings(shared))
+    subset, target_name, n = ran.tags[Tag.SUBSET_SIZE], ran.tags[Tag.TARGET_MODEL], ran.params["train_size"]
 
     def report(outcome: Any) -> None:
         out.print(
-            f"{target_spec.name} on {subset} of {len(data.train)} examples: "
+            f"{target_name} on {subset} of {n} examples: "
             f"test error {100 * outcome.test_error:.2f}%, {outcome.train_seconds:.2f} s training"
         )
 
-    run_tracked(run, experiment=shared["experiment"], dist_info=dist_info, quiet=shared["quiet"], report=report)
-
-
-def _train_config(args: TrainArgs, device: str) -> tuple[Any, Any]:
-    from svpkit.learners.options import parse_model_options
-    from svpkit.loops.train import TrainRunConfig
-
-    target_spec = plugins().models.get(args.target)
-    cfg = TrainRunConfig(
-        size=one_size(args.size, "size"),
-        seed=args.seed,
-        device=device,
-        target_epochs=opt_int(args.target_epochs),
-        batch_size=opt_int(args.batch_size),
-        target_options=parse_model_options(target_spec, args.target_options, "--target-options"),
-    )
-    return target_spec, cfg
+    report_run(ran, report)

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
-from svpkit.errors import SvpkitError
+from svpkit.api.args import opt_int as opt_int
+from svpkit.api.args import parse_bool as parse_bool
 
 # -- data --------------------------------------------------------------------------------------
 Dataset = Annotated[str, typer.Option(help="Data set name (svpkit datasets list).")]
@@ -132,20 +133,3 @@ def with_shared(before: Sequence[str], after: Sequence[str]) -> Callable[[F], F]
         return command
 
     return declare
-
-
-def opt_int(value: Optional[int]) -> Optional[int]:
-    """A count option where 0 (the MLproject's "not given") means not given.
-
-    The loop commands' validation pass (:mod:`svpkit.loops.validate`) rejects negative counts first.
-    """
-    return None if value is None or value <= 0 else value
-
-
-def parse_bool(value: str, what: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise SvpkitError(f"{what} must be true or false, got {value!r}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from svpkit.contract import CORE_SET, Artifact, Metric, Tag
+from svpkit.contract import CORE_SET, FULL_RUN_THIS_RUN, Artifact, Metric, Tag
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.agreement import core_set_agreement, observer_signals, resolve_mode, selector_observers
@@ -110,6 +110,16 @@ def resolve_sizes(n: int, selector: SelectorSpec, cfg: CoreSetConfig) -> tuple[i
     return m, seeds
 
 
+def reference_description(cfg: CoreSetConfig) -> tuple[dict[str, str], dict[str, Any]]:
+    """The tag and param that name the run's full-data reference (a run id, or this run)."""
+    tags = {}
+    if cfg.full_reference is not None:
+        tags[Tag.FULL_RUN] = cfg.full_reference.source
+    elif cfg.compare_full:
+        tags[Tag.FULL_RUN] = FULL_RUN_THIS_RUN
+    return tags, {"full_run": cfg.full_reference.source if cfg.full_reference else ""}
+
+
 def describe_run(
     dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: CoreSetConfig
 ) -> tuple[dict[str, str], dict[str, Any]]:
@@ -120,16 +130,14 @@ def describe_run(
     tags = selection_run_tags(CORE_SET.name, dataset, selector, proxy, target, cfg)
     tags[Tag.SUBSET_SIZE] = str(m)
     tags[Tag.AGREEMENT] = agreement_mode(selector, proxy, target, cfg)
-    if cfg.full_reference is not None:
-        tags[Tag.FULL_RUN] = cfg.full_reference.source
-    elif cfg.compare_full:
-        tags[Tag.FULL_RUN] = "this run"
+    reference_tags, reference_params = reference_description(cfg)
+    tags |= reference_tags
     params = selection_run_params(dataset, selector, proxy, target, cfg) | {
         "keep": "" if cfg.keep is None and cfg.subset_size is not None else (cfg.keep or DEFAULT_KEEP),
         "subset_size": m,
         "seed_size": seeds,
         "compare_full": cfg.compare_full,
-        "full_run": cfg.full_reference.source if cfg.full_reference else "",
+        **reference_params,
         "coverage": cfg.coverage,
         "ccs_cutoff": cfg.ccs_cutoff,
         "ccs_bins": cfg.ccs_bins,
@@ -287,7 +295,7 @@ class _Stages:
         outcome, learner = train_and_evaluate(
             self.target, self.dataset, everything, options, self.progress, "full", observers
         )
-        self.state["full"] = asdict(FullReference(outcome.train_seconds, outcome.test_error, "this run"))
+        self.state["full"] = asdict(FullReference(outcome.train_seconds, outcome.test_error, FULL_RUN_THIS_RUN))
         if on:
             self.log_agreement(learner, observers)
         self.save(3)

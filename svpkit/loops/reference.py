@@ -12,6 +12,7 @@ from typing import Any
 
 from svpkit.contract import TRAIN, Metric, Tag, run_setting
 from svpkit.data.base import Dataset
+from svpkit.errors import ConfigError
 from svpkit.loops.common import LoopConfig, resolved_settings
 from svpkit.models.base import ModelSpec
 
@@ -85,3 +86,16 @@ def choose_full_reference(
     return FullReference(
         float(best.metrics[Metric.TARGET_TRAIN_SECONDS]), float(best.metrics[Metric.TARGET_ERROR]), best.run_id
     )
+
+
+def given_full_reference(record: Any, dataset: Dataset, target: ModelSpec, cfg: LoopConfig) -> FullReference:
+    """The reference a user named (``full_run``): ConfigError when the run cannot be one; its own
+    numbers when it can, though its settings differ from this run's."""
+    reason = full_reference_mismatch(record, dataset, target, cfg, strict=False)
+    if reason:
+        raise ConfigError(f"run {record.run_id} cannot be the full-data reference: {reason}")
+    chosen = choose_full_reference([record], dataset, target, cfg)
+    if chosen is None:
+        m = record.metrics
+        chosen = FullReference(float(m[Metric.TARGET_TRAIN_SECONDS]), float(m[Metric.TARGET_ERROR]), record.run_id)
+    return chosen

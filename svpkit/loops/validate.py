@@ -17,6 +17,7 @@ exists.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from svpkit.contract import ACTIVE_LEARNING, TRAIN
@@ -59,47 +60,76 @@ class _Problems:
             return None
 
 
-def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
+@dataclass
+class Resolved:
+    """What the validation pass looked up and parsed: the specs and the typed options (None where a
+    problem was found). Loops are built from it, so names are looked up and options parsed once."""
+
+    dataset: DatasetSpec | None = None
+    selector: SelectorSpec | None = None
+    proxy: ModelSpec | None = None
+    target: ModelSpec | None = None
+    proxy_options: dict[str, Any] = field(default_factory=dict)
+    target_options: dict[str, Any] = field(default_factory=dict)
+    selector_options: dict[str, Any] = field(default_factory=dict)
+    problems: list[SvpkitError] = field(default_factory=list)
+
+
+def resolve(loop: str, values: Mapping[str, Any]) -> Resolved:
     """Every problem of a ``loop`` run (``active_learning``, ``core_set``, ``train``) with these
-    arguments, keyed by the command's parameter names (``proxy_epochs``, ``data_path``, ...)."""
+    arguments, keyed by the command's parameter names (``proxy_epochs``, ``data_path``, ...), and
+    the specs and options it resolved on the way."""
     from svpkit.plugins import get_plugins
 
     registry = get_plugins()
     p = _Problems()
-    data = p.attempt(_dataset_spec, registry, values)
-    selector = proxy = None
+    got = Resolved(problems=p.found)
+    got.dataset = p.attempt(_dataset_spec, registry, values)
     if loop != TRAIN.name:
-        selector = p.attempt(registry.selectors.get, values["selector"])
-        proxy = p.attempt(registry.models.get, values["proxy"])
-    target = p.attempt(registry.models.get, values["target"])
+        got.selector = p.attempt(registry.selectors.get, values["selector"])
+        got.proxy = p.attempt(registry.models.get, values["proxy"])
+    got.target = p.attempt(registry.models.get, values["target"])
     _sizes(p, loop, values)
     p.attempt(_seed, values["seed"])
     for name, zero in COUNTS.items():
         if values.get(name) is not None:
             p.attempt(_count, name, values[name], zero)
     p.attempt(_device, values["device"])
-    for role, spec in (("proxy", proxy), ("target", target)):
+    for role, spec in (("proxy", got.proxy), ("target", got.target)):
         if spec is not None:
-            p.attempt(_model_options, spec, values.get(f"{role}_options"), f"--{role}-options")
-    if selector is not None:
-        p.attempt(parse_selector_options, selector, values.get("selector_options"))
-    if selector is not None and loop == ACTIVE_LEARNING.name:
-        p.attempt(_fits_active_learning, selector)
-    if data is not None:
-        trained = [("target", target)] if values.get("train_target", True) else []
-        if selector is not None and selector.needs:
-            trained.insert(0, ("proxy", proxy))
-        for role, spec in trained:
-            if spec is not None:
-                p.attempt(_reads, role, spec, data)
-    return p.found
+            parsed = p.attempt(_model_options, spec, values.get(f"{role}_options"), f"--{role}-options")
+            setattr(got, f"{role}_options", parsed or {})
+    if got.selector is not None:
+        got.selector_options = p.attempt(parse_selector_options, got.selector, values.get("selector_options")) or {}
+        if loop == ACTIVE_LEARNING.name:
+            p.attempt(_fits_active_learning, got.selector)
+    _check_reads(p, got, values)
+    return got
 
 
-def check(loop: str, values: Mapping[str, Any]) -> None:
-    """Raise the first problem of :func:`problems` (the one a command reports)."""
-    found = problems(loop, values)
-    if found:
-        raise found[0]
+def _check_reads(p: _Problems, got: Resolved, values: Mapping[str, Any]) -> None:
+    """Each model that is trained reads the data set's inputs."""
+    if got.dataset is None:
+        return
+    trained = [("target", got.target)] if values.get("train_target", True) else []
+    if got.selector is not None and got.selector.needs:
+        trained.insert(0, ("proxy", got.proxy))
+    for role, spec in trained:
+        if spec is not None:
+            p.attempt(_reads, role, spec, got.dataset)
+
+
+def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
+    """Every problem of a ``loop`` run with these arguments (see :func:`resolve`)."""
+    return resolve(loop, values).problems
+
+
+def check(loop: str, values: Mapping[str, Any]) -> Resolved:
+    """What :func:`resolve` found; its first problem is raised (the one a command reports)."""
+    got = resolve(loop, values)
+    if got.problems:
+        raise got.problems[0]
+    return got
 
 
 def require_path(spec: DatasetSpec, path: str | None) -> None:
@@ -157,10 +187,10 @@ def _device(device: str) -> None:
         raise ConfigError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)") from None
 
 
-def _model_options(spec: ModelSpec, text: str | None, option: str) -> None:
+def _model_options(spec: ModelSpec, text: str | None, option: str) -> dict[str, Any]:
     from svpkit.learners.options import parse_model_options
 
-    parse_model_options(spec, text, option)
+    return parse_model_options(spec, text, option)
 
 
 def _fits_active_learning(selector: SelectorSpec) -> None:

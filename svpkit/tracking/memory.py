@@ -12,9 +12,15 @@ import numpy as np
 
 
 class MemoryTracker:
-    """Keeps everything in memory: for tests and for using loops as a library."""
+    """Keeps everything in memory: for tests and for using loops as a library (``track=False``)."""
+
+    run_id: str | None = None
+    experiment_id: str | None = None
 
     def __init__(self) -> None:
+        self.state_extra: dict[str, Any] = {}
+        self.texts: dict[str, str] = {}
+        self.datasets: list[str] = []
         self.params: dict[str, Any] = {}
         self.tags: dict[str, str] = {}
         self.metrics: dict[str, list[tuple[int, float]]] = {}
@@ -43,7 +49,13 @@ class MemoryTracker:
         self.figures.append(path)
 
     def save_state(self, state: dict[str, Any]) -> None:
-        self.states.append(json.loads(json.dumps(state)))
+        self.states.append(json.loads(json.dumps({**self.state_extra, **state})))
+
+    def log_text(self, path: str, text: str) -> None:
+        self.texts[path] = text
+
+    def log_dataset(self, dataset: Any, context: str = "training") -> None:
+        self.datasets.append(f"{getattr(dataset, 'name', dataset)} ({context})")
 
 
 class NullTracker:
@@ -81,6 +93,12 @@ class NullTracker:
 
     def log_dataset(self, dataset: Any, context: str = "training") -> None:
         pass
+
+
+@contextmanager
+def memory_run() -> Iterator[MemoryTracker]:
+    """The tracked-run stand-in of an untracked run (``track=False``): everything kept in memory."""
+    yield MemoryTracker()
 
 
 @contextmanager

@@ -1,0 +1,178 @@
+"""The flow every loop shares: resume, validation, device and data, the tracked run.
+
+Under torchrun every rank runs the loop; only rank 0 reads or writes MLflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
+
+from svpkit.api.args import A, LoopArgs, opt_int
+
+if TYPE_CHECKING:
+    from svpkit.data.base import Dataset, DatasetSpec
+    from svpkit.loops.validate import Resolved
+    from svpkit.parallel import DistInfo
+    from svpkit.tracking.resume import ResumePoint
+
+R = TypeVar("R")
+C = TypeVar("C")
+
+
+@dataclass
+class ResumeState(Generic[A]):
+    """The arguments a run is made of (the run's own when it is resumed) and where it continues."""
+
+    args: A
+    given: dict[str, Any]
+    """The arguments as given."""
+    resolved: Resolved
+    """What the validation pass looked up and parsed (:mod:`svpkit.loops.validate`)."""
+    point: ResumePoint | None = None
+
+    @property
+    def invocation(self) -> dict[str, Any]:
+        """What the run's saved states record as its arguments."""
+        return self.given if self.point is None else self.point.invocation
+
+
+def validated(loop: str, args: LoopArgs) -> Resolved:
+    """The validation pass over ``args`` (:mod:`svpkit.loops.validate`): its first problem is the error."""
+    from svpkit.loops.validate import check
+
+    return check(loop, vars(args))
+
+
+def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]:
+    """The validated arguments of the run; with ``resume`` (a run id), the run's own (read on rank 0).
+
+    A new run's arguments are validated before the tracking store is touched.
+    """
+    from svpkit import parallel
+    from svpkit.tracking.resume import find_resume_point
+
+    values = {f.name: getattr(given, f.name) for f in fields(given)}
+    if not resume:
+        return ResumeState(given, values, validated(loop, given))
+    point = parallel.from_main(lambda: find_resume_point(resume, loop))
+    recorded = point.invocation
+    args = replace(given, **{k: recorded[k] for k in values if k in recorded})
+    return ResumeState(args, values, validated(loop, args), point)
+
+
+def load_dataset(
+    spec: DatasetSpec, path: Optional[str], train_limit: Optional[int] = None, test_limit: Optional[int] = None
+) -> Dataset:
+    """Load a data set; ``*_limit`` shrink it for quick runs (see Dataset.limited)."""
+    from svpkit.loops.validate import require_path
+
+    path = path or None
+    require_path(spec, path)
+    data = spec.load(path) if path else spec.load()
+    return data.limited(opt_int(train_limit), opt_int(test_limit))
+
+
+def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[[str], C]) -> tuple[Dataset, C]:
+    """This rank's device for ``args.device`` (a loop's arguments), ``build(device)`` (the loop's config), the device
+    checked on this machine, then the data set the validation pass looked up."""
+    from svpkit import parallel
+    from svpkit.runtime import resolve_device
+
+    device = parallel.replace_device(dist_info, args.device)
+    built = build(device)
+    resolve_device(device)
+    assert resolved.dataset is not None  # the validation pass stops at an unknown data set
+    return load_dataset(resolved.dataset, args.data_path, args.train_limit, args.test_limit), built
+
+
+@dataclass
+class RunResult(Generic[R]):
+    """A loop's result record and the run that holds it (``run_id`` None: not tracked).
+
+    Attributes of the result (``selected``, ``rounds``, ``ranking``, ...) read through.
+    """
+
+    result: R
+    run_id: str | None
+    experiment_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    tracker: Any = None
+    """The tracker the loop reported to (a MemoryTracker when not tracked: every logged value)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "result":
+            raise AttributeError(name)
+        return getattr(self.result, name)
+
+
+@dataclass
+class LoopRun:
+    """One loop run, ready to go: ``loop(*loop_args, tracker, progress, resume_state=...)``."""
+
+    loop: Callable[..., Any]
+    loop_args: tuple[Any, ...]
+    """The data set first."""
+    name: str
+    tags: dict[str, str]
+    params: dict[str, Any]
+    first_state: dict[str, Any] | None = None
+    """Saved as soon as a fresh run opens (resumable from its first stage on)."""
+    resumed: ResumeState[Any] | None = None
+    """None for a loop without ``resume``."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run is kept and shown: the MLflow experiment and run name, tracking, progress bars."""
+
+    experiment: Optional[str] = None
+    run_name: Optional[str] = None
+    track: bool = True
+    """False: no MLflow run; the result's tracker holds what the run logged."""
+    progress: bool = False
+    """Progress bars on stderr."""
+
+
+def _opened(run: LoopRun, settings: RunSettings, dist_info: DistInfo) -> AbstractContextManager[Any]:
+    from svpkit import tracking
+    from svpkit.tracking.memory import memory_run, null_run
+
+    if not dist_info.is_main:
+        return null_run()
+    if not settings.track:
+        return memory_run()
+    point = None if run.resumed is None else run.resumed.point
+    return tracking.tracked_run(
+        settings.experiment, run.name, run.tags, resume_run_id=None if point is None else point.run_id
+    )
+
+
+def run_tracked(run: LoopRun, settings: RunSettings, dist_info: DistInfo) -> RunResult[Any]:
+    """Open (or resume) the run on rank 0, run the loop in it; the result and the run's ids.
+
+    A fresh run gets its params and dataset input, a resumed one a ``svpkit.resumed_from_round`` tag.
+    """
+    from svpkit import parallel
+    from svpkit.contract import Tag
+    from svpkit.progress import make_progress
+
+    point = None if run.resumed is None else run.resumed.point
+    with _opened(run, settings, dist_info) as tracker:
+        if not settings.track:
+            tracker.set_tags(run.tags)
+        if run.resumed is not None:
+            tracker.state_extra["invocation"] = run.resumed.invocation
+        if point is None:
+            tracker.log_params(run.params | (parallel.run_params(dist_info) if dist_info.enabled else {}))
+            tracker.log_dataset(run.loop_args[0])
+            if run.first_state is not None:
+                tracker.save_state(run.first_state)
+        else:
+            tracker.set_tags({Tag.RESUMED_FROM_ROUND: str(point.round)})
+        with make_progress(not settings.progress or not dist_info.is_main) as progress:
+            result = run.loop(*run.loop_args, tracker, progress, resume_state=None if point is None else point.state)
+    return RunResult(result, tracker.run_id, tracker.experiment_id, run.tags, run.params, tracker)

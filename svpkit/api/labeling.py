@@ -1,0 +1,210 @@
+"""Labeling your own data from Python: ``query`` asks for the next batch, ``label`` imports answers.
+
+A project is one MLflow run (``svpkit.loop=labeling``, docs/labeling.md); both functions need
+the tracking store. ``svpkit query`` and ``svpkit label`` print what these return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from svpkit.api.args import LoopArgs, Options, Switch, collect, opt_int, parse_bool
+from svpkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from svpkit.data.base import Dataset
+    from svpkit.labeling.project import Project
+    from svpkit.labeling.session import AnswerCheck
+    from svpkit.loops.labeling import QueryRound
+
+
+@dataclass
+class QueryArgs(LoopArgs):
+    """The settings a project keeps from its first query (``data_path`` and ``device`` may change)."""
+
+    selector: str
+    proxy: str
+    seed: int
+    device: str
+    proxy_epochs: Optional[int]
+    batch_size: Optional[int]
+    proxy_options: Optional[str]
+    deterministic: str
+
+
+MAY_CHANGE = ("data_path", "device")
+"""Settings a later query may give anew: the data can move, the next round can run elsewhere."""
+QUERY_DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "data_path": None,
+    "train_limit": None,
+    "test_limit": None,
+    "selector": "least_confidence",
+    "proxy": "digits_mlp",
+    "seed": 0,
+    "device": "auto",
+    "proxy_epochs": None,
+    "batch_size": None,
+    "proxy_options": None,
+    "deterministic": "false",
+}
+"""What a query's settings are when not given (a given one that differs from a project's is an error)."""
+
+
+@dataclass
+class QueryOutcome:
+    """A query: the updated project, the round (picks, scores, proxy error), the batch's CSV text."""
+
+    project: Project
+    round: QueryRound
+    dataset: Dataset
+    batch_csv: str
+    run_id: str
+    experiment_id: str
+
+
+def query(
+    *,
+    dataset: str = "digits",
+    data_path: Optional[str] = None,
+    train_limit: Optional[int] = None,
+    test_limit: Optional[int] = None,
+    selector: str = "least_confidence",
+    proxy: str = "digits_mlp",
+    k: int = 500,
+    project: Optional[str] = None,
+    out: Union[str, Path, None] = None,
+    seed: int = 0,
+    device: str = "auto",
+    proxy_epochs: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    proxy_options: Options = None,
+    deterministic: Switch = False,
+    experiment: Optional[str] = None,
+    run_name: Optional[str] = None,
+    progress: bool = False,
+) -> QueryOutcome:
+    """The next batch to label (``svpkit query``): the proxy, trained on the labels so far, picks
+    ``k`` of the unlabeled pool; ``project`` None starts a project; ``out`` also writes the batch."""
+    given = collect(QueryArgs, locals())
+    return query_args(given, k, project or None, out, (experiment, run_name), progress)
+
+
+def query_args(
+    given: QueryArgs,
+    k: int,
+    project: Optional[str],
+    out: Union[str, Path, None],
+    run: tuple[Optional[str], Optional[str]],
+    progress: bool,
+) -> QueryOutcome:
+    """A query with the command's arguments; ``run``: the experiment and run name of a new project."""
+    from svpkit.labeling.project import new_project
+    from svpkit.labeling.session import RunInfo, commit_query
+    from svpkit.loops.labeling import check_pool, describe_project, query_round
+    from svpkit.progress import make_progress
+
+    opened, args = project_settings(project, given)
+    data, specs, cfg = _query_setup(args, k)
+    state = opened or new_project({f.name: getattr(args, f.name) for f in fields(args)}, data.class_names)
+    labeled, labels = state.training_set(data)
+    check_pool(data, labeled, k)  # before any training
+    with make_progress(not progress) as bars:
+        result = query_round(data, labeled, labels, *specs, cfg, len(state.rounds), bars)
+    tags, params = describe_project(data, *specs, cfg)
+    selector_model = specs[1].name if specs[0].needs else "random"
+    name = run[1] or f"labeling-{args.selector}-{selector_model}-s{args.seed}"
+    updated, text, experiment_id = commit_query(state, result, data, RunInfo(name, tags, params, run[0]))
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    return QueryOutcome(updated, result, data, text, str(updated.run_id), experiment_id)
+
+
+def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:
+    """The data set, the selector and proxy, and the query's config (names looked up once)."""
+    from svpkit.api.flow import load_dataset
+    from svpkit.learners.options import parse_model_options
+    from svpkit.loops.labeling import QueryConfig
+    from svpkit.plugins import get_plugins
+    from svpkit.runtime import resolve_device
+
+    registered = get_plugins()
+    selector_spec, proxy_spec = registered.selectors.get(args.selector), registered.models.get(args.proxy)
+    cfg = QueryConfig(
+        k=k,
+        seed=args.seed,
+        device=args.device,
+        proxy_epochs=opt_int(args.proxy_epochs),
+        batch_size=opt_int(args.batch_size),
+        deterministic=parse_bool(args.deterministic, "deterministic"),
+        proxy_options=parse_model_options(proxy_spec, args.proxy_options, "--proxy-options"),
+    )
+    resolve_device(args.device)
+    spec = registered.datasets.get(args.dataset)
+    data = load_dataset(spec, args.data_path, args.train_limit, args.test_limit)
+    return data, (selector_spec, proxy_spec), cfg
+
+
+def project_settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optional[Project], QueryArgs]:
+    """With a project: the project and its own settings (a given one that differs is an error,
+    except for :data:`MAY_CHANGE`)."""
+    from svpkit.labeling.project import open_project
+
+    if project_id is None:
+        return None, given
+    opened = open_project(project_id)
+    chosen: dict[str, Any] = {}
+    for f in fields(given):
+        value, recorded = getattr(given, f.name), opened.invocation.get(f.name)
+        explicit = _normal(value) != _normal(QUERY_DEFAULTS[f.name])
+        if explicit and f.name not in MAY_CHANGE and _normal(value) != _normal(recorded):
+            flag = "--" + f.name.replace("_", "-")
+            raise ConfigError(f"project {project_id} uses {flag} {recorded}, not {value}; leave {flag} out")
+        chosen[f.name] = value if explicit and f.name in MAY_CHANGE else recorded
+    return opened, replace(given, **chosen)
+
+
+def _normal(value: Any) -> Any:
+    """An option value as it acts: 0 or '' (the MLproject's "not given") are None."""
+    return None if value in (0, "", None) else str(value)
+
+
+class AnswersRejected(ConfigError):
+    """Answers with problems (unknown ids, labels that are no class, ...): nothing was imported."""
+
+    def __init__(self, message: str, check: AnswerCheck) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+@dataclass
+class LabelOutcome:
+    """An import: what was checked, and the project after it (None: nothing changed)."""
+
+    check: AnswerCheck
+    before: Project
+    updated: Project | None
+
+    @property
+    def project(self) -> Project:
+        return self.updated or self.before
+
+
+def label(file: Union[str, Path], *, project: str) -> LabelOutcome:
+    """Import the annotators' answers (a CSV file with the columns id,label) to the project's newest
+    batch, all or nothing (``svpkit label``); :class:`AnswersRejected` when any row has a problem."""
+    from svpkit.labeling.files import read_answers
+    from svpkit.labeling.project import open_project
+    from svpkit.labeling.session import check_answers, commit_answers, note_env_run
+
+    opened = open_project(project)
+    check = check_answers(opened, read_answers(Path(file)))
+    if check.problems:
+        kinds = ", ".join(sorted({p.kind for p in check.problems}))
+        message = f"{file}: {len(check.problems)} rows cannot be imported ({kinds}); nothing imported"
+        raise AnswersRejected(message, check)
+    updated = commit_answers(opened, check)
+    note_env_run(project)
+    return LabelOutcome(check, opened, updated)

@@ -1,0 +1,169 @@
+"""The Python API (``import svpkit``): cheap to import, the same picks as the command line for the
+same seed, typed errors, and one CLI run looks each name up and parses each option once."""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runhelpers import cli_env, find_run, load_array
+from typer.testing import CliRunner
+
+import svpkit
+
+TINY = {"dataset": "digits", "train_limit": 300, "test_limit": 90, "device": "cpu"}
+TINY_ARGS = ["--dataset", "digits", "--train-limit", "300", "--test-limit", "90", "--device", "cpu", "--quiet"]
+
+
+def _cli(*args: str) -> str:
+    from svpkit.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _run_id(name: str) -> str:
+    run = find_run(name)
+    assert run is not None, name
+    return str(run.info.run_id)
+
+
+def test_import_is_cheap_and_names_resolve_lazily(tmp_path: Path) -> None:
+    code = (
+        "import sys, svpkit; svpkit.hookimpl; svpkit.active_learning; svpkit.SvpkitError;"
+        "print(sorted(m for m in ('torch', 'mlflow', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env("sqlite:///x.db"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    from svpkit import api, hookspecs
+
+    assert svpkit.hookimpl is hookspecs.hookimpl
+    assert all(getattr(svpkit, name) is getattr(api, name) for name in api.__all__ if name in svpkit.__all__)
+    with pytest.raises(AttributeError):
+        svpkit.no_such_name  # noqa: B018
+
+
+def test_bad_settings_are_typed_errors_before_any_run(tracking_uri: str) -> None:
+    with pytest.raises(svpkit.SvpkitError, match="unknown selector 'margn'; did you mean 'margin'"):
+        svpkit.active_learning(selector="margn", **TINY)
+    with pytest.raises(svpkit.ConfigError, match="keep 2 is outside"):
+        svpkit.core_set(keep=2.0, **TINY)
+    with pytest.raises(svpkit.ConfigError, match="--proxy-options"):
+        svpkit.active_learning(proxy_options={"zz": 1}, **TINY)
+    assert find_run("al-margn-digits_mlp-s0") is None
+
+
+def test_every_loop_picks_what_the_command_line_picks(tmp_path: Path, tracking_uri: str) -> None:
+    al = {"initial": 20, "budgets": [40, 60], "proxy_epochs": 1, "target_epochs": 1, "seed": 3}
+    _cli("active-learning", *TINY_ARGS, "--initial", "20", "--budgets", "40,60", "--proxy-epochs", "1",
+         "--target-epochs", "1", "--seed", "3", "--selector", "margin", "--run-name", "al")  # fmt: skip
+    run = svpkit.active_learning(selector="margin", **TINY, **al, track=False)
+    run_id = _run_id("al")
+    assert run.run_id is None and run.tags["svpkit.selector"] == "margin"
+    assert run.initial.tolist() == load_array(run_id, "rounds/0/labeled.npy", tmp_path).tolist()
+    for k, picks in enumerate(run.selected, start=1):
+        assert picks.tolist() == load_array(run_id, f"rounds/{k}/selected.npy", tmp_path).tolist()
+    assert [r.round for r in run.rounds] == [1, 2]
+
+    cs = {"keep": 0.5, "proxy_epochs": 1, "target_epochs": 1, "seed": 2}
+    _cli("core-set", *TINY_ARGS, "--keep", "0.5", "--proxy-epochs", "1", "--target-epochs", "1", "--seed", "2",
+         "--selector", "least_confidence", "--run-name", "cs")  # fmt: skip
+    ranked = svpkit.core_set(selector="least_confidence", **TINY, **cs, experiment="api")  # tracked this time
+    assert ranked.run_id is not None and ranked.run_id != _run_id("cs")
+    for path in ("ranking/order.npy", "subset/indices.npy"):
+        assert (
+            load_array(ranked.run_id, path, tmp_path / "api").tolist()
+            == load_array(_run_id("cs"), path, tmp_path).tolist()
+        )
+
+    _cli("train", *TINY_ARGS, "--size", "100", "--target-epochs", "1", "--seed", "4", "--run-name", "tr")
+    trained = svpkit.train(size=100, target_epochs=1, seed=4, **TINY, track=False)
+    assert trained.test_error == pytest.approx(find_run("tr").data.metrics["target/test_error"])
+
+    sg = ["--candidates", "digits_mlp:1", "--pilot", "60", "--k", "30", "--seeds", "1", "--target-epochs", "1"]
+    shown = json.loads(_cli("suggest-proxy", *TINY_ARGS, *sg, "--json"))
+    suggested = svpkit.suggest_proxy(
+        candidates="digits_mlp:1", pilot=60, k=30, seeds=1, target_epochs=1, **TINY, track=False
+    )
+    assert _untimed(json.loads(_suggest_json(suggested.report))) == _untimed(shown)
+
+    from svpkit.analysis.compare import as_json
+
+    compared = svpkit.compare(log=False)
+    assert compared.run_id is None
+    assert json.loads(as_json(compared.comparison)) == json.loads(_cli("compare", "--json", "--no-log"))
+
+
+def _untimed(report: Any) -> Any:
+    """A suggest-proxy report without what measures time (seconds, speed-ups, the message that quotes one)."""
+    if isinstance(report, dict):
+        timed = ("seconds", "speedup", "message")
+        return {k: _untimed(v) for k, v in report.items() if not any(t in k for t in timed)}
+    if isinstance(report, list):
+        return [_untimed(v) for v in report]
+    return report
+
+
+def _suggest_json(report: Any) -> str:
+    from svpkit.analysis.suggest_report import dumps
+
+    return dumps(report)
+
+
+def test_query_and_label_through_the_api(tmp_path: Path, tracking_uri: str) -> None:
+    from test_labeling import hidden_digits
+
+    hidden_digits(tmp_path / "hidden", 200)
+    data = ["--dataset", "npz", "--data-path", str(tmp_path / "hidden"), "--device", "cpu"]
+    _cli(
+        "query", *data, "--quiet", "--k", "25", "--proxy-epochs", "1", "--seed", "5", "--out", str(tmp_path / "cli.csv")
+    )
+    settings = {"dataset": "npz", "data_path": str(tmp_path / "hidden"), "device": "cpu", "k": 25, "seed": 5}
+    asked = svpkit.query(**settings, proxy_epochs=1, out=tmp_path / "api.csv", experiment="labeling-api")
+    assert (tmp_path / "api.csv").read_text() == (tmp_path / "cli.csv").read_text() == asked.batch_csv
+    ids = [line.split(",")[0] for line in asked.batch_csv.splitlines()[1:]]
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,label\n" + "".join(f"{i},0\n" for i in ids[:5]))
+    imported = svpkit.label(answers, project=asked.run_id)
+    assert len(imported.check.accepted) == 5 and len(imported.project.labeled()) == 5
+    answers.write_text("id,label\nno-such-id,0\n")
+    with pytest.raises(svpkit.api.AnswersRejected) as rejected:
+        svpkit.label(answers, project=asked.run_id)
+    assert rejected.value.check.problems
+
+
+def test_one_cli_run_looks_each_name_up_and_parses_each_option_once(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from svpkit import registry
+    from svpkit.learners import options as learner_options
+    from svpkit.models import options as model_options
+    from svpkit.selectors import base as selector_base
+
+    looked_up: collections.Counter[tuple[str, str]] = collections.Counter()
+    parsed: collections.Counter[str] = collections.Counter()
+    entry = registry.Registry.entry
+
+    def counting_entry(self: Any, name: str) -> Any:
+        looked_up[(self.kind, name)] += 1
+        return entry(self, name)
+
+    def counting_parse(text: Any, flag: str) -> Any:
+        parsed[flag] += 1
+        return model_options.parse_options_text(text, flag)
+
+    monkeypatch.setattr(registry.Registry, "entry", counting_entry)
+    for module in (learner_options, selector_base):
+        monkeypatch.setattr(module, "parse_options_text", counting_parse)
+    _cli("active-learning", *TINY_ARGS, "--initial", "20", "--budgets", "40", "--proxy-epochs", "1",
+         "--no-train-target", "--selector", "margin", "--proxy-options", "amp=off")  # fmt: skip
+    assert looked_up == {("dataset", "digits"): 1, ("selector", "margin"): 1, ("model", "digits_mlp"): 1,
+                         ("model", "digits_cnn"): 1}  # fmt: skip
+    assert parsed == {"--proxy-options": 1, "--target-options": 1, "--selector-options": 1}
