@@ -67,6 +67,9 @@ class Tag:
     NOTE = "mlflow.note.content"
 
 
+POOL_SHARD_OPTION = "svpkit.pool_shard"
+"""``SelectionContext.options`` key (not logged): (start, stop) of this rank's pool shard when the
+pool embeddings in the context are the shard only (sharded selectors under ``torchrun``)."""
 FULL_RUN_THIS_RUN = "this run"
 """``svpkit.full_run`` of a core-set run that trained its own full-data reference."""
 EXPERIMENT_KIND = "custom_model_development"

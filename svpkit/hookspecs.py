@@ -1,4 +1,5 @@
-"""The plugin contract. A plugin implements any of these hooks with ``@svpkit.hookimpl``.
+"""The plugin contract. A plugin implements any of these hooks with ``@svpkit.hookimpl`` (this
+module's :data:`hookimpl`, an attribute of the ``svpkit`` package).
 
 Each ``register_*`` hook receives a ``register`` callback; call it once per thing the plugin
 provides. Built-in models, selectors and data sets are registered through these same hooks.

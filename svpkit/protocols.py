@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -28,6 +28,10 @@ class TrainObserver(Protocol):
     def on_fit_start(self, num_train: int, device: torch.device) -> None: ...
 
     def on_train_batch(self, indices: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None: ...
+
+    def result(self) -> dict[str, Any]:
+        """What the fit showed, by name (e.g. ``forgetting_events``): the selector's signals."""
+        ...
 
 
 class Learner(Protocol):
@@ -55,6 +59,35 @@ class Learner(Protocol):
     def error(self, split: str = "test") -> float:
         """Top-1 error on a whole split."""
         ...
+
+
+class Schedule(Protocol):
+    """A training recipe, as far as the loops read it."""
+
+    epochs: int
+
+
+@runtime_checkable
+class Scheduled(Protocol):
+    """A learner whose training recipe is known before it fits (progress bars count its epochs)."""
+
+    config: Schedule
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A learner that can pay the process's one-off costs (first kernels, compilation) up front."""
+
+    def warm_up(self) -> float:
+        """Seconds the warm-up took; nothing of the learner's state changes."""
+        ...
+
+
+@runtime_checkable
+class KeepsLosses(Protocol):
+    """A learner that keeps the mean training loss of each epoch of its last fit."""
+
+    loss_history: Sequence[Any]
 
 
 @dataclass(frozen=True)

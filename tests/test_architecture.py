@@ -3,8 +3,11 @@
 - Every module of ``svpkit`` belongs to one layer of :data:`LAYERS`; a module imports only from
   its own layer or below (module-level and function-level imports alike; imports under
   ``if TYPE_CHECKING:`` are for type hints only and are not counted).
-- The import graph has no cycle.
+- The import graph has no cycle, type-only imports (``if TYPE_CHECKING:``) included.
 - No module is over 400 lines and no function over 80.
+- Names come from the contract: no ``"svpkit.…"`` tag or artifact literal outside ``contract.py``.
+- Only ``svpkit.tracking`` imports mlflow; only ``svpkit.cli`` writes to the console (and
+  ``svpkit.progress``, the progress bars a run shows on request).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
         "svpkit.hookspecs",
         "svpkit.registry",
         "svpkit.plots",
+        "svpkit.options",
     ),
     ("svpkit.protocols", "svpkit.data"),
     ("svpkit.models", "svpkit.selectors", "svpkit.parallel"),
@@ -64,15 +68,16 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imports_of(path: Path) -> set[str]:
-    """svpkit modules imported by ``path`` (``from svpkit import x`` counts as ``svpkit.x``)."""
+def imports_of(path: Path, type_only: bool = False) -> set[str]:
+    """svpkit modules imported by ``path`` (``from svpkit import x`` counts as ``svpkit.x``);
+    ``type_only``: with the imports under ``if TYPE_CHECKING:`` (for the cycle check)."""
     tree = ast.parse(path.read_text())
     this = module_name(path)
     package = this if path.name == "__init__.py" else this.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_only:
             for child in node.orelse:
                 visit(child)
             return
@@ -101,8 +106,8 @@ def source_files() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
-def graph() -> dict[str, set[str]]:
-    return {module_name(p): imports_of(p) for p in source_files()}
+def graph(type_only: bool = False) -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p, type_only) for p in source_files()}
 
 
 def test_every_module_has_a_layer() -> None:
@@ -150,7 +155,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_import_graph_has_no_cycle() -> None:
-    edges = graph()
+    edges = graph(type_only=True)
     cycle = find_cycle(edges)
     assert cycle is None, " -> ".join(cycle or [])
 
@@ -169,6 +174,7 @@ def test_layer_rule_sees_function_level_imports() -> None:
     )
     try:
         assert imports_of(path) == {"svpkit.tracking", "svpkit.loops.budgets"}
+        assert imports_of(path, type_only=True) == {"svpkit.cli", "svpkit.tracking", "svpkit.loops.budgets"}
     finally:
         path.unlink()
 
@@ -191,3 +197,102 @@ def test_functions_are_short() -> None:
                 if length > MAX_FUNCTION_LINES:
                     long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
     assert not long, "\n".join(long)
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent / Path(*name.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def _bare_strings(tree: ast.AST) -> set[int]:
+    """ids of string statements (docstrings, attribute docstrings): prose, not names."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+
+
+def contract_literals(path: Path) -> list[str]:
+    """``"svpkit.…"`` string literals of ``path`` that are not module names (tags, artifacts, keys)."""
+    tree = ast.parse(path.read_text())
+    prose = _bare_strings(tree)
+    return [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in prose
+        and node.value.startswith("svpkit.")
+        and not _is_module(node.value.split(":")[0])
+    ]
+
+
+def test_names_come_from_the_contract() -> None:
+    found = [line for p in source_files() if p != PACKAGE / "contract.py" for line in contract_literals(p)]
+    assert not found, "\n".join(found)
+
+
+def mlflow_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.split(".")[0] == "mlflow"]
+    return found
+
+
+def test_only_tracking_imports_mlflow() -> None:
+    found = [
+        line for p in source_files() if not module_name(p).startswith("svpkit.tracking") for line in mlflow_imports(p)
+    ]
+    assert not found, "\n".join(found)
+
+
+def console_output(path: Path) -> list[str]:
+    """Builtin ``print`` (called or passed on), rich ``Console`` and writes to ``sys.stdout``/``sys.stderr``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        what = None
+        if isinstance(node, ast.Name) and node.id in ("print", "Console"):
+            what = node.id
+        elif isinstance(node, ast.Attribute) and node.attr == "Console":
+            what = "Console"
+        elif isinstance(node, ast.ImportFrom) and any(a.name == "Console" for a in node.names):
+            what = "Console"
+        elif isinstance(node, ast.Attribute) and node.attr == "write" and isinstance(node.value, ast.Attribute):
+            what = f"{ast.unparse(node.value)}.write" if node.value.attr in ("stdout", "stderr") else None
+        if what:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {what}")
+    return found
+
+
+CONSOLE_MODULES = ("svpkit.cli", "svpkit.__main__", "svpkit.progress")
+"""Where console output may come from: the command line, and the progress bars of a run."""
+
+
+def test_only_the_cli_writes_to_the_console() -> None:
+    found = [
+        line
+        for p in source_files()
+        if not any(module_name(p) == m or module_name(p).startswith(m + ".") for m in CONSOLE_MODULES)
+        for line in console_output(p)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_source_rules_see_what_they_forbid(tmp_path: Path) -> None:
+    path = PACKAGE / "models" / "_probe_for_rules.py"
+    path.write_text(
+        '"""svpkit.docstring is prose."""\n'
+        "import mlflow.projects\nfrom rich.console import Console\n"
+        'TAG = "svpkit.role"\nMODULE = "svpkit.errors"\n'
+        "def f():\n    print(TAG)\n    import sys\n    sys.stderr.write(MODULE)\n"
+    )
+    try:
+        assert [line.rpartition(": ")[2] for line in contract_literals(path)] == ["'svpkit.role'"]
+        assert [line.rpartition(": ")[2] for line in mlflow_imports(path)] == ["mlflow.projects"]
+        assert [line.rpartition(": ")[2] for line in console_output(path)] == ["Console", "print", "sys.stderr.write"]
+    finally:
+        path.unlink()

@@ -142,9 +142,9 @@ def test_query_and_label_through_the_api(tmp_path: Path, tracking_uri: str) -> N
 def test_one_cli_run_looks_each_name_up_and_parses_each_option_once(
     tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from svpkit import options as model_options
     from svpkit import registry
     from svpkit.learners import options as learner_options
-    from svpkit.models import options as model_options
     from svpkit.selectors import base as selector_base
 
     looked_up: collections.Counter[tuple[str, str]] = collections.Counter()

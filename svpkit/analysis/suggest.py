@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from svpkit.analysis.stats import Interval
 from svpkit.errors import ConfigError
-from svpkit.models.options import parse_options_text
+from svpkit.options import parse_options_text
 
 DEFAULT_MIN_OVERLAP = 0.5
 """At least half of each batch the proxy picks would be picked by the target too: the two then

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from svpkit.api.args import Options, Size, opt_int
 from svpkit.contract import format_options
@@ -11,6 +11,7 @@ from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from svpkit.analysis.suggest_report import SuggestReport
+    from svpkit.data.base import Dataset
     from svpkit.loops.suggest import Contender
 
 
@@ -49,7 +50,6 @@ def suggest_proxy(
 ) -> SuggestOutcome:
     """Train the target and each candidate (``model[:epochs][{options}]``, comma-separated) on a
     pilot, compare their picks, recommend the cheapest that agrees (``svpkit suggest-proxy``)."""
-    from svpkit import tracking
     from svpkit.analysis import suggest, suggest_report
     from svpkit.api.flow import load_dataset
     from svpkit.loops.budgets import one_size
@@ -57,7 +57,6 @@ def suggest_proxy(
     from svpkit.plugins import get_plugins
     from svpkit.progress import make_progress
     from svpkit.runtime import resolve_device
-    from svpkit.tracking.memory import memory_run
 
     suggest.check_min_overlap(min_overlap)
     suggest.check_min_spearman(min_spearman)
@@ -71,9 +70,7 @@ def suggest_proxy(
     cfg = SuggestConfig(one_size(str(pilot), "pilot"), k, check_seeds(seeds), seed, device, opt_int(batch_size))
     resolve_device(device)
     data = load_dataset(get_plugins().datasets.get(dataset), data_path, train_limit, test_limit)
-    for model in [target_model, *contenders]:
-        if data.modality not in model.spec.modalities:
-            raise ConfigError(f"{model.label}: model {model.spec.name!r} does not read {data.modality} inputs")
+    _check_inputs(data, [target_model, *contenders])
     count = pilot_size(cfg.pilot, len(data.train), k)
     with make_progress(not progress):
         rows = run_suggest(data, selector_spec, target_model, contenders, cfg)
@@ -82,7 +79,25 @@ def suggest_proxy(
     params = {**meta, "candidates": candidates, "seeds": seeds, "seed": seed, "device": device}
     params |= {"min_overlap": min_overlap, "min_spearman": min_spearman, "dataset_digest": data.digest}
     name = run_name or f"suggest-{target}-{selector}-s{seed}"
-    opened = tracking.tracked_run(experiment or None, name, suggest_report.tags(report)) if track else memory_run()
+    return _logged(report, params, experiment or None, name, track)
+
+
+def _check_inputs(data: Dataset, models: list[Contender]) -> None:
+    """Every model reads the data set's inputs."""
+    for model in models:
+        if data.modality not in model.spec.modalities:
+            raise ConfigError(f"{model.label}: model {model.spec.name!r} does not read {data.modality} inputs")
+
+
+def _logged(
+    report: SuggestReport, params: dict[str, Any], experiment: Optional[str], name: str, track: bool
+) -> SuggestOutcome:
+    """The report logged to a suggest-proxy run (``track`` False: kept in memory)."""
+    from svpkit import tracking
+    from svpkit.analysis import suggest_report
+    from svpkit.tracking.memory import memory_run
+
+    opened = tracking.tracked_run(experiment, name, suggest_report.tags(report)) if track else memory_run()
     with opened as tracker:
         suggest_report.log_report(tracker, report, params)
     return SuggestOutcome(report, tracker.run_id, tracker.experiment_id)

@@ -122,6 +122,8 @@ def run_preset(
         backend=backend or None,
         backend_config=backend_config or None,
         project=project or None,
+        out=out,
+        err=err,
     )
 
 

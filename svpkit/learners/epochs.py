@@ -14,17 +14,45 @@ import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from svpkit.models.base import TrainConfig
 from svpkit.progress import Advance
-from svpkit.protocols import TrainObserver
+from svpkit.protocols import LearnerOptions, TrainObserver
 
-if TYPE_CHECKING:
-    from svpkit.learners.torch import TorchLearner
+
+class FitHost(Protocol):
+    """What the fit functions need of a learner (:class:`~svpkit.learners.torch.TorchLearner`):
+    its device, seed and recipe, fresh models and optimizers, and its inputs."""
+
+    device: torch.device
+    options: LearnerOptions
+    config: TrainConfig
+
+    def new_model(self) -> torch.nn.Module: ...
+
+    def new_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer: ...
+
+    def inputs(self, split: str) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def batch_inputs(
+        self, x_all: torch.Tensor, idx: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor: ...
+
+    def autocast(self) -> AbstractContextManager[Any]: ...
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit produced: the trained model, each epoch's mean training loss, its timings."""
+
+    model: torch.nn.Module
+    losses: list[torch.Tensor]
+    timings: dict[str, float]
+
 
 Step = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """``step(batch)`` for a minibatch of training indices: (the loss to back-propagate, the
@@ -34,8 +62,8 @@ minibatch's summed per-example loss over this process's examples, detached)."""
 @dataclass(frozen=True)
 class Fit:
     """What one fit trains: ``x``/``y`` are the whole training split (``x`` on the device or in
-    pinned host memory), ``indices`` the labeled training indices on the device; ``losses`` is the
-    learner's ``loss_history``, filled epoch by epoch (progress callbacks read the last one)."""
+    pinned host memory), ``indices`` the labeled training indices on the device; ``losses`` is
+    filled epoch by epoch (:func:`run_epochs`)."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -46,17 +74,13 @@ class Fit:
     losses: list[torch.Tensor]
 
 
-def start_fit(
-    learner: TorchLearner, model: torch.nn.Module, indices: np.ndarray, observers: Sequence[TrainObserver]
-) -> Fit:
-    """Make ``model`` the learner's model and set up its training on ``indices``."""
-    learner.model = model
-    x_all, y_all = learner.inputs("train")
-    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=learner.device)
+def start_fit(host: FitHost, model: torch.nn.Module, indices: np.ndarray, observers: Sequence[TrainObserver]) -> Fit:
+    """Set up the training of ``model`` on ``indices`` (the learner's state is not touched)."""
+    x_all, y_all = host.inputs("train")
+    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=host.device)
     for obs in observers:
-        obs.on_fit_start(len(y_all), learner.device)
-    learner.loss_history = []
-    return Fit(model, learner.new_optimizer(model), x_all, y_all, idx, tuple(observers), learner.loss_history)
+        obs.on_fit_start(len(y_all), host.device)
+    return Fit(model, host.new_optimizer(model), x_all, y_all, idx, tuple(observers), [])
 
 
 def sgd_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from svpkit.errors import ConfigError
 from svpkit.models.base import ModelSpec
-from svpkit.models.options import ModelOption, check_known, parse_options_text
+from svpkit.options import ModelOption, check_known, parse_options_text
 
 # What the torch learner (svpkit.learners.torch.TorchLearner) reads from LearnerOptions.extra.
 TORCH_LEARNER_OPTIONS: tuple[ModelOption, ...] = (

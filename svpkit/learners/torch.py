@@ -47,7 +47,7 @@ from svpkit import parallel
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.learners.acceleration import COMPILE_MIN_STEPS, resolve_amp, use_compile
-from svpkit.learners.epochs import Fit, fit_timings, run_epochs, sgd_step, start_fit
+from svpkit.learners.epochs import Fit, FitResult, fit_timings, run_epochs, sgd_step, start_fit
 from svpkit.learners.options import resolve_model_options
 from svpkit.learners.torch_ddp import fit_ddp
 from svpkit.models.base import ModelSpec, TrainConfig, final_linear
@@ -271,8 +271,13 @@ class TorchLearner:
         progress: Advance | None = None,
     ) -> None:
         if parallel.is_distributed():  # under torchrun: DistributedDataParallel, same recipe
-            fit_ddp(self, indices, observers=observers, progress=progress)
-            return
+            done = fit_ddp(self, indices, observers=observers, progress=progress)
+        else:
+            done = self._fit_here(indices, observers, progress)
+        self.model, self.loss_history, self.timings = done.model, done.losses, done.timings
+
+    def _fit_here(self, indices: np.ndarray, observers: Sequence[TrainObserver], progress: Advance | None) -> FitResult:
+        """The fit in this process (compiled where that pays)."""
         synchronize(self.device)
         t0 = time.perf_counter()
         cfg = self.config
@@ -285,9 +290,9 @@ class TorchLearner:
         clock = _CompileClock(compiled, cfg.batch_size, self.device)
         step = partial(self._step, fit, step_model, compiled, generator)
         fit.model.train()
-        self.loss_history = run_epochs(fit, cfg, generator, step, progress, around=clock)
+        losses = run_epochs(fit, cfg, generator, step, progress, around=clock)
         synchronize(self.device)
-        self.timings = fit_timings(time.perf_counter() - t0, n, cfg, clock.seconds, compiled)
+        return FitResult(fit.model, losses, fit_timings(time.perf_counter() - t0, n, cfg, clock.seconds, compiled))
 
     def _step(
         self, fit: Fit, step_model: Any, compiled: bool, generator: torch.Generator, batch: torch.Tensor

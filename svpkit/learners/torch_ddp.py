@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,23 +23,21 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from svpkit import parallel
-from svpkit.learners.epochs import Fit, fit_timings, run_epochs, start_fit
+from svpkit.learners.epochs import Fit, FitHost, FitResult, fit_timings, run_epochs, start_fit
 from svpkit.progress import Advance
 from svpkit.protocols import TrainObserver
 from svpkit.runtime import derive_seed
 from svpkit.timing import synchronize
 
-if TYPE_CHECKING:
-    from svpkit.learners.torch import TorchLearner
-
 
 def fit_ddp(
-    learner: TorchLearner,
+    learner: FitHost,
     indices: np.ndarray,
     observers: Sequence[TrainObserver] = (),
     progress: Advance | None = None,
-) -> None:
-    """:meth:`TorchLearner.fit <svpkit.learners.torch.TorchLearner.fit>` with DistributedDataParallel."""
+) -> FitResult:
+    """:meth:`TorchLearner.fit <svpkit.learners.torch.TorchLearner.fit>` with DistributedDataParallel:
+    the trained model, its losses and timings."""
     rank, world = dist.get_rank(), dist.get_world_size()
     synchronize(learner.device)
     t0 = time.perf_counter()
@@ -60,7 +57,7 @@ def fit_ddp(
     aug_gen.manual_seed(derive_seed(learner.options.seed, "augment", rank))
     step = partial(_step, learner, fit, ddp, aug_gen, rank, world)
     ddp.train()
-    learner.loss_history = run_epochs(fit, learner.config, order_gen, step, progress, reduce_loss=dist.all_reduce)
+    losses = run_epochs(fit, learner.config, order_gen, step, progress, reduce_loss=dist.all_reduce)
     # DDP keeps parameters in step, but each rank's last forward updated its own BatchNorm
     # running statistics: take rank 0's so every rank scores with the same model.
     for buffer in model.buffers():
@@ -69,11 +66,12 @@ def fit_ddp(
     n = fit.indices.numel()
     seconds = time.perf_counter() - t0
     # images: over all ranks
-    learner.timings = fit_timings(seconds, n, learner.config, 0.0, False) | {"world_size": float(world)}
+    timings = fit_timings(seconds, n, learner.config, 0.0, False) | {"world_size": float(world)}
+    return FitResult(model, losses, timings)
 
 
 def _step(
-    learner: TorchLearner,
+    learner: FitHost,
     fit: Fit,
     ddp: DistributedDataParallel,
     aug_gen: torch.Generator,

@@ -19,12 +19,12 @@ from svpkit import plots
 from svpkit.contract import ACTIVE_LEARNING, Artifact, Metric, Tag, round_artifact
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
-from svpkit.learners import make_learner
 from svpkit.loops import scoring
 from svpkit.loops.agreement import InRunAgreement, active_learning_mode
 from svpkit.loops.budgets import resolve_budgets
 from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
 from svpkit.loops.evaluation import log_class_errors, split_errors
+from svpkit.loops.fitting import timed_fit
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions, Tracker
@@ -247,24 +247,20 @@ class _Rounds:
     def score(self, ctx: SelectionContext, round_no: int) -> tuple[float, float, float, float]:
         """Fit a fresh selector model on ``ctx.labeled`` and fill ``ctx`` with what the selector
         needs. Returns (train, inference and warm-up seconds, the selector model's test error)."""
-        learner = make_learner(self.proxy, self.dataset, self.options("selector", round_no, self.cfg.proxy_epochs))
-        warm_s = 0.0
-        if not self.warmed:
-            # Reported separately and counted in the round's total: otherwise round 1
-            # alone would carry the lazy start-up of torch (and any compilation).
-            warm_s = _warm_up(learner)
-            self.warmed = True
+        options = self.options("selector", round_no, self.cfg.proxy_epochs)
         observers = [self.selector.observer()] if self.selector.observer is not None else []
-        epochs = getattr(learner, "config", self.proxy.train).epochs
         task = f"round {round_no}: train {self.proxy.name} on {len(ctx.labeled)}"
-        with self.progress.task(task, total=epochs) as adv:
-            with Timer(self.device) as t:
-                learner.fit(ctx.labeled, observers=observers, progress=adv)
-        train_s = t.seconds
+        # Round 1's warm-up is reported separately and counted in the round's total: otherwise
+        # round 1 alone would carry the lazy start-up of torch (and any compilation).
+        fitted = timed_fit(
+            self.proxy, self.dataset, options, ctx.labeled, self.progress, task, observers, not self.warmed
+        )
+        self.warmed = True
+        learner, train_s, warm_s = fitted.learner, fitted.seconds, fitted.warmup_seconds
         with Timer(self.device) as t:
             scoring.fill_selection_context(ctx, learner, self.selector, self.cfg.class_balance)
             for obs in observers:
-                ctx.signals.update(obs.result())  # type: ignore[attr-defined]
+                ctx.signals.update(obs.result())
         return train_s, t.seconds, warm_s, learner.error("test")
 
     def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float, list[float | None]]:
@@ -275,24 +271,23 @@ class _Rounds:
 
     def fit_target(self, labeled: np.ndarray, round_no: int) -> tuple[Learner, float]:
         """Round ``round_no``'s target fitted on ``labeled`` (kept for the next round's agreement); its fit seconds."""
-        learner = make_learner(self.target, self.dataset, self.options("target", round_no, self.cfg.target_epochs))
-        if not self.target_warmed:
-            _warm_up(learner)  # not a selection cost; keeps round 1's target time comparable
-            self.target_warmed = True
-        epochs = getattr(learner, "config", self.target.train).epochs
+        options = self.options("target", round_no, self.cfg.target_epochs)
         observers = self.agreement.target_observers()
         task = f"round {round_no}: train target {self.target.name} on {len(labeled)}"
-        with self.progress.task(task, total=epochs) as adv:
-            with Timer(self.device) as t:
-                learner.fit(labeled, observers=observers, progress=adv)
+        # The warm-up is not a selection cost; it keeps round 1's target time comparable.
+        fitted = timed_fit(
+            self.target, self.dataset, options, labeled, self.progress, task, observers, not self.target_warmed
+        )
+        self.target_warmed = True
+        learner = fitted.learner
         self.agreement.keep(learner, observers)  # it scores the next round's pool
-        return learner, t.seconds
+        return learner, fitted.seconds
 
 
 def _state(
     round_no: int, initial: np.ndarray, selected: list[np.ndarray], records: list[RoundRecord], cfg: ALConfig
 ) -> dict[str, Any]:
-    """What ``--resume`` needs after a finished round (see svpkit.resume)."""
+    """What ``--resume`` needs after a finished round (see svpkit.tracking.resume)."""
     return {
         "loop": ACTIVE_LEARNING.name,
         "round": round_no,
@@ -302,12 +297,6 @@ def _state(
         "rng": {"seed": cfg.seed, "derivation": "derive_seed(seed, role, round)"},
         "remaining_levels": len(cfg.budgets) - round_no,
     }
-
-
-def _warm_up(learner: Any) -> float:
-    """Seconds of the learner's one-off warm-up (0 for learners without one)."""
-    warm_up = getattr(learner, "warm_up", None)
-    return float(warm_up() or 0.0) if callable(warm_up) else 0.0
 
 
 def _check_picks(picks: np.ndarray, pool: np.ndarray, k: int, name: str) -> None:

@@ -82,7 +82,7 @@ def selector_observers(selector: SelectorSpec) -> list[TrainObserver]:
 def observer_signals(observers: list[TrainObserver]) -> dict[str, torch.Tensor]:
     signals: dict[str, torch.Tensor] = {}
     for obs in observers:
-        signals.update(obs.result())  # type: ignore[attr-defined]
+        signals.update(obs.result())
     return signals
 
 

@@ -14,6 +14,15 @@ from svpkit.runtime import resolve_device
 from svpkit.selectors.base import SelectorSpec
 
 
+class LearnerSettings(Protocol):
+    """The run's choices every learner of it gets: seed, device, batch size, determinism."""
+
+    seed: int
+    device: str
+    batch_size: int | None
+    deterministic: bool
+
+
 class ModelOverrides(Protocol):
     proxy_epochs: int | None
     target_epochs: int | None
@@ -21,11 +30,8 @@ class ModelOverrides(Protocol):
     target_options: dict[str, Any]
 
 
-class LoopConfig(ModelOverrides, Protocol):
-    seed: int
-    device: str
-    batch_size: int | None
-    deterministic: bool
+class LoopConfig(ModelOverrides, LearnerSettings, Protocol):
+    """What every selection loop's config has."""
 
 
 def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: ModelOverrides) -> str:
@@ -38,8 +44,11 @@ def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: M
     return "baseline" if proxy.name == target.name and same_epochs and same_options else "proxy"
 
 
-def learner_options(cfg: LoopConfig, seed: int, epochs: int | None, model_options: dict[str, Any]) -> LearnerOptions:
-    """What a loop hands a proxy or target learner: the run's device, batch size and model options."""
+def learner_options(
+    cfg: LearnerSettings, seed: int, epochs: int | None, model_options: dict[str, Any]
+) -> LearnerOptions:
+    """What a loop hands a proxy or target learner: ``seed`` (derived for its role), the run's
+    device, batch size and determinism, its epochs and model options."""
     return LearnerOptions(
         seed=seed,
         device=str(resolve_device(cfg.device)),

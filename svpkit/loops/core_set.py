@@ -60,7 +60,7 @@ class CoreSetConfig:
     agreement: str = "auto"
     """``--agreement``: the proxy's ranking against the in-run full-data target's (svpkit.loops.agreement)."""
     deterministic: bool = False
-    """PyTorch's deterministic algorithms (svpkit.determinism; matters on GPU)."""
+    """PyTorch's deterministic algorithms (svpkit.runtime.use_deterministic_algorithms; matters on GPU)."""
     proxy_options: dict[str, Any] = field(default_factory=dict)
     """Options of the proxy (``--proxy-options``; svpkit.models.options)."""
     target_options: dict[str, Any] = field(default_factory=dict)

@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from svpkit.contract import LABELING, format_options, setting_tags
+from svpkit.contract import LABELING, Tag, format_options, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
-from svpkit.learners import make_learner
 from svpkit.loops import scoring
+from svpkit.loops.common import learner_options
+from svpkit.loops.fitting import timed_fit
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
-from svpkit.protocols import LearnerOptions
 from svpkit.runtime import derive_seed, resolve_device
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
@@ -106,11 +106,11 @@ def describe_project(
         "proxy_options": format_options(cfg.proxy_options),
     }
     tags = {
-        "svpkit.loop": LABELING.name,
-        "svpkit.dataset": dataset.name,
-        "svpkit.selector": selector.name,
-        "svpkit.selector_model": proxy.name if selector.needs else "none",
-        "svpkit.seed": str(cfg.seed),
+        Tag.LOOP: LABELING.name,
+        Tag.DATASET: dataset.name,
+        Tag.SELECTOR: selector.name,
+        Tag.SELECTOR_MODEL: proxy.name if selector.needs else "none",
+        Tag.SEED: str(cfg.seed),
         **setting_tags(settings),
     }
     params = {
@@ -193,26 +193,14 @@ def _score(
 ) -> None:
     """Fit a fresh proxy on ``ctx.labeled`` and fill ``ctx`` with what the selector needs (as the
     active-learning loop's rounds do); the seconds and the proxy's test error go into ``result``."""
-    options = LearnerOptions(
-        seed=derive_seed(cfg.seed, "selector", result.round),
-        device=str(ctx.device),
-        epochs=cfg.proxy_epochs,
-        batch_size=cfg.batch_size,
-        deterministic=cfg.deterministic,
-        extra=dict(cfg.proxy_options),
-    )
-    learner = make_learner(proxy, data, options)
-    warm_up = getattr(learner, "warm_up", None)
-    result.warmup_seconds = float(warm_up() or 0.0) if callable(warm_up) else 0.0
+    options = learner_options(cfg, derive_seed(cfg.seed, "selector", result.round), cfg.proxy_epochs, cfg.proxy_options)
     observers = [selector.observer()] if selector.observer is not None else []
-    epochs = getattr(learner, "config", proxy.train).epochs
-    with progress.task(f"round {result.round}: train {proxy.name} on {ctx.labeled.size}", total=epochs) as adv:
-        with Timer(ctx.device) as t:
-            learner.fit(ctx.labeled, observers=observers, progress=adv)
-    result.train_seconds = t.seconds
+    task = f"round {result.round}: train {proxy.name} on {ctx.labeled.size}"
+    fitted = timed_fit(proxy, data, options, ctx.labeled, progress, task, observers, warm=True)
+    learner, result.warmup_seconds, result.train_seconds = fitted.learner, fitted.warmup_seconds, fitted.seconds
     with Timer(ctx.device) as t:
         scoring.fill_selection_context(ctx, learner, selector)
         for obs in observers:
-            ctx.signals.update(obs.result())  # type: ignore[attr-defined]
+            ctx.signals.update(obs.result())
     result.inference_seconds = t.seconds
     result.selector_model_error = learner.error("test") if len(data.test) else None

@@ -105,7 +105,7 @@ def rank_with_proxy(
     # Collecting the observer's result is part of ranking (it may move or finalise tensors).
     with Timer(device) as t_rank:
         for obs in observers:
-            signals.update(obs.result())  # type: ignore[attr-defined]
+            signals.update(obs.result())
         labels = training_labels(selector, dataset, device)
         ranking = rank_training_set(
             selector, learner, signals, n, subset_size, seed_count, rng, labels, selector_options

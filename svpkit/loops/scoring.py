@@ -7,7 +7,7 @@ only this rank's shard of the pool embeddings instead; its picks are identical o
 all ranks keep the same labeled set.
 
 MC-dropout probabilities (``mc_probabilities``: BALD) are kept as running sums
-(:class:`~svpkit.selectors.bald.MCAccumulator`), so memory stays O(pool × classes) whatever the
+(:class:`~svpkit.selectors.scores.MCAccumulator`), so memory stays O(pool × classes) whatever the
 number of passes. A model without dropout layers embeds the pool once and runs ``mc_samples``
 passes of dropout (``mc_dropout``) + its final linear layer; a model with dropout layers runs
 ``mc_samples`` full forward passes with its dropout layers active. Masks come from a generator
@@ -22,18 +22,18 @@ import numpy as np
 import torch
 
 from svpkit import parallel
-from svpkit.contract import format_options
+from svpkit.contract import POOL_SHARD_OPTION, format_options
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.models.base import ModelSpec, final_linear
 from svpkit.protocols import Learner
-from svpkit.selectors.bald import MCAccumulator, mc_head_probabilities
+from svpkit.selectors.bald import mc_head_probabilities
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, resolve_selector_options
 from svpkit.selectors.coverage import class_balanced_top_k
+from svpkit.selectors.scores import MCAccumulator
 
-SHARD_OPTION = "svpkit.pool_shard"
-"""``SelectionContext.options`` key: (start, stop) of this rank's pool shard when the pool
-embeddings in the context are the shard only (sharded selectors)."""
+SHARD_OPTION = POOL_SHARD_OPTION
+"""``SelectionContext.options`` key: (start, stop) of this rank's pool shard (the contract's)."""
 
 
 def fill_selection_context(

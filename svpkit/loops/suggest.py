@@ -22,11 +22,11 @@ from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.agreement import observer_signals, selector_observers
 from svpkit.loops.budgets import to_count
+from svpkit.loops.common import learner_options
 from svpkit.loops.train import train_and_evaluate
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
-from svpkit.protocols import LearnerOptions
-from svpkit.runtime import derive_seed, resolve_device
+from svpkit.runtime import derive_seed
 from svpkit.selectors.agreement import pool_agreement
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
 from svpkit.timing import Timer
@@ -51,6 +51,8 @@ class SuggestConfig:
     seed: int = 0
     device: str = "auto"
     batch_size: int | None = None
+    deterministic: bool = False
+    """PyTorch's deterministic algorithms for every model of the pilot (matters on GPU)."""
 
 
 @dataclass(frozen=True)
@@ -136,13 +138,7 @@ def _score(
     progress: Progress,
 ) -> Scored:
     """Train ``model`` on the pilot, score the pool and select ``k`` (train + score seconds timed)."""
-    options = LearnerOptions(
-        seed=derive_seed(seed, "selector", 1),
-        device=str(resolve_device(cfg.device)),
-        epochs=model.epochs,
-        batch_size=cfg.batch_size,
-        extra=dict(model.options),
-    )
+    options = learner_options(cfg, derive_seed(seed, "selector", 1), model.epochs, model.options)
     observers = selector_observers(selector)
     outcome, learner = train_and_evaluate(model.spec, dataset, pilot, options, progress, model.label, observers)
     rng = np.random.default_rng(derive_seed(seed, "select", 1))

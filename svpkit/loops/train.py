@@ -14,15 +14,14 @@ import numpy as np
 from svpkit import plots
 from svpkit.contract import TRAIN, Artifact, Metric, Tag, setting_tags
 from svpkit.data.base import Dataset
-from svpkit.learners import make_learner
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import resolved_settings
+from svpkit.loops.common import learner_options, resolved_settings
 from svpkit.loops.evaluation import log_class_errors, split_errors
+from svpkit.loops.fitting import timed_fit
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import LearnerOptions, Tracker, TrainObserver
-from svpkit.runtime import derive_seed, resolve_device
-from svpkit.timing import Timer
+from svpkit.runtime import derive_seed
 
 
 @dataclass
@@ -35,6 +34,8 @@ class TrainRunConfig:
     batch_size: int | None = None
     target_options: dict[str, Any] = field(default_factory=dict)
     """The model's options (``--target-options``; svpkit.models.options)."""
+    deterministic: bool = False
+    """PyTorch's deterministic algorithms (matters on GPU)."""
 
 
 @dataclass
@@ -59,19 +60,21 @@ def train_and_evaluate(
     observers: list[TrainObserver] | None = None,
 ) -> tuple[TrainOutcome, Any]:
     """Train a fresh ``spec`` learner on ``indices``; returns the outcome and the trained learner."""
-    learner = make_learner(spec, dataset, options)
-    epochs = getattr(learner, "config", spec.train).epochs
-    warm_up = getattr(learner, "warm_up", None)
-    if callable(warm_up):
-        # The process's one-off costs (first kernels, allocator, compilation) are no part of
-        # a model's training time; a separate `svpkit train` process would pay them again.
-        warm_up()
-    with progress.task(f"{label}: train {spec.name} on {len(indices)}", total=epochs) as advance:
-        with Timer(learner.device) as timer:
-            learner.fit(indices, observers=observers or [], progress=advance)
-    losses = [float(x) for x in getattr(learner, "loss_history", [])]
+    # The process's one-off costs (first kernels, allocator, compilation) are no part of a
+    # model's training time; a separate `svpkit train` process would pay them again.
+    fitted = timed_fit(
+        spec,
+        dataset,
+        options,
+        indices,
+        progress,
+        f"{label}: train {spec.name} on {len(indices)}",
+        observers or [],
+        True,
+    )
+    learner = fitted.learner
     error, class_errors = split_errors(learner, dataset)
-    outcome = TrainOutcome(timer.seconds, error, int(epochs), losses, class_errors)
+    outcome = TrainOutcome(fitted.seconds, error, fitted.epochs, fitted.losses(), class_errors)
     return outcome, learner
 
 
@@ -133,14 +136,7 @@ def run_train(
     indices = subset_indices(n, cfg.size, cfg.seed)
     if resume_state is not None and resume_state.get("loop") == TRAIN.name and resume_state.get("round", 0) >= 1:
         return TrainOutcome(**resume_state["outcome"])
-    device = resolve_device(cfg.device)
-    options = LearnerOptions(
-        seed=derive_seed(cfg.seed, "target", 1),
-        device=str(device),
-        epochs=cfg.target_epochs,
-        batch_size=cfg.batch_size,
-        extra=dict(cfg.target_options),
-    )
+    options = learner_options(cfg, derive_seed(cfg.seed, "target", 1), cfg.target_epochs, cfg.target_options)
     outcome, learner = train_and_evaluate(target, dataset, indices, options, progress, "train")
     del learner
     step = int(indices.size)

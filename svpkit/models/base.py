@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from svpkit.models.options import ModelOption
+from svpkit.options import ModelOption
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset

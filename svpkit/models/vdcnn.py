@@ -21,7 +21,7 @@ from torch import nn
 
 from svpkit.errors import ConfigError
 from svpkit.models.base import ModelSpec, TrainConfig
-from svpkit.models.options import ModelOption
+from svpkit.options import ModelOption
 
 # The reference's alphabet (Zhang et al. 2015 minus "@", "\\" and the newline), with an ASCII "^".
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/|_#$%^&*~`+=<>()[]{} "

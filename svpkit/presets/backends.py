@@ -49,7 +49,7 @@ def run_locally(
     parallel: int,
     tracking_uri: str,
     gpus: int | None = None,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = lambda message: None,
 ) -> list[Outcome]:
     """Each (planned run, run id) as ``python -m svpkit <command> ... --quiet``, ``parallel`` at a time."""
     gpus = gpu_count() if gpus is None else gpus
@@ -76,12 +76,12 @@ def run_locally(
 
 def entry_parameters(run: PlannedRun, project: Path) -> dict[str, str]:
     """The MLproject parameters of a planned run (its options must all be entry parameters)."""
-    from mlflow.projects._project_spec import load_project
+    from svpkit.tracking.projects import entry_point_parameters
 
-    entry = load_project(str(project)).get_entry_point(run.loop)
+    known = entry_point_parameters(project, run.loop)
     params: dict[str, str] = {}
     for key, value in run.options.items():
-        if key not in entry.parameters:
+        if key not in known:
             raise ConfigError(
                 f"option {key!r} of {run.name} is not a parameter of entry {run.loop!r} in {project / 'MLproject'}"
             )
@@ -97,7 +97,7 @@ def submit_all(
     backend: str,
     backend_config: str | None,
     project: Path,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = lambda message: None,
 ) -> list[Outcome]:
     """Submit every run through MLflow Projects' ``backend`` (asynchronously), then wait for all.
 
@@ -135,22 +135,18 @@ def _submit(
     announce: Callable[[str], None],
 ) -> tuple[str, Any, str | None]:
     """Submit one run without waiting: (run id, the submitted run or None, the error line or None)."""
-    import mlflow.projects
-    from mlflow.entities import RunTag
-
     from svpkit import tracking
+    from svpkit.tracking.projects import submit, tag_run
 
     run_id = start_run(preset, run) if backend == "local" else None
     try:
-        handle = mlflow.projects.run(
-            str(project),
-            entry_point=run.loop,
-            parameters=params,
+        handle = submit(
+            project,
+            run.loop,
+            params,
             experiment_id=experiment_id,
             backend=backend,
             backend_config=backend_config,
-            env_manager="local" if backend == "local" else None,
-            synchronous=False,
             run_id=run_id,
             run_name=run.name,
         )
@@ -160,8 +156,7 @@ def _submit(
             tracking.fail_run(run_id, exc)
         return run_id or "", None, problem
     if run_id is None:
-        tags = [RunTag(k, v) for k, v in preset_tags(preset, run).items()]
-        tracking.client().log_batch(handle.run_id, tags=tags)
+        tag_run(handle.run_id, preset_tags(preset, run))
     announce(f"submitted {run.name}: run {handle.run_id} ({backend})")
     return handle.run_id, handle, None
 
@@ -173,7 +168,7 @@ def fan_out(
     backend: str | None = None,
     backend_config: str | None = None,
     project: str | Path | None = None,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = lambda message: None,
 ) -> list[Outcome]:
     """Run a preset's ``runs`` at once: a local pool (``backend`` None) or MLflow Projects' backend.
 

@@ -9,15 +9,14 @@ each in its own with ``--subprocess``), or many at once (:mod:`svpkit.presets.ba
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from svpkit.contract import PRESET, Tag
 from svpkit.errors import SvpkitError
 from svpkit.presets.backends import Outcome, fan_out
 from svpkit.presets.plan import (
@@ -31,6 +30,12 @@ from svpkit.presets.plan import (
     problems,
 )
 from svpkit.presets.runner import environment, execute, start_run
+
+
+class Printer(Protocol):
+    """Where a preset's plan, progress and comparison go (the CLI's consoles)."""
+
+    def print(self, *objects: Any, **options: Any) -> None: ...
 
 
 def mark_done(preset: Preset) -> str | None:
@@ -75,13 +80,15 @@ def run_preset(
     backend: str | None = None,
     backend_config: str | None = None,
     project: str | None = None,
+    *,
+    out: Printer,
+    err: Printer,
 ) -> Preset:
-    """Expand, skip what is FINISHED, run the rest in order, then compare the experiment."""
-    out = Console(width=None if sys.stdout.isatty() else 160)
+    """Expand, skip what is FINISHED, run the rest in order, then compare the experiment; the plan,
+    progress and comparison are printed to ``out``, the planned runs' problems to ``err``."""
     preset = load_preset(path, commands, experiment)
     found = problems(preset, commands)
     if found:
-        err = Console(stderr=True, soft_wrap=True)
         for line in found:
             err.print(line, markup=False, highlight=False)
         raise PresetError(f"{len(found)} problem(s) in the planned runs of {preset.path} (above); nothing was run")
@@ -136,7 +143,7 @@ def _run_all(
     return failures
 
 
-def _compare(preset: Preset, out: Any) -> str:
+def _compare(preset: Preset, out: Printer) -> str:
     """``svpkit compare`` over the preset's experiment; the comparison run's id."""
     from svpkit.analysis import compare as comparison
     from svpkit.tracking.store import run_link
@@ -157,6 +164,6 @@ def _log_plan(outer_run: str, preset: Preset, compare_run: str | None) -> None:
     from svpkit import tracking
 
     tracker = tracking.MlflowTracker(outer_run)
-    tracker.set_tags({"svpkit.loop": "preset", PRESET_TAG: preset.name, "svpkit.compare_run": compare_run or "none"})
+    tracker.set_tags({Tag.LOOP: PRESET, PRESET_TAG: preset.name, Tag.COMPARE_RUN: compare_run or "none"})
     tracker.log_params({"preset": str(preset.path), "experiment": preset.experiment, "runs": len(preset.runs)})
     tracker.log_text("preset/plan.txt", "\n".join(f"{r.name}\t{r.done_run_id or 'failed'}" for r in preset.runs))

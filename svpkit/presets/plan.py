@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from svpkit.contract import format_options, model_label
+from svpkit.contract import RUN_LOOPS, Tag, format_options, model_label
 from svpkit.errors import ConfigError
 
 try:
@@ -42,7 +42,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-LOOP_COMMANDS = {"active_learning": "active-learning", "core_set": "core-set", "train": "train"}
+LOOP_COMMANDS = {name: loop.command for name, loop in RUN_LOOPS.items()}
+"""Loop → its command (the contract's :data:`~svpkit.contract.RUN_LOOPS`)."""
 # Options the preset machinery sets itself.
 _RESERVED = {"experiment", "run_name", "quiet", "help"}
 # List-valued options that are one value (joined with commas), not an axis.
@@ -50,8 +51,8 @@ _JOINED = {"budgets"}
 # Model options: a table (``proxy_options = {dim = 50}``) is one value; a list of tables an axis.
 _OPTION_TABLES = {"proxy_options", "target_options"}
 _ALIASES = {"seeds": "seed"}
-PRESET_TAG = "svpkit.preset"
-KEY_TAG = "svpkit.preset_key"
+PRESET_TAG = Tag.PRESET
+KEY_TAG = Tag.PRESET_KEY
 
 
 class PresetError(ConfigError):
@@ -224,7 +225,7 @@ def run_key(loop: str, options: dict[str, Any]) -> str:
 
 
 def _run_name(loop: str, label: str, options: dict[str, Any]) -> str:
-    prefix = {"active_learning": "al", "core_set": "cs", "train": "train"}[loop]
+    prefix = RUN_LOOPS[loop].prefix
     parts = [prefix] + ([label] if label else [])
     selector = options.get("selector")
     if selector is not None:

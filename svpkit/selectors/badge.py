@@ -31,12 +31,7 @@ import torch
 
 from svpkit.errors import ConfigError
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse
-
-
-def has_final_linear(model: object) -> bool:
-    """Whether ``model`` is a torch module with an ``nn.Linear`` in it, i.e. a classifier that
-    :func:`svpkit.models.base.final_linear` finds (the last one); BADGE embeds its gradient."""
-    return isinstance(model, torch.nn.Module) and any(isinstance(m, torch.nn.Linear) for m in model.modules())
+from svpkit.selectors.scores import has_final_linear
 
 
 class GradientEmbedding:

@@ -21,10 +21,9 @@ from collections.abc import Callable, Iterator
 import torch
 
 from svpkit.errors import ConfigError
-from svpkit.models.options import ModelOption
-from svpkit.selectors.badge import has_final_linear
+from svpkit.options import ModelOption
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
-from svpkit.selectors.uncertainty import entropy_scores
+from svpkit.selectors.scores import MCAccumulator, has_final_linear
 
 MC_OPTIONS = (
     ModelOption("mc_samples", int, 20, "Monte-Carlo dropout passes (at least 2)"),
@@ -38,47 +37,6 @@ def validate_mc_options(samples: int, dropout: float) -> None:
         raise ValueError(f"mc_samples must be at least 2 (got {samples}): BALD needs several stochastic passes")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"mc_dropout must be in [0, 1) (got {dropout})")
-
-
-class MCAccumulator:
-    """Running sums over Monte-Carlo samples of an N × C probability matrix.
-
-    Keeps Σ_t p_t (N × C) and Σ_t H(p_t) (N) in float32; :meth:`add` one sample at a time.
-    """
-
-    def __init__(self) -> None:
-        self.sum_probs: torch.Tensor | None = None
-        self.sum_entropy: torch.Tensor | None = None
-        self.count = 0
-
-    def add(self, probs: torch.Tensor) -> None:
-        """Fold in one sample: an N × C matrix of probabilities (rows sum to 1)."""
-        p = probs.float()
-        if self.sum_probs is None or self.sum_entropy is None:
-            self.sum_probs = p.clone()
-            self.sum_entropy = entropy_scores(p)
-        else:
-            if p.shape != self.sum_probs.shape:
-                raise ValueError(f"MC sample of shape {tuple(p.shape)} after samples of {tuple(self.sum_probs.shape)}")
-            self.sum_probs += p
-            self.sum_entropy += entropy_scores(p)
-        self.count += 1
-
-    def mean_probs(self) -> torch.Tensor:
-        """The MC mean 1/T Σ_t p_t (N × C)."""
-        if self.sum_probs is None:
-            raise ValueError("no Monte-Carlo sample was added")
-        return self.sum_probs / self.count
-
-    def entropy(self) -> torch.Tensor:
-        """H(mean_t p_t): the predictive entropy of the MC mean (N)."""
-        return entropy_scores(self.mean_probs())
-
-    def bald(self) -> torch.Tensor:
-        """H(mean_t p_t) − mean_t H(p_t), clamped at 0 (Jensen: negatives are rounding only)."""
-        predictive = self.entropy()  # raises when no sample was added
-        assert self.sum_entropy is not None
-        return (predictive - self.sum_entropy / self.count).clamp_min_(0.0)
 
 
 def _accumulate(mc_probs: torch.Tensor) -> MCAccumulator:

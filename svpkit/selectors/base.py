@@ -4,7 +4,7 @@ A selector declares what it needs from the selector model, and the loops compute
 ``"probabilities"`` (softmax over the pool), ``"embeddings"`` (penultimate activations of the pool
 and of the labeled/seed set), ``"training_dynamics"`` (a :class:`TrainObserver` attached to the
 selector model's training), ``"mc_probabilities"`` (``mc_samples`` Monte-Carlo dropout passes over
-the pool, kept as running sums: :class:`svpkit.selectors.bald.MCAccumulator`) or ``"labels"``
+the pool, kept as running sums: :class:`svpkit.selectors.scores.MCAccumulator`) or ``"labels"``
 (the labels of the scored examples: core-set selection only, where every training label is
 known). A selector with no needs (``random``) trains no model at all.
 
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from svpkit.errors import ConfigError
-from svpkit.models.options import ModelOption, check_known, parse_options_text
+from svpkit.options import ModelOption, check_known, parse_options_text
 from svpkit.protocols import Learner, TrainObserver
 
 if TYPE_CHECKING:
-    from svpkit.selectors.bald import MCAccumulator
+    from svpkit.selectors.scores import MCAccumulator
 
 NEEDS = frozenset({"probabilities", "embeddings", "training_dynamics", "mc_probabilities", "labels"})
 
@@ -152,9 +152,12 @@ def resolve_selector_options(
     for name in given:
         check_known(flag, f"selector {spec.name!r}", name, known)
     try:
-        return {o.name: o.convert(given[o.name], spec.name) if o.name in given else o.default for o in spec.options}
+        return {
+            o.name: o.convert(given[o.name], spec.name, "selector") if o.name in given else o.default
+            for o in spec.options
+        }
     except ConfigError as e:
-        raise ConfigError(f"{flag}: {str(e).replace(' of model ', ' of selector ', 1)}") from None
+        raise ConfigError(f"{flag}: {e}") from None
 
 
 def parse_selector_options(spec: SelectorSpec, text: str | None, flag: str = "--selector-options") -> dict[str, Any]:

@@ -23,7 +23,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from svpkit.errors import ConfigError
-from svpkit.models.options import ModelOption
+from svpkit.options import ModelOption
 from svpkit.selectors.base import (
     RankContext,
     Ranking,

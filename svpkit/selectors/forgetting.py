@@ -37,7 +37,7 @@ PRESENTATIONS = "forgetting_presentations"
 
 
 class ForgettingTracker:
-    """A :class:`~svpkit.models.base.TrainObserver` counting forgetting events per example."""
+    """A :class:`~svpkit.protocols.TrainObserver` counting forgetting events per example."""
 
     def __init__(self) -> None:
         self.last_correct: torch.Tensor | None = None

@@ -20,6 +20,7 @@ from svpkit.selectors.base import (
     ranking_by_score,
     top_k_by_score,
 )
+from svpkit.selectors.scores import entropy_scores
 
 ScoreFunction = Callable[[torch.Tensor], torch.Tensor]
 
@@ -27,12 +28,6 @@ ScoreFunction = Callable[[torch.Tensor], torch.Tensor]
 def least_confidence_scores(probs: torch.Tensor) -> torch.Tensor:
     """1 − max_c p(c): ranking by it descending = ranking max-probability ascending."""
     return 1.0 - probs.max(dim=1).values
-
-
-def entropy_scores(probs: torch.Tensor) -> torch.Tensor:
-    """−Σ p log p with 0·log 0 = 0 (no NaN rows)."""
-    logs = torch.where(probs > 0, probs.log(), torch.zeros_like(probs))
-    return -(probs * logs).sum(dim=1)
 
 
 def margin_scores(probs: torch.Tensor) -> torch.Tensor:
