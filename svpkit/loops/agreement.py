@@ -33,6 +33,7 @@ from svpkit.contract import Artifact, Metric, Tag
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.common import run_role
+from svpkit.loops.settings import AgreementSettings
 from svpkit.models.base import ModelSpec
 from svpkit.protocols import Learner, Tracker, TrainObserver
 from svpkit.runtime import derive_seed
@@ -68,7 +69,7 @@ def resolve_mode(mode: str, selector: SelectorSpec, target_trained: bool, needs:
     return mode
 
 
-def active_learning_mode(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: Any) -> str:
+def active_learning_mode(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: AgreementSettings) -> str:
     """The resolved mode of an active-learning run (``cfg.agreement``, ``cfg.train_target``)."""
     needs = "the target trained at every level (--train-target)"
     baseline = run_role(selector, proxy, target, cfg) == "baseline"
@@ -103,7 +104,7 @@ class InRunAgreement:
 
     @classmethod
     def for_run(
-        cls, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: Any, device: torch.device
+        cls, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: AgreementSettings, device: torch.device
     ) -> InRunAgreement:
         """The agreement of an active-learning run with config ``cfg`` (an ``ALConfig``)."""
         return cls(selector, active_learning_mode(selector, proxy, target, cfg), cfg.seed, device)

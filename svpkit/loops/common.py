@@ -8,6 +8,7 @@ from svpkit.contract import Tag, format_options, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.learners.acceleration import amp_tag
 from svpkit.loops.scoring import selector_settings
+from svpkit.loops.settings import ModelOverrides, SelectionSettings, TargetSettings
 from svpkit.models.base import ModelSpec
 from svpkit.protocols import LearnerOptions
 from svpkit.runtime import resolve_device
@@ -23,14 +24,7 @@ class LearnerSettings(Protocol):
     deterministic: bool
 
 
-class ModelOverrides(Protocol):
-    proxy_epochs: int | None
-    target_epochs: int | None
-    proxy_options: dict[str, Any]
-    target_options: dict[str, Any]
-
-
-class LoopConfig(ModelOverrides, LearnerSettings, Protocol):
+class LoopConfig(ModelOverrides, LearnerSettings, SelectionSettings, Protocol):
     """What every selection loop's config has."""
 
 
@@ -76,15 +70,18 @@ def selection_run_tags(
     }
 
 
-def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, cfg: Any) -> dict[str, Any]:
+def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, cfg: TargetSettings) -> dict[str, Any]:
     """Device, epochs and model options as the run uses them (``None`` epochs: the model's own)."""
     settings: dict[str, Any] = {"device": str(resolve_device(cfg.device))}
+    models = {"target": (target, cfg.target_options)}
     if proxy is not None:
+        if not isinstance(cfg, ModelOverrides):
+            raise TypeError("a run with a proxy needs its proxy_epochs and proxy_options")
+        models["proxy"] = (proxy, cfg.proxy_options)
         settings["proxy_epochs"] = cfg.proxy_epochs or proxy.train.epochs
         settings["proxy_options"] = format_options(cfg.proxy_options)
     settings["target_epochs"] = cfg.target_epochs or target.train.epochs
     settings["target_options"] = format_options(cfg.target_options)
-    models = {"target": (target, cfg.target_options), **({"proxy": (proxy, cfg.proxy_options)} if proxy else {})}
     settings["amp"] = amp_tag(models, resolve_device(cfg.device))  # tag svpkit.amp (Tag.AMP)
     return settings
 

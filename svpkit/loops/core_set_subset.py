@@ -27,6 +27,7 @@ import torch
 from svpkit.contract import Artifact
 from svpkit.errors import ConfigError
 from svpkit.loops.scoring import balance_report
+from svpkit.loops.settings import SubsetSettings
 from svpkit.runtime import derive_seed
 from svpkit.selectors.base import Ranking, SelectorSpec, ranking_by_score
 from svpkit.selectors.coverage import ccs_select, class_balanced_top_k
@@ -35,7 +36,7 @@ from svpkit.selectors.data_scores import average_scores
 COVERAGES = ("none", "ccs")
 
 
-def check_variants(selector: SelectorSpec, cfg: Any, n: int, m: int) -> None:
+def check_variants(selector: SelectorSpec, cfg: SubsetSettings, n: int, m: int) -> None:
     """ConfigError (before any run exists) for variants the selector or the sizes cannot take."""
     if cfg.coverage not in COVERAGES:
         raise ConfigError(f"--coverage must be one of {', '.join(COVERAGES)}, got {cfg.coverage!r}")
@@ -79,7 +80,7 @@ def average_rankings(rankings: Sequence[Ranking]) -> Ranking:
 
 
 def choose_subset(
-    ranking: Ranking, m: int, cfg: Any, labels: torch.Tensor, num_classes: int
+    ranking: Ranking, m: int, cfg: SubsetSettings, labels: torch.Tensor, num_classes: int
 ) -> tuple[Ranking, dict[str, Any]]:
     """The ranking reordered so that its head of ``m`` is the subset, and the JSON artifacts to log."""
     if cfg.coverage == "ccs":

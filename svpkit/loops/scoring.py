@@ -25,6 +25,7 @@ from svpkit import parallel
 from svpkit.contract import POOL_SHARD_OPTION, format_options
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
+from svpkit.loops.settings import SelectionSettings, SubsetSettings
 from svpkit.models.base import ModelSpec, final_linear
 from svpkit.protocols import Learner
 from svpkit.selectors.bald import mc_head_probabilities
@@ -159,21 +160,23 @@ VARIANT_DEFAULTS: dict[str, Any] = {"class_balance": False, "coverage": "none", 
 """Selection settings beyond the selector (``svpkit.selection`` tag when not at these defaults)."""
 
 
-def selector_settings(cfg: Any) -> dict[str, str]:
+def selector_settings(cfg: SelectionSettings) -> dict[str, str]:
     """The resolved settings ``selector_options`` and ``selection`` (tags ``svpkit.<name>``): the
     selector's options and the non-default selection variants (class balance, coverage, score models)."""
-    variant = {k: getattr(cfg, k) for k, v in VARIANT_DEFAULTS.items() if getattr(cfg, k, v) != v}
-    if variant.get("coverage") == "ccs":
+    given: dict[str, Any] = {"class_balance": cfg.class_balance}
+    if isinstance(cfg, SubsetSettings):
+        given |= {"coverage": cfg.coverage, "score_models": cfg.score_models}
+    variant = {k: v for k, v in given.items() if v != VARIANT_DEFAULTS[k]}
+    if isinstance(cfg, SubsetSettings) and cfg.coverage == "ccs":
         variant |= {"ccs_cutoff": cfg.ccs_cutoff, "ccs_bins": cfg.ccs_bins}
-    return {
-        "selector_options": format_options(getattr(cfg, "selector_options", {})),
-        "selection": format_options(variant),
-    }
+    return {"selector_options": format_options(cfg.selector_options), "selection": format_options(variant)}
 
 
-def check_selection(selector: SelectorSpec, loop: str, proxy: ModelSpec, dataset: Dataset, cfg: Any) -> None:
+def check_selection(
+    selector: SelectorSpec, loop: str, proxy: ModelSpec, dataset: Dataset, cfg: SelectionSettings
+) -> None:
     """The selector's own ``check`` and the class-balance rule of ``loop`` (ConfigError before any run)."""
-    if getattr(cfg, "class_balance", False) and loop != "core_set":
+    if cfg.class_balance and loop != "core_set":
         if not selector.needs or not selector.score_based:
             what = "trains no selector model" if not selector.needs else "does not pick the top-k of a score"
             raise ConfigError(
@@ -186,4 +189,4 @@ def check_selection(selector: SelectorSpec, loop: str, proxy: ModelSpec, dataset
     def build_proxy() -> object | None:
         return proxy.build(dataset.num_classes, dataset.input_shape) if proxy.build is not None else None
 
-    selector.check(SelectorUse(loop, proxy.name, build_proxy, getattr(cfg, "selector_options", {})))
+    selector.check(SelectorUse(loop, proxy.name, build_proxy, cfg.selector_options))
