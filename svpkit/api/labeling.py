@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from svpkit.api.args import LoopArgs, Options, Switch, collect, opt_int, parse_bool
+from svpkit.api.args import LoopArgs, Options, Switch, collect, opt_int, parse_deterministic
 from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:
         device=args.device,
         proxy_epochs=opt_int(args.proxy_epochs),
         batch_size=opt_int(args.batch_size),
-        deterministic=parse_bool(args.deterministic, "deterministic"),
+        deterministic=parse_deterministic(args.deterministic, args.device),
         proxy_options=parse_model_options(proxy_spec, args.proxy_options, "--proxy-options"),
     )
     resolve_device(args.device)

@@ -23,6 +23,7 @@ from svpkit.api.args import (
     collect,
     opt_int,
     parse_bool,
+    parse_deterministic,
 )
 from svpkit.api.flow import LoopRun, ResumeState, RunResult, RunSettings, prepare, resolve_resume
 from svpkit.contract import ACTIVE_LEARNING, CORE_SET, TRAIN, Tag
@@ -68,7 +69,7 @@ def selection_config(args: SelectionArgs, resolved: Resolved, device: str) -> di
         "proxy_epochs": opt_int(args.proxy_epochs),
         "target_epochs": opt_int(args.target_epochs),
         "batch_size": opt_int(args.batch_size),
-        "deterministic": parse_bool(args.deterministic, "deterministic"),
+        "deterministic": parse_deterministic(args.deterministic, device),
         "agreement": args.agreement,
         "proxy_options": resolved.proxy_options,
         "target_options": resolved.target_options,

@@ -15,6 +15,7 @@ import typer
 
 from svpkit.api.args import opt_int as opt_int
 from svpkit.api.args import parse_bool as parse_bool
+from svpkit.api.args import parse_deterministic as parse_deterministic
 
 # -- data --------------------------------------------------------------------------------------
 Dataset = Annotated[str, typer.Option(help="Data set name (svpkit datasets list).")]

@@ -29,7 +29,7 @@ from svpkit.contract import LABELING, Tag, format_options, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
-from svpkit.loops.common import learner_options
+from svpkit.loops.common import learner_options, numerics_tags
 from svpkit.loops.fitting import timed_fit
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -112,6 +112,7 @@ def describe_project(
         Tag.SELECTOR_MODEL: proxy.name if selector.needs else "none",
         Tag.SEED: str(cfg.seed),
         **setting_tags(settings),
+        **numerics_tags(cfg.device),
     }
     params = {
         "dataset": dataset.name,

@@ -15,7 +15,7 @@ from svpkit import plots
 from svpkit.contract import TRAIN, Artifact, Metric, Tag, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import learner_options, resolved_settings
+from svpkit.loops.common import learner_options, numerics_tags, resolved_settings
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.loops.fitting import timed_fit
 from svpkit.models.base import ModelSpec
@@ -103,6 +103,7 @@ def describe_train_run(
         Tag.SEED: str(cfg.seed),
         Tag.SUBSET_SIZE: str(count),
         **setting_tags(settings),
+        **numerics_tags(cfg.device),
     }
     params = {
         "dataset": dataset.name,
