@@ -64,9 +64,7 @@ def suggest_proxy(
     selector_spec = get_plugins().selectors.get(selector)
     if not selector_spec.needs:
         raise ConfigError(f"selector {selector!r} uses no model: there is no proxy to choose")
-    options = format_options(target_options) if not isinstance(target_options, (str, type(None))) else target_options
-    target_model = _contender(target, opt_int(target_epochs), options, "--target-options")
-    contenders = [_contender(c.name, c.epochs, c.options, f"candidate {c.text!r}", c.text) for c in parsed]
+    target_model, contenders = _models(target, target_epochs, target_options, parsed)
     cfg = SuggestConfig(one_size(str(pilot), "pilot"), k, check_seeds(seeds), seed, device, opt_int(batch_size))
     resolve_device(device)
     data = load_dataset(get_plugins().datasets.get(dataset), data_path, train_limit, test_limit)
@@ -80,6 +78,15 @@ def suggest_proxy(
     params |= {"min_overlap": min_overlap, "min_spearman": min_spearman, "dataset_digest": data.digest}
     name = run_name or f"suggest-{target}-{selector}-s{seed}"
     return _logged(report, params, experiment or None, name, track)
+
+
+def _models(
+    target: str, epochs: Optional[int], options: Options, parsed: list[Any]
+) -> tuple[Contender, list[Contender]]:
+    """The target and the candidates, their options checked against the models."""
+    text = format_options(options) if not isinstance(options, (str, type(None))) else options
+    target_model = _contender(target, opt_int(epochs), text, "--target-options")
+    return target_model, [_contender(c.name, c.epochs, c.options, f"candidate {c.text!r}", c.text) for c in parsed]
 
 
 def _check_inputs(data: Dataset, models: list[Contender]) -> None:
