@@ -50,6 +50,7 @@ class SelectionArgs(LoopArgs):
 @dataclass
 class ActiveLearningArgs(SelectionArgs):
     initial: str
+    initial_selector: str
     budgets: str
     train_target: bool
 
@@ -131,7 +132,10 @@ def active_learning(
         str, typer.Option(help="Selector model: the proxy (or the target for a baseline).")
     ] = "digits_mlp",
     target: Annotated[str, typer.Option(help="Target model, trained at every budget level.")] = "digits_cnn",
-    initial: Annotated[str, typer.Option(help="Random initial labeled set: fraction in (0,1] or count.")] = "0.01",
+    initial: Annotated[str, typer.Option(help="Initial labeled set: fraction in (0,1] or count.")] = "0.01",
+    initial_selector: Annotated[
+        str, typer.Option(help="Who picks the initial set: random, or a cold-start selector (typiclust, probcover).")
+    ] = "random",
     budgets: Annotated[
         str, typer.Option(help="Cumulative labeled sizes: fractions or counts.")
     ] = "0.1,0.2,0.3,0.4,0.5",
@@ -178,7 +182,11 @@ def _active_learning_config(args: ActiveLearningArgs, device: str) -> tuple[Spec
     initial = one_size(args.initial, "initial")
     budgets = parse_sizes(args.budgets)
     return specs, ALConfig(
-        initial=initial, budgets=budgets, train_target=args.train_target, **specs.config(args, device)
+        initial=initial,
+        budgets=budgets,
+        train_target=args.train_target,
+        initial_selector=args.initial_selector,
+        **specs.config(args, device),
     )
 
 

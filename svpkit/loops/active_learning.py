@@ -23,6 +23,7 @@ from svpkit.learners import make_learner
 from svpkit.loops import scoring
 from svpkit.loops.agreement import InRunAgreement, active_learning_mode
 from svpkit.loops.budgets import resolve_budgets
+from svpkit.loops.cold_start import initial_set, lazy_inputs
 from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.models.base import ModelSpec
@@ -53,6 +54,8 @@ class ALConfig:
     """The selector's resolved options (``--selector-options``)."""
     class_balance: bool = False
     """Each batch keeps the labeled set's class proportions (over the selector model's predicted classes)."""
+    initial_selector: str = "random"
+    """``--initial-selector``: who picks the initial set (svpkit.loops.cold_start)."""
 
 
 @dataclass
@@ -131,8 +134,7 @@ def run_active_learning(
     n = len(dataset.train)
     init_count, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
     device = resolve_device(cfg.device)
-    rng = np.random.default_rng(cfg.seed)
-    initial = np.sort(rng.choice(n, size=init_count, replace=False)).astype(np.int64)
+    initial = initial_set(dataset, cfg.initial_selector, init_count, cfg.seed)
     selected, records = _restore(resume_state, initial, tracker, cfg)
     rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
     rounds.agreement.restore(resume_state)
@@ -210,9 +212,10 @@ class _Rounds:
         pool = np.flatnonzero(mask)
         rng = np.random.default_rng(derive_seed(self.cfg.seed, "select", round_no))
         ctx = SelectionContext(pool, labeled, rng, self.device, options=dict(self.cfg.selector_options))
+        ctx.inputs = lazy_inputs(self.dataset)
         train_s = infer_s = warm_s = 0.0
         selector_error: float | None = None
-        if self.selector.needs:
+        if self.selector.trains_model(ctx.options):
             train_s, infer_s, warm_s, selector_error = self.score(ctx, round_no)
         with Timer(self.device) as t:
             # a sharded pool under torchrun; --class-balance: the labeled set's class proportions
@@ -220,7 +223,7 @@ class _Rounds:
             balance = y.bincount(minlength=self.dataset.num_classes).numpy() if self.cfg.class_balance else None
             selection, self.balance = scoring.select_batch(self.selector, ctx, k, balance)
         picks = np.asarray(selection.picks, dtype=np.int64)
-        _check_picks(picks, pool, k, self.selector.name)
+        scoring.check_picks(picks, pool, k, self.selector.name)
         if self.agreement.missing_target(round_no):  # resumed: the previous round's target was not saved
             with Timer(self.device) as refit:
                 self.fit_target(labeled, round_no - 1)
@@ -308,14 +311,6 @@ def _warm_up(learner: Any) -> float:
     """Seconds of the learner's one-off warm-up (0 for learners without one)."""
     warm_up = getattr(learner, "warm_up", None)
     return float(warm_up() or 0.0) if callable(warm_up) else 0.0
-
-
-def _check_picks(picks: np.ndarray, pool: np.ndarray, k: int, name: str) -> None:
-    """A selector plugin's output is checked before it can corrupt a run."""
-    if picks.shape != (k,):
-        raise RuntimeError(f"selector {name!r} returned {picks.size} picks, expected {k}")
-    if np.unique(picks).size != k or not np.isin(picks, pool).all():
-        raise RuntimeError(f"selector {name!r} returned duplicate or already-labeled indices")
 
 
 def _log_round(

@@ -85,6 +85,8 @@ def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
         p.attempt(parse_selector_options, selector, values.get("selector_options"))
     if selector is not None and loop == ACTIVE_LEARNING.name:
         p.attempt(_fits_active_learning, selector)
+    if loop == ACTIVE_LEARNING.name:
+        p.attempt(_initial_selector, registry, values.get("initial_selector", "random"))
     if data is not None:
         trained = [("target", target)] if values.get("train_target", True) else []
         if selector is not None and selector.needs:
@@ -174,6 +176,13 @@ def _fits_active_learning(selector: SelectorSpec) -> None:
             f"selector {selector.name!r} needs the labels of the examples it scores, and pool examples have no "
             "label until they are picked; use it with `svpkit core-set`"
         )
+
+
+def _initial_selector(registry: Any, name: str) -> None:
+    from svpkit.loops.cold_start import check_initial_selector
+
+    if name != "random":
+        check_initial_selector(registry.selectors.get(name))
 
 
 def _reads(role: str, spec: ModelSpec, data: DatasetSpec) -> None:
