@@ -62,6 +62,8 @@ class Tag:
     UNPAIRED_RUNS = "svpkit.unpaired_runs"
     RUNS = "svpkit.runs"
     PROXY_WARNING = "svpkit.proxy_warning"
+    VERDICTS = "svpkit.verdicts"  # compare run: "label: verdict" per compared row, "; "-separated
+    WORSE_THAN_RANDOM = "svpkit.worse_than_random"  # compare run: how many rows are worse than random
     AGREEMENT = "svpkit.agreement"
     EXPERIMENT_KIND = "mlflow.experimentKind"
     NOTE = "mlflow.note.content"
