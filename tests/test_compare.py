@@ -502,7 +502,9 @@ def test_decisively_worse_than_random_rows_say_so(tmp_path: Path) -> None:
         assert margin_doc["seeds_needed"]["vs_random"] == want > 5
         table = report.to_markdown(result)
         assert "⚑ a class at 100 % in 2/5 seeds" in table and "worse than random" in rules_line(table)
-        diff_line = next(line for line in table.splitlines() if line.startswith("| least_confidence | digits_cnn | random |"))
+        diff_line = next(
+            line for line in table.splitlines() if line.startswith("| least_confidence | digits_cnn | random |")
+        )
         assert diff_line.count("worse than random") == 3
         _, run_id = compare.log_comparison(result)
         tags = mlflow.MlflowClient().get_run(run_id).data.tags
