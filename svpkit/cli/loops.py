@@ -51,6 +51,7 @@ class SelectionArgs(LoopArgs):
 class ActiveLearningArgs(SelectionArgs):
     initial: str
     initial_selector: str
+    stop_when: str
     budgets: str
     train_target: bool
 
@@ -136,6 +137,9 @@ def active_learning(
     initial_selector: Annotated[
         str, typer.Option(help="Who picks the initial set: random, or a cold-start selector (typiclust, probcover).")
     ] = "random",
+    stop_when: Annotated[
+        str, typer.Option(help="End early when a stopping criterion holds: kappa:0.99[:3] or uncertainty:0.05[:1].")
+    ] = "",
     budgets: Annotated[
         str, typer.Option(help="Cumulative labeled sizes: fractions or counts.")
     ] = "0.1,0.2,0.3,0.4,0.5",
@@ -186,6 +190,7 @@ def _active_learning_config(args: ActiveLearningArgs, device: str) -> tuple[Spec
         budgets=budgets,
         train_target=args.train_target,
         initial_selector=args.initial_selector,
+        stop_when=args.stop_when or "",
         **specs.config(args, device),
     )
 

@@ -24,8 +24,9 @@ from svpkit.loops import scoring
 from svpkit.loops.agreement import InRunAgreement, active_learning_mode
 from svpkit.loops.budgets import resolve_budgets
 from svpkit.loops.cold_start import initial_set, lazy_inputs
-from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
+from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags, warm_up
 from svpkit.loops.evaluation import log_class_errors, split_errors
+from svpkit.loops.stopping import StopMonitor
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions, Tracker
@@ -56,6 +57,8 @@ class ALConfig:
     """Each batch keeps the labeled set's class proportions (over the selector model's predicted classes)."""
     initial_selector: str = "random"
     """``--initial-selector``: who picks the initial set (svpkit.loops.cold_start)."""
+    stop_when: str = ""
+    """``--stop-when``: end the run when a stopping criterion holds (svpkit.loops.stopping)."""
 
 
 @dataclass
@@ -138,6 +141,7 @@ def run_active_learning(
     selected, records = _restore(resume_state, initial, tracker, cfg)
     rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
     rounds.agreement.restore(resume_state)
+    rounds.stopping.restore(resume_state)
     with progress.task(f"active learning: {selector.name} with {proxy.name}", total=len(levels)) as advance_rounds:
         advance_rounds(len(records))
         for round_no in range(len(records) + 1, len(levels) + 1):
@@ -153,9 +157,13 @@ def run_active_learning(
             if rounds.balance is not None:
                 tracker.log_json(round_artifact(round_no, Artifact.CLASS_BALANCE), rounds.balance)
             rounds.agreement.log(tracker, record.labeled_after)
-            tracker.save_state(_state(round_no, initial, selected, records, cfg) | rounds.agreement.state())
+            state = _state(round_no, initial, selected, records, cfg) | rounds.agreement.state()
+            tracker.save_state(state | rounds.stopping.state())
             advance_rounds(1)
-    result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels)
+            if rounds.stopping.after_round(tracker, round_no):  # --stop-when held: later levels are not run
+                break
+    rounds.stopping.log_figure(tracker, f"{dataset.name}: stopping criteria ({selector.name})")
+    result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels[: len(records)])
     _log_summary(tracker, result, dataset, selector, proxy, target)
     result.proxy_warning = rounds.agreement.finish(tracker, f"{dataset.name}: {proxy.name} vs target {target.name}")
     return result
@@ -195,9 +203,11 @@ class _Rounds:
     balance: dict[str, Any] | None = None
     """What class balance did in the last round (``--class-balance``)."""
     agreement: InRunAgreement = field(init=False)
+    stopping: StopMonitor = field(init=False)
 
     def __post_init__(self) -> None:
         self.agreement = InRunAgreement.for_run(self.selector, self.proxy, self.target, self.cfg, self.device)
+        self.stopping = StopMonitor.for_run(len(self.dataset.train), self.cfg.seed, self.cfg.stop_when)
 
     def options(self, role: str, round_no: int, epochs: int | None) -> LearnerOptions:
         model_options = self.cfg.proxy_options if role == "selector" else self.cfg.target_options
@@ -255,7 +265,7 @@ class _Rounds:
         if not self.warmed:
             # Reported separately and counted in the round's total: otherwise round 1
             # alone would carry the lazy start-up of torch (and any compilation).
-            warm_s = _warm_up(learner)
+            warm_s = warm_up(learner)
             self.warmed = True
         observers = [self.selector.observer()] if self.selector.observer is not None else []
         epochs = getattr(learner, "config", self.proxy.train).epochs
@@ -273,6 +283,7 @@ class _Rounds:
     def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float, list[float | None]]:
         """(test error, train seconds, per-class test errors) of a fresh target trained on ``labeled``."""
         learner, seconds = self.fit_target(labeled, round_no)
+        self.stopping.observe(learner, len(labeled))  # the stopping criteria read the round's target
         error, class_errors = split_errors(learner, self.dataset)
         return error, seconds, class_errors
 
@@ -280,7 +291,7 @@ class _Rounds:
         """Round ``round_no``'s target fitted on ``labeled`` (kept for the next round's agreement); its fit seconds."""
         learner = make_learner(self.target, self.dataset, self.options("target", round_no, self.cfg.target_epochs))
         if not self.target_warmed:
-            _warm_up(learner)  # not a selection cost; keeps round 1's target time comparable
+            warm_up(learner)  # not a selection cost; keeps round 1's target time comparable
             self.target_warmed = True
         epochs = getattr(learner, "config", self.target.train).epochs
         observers = self.agreement.target_observers()
@@ -305,12 +316,6 @@ def _state(
         "rng": {"seed": cfg.seed, "derivation": "derive_seed(seed, role, round)"},
         "remaining_levels": len(cfg.budgets) - round_no,
     }
-
-
-def _warm_up(learner: Any) -> float:
-    """Seconds of the learner's one-off warm-up (0 for learners without one)."""
-    warm_up = getattr(learner, "warm_up", None)
-    return float(warm_up() or 0.0) if callable(warm_up) else 0.0
 
 
 def _log_round(

@@ -87,6 +87,7 @@ def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
         p.attempt(_fits_active_learning, selector)
     if loop == ACTIVE_LEARNING.name:
         p.attempt(_initial_selector, registry, values.get("initial_selector", "random"))
+        p.attempt(_stop_when, values.get("stop_when"), values.get("train_target", True))
     if data is not None:
         trained = [("target", target)] if values.get("train_target", True) else []
         if selector is not None and selector.needs:
@@ -183,6 +184,13 @@ def _initial_selector(registry: Any, name: str) -> None:
 
     if name != "random":
         check_initial_selector(registry.selectors.get(name))
+
+
+def _stop_when(text: str | None, train_target: bool) -> None:
+    from svpkit.loops.stopping import StopRule
+
+    if StopRule.parse(text) is not None and not train_target:
+        raise ConfigError("--stop-when reads the target trained at every level; it needs --train-target")
 
 
 def _reads(role: str, spec: ModelSpec, data: DatasetSpec) -> None:
