@@ -19,6 +19,7 @@ def register_models(register: Callable[..., None]) -> None:
 @hookimpl
 def register_selectors(register: Callable[..., None]) -> None:
     from svpkit.selectors import (
+        auto,
         badge,
         bald,
         data_scores,
@@ -30,7 +31,7 @@ def register_selectors(register: Callable[..., None]) -> None:
         uniform,
     )
 
-    for module in (uniform, uncertainty, k_center, forgetting, bald, badge, data_scores, typiclust, probcover):
+    for module in (uniform, uncertainty, k_center, forgetting, bald, badge, data_scores, typiclust, probcover, auto):
         for spec in module.SPECS:
             register(spec)
 

@@ -62,6 +62,7 @@ class Tag:
     UNPAIRED_RUNS = "svpkit.unpaired_runs"
     RUNS = "svpkit.runs"
     PROXY_WARNING = "svpkit.proxy_warning"
+    AUTO_SWITCH = "svpkit.auto_switch"  # --selector auto: the round that handed over and why
     STOPPED = "svpkit.stopped"  # --stop-when held: why, after which round, at how many labeled
     VERDICTS = "svpkit.verdicts"  # compare run: "label: verdict" per compared row, "; "-separated
     WORSE_THAN_RANDOM = "svpkit.worse_than_random"  # compare run: how many rows are worse than random

@@ -31,6 +31,7 @@ from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions, Tracker
 from svpkit.runtime import derive_seed, resolve_device
+from svpkit.selectors.auto import first_switch
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
 
@@ -76,6 +77,8 @@ class RoundRecord:
     """The process's one-off costs (lazy init, compilation), paid before round 1's selector fit."""
     target_class_errors: list[float | None] | None = None
     """The target's test error per class (svpkit.loops.evaluation)."""
+    selector_info: dict[str, Any] | None = None
+    """What the selector said about its picks (``auto``: which selector and why; svpkit.selectors.auto)."""
 
     @property
     def total_seconds(self) -> float:
@@ -110,14 +113,10 @@ def describe_run(
     tags = selection_run_tags(ACTIVE_LEARNING.name, dataset, selector, proxy, target, cfg)
     tags[Tag.BUDGETS] = ",".join(map(str, [init, *levels]))
     tags[Tag.AGREEMENT] = active_learning_mode(selector, proxy, target, cfg)
-    params = selection_run_params(dataset, selector, proxy, target, cfg) | {
-        "initial": cfg.initial,
-        "budgets": ",".join(map(str, cfg.budgets)),
-        "labeled_levels": ",".join(map(str, levels)),
-        "initial_count": init,
-        "deterministic": cfg.deterministic,
-        "class_balance": cfg.class_balance,
-    }
+    sizes = {"initial": cfg.initial, "budgets": ",".join(map(str, cfg.budgets)), "initial_count": init}
+    flags = {"deterministic": cfg.deterministic, "class_balance": cfg.class_balance}
+    params = selection_run_params(dataset, selector, proxy, target, cfg) | sizes | flags
+    params["labeled_levels"] = ",".join(map(str, levels))
     return tags, params
 
 
@@ -254,6 +253,7 @@ class _Rounds:
             target_train_seconds=target_s,
             warmup_seconds=warm_s,
             target_class_errors=class_errors,
+            selector_info=selection.info or None,
         )
         return record, selection.scores, picks
 
@@ -340,6 +340,8 @@ def _log_round(
         metrics[Metric.TARGET_ERROR] = r.target_error
         metrics[Metric.TARGET_TRAIN_SECONDS] = r.target_train_seconds
     tracker.log_metrics(metrics, step=step)
+    if switch := first_switch([x.selector_info for x in records]):
+        tracker.set_tags({Tag.AUTO_SWITCH: switch})
     if r.selector_model_error is not None:
         tracker.log_metrics({Metric.SELECTOR_MODEL_ERROR: r.selector_model_error}, step=r.labeled_before)
     tracker.log_array(round_artifact(r.round, "selected.npy"), picks)

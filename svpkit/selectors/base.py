@@ -65,6 +65,8 @@ class Selection:
 
     picks: np.ndarray
     scores: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+    """What the selector says about its choice (``auto``: which selector picked and why), logged per round."""
 
 
 @dataclass
