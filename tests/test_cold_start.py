@@ -209,3 +209,14 @@ def test_active_learning_run_with_cold_start(tracking_uri: str) -> None:
     assert "selector_model/test_error" not in run.data.metrics
     bad = CliRunner().invoke(app, ["active-learning", *args, "--initial-selector", "badge"])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and "--initial-selector" in bad.output
+
+
+def test_selectors_list_shows_the_cold_start_selectors() -> None:
+    import json
+
+    res = CliRunner().invoke(app, ["selectors", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    for name in ("typiclust", "probcover"):
+        assert rows[name]["needs"] == "nothing by default (embeddings with embedding=model)"
+    assert rows["auto"]["needs"] == "embeddings, probabilities"
