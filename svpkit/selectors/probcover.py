@@ -35,7 +35,7 @@ from svpkit.selectors.embedding import EMBEDDING_OPTION, features, sq_distances,
 from svpkit.selectors.typiclust import check_cold_start, kmeans_labels
 
 
-def impurity_radii(points: torch.Tensor, clusters: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def impurity_radii(points: torch.Tensor, clusters: np.ndarray, chunk: int = 512) -> np.ndarray:
     """``r(x)``: the Euclidean distance from each row to its nearest row of another cluster (+∞ if none)."""
     out = np.empty(points.shape[0], dtype=np.float64)
     for i in range(0, points.shape[0], chunk):
@@ -61,7 +61,7 @@ class Balls:
     members: np.ndarray
 
     @classmethod
-    def build(cls, points: torch.Tensor, delta: float, chunk: int = 4096) -> Balls:
+    def build(cls, points: torch.Tensor, delta: float, chunk: int = 512) -> Balls:
         rows: list[np.ndarray] = []
         limit = delta * delta
         for i in range(0, points.shape[0], chunk):
