@@ -104,3 +104,37 @@ def test_active_learning_stops_early_and_says_why(tracking_uri: str) -> None:
     assert "figures/stopping.png" in artifacts
     bad = CliRunner().invoke(app, ["active-learning", *small, "--stop-when", "kappa:high"])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and "--stop-when" in bad.output
+
+
+def test_a_labeling_project_reports_the_criteria_after_each_round_of_labels(tracking_uri: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from test_labeling import hidden_digits, read_rows, write_answers
+
+    from svpkit.labeling.project import open_project
+
+    truth = hidden_digits(tmp_path / "hidden", 80)
+    data = ["--quiet", "--proxy-epochs", "2", "--dataset", "npz", "--data-path", str(tmp_path / "hidden"), "--k", "10"]
+    project: str | None = None
+    printed = []
+    for r in range(3):
+        batch = tmp_path / f"batch_{r}.csv"
+        res = CliRunner().invoke(
+            app, ["query", *data, *(["--project", project] if project else []), "--out", str(batch)]
+        )
+        assert res.exit_code == 0, res.output
+        printed.append(res.output)
+        project = re.search(r"^run (\w+):", res.output, flags=re.M).group(1)  # type: ignore[union-attr]
+        answers = write_answers(
+            tmp_path / f"a{r}.csv", [(row["id"], truth[int(row["id"])]) for row in read_rows(batch)]
+        )
+        assert CliRunner().invoke(app, ["label", "--project", project, str(answers)]).exit_code == 0
+    assert "stopping criteria" not in printed[0]  # nothing labeled yet: no proxy
+    assert "stopping criteria: kappa vs the previous proxy —, mean uncertainty" in printed[1]
+    assert re.search(
+        r"stopping criteria: kappa vs the previous proxy -?\d\.\d{3}, mean uncertainty \d\.\d{3}", printed[2]
+    )
+    rounds = open_project(str(project)).rounds
+    assert rounds[0].stopping is None and rounds[1].stopping["kappa"] is None  # type: ignore[index]
+    first, second = (np.asarray(rounds[i].stopping["predictions"]) for i in (1, 2))  # type: ignore[index]
+    assert rounds[2].stopping["kappa"] == pytest.approx(cohen_kappa_score(first, second))  # type: ignore[index]
