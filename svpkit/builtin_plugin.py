@@ -18,9 +18,20 @@ def register_models(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_selectors(register: Callable[..., None]) -> None:
-    from svpkit.selectors import badge, bald, data_scores, forgetting, k_center, uncertainty, uniform
+    from svpkit.selectors import (
+        auto,
+        badge,
+        bald,
+        data_scores,
+        forgetting,
+        k_center,
+        probcover,
+        typiclust,
+        uncertainty,
+        uniform,
+    )
 
-    for module in (uniform, uncertainty, k_center, forgetting, bald, badge, data_scores):
+    for module in (uniform, uncertainty, k_center, forgetting, bald, badge, data_scores, typiclust, probcover, auto):
         for spec in module.SPECS:
             register(spec)
 

@@ -66,6 +66,10 @@ class Tag:
     UNPAIRED_RUNS = "svpkit.unpaired_runs"
     RUNS = "svpkit.runs"
     PROXY_WARNING = "svpkit.proxy_warning"
+    AUTO_SWITCH = "svpkit.auto_switch"  # --selector auto: the round that handed over and why
+    STOPPED = "svpkit.stopped"  # --stop-when held: why, after which round, at how many labeled
+    VERDICTS = "svpkit.verdicts"  # compare run: "label: verdict" per compared row, "; "-separated
+    WORSE_THAN_RANDOM = "svpkit.worse_than_random"  # compare run: how many rows are worse than random
     AGREEMENT = "svpkit.agreement"
     EXPERIMENT_KIND = "mlflow.experimentKind"
     NOTE = "mlflow.note.content"
@@ -107,6 +111,8 @@ class Metric:
     AGREEMENT_RANDOM = "agreement/random_overlap"
     AGREEMENT_SECONDS = "agreement/seconds"
     WORST_CLASS_ERROR = "target/worst_class_error"
+    STOP_KAPPA = "stopping/kappa"  # Cohen's kappa of consecutive rounds' targets on the stop set
+    STOP_UNCERTAINTY = "stopping/uncertainty"  # the round's target: mean 1 - max p on the stop set
 
 
 def class_error_metric(class_name: str) -> str:
@@ -142,6 +148,7 @@ class Artifact:
     COMPARE_SUMMARY = "comparison/summary.json"
     PRESET_PLAN = "preset/plan.txt"
     AGREEMENT_FIGURE = "figures/agreement.png"
+    STOPPING_FIGURE = "figures/stopping.png"
     PER_CLASS = "per_class.json"
     COVERAGE = "coverage.json"  # core-set --coverage ccs: cutoff, bins, per-bin sizes and budgets
     CLASS_BALANCE = "class_balance.json"  # --class-balance: quotas and fills (active learning: per round)

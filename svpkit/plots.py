@@ -49,5 +49,26 @@ def stacked_seconds(labeled: Sequence[int], parts: dict[str, Sequence[float]], t
     return fig
 
 
+def criterion_curve(
+    labeled: Sequence[int], series: dict[str, Sequence[float]], title: str, threshold: tuple[str, float] | None
+) -> Any:
+    """Stopping criteria against the labeled count, one line per criterion; the ``--stop-when``
+    threshold as a dashed line."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, values in series.items():
+        points = [(n, v) for n, v in zip(labeled, values) if v == v]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=name)
+    if threshold is not None:
+        ax.axhline(threshold[1], linestyle="--", color="grey", label=f"--stop-when {threshold[0]} {threshold[1]:g}")
+    ax.set_xlabel("labeled examples")
+    ax.set_ylabel("criterion")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def close(fig: Any) -> None:
     plt.close(fig)

@@ -464,3 +464,53 @@ def test_error_figure_bands_are_the_intervals(hand_made: str) -> None:
         from svpkit import plots
 
         plots.close(fig)
+
+
+# -- worse than random, seeds needed, classes at 100 % error (issue 24) ----------------------------
+def test_decisively_worse_than_random_rows_say_so(tmp_path: Path) -> None:
+    """Five seeds: least confidence +5 points over random at every level (spread 0.5) is 'worse than random'
+    overall and at each level; a row within noise of random stays inconclusive with a seeds-needed estimate."""
+    rng = np.random.default_rng(24)
+    seeds = [str(s) for s in range(5)]
+    noise = {s: rng.normal(0, 1, size=(3, 3)) for s in seeds}
+    with isolated_store(tmp_path):
+        exp = mlflow.create_experiment("worse")
+        for s in seeds:
+            rand = {lvl: random_error(lvl, 0) + 0.01 * noise[s][0][i] for i, lvl in enumerate(HAND_LEVELS)}
+            log_hand_made_run(exp, "random", "random", "none", s, rand, worst=False)
+            worse = {lvl: e + 0.05 + 0.005 * noise[s][1][i] for i, (lvl, e) in enumerate(rand.items())}
+            lc = log_hand_made_run(exp, "baseline", "least_confidence", "digits_cnn", s, worse, worst=False)
+            close = {lvl: e + 0.001 + 0.004 * noise[s][2][i] for i, (lvl, e) in enumerate(rand.items())}
+            log_hand_made_run(exp, "baseline", "margin", "digits_cnn", s, close, worst=False)
+            if int(s) < 2:  # a class the target never gets right at the first level
+                mlflow.MlflowClient().log_metric(lc, Metric.WORST_CLASS_ERROR, 1.0, step=100)
+        result = compare.compare_experiment("worse")
+        rows = _rows(result)
+        lc_row, margin_row = rows["least_confidence · digits_cnn (baseline)"], rows["margin · digits_cnn (baseline)"]
+        assert lc_row.auc_vs_random is not None and lc_row.auc_vs_random.interval.low > 0.04
+        assert lc_row.verdict == "worse than random"
+        assert margin_row.verdict == "inconclusive (5 seeds)"
+        doc = json.loads(report.as_json(result))
+        by_selector = {r["selector"]: r for r in doc["blocks"][0]["rows"]}
+        lc_doc, margin_doc = by_selector["least_confidence"], by_selector["margin"]
+        assert [lc_doc["levels"][str(lvl)]["verdict_vs_random"] for lvl in HAND_LEVELS] == ["worse than random"] * 3
+        assert lc_doc["seeds_needed"] is None and lc_doc["worst_class_at_100"] == {"100": 2}
+        # seeds needed: the first n whose t half-width with the observed SD falls below |mean| (brute force)
+        diffs = margin_row.auc_vs_random.differences if margin_row.auc_vs_random else ()
+        mean, sd = float(np.mean(diffs)), float(np.std(diffs, ddof=1))
+        want = next(n for n in range(2, 100_000) if stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) < abs(mean))
+        assert margin_doc["seeds_needed"]["vs_random"] == want > 5
+        table = report.to_markdown(result)
+        assert "⚑ a class at 100 % in 2/5 seeds" in table and "worse than random" in rules_line(table)
+        diff_line = next(
+            line for line in table.splitlines() if line.startswith("| least_confidence | digits_cnn | random |")
+        )
+        assert diff_line.count("worse than random") == 3
+        _, run_id = compare.log_comparison(result)
+        tags = mlflow.MlflowClient().get_run(run_id).data.tags
+        assert tags[Tag.WORSE_THAN_RANDOM] == "1"
+        assert "least_confidence · digits_cnn (baseline): worse than random" in tags[Tag.VERDICTS]
+
+
+def rules_line(markdown: str) -> str:
+    return next(line for line in markdown.splitlines() if line.startswith("Verdict per row"))

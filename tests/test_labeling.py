@@ -124,6 +124,9 @@ def test_five_rounds_of_answers_reach_the_active_learning_labeled_set(tracking_u
     assert [step for step, _ in history["labeled/count"]] == [0, k, 2 * k, 3 * k, 4 * k]
     assert [step for step, _ in history["selector_model/test_error"]] == [k, 2 * k, 3 * k, 4 * k]
     assert {"round/train_seconds", "round/selection_seconds", "selection/cumulative_seconds"} <= set(history)
+    # the stopping criteria after each round of labels (issue 24): uncertainty from round 1, kappa from round 2
+    assert [step for step, _ in history["stopping/uncertainty"]] == [k, 2 * k, 3 * k, 4 * k]
+    assert [step for step, _ in history["stopping/kappa"]] == [2 * k, 3 * k, 4 * k]
 
 
 # -- other data sets ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from svpkit.analysis.report import (
     to_csv,
     to_markdown,
 )
+from svpkit.analysis.stats import WORSE_THAN_RANDOM
 from svpkit.contract import (
     ACTIVE_LEARNING,
     COMPARE,
@@ -168,6 +169,15 @@ def _log_block(tracker: Any, block: Block, index: int, many: bool) -> None:
                 tracker.log_metrics(metrics, step=level)
 
 
+def verdict_tags(result: Comparison) -> dict[str, str]:
+    """``svpkit.verdicts`` (each compared row's label and verdict) and ``svpkit.worse_than_random`` (a count)."""
+    rows = [(b, r) for b in result.blocks for r in b.rows if r.role != "random"]
+    many = len(result.blocks) > 1
+    text = "; ".join(f"{f'block {result.blocks.index(b)}: ' if many else ''}{r.label}: {r.verdict}" for b, r in rows)
+    worse = sum(r.verdict == WORSE_THAN_RANDOM for _, r in rows)
+    return {Tag.VERDICTS: text[:5000], Tag.WORSE_THAN_RANDOM: str(worse)}
+
+
 def log_comparison(result: Comparison, run_name: str | None = None) -> tuple[str, str]:
     """Log tables, figures and per-level metrics to a new ``svpkit.loop=compare`` run; (experiment id, run id)."""
     markdown = to_markdown(result)
@@ -175,6 +185,7 @@ def log_comparison(result: Comparison, run_name: str | None = None) -> tuple[str
         Tag.LOOP: COMPARE,
         Tag.COMPARED_RUNS: str(len(result.compared_run_ids)),
         Tag.UNPAIRED_RUNS: str(len(result.missing_baseline)),
+        **verdict_tags(result),
         # The run's description (rendered on its overview page in the MLflow UI).
         Tag.NOTE: markdown[:7900],
     }

@@ -24,6 +24,8 @@ from svpkit.analysis.stats import (
     Interval,
     PairedDifference,
     format_cell,
+    level_verdict,
+    seeds_needed,
 )
 from svpkit.contract import CORE_SET
 
@@ -60,7 +62,14 @@ _ERROR_NOTE = (
     "Speed-up: the baseline's selection seconds / the proxy's, mean over seeds. "
     "AUC: normalised area under the error-vs-labeled curve (%, the curve's mean height)."
 )
-_DIFF_NOTE = "Paired differences in percentage points, per seed, 95 % t-interval (negative: lower error)."
+_DIFF_NOTE = (
+    "Paired differences in percentage points, per seed, 95 % t-interval (negative: lower error); "
+    "against random, each level's own verdict follows its interval. 'seeds to decide': for an inconclusive "
+    "row, the seeds its observed paired AUC spread would need for the interval to decide "
+    "(smallest n with t(0.975, n−1)·s/√n below the distance from the mean to the boundary)."
+)
+FULL_CLASS_ERROR = 1.0
+"""A worst-class error at this value: some class was never predicted right (flagged in the tables)."""
 
 
 def rules_text(tolerance: float = DEFAULT_TOLERANCE) -> str:
@@ -68,10 +77,34 @@ def rules_text(tolerance: float = DEFAULT_TOLERANCE) -> str:
     return f"{VERDICT_RULES} Here X = {100 * tolerance:g}."
 
 
+def class_failures(cell: Cell) -> int:
+    """Seeds whose worst class had 100 % error at this level (a class left out entirely)."""
+    return sum(1 for v in cell.worst_class.values() if v >= FULL_CLASS_ERROR)
+
+
 def _error_text(cell: Cell) -> str:
     text = format_cell(cell.error)
     worst = cell.worst_class_error
-    return text if worst is None else f"{text} · worst class {100 * worst.mean:.1f}"
+    failed = class_failures(cell)
+    flag = f" · ⚑ a class at 100 % in {failed}/{max(len(cell.errors), failed)} seeds" if failed else ""
+    return text if worst is None else f"{text} · worst class {100 * worst.mean:.1f}{flag}"
+
+
+def row_seeds_needed(row: Row, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, int | None] | None:
+    """For an inconclusive row: seeds for the AUC interval vs random to exclude 0, and vs the
+    baseline to decide either way (match within ``tolerance`` or worse); None for decided rows."""
+    if not row.verdict.startswith("inconclusive"):
+        return None
+    out: dict[str, int | None] = {"vs_random": None, "vs_baseline": None}
+    if row.auc_vs_random is not None:
+        diff = row.auc_vs_random
+        out["vs_random"] = seeds_needed(diff.differences, abs(diff.interval.mean))
+    if row.auc_vs_baseline is not None:
+        diff = row.auc_vs_baseline
+        mean = diff.interval.mean
+        found = [seeds_needed(diff.differences, m) for m in (tolerance - mean, mean)]
+        out["vs_baseline"] = min((n for n in found if n is not None), default=None)
+    return out
 
 
 def _times(value: Interval | None) -> str:
@@ -116,16 +149,29 @@ def block_table_rows(block: Block) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def _level_text(diff: PairedDifference | None, against: str) -> str:
+    """A level's paired difference; against random, its own verdict when it decides."""
+    text = _signed(diff)
+    said = level_verdict(diff.interval) if diff is not None and against == "random" else None
+    return f"{text} {said}" if said and said != "inconclusive" else text
+
+
 def difference_table_rows(block: Block) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the paired differences: one line per row and what it is set against."""
-    header = ["selector", "selector model", "minus", *(block.level_label(lvl) for lvl in block.levels), "AUC"]
+    levels = [block.level_label(lvl) for lvl in block.levels]
+    header = ["selector", "selector model", "minus", *levels, "AUC", "seeds to decide"]
     body = []
     for row in block.rows:
+        needed = row_seeds_needed(row) or {}
         against = [("random", "vs_random", row.auc_vs_random), ("baseline", "vs_baseline", row.auc_vs_baseline)]
         for name, attr, auc in against:
             cells = [getattr(row.cells[lvl], attr) if lvl in row.cells else None for lvl in block.levels]
             if auc is not None or any(cells):
-                body.append([row.selector, row.method, name, *map(_signed, cells), _signed(auc)])
+                n = needed.get(attr)
+                more = "" if not needed else (str(n) if n is not None else "—")
+                body.append(
+                    [row.selector, row.method, name, *(_level_text(c, name) for c in cells), _signed(auc), more]
+                )
     return header, body
 
 
@@ -279,7 +325,9 @@ def _row_json(block: Block, row: Row) -> dict[str, Any]:
             "error": _interval_json(cell.error),
             "worst_class_errors": cell.worst_class,
             "worst_class_error": _interval_json(cell.worst_class_error),
+            "worst_class_at_100": class_failures(cell),
             "minus_random": _interval_json(cell.vs_random),
+            "verdict_vs_random": level_verdict(cell.vs_random.interval) if cell.vs_random else None,
             "minus_baseline": _interval_json(cell.vs_baseline),
             "speedups": cell.speedups,
             "speedup_mean": None if speedup is None or math.isinf(speedup.mean) else speedup.mean,
@@ -295,6 +343,8 @@ def _row_json(block: Block, row: Row) -> dict[str, Any]:
         "auc_minus_random": _interval_json(row.auc_vs_random),
         "auc_minus_baseline": _interval_json(row.auc_vs_baseline),
         "verdict": row.verdict,
+        "seeds_needed": row_seeds_needed(row),
+        "worst_class_at_100": {str(lvl): class_failures(c) for lvl, c in row.cells.items() if class_failures(c)},
     }
 
 

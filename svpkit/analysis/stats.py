@@ -27,12 +27,20 @@ with content. Paired intervals make it attainable with a handful of seeds."""
 
 VERDICT_RULES = (
     "Verdict per row, from 95 % t-intervals of per-seed paired differences (same seeds on both sides, "
-    "at least 2) of the normalised area under the error-vs-labeled curve, lower error being better: "
+    "at least 2) of the normalised area under the error-vs-labeled curve, lower error being better, "
+    "the first rule that holds: "
+    "'worse than random' when the lower end of selector − random is above 0; "
     "'matches baseline (within X points)' when the upper end of proxy − baseline is at most X percentage points; "
-    "else 'worse than baseline' when its lower end is above 0; "
-    "else 'beats random' when the upper end of selector − random is below 0; "
-    "else 'inconclusive (n seeds)'."
+    "'worse than baseline' when its lower end is above 0; "
+    "'beats random' when the upper end of selector − random is below 0; "
+    "else 'inconclusive (n seeds)'. "
+    "Per budget level, the differences table reads selector − random at that level alone: "
+    "'worse than random', 'beats random' or 'inconclusive'."
 )
+WORSE_THAN_RANDOM = "worse than random"
+BEATS_RANDOM = "beats random"
+MAX_SEEDS_NEEDED = 100_000
+"""Above this, :func:`seeds_needed` says None (the observed mean is too close to the boundary)."""
 
 
 @dataclass(frozen=True)
@@ -123,17 +131,60 @@ def verdict(vs_random: Interval | None, vs_baseline: Interval | None, tolerance:
     """
     if not 0 <= tolerance < math.inf:
         raise ValueError(f"tolerance must be a non-negative number, got {tolerance}")
+    rand = _bounds(vs_random)
+    if rand is not None and rand[0] > 0:
+        return WORSE_THAN_RANDOM
     baseline = _bounds(vs_baseline)
     if baseline is not None and baseline[1] <= tolerance:
         points = 100 * tolerance
         return f"matches baseline (within {points:g} point{'' if points == 1 else 's'})"
     if baseline is not None and baseline[0] > 0:
         return "worse than baseline"
-    rand = _bounds(vs_random)
     if rand is not None and rand[1] < 0:
-        return "beats random"
+        return BEATS_RANDOM
     n = max((i.n for i in (vs_random, vs_baseline) if i is not None), default=0)
     return f"inconclusive ({n} seed{'' if n == 1 else 's'})"
+
+
+def level_verdict(vs_random: Interval | None) -> str | None:
+    """One budget level's selector − random interval read alone: worse than / beats random, else
+    inconclusive; None without an interval (no random row, or one seed)."""
+    rand = _bounds(vs_random)
+    if rand is None:
+        return None
+    if rand[0] > 0:
+        return WORSE_THAN_RANDOM
+    return BEATS_RANDOM if rand[1] < 0 else "inconclusive"
+
+
+def seeds_needed(differences: Sequence[float], margin: float, confidence: float = DEFAULT_CONFIDENCE) -> int | None:
+    """How many seeds the observed paired spread needs for the interval to end ``margin`` from its mean.
+
+    With ``s`` the sample standard deviation of ``differences``: the smallest ``n ≥ 2`` with
+    ``t_{(1+c)/2, n−1} · s / √n < margin`` (scipy's t quantile), i.e. the seed count at which an
+    interval of the same mean and spread would exclude the boundary ``margin`` away. None when it
+    cannot (``margin ≤ 0``, fewer than 2 differences, or more than :data:`MAX_SEEDS_NEEDED`).
+    A planning estimate: if the mean and spread stay as observed, about half of the repetitions
+    with that many seeds decide (the mean itself varies from run to run).
+    """
+    if margin <= 0 or len(differences) < 2:
+        return None
+    sd = statistics.stdev(differences)
+    if sd == 0:
+        return 2
+    quantile = (1 + confidence) / 2
+    lo, hi = 2, 2
+    while float(stats.t.ppf(quantile, hi - 1)) * sd / math.sqrt(hi) >= margin:
+        if hi >= MAX_SEEDS_NEEDED:
+            return None
+        lo, hi = hi, min(2 * hi, MAX_SEEDS_NEEDED)
+    while lo < hi:  # the half-width falls as n grows: binary search for the first n that decides
+        mid = (lo + hi) // 2
+        if float(stats.t.ppf(quantile, mid - 1)) * sd / math.sqrt(mid) < margin:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
 
 
 def format_cell(interval: Interval | None, scale: float = 100.0, digits: int = 1) -> str:

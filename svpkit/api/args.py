@@ -58,6 +58,8 @@ class ActiveLearningArgs(SelectionArgs):
     initial: str
     budgets: str
     train_target: bool
+    initial_selector: str = "random"
+    stop_when: str = ""
 
 
 @dataclass

@@ -103,7 +103,12 @@ def _al_config(args: ActiveLearningArgs, resolved: Resolved, device: str) -> ALC
 
     initial, budgets = one_size(args.initial, "initial"), parse_sizes(args.budgets)
     return ALConfig(
-        initial=initial, budgets=budgets, train_target=args.train_target, **selection_config(args, resolved, device)
+        initial=initial,
+        budgets=budgets,
+        train_target=args.train_target,
+        initial_selector=args.initial_selector,
+        stop_when=args.stop_when or "",
+        **selection_config(args, resolved, device),
     )
 
 
@@ -117,6 +122,8 @@ def active_learning(
     proxy: str = "digits_mlp",
     target: str = "digits_cnn",
     initial: Size = "0.01",
+    initial_selector: str = "random",
+    stop_when: str = "",
     budgets: list[float] | list[int] | str = "0.1,0.2,0.3,0.4,0.5",
     train_target: bool = True,
     seed: int = 0,

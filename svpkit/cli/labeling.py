@@ -57,6 +57,10 @@ def _print_query(project: Project, result: QueryRound, data: Any, out_file: Opti
     from svpkit.contract import to_label_artifact
 
     out.print(f"round {result.round}: {result.reason}")
+    stopping = project.latest.stopping if project.latest else None
+    if stopping is not None:  # svpkit.loops.stopping: after each round of labels, how settled the proxy is
+        k = "—" if stopping["kappa"] is None else f"{stopping['kappa']:.3f}"
+        out.print(f"stopping criteria: kappa vs the previous proxy {k}, mean uncertainty {stopping['uncertainty']:.3f}")
     table = Table(title=f"to label: {result.picks.size} examples (first {min(SHOWN_ROWS, result.picks.size)})")
     for col in ("rank", "id", "example", "score"):
         table.add_column(col, overflow="fold")

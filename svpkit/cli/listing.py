@@ -168,13 +168,22 @@ def selectors_list(pattern: Pattern = None, as_json: Json = False) -> None:
     rows = [
         {
             "name": e.spec.name,
-            "needs": ", ".join(sorted(e.spec.needs)) or "nothing",
+            "needs": _needs_text(e.spec),
             "plugin": e.distribution,
             "description": e.spec.description,
         }
         for e in plugins().selectors.entries(pattern)
     ]
     _print_rows(rows, "svpkit selectors", as_json)
+
+
+def _needs_text(spec: Any) -> str:
+    """What a selector needs; a selector that needs no model at its defaults says so (``embedding=input``)."""
+    needs = ", ".join(sorted(spec.needs)) or "nothing"
+    defaults = {o.name: o.default for o in spec.options}
+    if spec.needs and not spec.trains_model(defaults):
+        return f"nothing by default ({needs} with embedding=model)"
+    return needs
 
 
 @datasets_app.command("list")

@@ -29,7 +29,13 @@ def active_learning(
         str, typer.Option(help="Selector model: the proxy (or the target for a baseline).")
     ] = "digits_mlp",
     target: Annotated[str, typer.Option(help="Target model, trained at every budget level.")] = "digits_cnn",
-    initial: Annotated[str, typer.Option(help="Random initial labeled set: fraction in (0,1] or count.")] = "0.01",
+    initial: Annotated[str, typer.Option(help="Initial labeled set: fraction in (0,1] or count.")] = "0.01",
+    initial_selector: Annotated[
+        str, typer.Option(help="Who picks the initial set: random, or a cold-start selector (typiclust, probcover).")
+    ] = "random",
+    stop_when: Annotated[
+        str, typer.Option(help="End early when a stopping criterion holds: kappa:0.99[:3] or uncertainty:0.05[:1].")
+    ] = "",
     budgets: Annotated[
         str, typer.Option(help="Cumulative labeled sizes: fractions or counts.")
     ] = "0.1,0.2,0.3,0.4,0.5",

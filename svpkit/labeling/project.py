@@ -34,6 +34,9 @@ class Round:
     answers: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     selector_model_error: float | None = None
+    stopping: dict[str, Any] | None = None
+    """The stopping criteria after this round's proxy (``kappa`` against the previous proxy,
+    ``uncertainty``, the stop-set ``predictions``; svpkit.loops.stopping); None without a proxy."""
 
     def answered(self) -> list[tuple[str, str]]:
         """(id, label) of the answered examples, in the batch's rank order."""

@@ -28,6 +28,7 @@ from svpkit.errors import ConfigError
 from svpkit.labeling.files import ANSWER_COLUMNS, Answer, batch_csv, to_csv
 from svpkit.labeling.project import Project, Round
 from svpkit.loops.labeling import QueryRound
+from svpkit.loops.stopping import kappa
 from svpkit.tracking import MlflowTracker, client, tracked_run
 
 
@@ -39,6 +40,16 @@ class RunInfo:
     tags: dict[str, str]
     params: dict[str, Any]
     experiment: str | None = None
+
+
+def stopping_of(project: Project, result: QueryRound) -> dict[str, Any] | None:
+    """The round's stopping criteria: κ against the newest earlier round with a proxy, mean uncertainty."""
+    if result.stop_predictions is None:
+        return None
+    earlier = next((r.stopping for r in reversed(project.rounds) if r.stopping), None)
+    previous = None if earlier is None else np.asarray(earlier["predictions"], dtype=np.int64)
+    value = None if previous is None else kappa(previous, result.stop_predictions)
+    return {"kappa": value, "uncertainty": result.stop_uncertainty, "predictions": result.stop_predictions.tolist()}
 
 
 def _round_of(result: QueryRound, dataset: Dataset, k: int) -> Round:
@@ -59,6 +70,7 @@ def commit_query(project: Project, result: QueryRound, dataset: Dataset, run: Ru
     """Log round ``result.round`` to the project's run (a new run for a new project); returns the
     updated project, the batch file's text and the run's experiment id."""
     new_round = _round_of(result, dataset, int(result.picks.size))
+    new_round.stopping = stopping_of(project, result)
     updated = replace(project, rounds=[*project.rounds, new_round], seq=project.seq + 1)
     text = batch_csv(new_round.batch, [dataset.example_text(i) for i in result.picks], _list(result.pick_scores()))
     with tracked_run(run.experiment, run.name, run.tags, resume_run_id=project.run_id) as tracker:
@@ -93,6 +105,11 @@ def _log_metrics(tracker: MlflowTracker, project: Project, result: QueryRound) -
     }
     if result.selector_model_error is not None:
         metrics[Metric.SELECTOR_MODEL_ERROR] = result.selector_model_error
+    stopping = project.rounds[-1].stopping if project.rounds else None
+    if stopping is not None:
+        metrics[Metric.STOP_UNCERTAINTY] = float(stopping["uncertainty"])
+        if stopping["kappa"] is not None:
+            metrics[Metric.STOP_KAPPA] = float(stopping["kappa"])
     tracker.log_metrics(metrics, step=step)
     rounds = [{"round": r.round, "strategy": r.strategy, **r.timings} for r in project.rounds]
     tracker.log_json(

@@ -22,13 +22,16 @@ from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.agreement import InRunAgreement, active_learning_mode
 from svpkit.loops.budgets import resolve_budgets
+from svpkit.loops.cold_start import initial_set, lazy_inputs
 from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.loops.fitting import timed_fit
+from svpkit.loops.stopping import StopMonitor
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions, Tracker
 from svpkit.runtime import derive_seed, resolve_device
+from svpkit.selectors.auto import first_switch
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
 
@@ -53,6 +56,10 @@ class ALConfig:
     """The selector's resolved options (``--selector-options``)."""
     class_balance: bool = False
     """Each batch keeps the labeled set's class proportions (over the selector model's predicted classes)."""
+    initial_selector: str = "random"
+    """``--initial-selector``: who picks the initial set (svpkit.loops.cold_start)."""
+    stop_when: str = ""
+    """``--stop-when``: end the run when a stopping criterion holds (svpkit.loops.stopping)."""
 
 
 @dataclass
@@ -70,6 +77,8 @@ class RoundRecord:
     """The process's one-off costs (lazy init, compilation), paid before round 1's selector fit."""
     target_class_errors: list[float | None] | None = None
     """The target's test error per class (svpkit.loops.evaluation)."""
+    selector_info: dict[str, Any] | None = None
+    """What the selector said about its picks (``auto``: which selector and why; svpkit.selectors.auto)."""
 
     @property
     def total_seconds(self) -> float:
@@ -104,14 +113,10 @@ def describe_run(
     tags = selection_run_tags(ACTIVE_LEARNING.name, dataset, selector, proxy, target, cfg)
     tags[Tag.BUDGETS] = ",".join(map(str, [init, *levels]))
     tags[Tag.AGREEMENT] = active_learning_mode(selector, proxy, target, cfg)
-    params = selection_run_params(dataset, selector, proxy, target, cfg) | {
-        "initial": cfg.initial,
-        "budgets": ",".join(map(str, cfg.budgets)),
-        "labeled_levels": ",".join(map(str, levels)),
-        "initial_count": init,
-        "deterministic": cfg.deterministic,
-        "class_balance": cfg.class_balance,
-    }
+    sizes = {"initial": cfg.initial, "budgets": ",".join(map(str, cfg.budgets)), "initial_count": init}
+    flags = {"deterministic": cfg.deterministic, "class_balance": cfg.class_balance}
+    params = selection_run_params(dataset, selector, proxy, target, cfg) | sizes | flags
+    params["labeled_levels"] = ",".join(map(str, levels))
     return tags, params
 
 
@@ -131,11 +136,11 @@ def run_active_learning(
     n = len(dataset.train)
     init_count, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
     device = resolve_device(cfg.device)
-    rng = np.random.default_rng(cfg.seed)
-    initial = np.sort(rng.choice(n, size=init_count, replace=False)).astype(np.int64)
+    initial = initial_set(dataset, cfg.initial_selector, init_count, cfg.seed)
     selected, records = _restore(resume_state, initial, tracker, cfg)
     rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
     rounds.agreement.restore(resume_state)
+    rounds.stopping.restore(resume_state)
     with progress.task(f"active learning: {selector.name} with {proxy.name}", total=len(levels)) as advance_rounds:
         advance_rounds(len(records))
         for round_no in range(len(records) + 1, len(levels) + 1):
@@ -151,9 +156,13 @@ def run_active_learning(
             if rounds.balance is not None:
                 tracker.log_json(round_artifact(round_no, Artifact.CLASS_BALANCE), rounds.balance)
             rounds.agreement.log(tracker, record.labeled_after)
-            tracker.save_state(_state(round_no, initial, selected, records, cfg) | rounds.agreement.state())
+            state = _state(round_no, initial, selected, records, cfg) | rounds.agreement.state()
+            tracker.save_state(state | rounds.stopping.state())
             advance_rounds(1)
-    result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels)
+            if rounds.stopping.after_round(tracker, round_no):  # --stop-when held: later levels are not run
+                break
+    rounds.stopping.log_figure(tracker, f"{dataset.name}: stopping criteria ({selector.name})")
+    result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels[: len(records)])
     _log_summary(tracker, result, dataset, selector, proxy, target)
     result.proxy_warning = rounds.agreement.finish(tracker, f"{dataset.name}: {proxy.name} vs target {target.name}")
     return result
@@ -193,9 +202,11 @@ class _Rounds:
     balance: dict[str, Any] | None = None
     """What class balance did in the last round (``--class-balance``)."""
     agreement: InRunAgreement = field(init=False)
+    stopping: StopMonitor = field(init=False)
 
     def __post_init__(self) -> None:
         self.agreement = InRunAgreement.for_run(self.selector, self.proxy, self.target, self.cfg, self.device)
+        self.stopping = StopMonitor.for_run(len(self.dataset.train), self.cfg.seed, self.cfg.stop_when)
 
     def options(self, role: str, round_no: int, epochs: int | None) -> LearnerOptions:
         model_options = self.cfg.proxy_options if role == "selector" else self.cfg.target_options
@@ -210,9 +221,10 @@ class _Rounds:
         pool = np.flatnonzero(mask)
         rng = np.random.default_rng(derive_seed(self.cfg.seed, "select", round_no))
         ctx = SelectionContext(pool, labeled, rng, self.device, options=dict(self.cfg.selector_options))
+        ctx.inputs = lazy_inputs(self.dataset)
         train_s = infer_s = warm_s = 0.0
         selector_error: float | None = None
-        if self.selector.needs:
+        if self.selector.trains_model(ctx.options):
             train_s, infer_s, warm_s, selector_error = self.score(ctx, round_no)
         with Timer(self.device) as t:
             # a sharded pool under torchrun; --class-balance: the labeled set's class proportions
@@ -220,7 +232,7 @@ class _Rounds:
             balance = y.bincount(minlength=self.dataset.num_classes).numpy() if self.cfg.class_balance else None
             selection, self.balance = scoring.select_batch(self.selector, ctx, k, balance)
         picks = np.asarray(selection.picks, dtype=np.int64)
-        _check_picks(picks, pool, k, self.selector.name)
+        scoring.check_picks(picks, pool, k, self.selector.name)
         if self.agreement.missing_target(round_no):  # resumed: the previous round's target was not saved
             with Timer(self.device) as refit:
                 self.fit_target(labeled, round_no - 1)
@@ -241,6 +253,7 @@ class _Rounds:
             target_train_seconds=target_s,
             warmup_seconds=warm_s,
             target_class_errors=class_errors,
+            selector_info=selection.info or None,
         )
         return record, selection.scores, picks
 
@@ -266,6 +279,7 @@ class _Rounds:
     def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float, list[float | None]]:
         """(test error, train seconds, per-class test errors) of a fresh target trained on ``labeled``."""
         learner, seconds = self.fit_target(labeled, round_no)
+        self.stopping.observe(learner, len(labeled))  # the stopping criteria read the round's target
         error, class_errors = split_errors(learner, self.dataset)
         return error, seconds, class_errors
 
@@ -299,14 +313,6 @@ def _state(
     }
 
 
-def _check_picks(picks: np.ndarray, pool: np.ndarray, k: int, name: str) -> None:
-    """A selector plugin's output is checked before it can corrupt a run."""
-    if picks.shape != (k,):
-        raise RuntimeError(f"selector {name!r} returned {picks.size} picks, expected {k}")
-    if np.unique(picks).size != k or not np.isin(picks, pool).all():
-        raise RuntimeError(f"selector {name!r} returned duplicate or already-labeled indices")
-
-
 def _log_round(
     tracker: Tracker,
     r: RoundRecord,
@@ -329,6 +335,8 @@ def _log_round(
         metrics[Metric.TARGET_ERROR] = r.target_error
         metrics[Metric.TARGET_TRAIN_SECONDS] = r.target_train_seconds
     tracker.log_metrics(metrics, step=step)
+    if switch := first_switch([x.selector_info for x in records]):
+        tracker.set_tags({Tag.AUTO_SWITCH: switch})
     if r.selector_model_error is not None:
         tracker.log_metrics({Metric.SELECTOR_MODEL_ERROR: r.selector_model_error}, step=r.labeled_before)
     tracker.log_array(round_artifact(r.round, "selected.npy"), picks)

@@ -52,7 +52,9 @@ def check_mode(value: str) -> str:
     return mode
 
 
-def resolve_mode(mode: str, selector: SelectorSpec, target_trained: bool, needs: str, baseline: bool) -> str:
+def resolve_mode(
+    mode: str, selector: SelectorSpec, target_trained: bool, needs: str, baseline: bool, options: Any = None
+) -> str:
     """The mode a run uses (tag ``svpkit.agreement``): ``off``, ``scores`` or ``full``.
 
     Agreement needs a selector model and ``target_trained``: a target trained on the proxy's
@@ -61,11 +63,12 @@ def resolve_mode(mode: str, selector: SelectorSpec, target_trained: bool, needs:
     that cannot be measured is a ConfigError.
     """
     mode = check_mode(mode)
-    possible = bool(selector.needs) and target_trained
+    has_model = selector.trains_model(options or {})  # options: e.g. embedding=input needs no model
+    possible = has_model and target_trained
     if mode == "auto":
         return "full" if possible and not baseline else "off"
     if mode != "off" and not possible:
-        raise ConfigError(f"--agreement {mode} needs {'a selector with a model' if not selector.needs else needs}")
+        raise ConfigError(f"--agreement {mode} needs {'a selector with a model' if not has_model else needs}")
     return mode
 
 
@@ -73,7 +76,7 @@ def active_learning_mode(selector: SelectorSpec, proxy: ModelSpec, target: Model
     """The resolved mode of an active-learning run (``cfg.agreement``, ``cfg.train_target``)."""
     needs = "the target trained at every level (--train-target)"
     baseline = run_role(selector, proxy, target, cfg) == "baseline"
-    return resolve_mode(cfg.agreement, selector, cfg.train_target, needs, baseline)
+    return resolve_mode(cfg.agreement, selector, cfg.train_target, needs, baseline, cfg.selector_options)
 
 
 def selector_observers(selector: SelectorSpec) -> list[TrainObserver]:

@@ -111,3 +111,9 @@ def selection_run_params(
         "test_size": len(dataset.test),
         "dataset_digest": dataset.digest,
     }
+
+
+def warm_up(learner: Any) -> float:
+    """Seconds of the learner's one-off warm-up (0 for learners without one)."""
+    method = getattr(learner, "warm_up", None)
+    return float(method() or 0.0) if callable(method) else 0.0

@@ -31,6 +31,7 @@ from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.common import learner_options, numerics_tags
 from svpkit.loops.fitting import timed_fit
+from svpkit.loops.stopping import mean_uncertainty, stop_set
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.runtime import derive_seed, resolve_device
@@ -75,6 +76,10 @@ class QueryRound:
     selection_seconds: float = 0.0
     warmup_seconds: float = 0.0
     selector_model_error: float | None = None
+    stop_predictions: np.ndarray | None = None
+    """The proxy's predicted classes on the project's stop set (svpkit.loops.stopping), when one was trained."""
+    stop_uncertainty: float | None = None
+    """The proxy's mean 1 − max p on the stop set."""
 
     @property
     def total_seconds(self) -> float:
@@ -205,3 +210,5 @@ def _score(
             ctx.signals.update(obs.result())
     result.inference_seconds = t.seconds
     result.selector_model_error = learner.error("test") if len(data.test) else None
+    probs = learner.predict_proba(stop_set(len(data.train), cfg.seed)).float().cpu().numpy()  # stopping criteria
+    result.stop_predictions, result.stop_uncertainty = probs.argmax(axis=1), mean_uncertainty(probs)

@@ -71,6 +71,14 @@ def select(selector: SelectorSpec, ctx: SelectionContext, k: int) -> Selection:
     return selector.select(ctx, k)
 
 
+def check_picks(picks: np.ndarray, pool: np.ndarray, k: int, name: str) -> None:
+    """A selector plugin's output is checked before it can corrupt a run."""
+    if picks.shape != (k,):
+        raise RuntimeError(f"selector {name!r} returned {picks.size} picks, expected {k}")
+    if np.unique(picks).size != k or not np.isin(picks, pool).all():
+        raise RuntimeError(f"selector {name!r} returned duplicate or already-labeled indices")
+
+
 def _gathered_mc(learner: Learner, pool: np.ndarray, options: dict[str, Any], gen: torch.Generator) -> MCAccumulator:
     """MC sums over the pool, each rank its shard, gathered as [Σ p | Σ H] rows."""
     samples, dropout = int(options["mc_samples"]), float(options["mc_dropout"])
@@ -156,8 +164,14 @@ def balance_report(quotas: list[int], classes: torch.Tensor, filled: torch.Tenso
     }
 
 
-VARIANT_DEFAULTS: dict[str, Any] = {"class_balance": False, "coverage": "none", "score_models": 1}
-"""Selection settings beyond the selector (``svpkit.selection`` tag when not at these defaults)."""
+VARIANT_DEFAULTS: dict[str, Any] = {
+    "class_balance": False,
+    "coverage": "none",
+    "score_models": 1,
+    "initial_selector": "random",
+}
+"""Selection settings beyond the selector (``svpkit.selection`` tag when not at these defaults;
+``initial_selector``: who picked the active-learning initial set)."""
 
 
 def selector_settings(cfg: SelectionSettings) -> dict[str, str]:

@@ -50,3 +50,4 @@ class AgreementSettings(ModelOverrides, Protocol):
     seed: int
     agreement: str
     train_target: bool
+    selector_options: dict[str, Any]

@@ -103,6 +103,9 @@ def resolve(loop: str, values: Mapping[str, Any]) -> Resolved:
         got.selector_options = p.attempt(parse_selector_options, got.selector, values.get("selector_options")) or {}
         if loop == ACTIVE_LEARNING.name:
             p.attempt(_fits_active_learning, got.selector)
+    if loop == ACTIVE_LEARNING.name:
+        p.attempt(_initial_selector, registry, values.get("initial_selector", "random"))
+        p.attempt(_stop_when, values.get("stop_when"), values.get("train_target", True))
     _check_reads(p, got, values)
     return got
 
@@ -204,6 +207,20 @@ def _fits_active_learning(selector: SelectorSpec) -> None:
             f"selector {selector.name!r} needs the labels of the examples it scores, and pool examples have no "
             "label until they are picked; use it with `svpkit core-set`"
         )
+
+
+def _initial_selector(registry: Any, name: str) -> None:
+    from svpkit.loops.cold_start import check_initial_selector
+
+    if name != "random":
+        check_initial_selector(registry.selectors.get(name))
+
+
+def _stop_when(text: str | None, train_target: bool) -> None:
+    from svpkit.loops.stopping import StopRule
+
+    if StopRule.parse(text) is not None and not train_target:
+        raise ConfigError("--stop-when reads the target trained at every level; it needs --train-target")
 
 
 def _reads(role: str, spec: ModelSpec, data: DatasetSpec) -> None:

@@ -53,6 +53,9 @@ class SelectionContext:
     """The selector's resolved options (``--selector-options``, defaults filled in)."""
     mc_probabilities: MCAccumulator | None = None
     """Running sums of the ``mc_samples`` MC-dropout softmax passes over ``pool`` (rows align)."""
+    inputs: Callable[[np.ndarray], torch.Tensor] | None = None
+    """The fixed input embedding of training indices (standardised inputs; svpkit.selectors.embedding),
+    for selectors with ``embedding=input`` (cold start: no model yet)."""
 
 
 @dataclass
@@ -62,6 +65,8 @@ class Selection:
 
     picks: np.ndarray
     scores: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+    """What the selector says about its choice (``auto``: which selector picked and why), logged per round."""
 
 
 @dataclass
@@ -123,6 +128,16 @@ class SelectorSpec:
     score_based: bool = False
     """``select`` is the top-k of its ``scores`` and ``rank`` orders by ``Ranking.scores``, so class
     balance, ``--score-models`` averaging and coverage-centric sampling apply to its scores."""
+    model_free: Callable[[Mapping[str, Any]], bool] | None = None
+    """Whether the selector picks without a selector model under these resolved options (cold-start
+    selectors with ``embedding=input``); such a selector may also pick the initial set
+    (``--initial-selector``). None: it needs a model whenever ``needs`` is not empty."""
+
+    def trains_model(self, options: Mapping[str, Any]) -> bool:
+        """Whether a round of this selector with these resolved options trains a selector model."""
+        if self.model_free is not None and self.model_free(options):
+            return False
+        return bool(self.needs)
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - NEEDS

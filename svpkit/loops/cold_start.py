@@ -1,0 +1,74 @@
+"""The initial labeled set of an active-learning run and the fixed input embedding of the rounds.
+
+``--initial-selector random`` (the default) draws the initial set as svpkit always has:
+``default_rng(seed).choice(n, size, replace=False)``, sorted. A cold-start selector (one that
+picks without a model under its default options with ``embedding=input``: ``typiclust``,
+``probcover``) picks it instead from the whole training set with nothing labeled, on the
+standardised inputs (svpkit.selectors.embedding), its RNG derived from ``(seed, "select", 0)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from svpkit.data.base import Dataset
+from svpkit.errors import ConfigError
+from svpkit.runtime import derive_seed
+from svpkit.selectors.base import SelectionContext, SelectorSpec, resolve_selector_options
+from svpkit.selectors.embedding import input_embedding
+
+RANDOM = "random"
+
+
+def lazy_inputs(dataset: Dataset) -> Callable[[np.ndarray], torch.Tensor]:
+    """The input embedding of ``dataset`` (svpkit.selectors.embedding), computed on its first use only."""
+    cached: list[Callable[[np.ndarray], torch.Tensor]] = []
+
+    def rows(indices: np.ndarray) -> torch.Tensor:
+        if not cached:
+            cached.append(input_embedding(dataset))
+        return cached[0](indices)
+
+    return rows
+
+
+def initial_options(spec: SelectorSpec) -> dict[str, object]:
+    """The options an initial selector runs with: its defaults, ``embedding=input`` where it has the option."""
+    given = {"embedding": "input"} if any(o.name == "embedding" for o in spec.options) else {}
+    return resolve_selector_options(spec, given, "--initial-selector")
+
+
+def check_initial_selector(spec: SelectorSpec) -> None:
+    """Only a selector that picks without a model can choose the initial set (nothing is labeled yet)."""
+    if spec.name != RANDOM and spec.trains_model(initial_options(spec)):
+        raise ConfigError(
+            f"--initial-selector {spec.name!r} needs a selector model, and nothing is labeled before the first "
+            "round; use random, typiclust or probcover"
+        )
+
+
+def initial_set(dataset: Dataset, selector: str, count: int, seed: int) -> np.ndarray:
+    """The sorted initial labeled set: uniform random (``selector`` ``random``), else that selector's picks."""
+    from svpkit.plugins import get_plugins
+
+    n = len(dataset.train)
+    if selector == RANDOM:
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(n, size=count, replace=False)).astype(np.int64)
+    spec = get_plugins().selectors.get(selector)
+    check_initial_selector(spec)
+    rng = np.random.default_rng(derive_seed(seed, "select", 0))
+    ctx = SelectionContext(
+        np.arange(n, dtype=np.int64),
+        np.empty(0, dtype=np.int64),
+        rng,
+        options=initial_options(spec),
+        inputs=lazy_inputs(dataset),
+    )
+    picks = np.asarray(spec.select(ctx, count).picks, dtype=np.int64)
+    if picks.shape != (count,) or np.unique(picks).size != count:
+        raise RuntimeError(f"initial selector {spec.name!r} did not return {count} distinct examples")
+    return np.sort(picks)

@@ -1,0 +1,97 @@
+"""``auto``: a budget-aware strategy, a cold-start selector first, then an uncertainty-type one.
+
+Hacohen, Dekel & Weinshall (ICML 2022) show that the best queries change with the budget: with
+few labels per class, *typical* examples (TypiClust, ProbCover) beat random and uncertainty
+sampling loses to it; with many, uncertainty (and BADGE) win. They give no universal switch
+point; their experiments put the crossing at a few to some tens of labels per class, depending
+on the data set. svpkit's rule, evaluated every round on the run's own labeled set:
+
+    labeled per class = |L| / C  (C = the selector model's number of classes)
+    |L| / C < switch_per_class  →  the cold-start selector (``cold_start``: typiclust or probcover)
+    otherwise                   →  the hand-over selector (``then``: least_confidence, margin, entropy, badge)
+
+``switch_per_class`` defaults to 5 ("a few labels per class"). |L| only grows, so the hand-over
+happens once; the round that switches and why are in the round's ``selector_info`` (``timings.json``,
+the run's state) and the tag ``svpkit.auto_switch``. The cold-start selector picks on the
+standardised inputs (``embedding=input``) where the loop provides them, else on the selector
+model's embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from svpkit.models.options import ModelOption
+from svpkit.selectors.badge import check_badge, select_badge
+from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
+from svpkit.selectors.probcover import select_probcover
+from svpkit.selectors.typiclust import check_cold_start, select_typiclust
+from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
+
+COLD_START = {"typiclust": select_typiclust, "probcover": select_probcover}
+UNCERTAINTY = {"least_confidence": least_confidence_scores, "margin": margin_scores, "entropy": entropy_scores}
+
+
+def auto_phase(labeled: int, classes: int, switch_per_class: float) -> tuple[bool, str]:
+    """(hand over?, why) for a labeled set of ``labeled`` examples over ``classes`` classes."""
+    per_class = labeled / max(classes, 1)
+    side = "≥" if per_class >= switch_per_class else "<"
+    why = f"{labeled} labeled / {classes} classes = {per_class:.2f} per class {side} {switch_per_class:g}"
+    return per_class >= switch_per_class, why
+
+
+def select_auto(ctx: SelectionContext, k: int) -> Selection:
+    """The cold-start selector below the switch point, the hand-over selector from it on."""
+    if ctx.probabilities is None:
+        raise RuntimeError("auto needs the selector model's probabilities of the pool")
+    options = {o.name: o.default for o in OPTIONS} | {n: v for n, v in ctx.options.items() if n in NAMES}
+    classes = int(ctx.probabilities.shape[1])
+    hand_over, why = auto_phase(len(ctx.labeled), classes, float(options["switch_per_class"]))
+    if not hand_over:
+        name = str(options["cold_start"])
+        embedding = "input" if ctx.inputs is not None else "model"
+        selection = COLD_START[name](replace(ctx, options={"embedding": embedding, "classes": classes}), k)
+    else:
+        name = str(options["then"])
+        if name == "badge":
+            selection = select_badge(ctx, k)
+        else:
+            selection = top_k_by_score(ctx, UNCERTAINTY[name](ctx.probabilities.float()), k)
+    phase = "hand-over" if hand_over else "cold start"
+    selection.info = {"selector": name, "phase": phase, "reason": why}
+    return selection
+
+
+def first_switch(infos: list[dict[str, str] | None]) -> str | None:
+    """``round <k>: <reason>`` for the first round (1-based) whose selection handed over, else None."""
+    for round_no, info in enumerate(infos, start=1):
+        if info and info.get("phase") == "hand-over":
+            return f"round {round_no}: {info['selector']} because {info['reason']}"
+    return None
+
+
+def check_auto(use: SelectorUse) -> None:
+    check_cold_start(use)
+    if use.options.get("then") == "badge":
+        check_badge(use)
+
+
+OPTIONS = (
+    ModelOption("cold_start", str, "typiclust", "the selector below the switch point", choices=tuple(COLD_START)),
+    ModelOption(
+        "then", str, "least_confidence", "the selector from the switch point on", choices=(*UNCERTAINTY, "badge")
+    ),
+    ModelOption("switch_per_class", float, 5.0, "hand over once |L| / classes reaches this", minimum=0.0),
+)
+NAMES = frozenset(o.name for o in OPTIONS)
+
+SPECS = [
+    SelectorSpec(
+        "auto",
+        select_auto,
+        frozenset({"probabilities", "embeddings"}),
+        "budget-aware: typiclust below switch_per_class labels per class, then least confidence (or badge)",
+        options=OPTIONS,
+        check=check_auto,
+    )
+]

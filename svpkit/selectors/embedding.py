@@ -1,0 +1,93 @@
+"""The representation cold-start selectors (TypiClust, ProbCover) work in.
+
+``embedding=model``: the selector model's penultimate activations (``SelectionContext``'s
+``pool_embeddings`` / ``labeled_embeddings``), as greedy k-center uses them.
+
+``embedding=input``: a fixed embedding of the inputs that needs no model and no label, so it
+works before anything is labeled (``--initial-selector``): every input flattened to a vector and
+standardised per feature with the mean and standard deviation over the whole training split
+(``(x − mean) / (std + 1e-3)``; for digits the standardised pixels). The papers use a
+self-supervised representation (SimCLR / SCAN); svpkit has none built in, and the standardised
+inputs are the fixed representation every vector or image data set has. Text has no fixed input
+vector: ``embedding=input`` refuses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from svpkit.data.base import Dataset
+from svpkit.errors import ConfigError
+from svpkit.models.options import ModelOption
+from svpkit.selectors.base import SelectionContext
+
+EMBEDDING_OPTION = ModelOption(
+    "embedding",
+    str,
+    "input",
+    "input: standardised inputs (no model needed); model: the selector model's penultimate features",
+    choices=("input", "model"),
+)
+STD_FLOOR = 1e-3
+
+
+def uses_inputs(options: Mapping[str, Any]) -> bool:
+    """Whether these resolved options select on the fixed input embedding (no selector model)."""
+    return str(options.get("embedding", EMBEDDING_OPTION.default)) == "input"
+
+
+def input_embedding(dataset: Dataset, chunk: int = 65_536) -> Callable[[np.ndarray], torch.Tensor]:
+    """``rows(indices)``: the standardised, flattened inputs of those training examples (float32).
+
+    The per-feature mean and standard deviation are computed once over the whole training split,
+    chunk by chunk (no labels are used).
+    """
+    x = dataset.train.x
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(
+            f"embedding=input needs vector or image inputs; data set {dataset.name!r} is {dataset.modality} "
+            "(use embedding=model)"
+        )
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    total = torch.zeros(flat.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    for i in range(0, n, chunk):
+        block = flat[i : i + chunk].double()
+        total += block.sum(dim=0)
+        total_sq += block.square().sum(dim=0)
+    mean = total / max(n, 1)
+    std = (total_sq / max(n, 1) - mean.square()).clamp_min(0.0).sqrt()
+    mean32, scale = mean.float(), (std + STD_FLOOR).float()
+
+    def rows(indices: np.ndarray) -> torch.Tensor:
+        picked = flat[torch.as_tensor(np.asarray(indices, dtype=np.int64))]
+        return (picked.float() - mean32) / scale
+
+    return rows
+
+
+def features(ctx: SelectionContext, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pool, labeled) feature rows in the representation the ``embedding`` option names (float32, CPU)."""
+    if uses_inputs(ctx.options):
+        if ctx.inputs is None:
+            raise RuntimeError(f"{name} with embedding=input needs the context's input embedding")
+        return ctx.inputs(ctx.pool).float().cpu(), ctx.inputs(ctx.labeled).float().cpu()
+    if ctx.pool_embeddings is None or ctx.labeled_embeddings is None:
+        raise RuntimeError(f"{name} with embedding=model needs the pool's and the labeled set's embeddings")
+    return ctx.pool_embeddings.float().cpu(), ctx.labeled_embeddings.float().cpu()
+
+
+def sq_distances(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Squared Euclidean distances between the rows of ``a`` and ``b`` in float64 (numpy), clamped at 0.
+
+    numpy rather than torch: the many small matrices of per-cluster typicality run far faster
+    single-threaded than through torch's thread pool.
+    """
+    a64, b64 = a.double().numpy(), b.double().numpy()
+    d = np.square(a64).sum(1)[:, None] + np.square(b64).sum(1)[None, :] - 2.0 * (a64 @ b64.T)
+    return np.maximum(d, 0.0, out=d)

@@ -1,0 +1,149 @@
+"""ProbCover (Yehuda, Dekel, Hacohen & Weinshall, NeurIPS 2022): max coverage of δ-balls.
+
+Definitions (paper §4 and the authors' ``prob_cover.py``; docs/algorithms.md), over X = labeled ∪ pool:
+
+- *Ball*: ``B_δ(x) = {x' ∈ X : ‖x − x'‖₂ ≤ δ}`` (closed; x ∈ B_δ(x)). The graph has an edge
+  x → x' for every x' ∈ B_δ(x) (symmetric, self-loops included).
+- *Coverage* of a set S: ``|∪_{s∈S} B_δ(s)| / |X|``. ProbCover picks B pool points greedily:
+  every point in a ball of a labeled point is covered at the start; each pick is the pool point
+  whose ball holds the most uncovered points (ties: the lowest pool position), and its ball
+  becomes covered. When no pool point's ball holds an uncovered point (full coverage), the rest
+  of the batch is drawn uniformly from the unpicked pool (the selection RNG), as the paper does.
+- *δ by the purity rule* (``delta=0``, the default): k-means (scikit-learn, ``n_init=1``, seeded
+  from the selection RNG) into as many clusters as the data set has classes; a ball is *pure*
+  when every point in it has its centre's cluster label; ``purity(δ)`` is the fraction of points
+  of X whose ball is pure. Purity only falls as δ grows, and x's ball is pure exactly while δ is
+  below ``r(x)``, the distance from x to its nearest point of another cluster. δ is the largest
+  value among 0 and the radii ``r(x)`` at which ``purity(δ) ≥ alpha`` (paper: α = 0.95).
+  ``delta > 0`` fixes δ instead.
+
+Scores (``scores.npy``): each pool point's ball size among the uncovered points before the first pick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from svpkit.errors import ConfigError
+from svpkit.models.options import ModelOption
+from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
+from svpkit.selectors.embedding import EMBEDDING_OPTION, features, sq_distances, uses_inputs
+from svpkit.selectors.typiclust import check_cold_start, kmeans_labels
+
+
+def impurity_radii(points: torch.Tensor, clusters: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """``r(x)``: the Euclidean distance from each row to its nearest row of another cluster (+∞ if none)."""
+    out = np.empty(points.shape[0], dtype=np.float64)
+    for i in range(0, points.shape[0], chunk):
+        d = sq_distances(points[i : i + chunk], points)
+        d[clusters[i : i + chunk, None] == clusters[None, :]] = np.inf
+        out[i : i + chunk] = np.sqrt(d.min(axis=1))
+    return out
+
+
+def purity_delta(radii: np.ndarray, alpha: float) -> float:
+    """The largest δ among 0 and the radii with ``purity(δ) = mean(radii > δ) ≥ alpha``."""
+    candidates = np.unique(np.concatenate([[0.0], radii[np.isfinite(radii)]]))
+    purity = np.array([(radii > c).mean() for c in candidates]) if radii.size else np.ones(1)
+    ok = candidates[purity >= alpha]
+    return float(ok.max()) if ok.size else 0.0
+
+
+@dataclass
+class Balls:
+    """The δ-ball graph as CSR: the members of row i's ball are ``members[start[i]:start[i+1]]``."""
+
+    start: np.ndarray
+    members: np.ndarray
+
+    @classmethod
+    def build(cls, points: torch.Tensor, delta: float, chunk: int = 512) -> Balls:
+        rows: list[np.ndarray] = []
+        limit = delta * delta
+        for i in range(0, points.shape[0], chunk):
+            inside = sq_distances(points[i : i + chunk], points) <= limit
+            rows.extend(np.flatnonzero(r) for r in inside)
+        sizes = np.array([r.size for r in rows], dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(sizes)])
+        members = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+        return cls(start, members.astype(np.int64))
+
+    def ball(self, i: int) -> np.ndarray:
+        return self.members[self.start[i] : self.start[i + 1]]
+
+
+def probcover_picks(
+    balls: Balls, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy max coverage (see the module doc): (picked rows in pick order, initial uncovered ball sizes)."""
+    n = labeled_mask.size
+    candidate = ~np.asarray(labeled_mask, dtype=bool)
+    if budget > int(candidate.sum()):
+        raise ConfigError(f"probcover cannot pick {budget} points from a pool of {int(candidate.sum())}")
+    covered = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(labeled_mask):
+        covered[balls.ball(int(i))] = True
+    # The graph is symmetric: a point's uncovered-degree is the number of uncovered points in its ball.
+    degree = np.array([int((~covered[balls.ball(i)]).sum()) for i in range(n)], dtype=np.int64)
+    initial = degree.copy()
+    picks: list[int] = []
+    while len(picks) < budget:
+        masked = np.where(candidate, degree, -1)
+        best = int(np.argmax(masked))
+        if masked[best] <= 0:
+            rest = np.flatnonzero(candidate)
+            extra = rng.choice(rest, size=budget - len(picks), replace=False)
+            picks.extend(int(e) for e in extra)
+            break
+        picks.append(best)
+        candidate[best] = False
+        newly = balls.ball(best)[~covered[balls.ball(best)]]
+        covered[newly] = True
+        for y in newly:  # y is covered now: every ball holding y loses one uncovered point
+            degree[balls.ball(int(y))] -= 1
+    return np.asarray(picks, dtype=np.int64), initial
+
+
+def select_probcover(ctx: SelectionContext, k: int) -> Selection:
+    """ProbCover over labeled ∪ pool in the representation ``embedding`` names (see the module doc)."""
+    pool_x, labeled_x = features(ctx, "probcover")
+    options = _resolved(ctx.options)
+    points = torch.cat([labeled_x, pool_x])
+    delta = float(options["delta"])
+    if delta <= 0:
+        clusters = kmeans_labels(points, int(options["classes"]), int(ctx.rng.integers(2**31 - 1)))
+        delta = purity_delta(impurity_radii(points, clusters), float(options["alpha"]))
+    labeled_mask = np.zeros(points.shape[0], dtype=bool)
+    labeled_mask[: len(ctx.labeled)] = True
+    rows, initial = probcover_picks(Balls.build(points, delta), labeled_mask, k, ctx.rng)
+    scores = initial[len(ctx.labeled) :].astype(np.float32)
+    return Selection(picks=ctx.pool[rows - len(ctx.labeled)].astype(np.int64), scores=scores)
+
+
+def _resolved(options: dict[str, Any]) -> dict[str, Any]:
+    return {o.name: o.default for o in OPTIONS} | {k: v for k, v in options.items() if k in NAMES}
+
+
+OPTIONS = (
+    EMBEDDING_OPTION,
+    ModelOption("delta", float, 0.0, "ball radius δ (0: the purity rule picks it)", minimum=0.0),
+    ModelOption("alpha", float, 0.95, "purity rule: the largest δ whose balls are pure for this fraction", minimum=0.0),
+    ModelOption("classes", int, 10, "purity rule: k-means clusters (the number of classes)", minimum=1),
+)
+NAMES = frozenset(o.name for o in OPTIONS)
+
+SPECS = [
+    SelectorSpec(
+        "probcover",
+        select_probcover,
+        frozenset({"embeddings"}),
+        "greedy max coverage of delta-balls, delta by the purity rule (cold start, Yehuda et al. 2022)",
+        options=OPTIONS,
+        check=check_cold_start,
+        model_free=uses_inputs,
+    )
+]
