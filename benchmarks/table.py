@@ -22,14 +22,20 @@ def _mean(runs: list[dict[str, Any]], key: str) -> float:
     return sum(float(x[key]) for x in runs) / len(runs)
 
 
+def _peak(peak: dict[str, Any]) -> str:
+    """A peak's GFLOP/s, or ``—`` where the device has none at that precision."""
+    return "—" if not peak.get("gflops") else f"{peak['gflops']:,.0f}"
+
+
 def _roofline(rl: dict[str, Any] | None, precision: str) -> str:
     """``, N GFLOP/s = x % of the <precision> matmul peak`` (the record's own precision if it says)."""
     if not rl:
         return ""
     precision = {"bfloat16": "bf16", "float32": "fp32"}.get(rl.get("precision", ""), precision)
-    return (
-        f", {rl['achieved_gflops']:,.0f} GFLOP/s = {100 * rl['fraction_of_peak']:.0f} % of the {precision} matmul peak"
-    )
+    fraction = rl.get("fraction_of_peak")
+    if fraction is None or fraction != fraction:  # no peak at this precision (bf16 on an AVX2 CPU)
+        return f", {rl['achieved_gflops']:,.0f} GFLOP/s (no {precision} matmul peak on this device: —)"
+    return f", {rl['achieved_gflops']:,.0f} GFLOP/s = {100 * fraction:.0f} % of the {precision} matmul peak"
 
 
 def train_rows(r: dict[str, Any], where: str) -> list[str]:
@@ -45,7 +51,7 @@ def train_rows(r: dict[str, Any], where: str) -> list[str]:
         )
     peaks = r.get("matmul_peaks")
     peak_txt = (
-        f"; matmul peak fp32 {peaks['float32']['gflops']:,.0f}, bf16 {peaks['bfloat16']['gflops']:,.0f} GFLOP/s, "
+        f"; matmul peak fp32 {_peak(peaks['float32'])}, bf16 {_peak(peaks['bfloat16'])} GFLOP/s, "
         f"{r['flops_per_image'] / 1e6:,.0f} MFLOP per training image"
         if peaks
         else ""

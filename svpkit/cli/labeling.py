@@ -84,7 +84,7 @@ def query(
         proxy_options=parse_model_options(proxy_spec, args.proxy_options, "--proxy-options"),
     )
     resolve_device(args.device)
-    data = load_dataset(args.dataset, args.data_path, args.train_limit, args.test_limit)
+    data = load_dataset(args.dataset, args.data_path, args.train_limit, args.test_limit, args.dataset_options)
     state = opened or new_project({f.name: getattr(args, f.name) for f in fields(args)}, data.class_names)
     labeled, labels = state.training_set(data)
     check_pool(data, labeled, k)  # before any training

@@ -25,6 +25,7 @@ class LoopArgs:
     data_path: Optional[str]
     train_limit: Optional[int]
     test_limit: Optional[int]
+    dataset_options: Optional[str]
 
 
 A = TypeVar("A", bound=LoopArgs)
@@ -77,15 +78,21 @@ def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]
 
 
 def load_dataset(
-    name: str, path: Optional[str], train_limit: Optional[int] = None, test_limit: Optional[int] = None
+    name: str,
+    path: Optional[str],
+    train_limit: Optional[int] = None,
+    test_limit: Optional[int] = None,
+    dataset_options: Optional[str] = None,
 ) -> Any:
-    """Load a registered data set; ``*_limit`` shrink it for quick runs (see Dataset.limited)."""
+    """Load a registered data set with its ``--dataset-options``; ``*_limit`` shrink it for quick
+    runs (see Dataset.limited)."""
+    from svpkit.data.base import load_with_options
     from svpkit.loops.validate import require_path
 
     spec = plugins().datasets.get(name)
     path = path or None
     require_path(spec, path)
-    data = spec.load(path) if path else spec.load()
+    data = load_with_options(spec, path, dataset_options)
     return data.limited(opt_int(train_limit), opt_int(test_limit))
 
 
@@ -97,7 +104,7 @@ def prepare(args: LoopArgs, device: str, dist_info: DistInfo, build: Callable[[s
     device = parallel.replace_device(dist_info, device)
     built = build(device)
     resolve_device(device)
-    return load_dataset(args.dataset, args.data_path, args.train_limit, args.test_limit), built
+    return load_dataset(args.dataset, args.data_path, args.train_limit, args.test_limit, args.dataset_options), built
 
 
 @dataclass

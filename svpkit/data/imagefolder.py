@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from svpkit.data.base import UNLABELED, Dataset, DatasetSpec, Split, pixel_stats
+from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split, pixel_stats
 from svpkit.errors import DataError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -163,5 +163,7 @@ SPEC = DatasetSpec(
     " unlabeled/ holds unlabeled images",
     needs_path=True,
     modality="image",
-    options=("size",),
+    options=(
+        DatasetOption("size", int, DEFAULT_SIZE, "side in pixels: shorter side resized, centre-cropped", minimum=8),
+    ),
 )

@@ -16,7 +16,7 @@ from svpkit.contract import TRAIN, Artifact, Metric, Tag, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.learners import make_learner
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import resolved_settings
+from svpkit.loops.common import dataset_settings, resolved_settings
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -91,7 +91,7 @@ def describe_train_run(
     dataset.require_labels("the train loop")
     n = len(dataset.train)
     count = to_count(cfg.size, n, "size")
-    settings = resolved_settings(None, target, cfg)
+    settings = resolved_settings(None, target, cfg) | dataset_settings(dataset)
     tags = {
         Tag.LOOP: TRAIN.name,
         Tag.ROLE: "target",

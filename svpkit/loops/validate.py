@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from svpkit.contract import ACTIVE_LEARNING, TRAIN
-from svpkit.data.base import DatasetSpec
+from svpkit.data.base import DatasetSpec, resolve_dataset_options
 from svpkit.errors import ConfigError, SvpkitError
 from svpkit.loops.budgets import check_size, one_size, parse_fraction, parse_sizes
 from svpkit.models.base import ModelSpec
@@ -67,6 +67,8 @@ def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
     registry = get_plugins()
     p = _Problems()
     data = p.attempt(_dataset_spec, registry, values)
+    if data is not None:
+        p.attempt(resolve_dataset_options, data, values.get("dataset_options"))
     selector = proxy = None
     if loop != TRAIN.name:
         selector = p.attempt(registry.selectors.get, values["selector"])
