@@ -93,6 +93,8 @@ class Dataset:
                 h.update(split.y.numpy().astype(np.int64).tobytes())
                 if isinstance(split.x, torch.Tensor):
                     h.update(np.ascontiguousarray(split.x.numpy()).tobytes())
+                elif hasattr(split.x, "digest_bytes"):  # a streamed pool: its files, not its pixels
+                    h.update(split.x.digest_bytes())
                 else:
                     for text in split.x:
                         h.update(text.encode("utf-8"))
@@ -184,6 +186,8 @@ def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, .
 def _take(split: Split, idx: np.ndarray) -> Split:
     if isinstance(split.x, torch.Tensor):
         x: Any = split.x[torch.from_numpy(idx)]
+    elif hasattr(split.x, "take"):  # a streamed pool: the files, nothing decoded
+        x = split.x.take(idx)
     else:
         x = [split.x[i] for i in idx]
     ids = None if split.ids is None else [split.ids[i] for i in idx]
