@@ -99,6 +99,23 @@ def parity_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {txt} | {ratio} | {where} |"]
 
 
+def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row per pool: streamed, in-memory and plain torchvision scoring side by side."""
+    out = []
+    pools = list(dict.fromkeys(x["pool"] for x in r["results"]))
+    for pool in pools:
+        arms = {x["arm"]: x for x in r["results"] if x["pool"] == pool}
+        s, m, p = arms["svpkit stream"], arms["svpkit memory"], arms["plain"]
+        what = f"scoring {pool} images at {s['size']} px once, {s['workers']} loader workers"
+        txt = "; ".join(
+            f"{label} {x['images_per_second']:,.0f} img/s, load {_s(x['load_seconds'])} s, peak {x['peak_rss_mib']:,.0f} MiB"
+            for label, x in (("stream", s), ("in memory", m), ("plain ImageFolder", p))
+        )
+        ratio = f"**{s['images_per_second'] / p['images_per_second']:.2f}×** plain's img/s"
+        out.append(f"| {what} | {txt} | {ratio} | {where} |")
+    return out
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -135,6 +152,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         )
         txt += _roofline(r.get("roofline"), "fp32")
         out.append(f"| {what} | {txt} | goal ≤ 2 % each | {where} |")
+    elif name == "data_scale":
+        out += data_scale_rows(r, where)
     elif name.startswith("parity_"):
         out += parity_rows(r, where)
     elif name.startswith("text_"):
