@@ -154,6 +154,17 @@ def rows(r: dict[str, Any]) -> list[str]:
         out.append(f"| {what} | {txt} | goal ≤ 2 % each | {where} |")
     elif name == "data_scale":
         out += data_scale_rows(r, where)
+    elif name == "text_scale":
+        x = r["extrapolated_3_6m"]
+        what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"
+        grown = r["peak_rss_after_load_mib"] - r["rss_before_load_mib"]
+        txt = (
+            f"load {_s(r['load_seconds'])} s, RSS growth {grown:,.0f} MiB ({r['text_mib']:,.0f} MiB of text); "
+            f"linear to 3.6M rows: {_s(x['load_seconds'])} s, {x['rss_growth_mib'] / 1024:,.1f} GiB"
+        )
+        if "al_round_seconds" in r:
+            txt += f"; one active-learning round (fastText proxy) {_s(r['al_round_seconds'])} s"
+        out.append(f"| {what} | {txt} | {grown / r['file_mib']:.2f}× the file's size in memory | {where} |")
     elif name.startswith("parity_"):
         out += parity_rows(r, where)
     elif name.startswith("text_"):
