@@ -16,8 +16,10 @@ pipelines score the training pool once, each in its own fresh process:
 The model is the same small probe in every pipeline (a strided 3×3 convolution, global pooling,
 a linear layer), so the numbers measure the data path. Reported per pipeline: images/s of the
 scoring pass (after load) and the peak resident memory of the process tree (the main process plus
-its DataLoader workers, sampled every 20 ms from /proc: the sum of their proportional set sizes,
-so pages shared after fork count once). The load time includes importing torchvision. Run the arms side by side on a quiet machine; on a shared one,
+its DataLoader workers, sampled every 20 ms from /proc): ``peak_rss_mib`` sums their private pages
+(USS), what the pipeline itself holds; shared libraries are left out, because on a machine shared
+with other torch processes their proportional share (PSS, kept as ``peak_pss_mib``) moves with
+how many other processes map them. The load time includes importing torchvision. Run the arms side by side on a quiet machine; on a shared one,
 compare the ratios of one run, not absolute numbers across runs.
 """
 
@@ -44,15 +46,18 @@ ARMS = ("svpkit stream", "svpkit memory", "plain")
 BATCH = 256
 
 
-def _pss_kib(pid: int) -> int:
-    """Proportional set size: private pages plus this process's share of pages shared after fork."""
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(USS, PSS) of a process in KiB: its private pages; private plus its share of shared pages."""
+    uss = pss = 0
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                uss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return uss, pss
 
 
 def _children(pid: int) -> list[int]:
@@ -66,23 +71,25 @@ def _children(pid: int) -> list[int]:
 
 
 class PeakRss:
-    """Peak resident memory of this process and its descendants (summed PSS), sampled in a thread."""
+    """Peak resident memory of this process and its descendants, sampled in a thread: summed USS
+    (pages private to one of them; what the pipeline itself adds) and summed PSS."""
 
     def __init__(self, every: float = 0.02) -> None:
-        self.peak_kib, self.every, self._stop = 0, every, threading.Event()
+        self.peak_kib, self.peak_pss_kib, self.every, self._stop = 0, 0, every, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pids, total, seen = [os.getpid()], 0, set()
+            pids, total, pss, seen = [os.getpid()], 0, 0, set()
             while pids:
                 pid = pids.pop()
                 if pid in seen:
                     continue
                 seen.add(pid)
-                total += _pss_kib(pid)
+                uss_kib, pss_kib = _memory_kib(pid)
+                total, pss = total + uss_kib, pss + pss_kib
                 pids += _children(pid)
-            self.peak_kib = max(self.peak_kib, total)
+            self.peak_kib, self.peak_pss_kib = max(self.peak_kib, total), max(self.peak_pss_kib, pss)
             time.sleep(self.every)
 
     def __enter__(self) -> PeakRss:
@@ -126,6 +133,7 @@ def run_arm(arm: str, root: Path, size: int, workers: int) -> dict[str, Any]:
         "score_seconds": done - loaded,
         "images_per_second": n / (done - loaded),
         "peak_rss_mib": rss.peak_kib / 1024,
+        "peak_pss_mib": rss.peak_pss_kib / 1024,
     }
 
 

@@ -108,7 +108,7 @@ def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
         s, m, p = arms["svpkit stream"], arms["svpkit memory"], arms["plain"]
         what = f"scoring {pool} images at {s['size']} px once, {s['workers']} loader workers"
         txt = "; ".join(
-            f"{label} {x['images_per_second']:,.0f} img/s, load {_s(x['load_seconds'])} s, peak {x['peak_rss_mib']:,.0f} MiB"
+            f"{label} {x['images_per_second']:,.0f} img/s, load {_s(x['load_seconds'])} s, peak USS {x['peak_rss_mib']:,.0f} MiB"
             for label, x in (("stream", s), ("in memory", m), ("plain ImageFolder", p))
         )
         ratio = f"**{s['images_per_second'] / p['images_per_second']:.2f}×** plain's img/s"
