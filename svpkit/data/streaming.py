@@ -31,6 +31,8 @@ import torch
 
 from svpkit.errors import DataError
 
+MOMENT_ROWS = 1 << 21
+"""Pixels per step of :func:`image_moments` (the int64 copies stay small whatever the batch)."""
 MEMORY_FRACTION = 0.25
 """The default memory budget: this share of the machine's physical memory for a decoded pool."""
 
@@ -169,10 +171,12 @@ def image_moments(batches: Iterator[torch.Tensor]) -> tuple[tuple[float, ...], t
     """
     count, total, squares = 0, torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64)
     for batch in batches:
-        pixels = batch.reshape(-1, batch.shape[-1]).to(torch.int64)
-        count += pixels.shape[0]
-        total += pixels.sum(0)
-        squares += (pixels * pixels).sum(0)
+        flat = batch.reshape(-1, batch.shape[-1])
+        count += flat.shape[0]
+        for start in range(0, flat.shape[0], MOMENT_ROWS):  # int64 temporaries of at most 48 MiB
+            pixels = flat[start : start + MOMENT_ROWS].to(torch.int64)
+            total += pixels.sum(0)
+            squares += (pixels * pixels).sum(0)
     if count < 2:
         return tuple(float(v) for v in total.double()), (1.0,) * len(total)
     mean = [int(t) / count for t in total]
