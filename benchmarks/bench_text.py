@@ -20,7 +20,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ROOT, add_size_options, base_parser, print_table, setup, sized_config, write_results  # noqa: E402
-from benchmarks.roofline import measure_peaks, precision_of, roofline, training_flops_per_image  # noqa: E402
+from benchmarks.roofline import (  # noqa: E402
+    measure_peaks,
+    percent_text,
+    precision_of,
+    roofline,
+    training_flops_per_image,
+)
 
 PRESETS = {
     "cpu": {"train": 2000, "epochs": 1, "repeats": 2},
@@ -90,7 +96,7 @@ def main() -> None:
             "precision": precision,
             **roofline(flops[name], len(data.train) / epoch, peaks[precision]["gflops"]),
         }
-        achieved = f"{rl['achieved_gflops']:.1f} ({100 * rl['fraction_of_peak']:.0f} %)"
+        achieved = f"{rl['achieved_gflops']:.1f} ({percent_text(rl['fraction_of_peak'], 0)})"
         rows.append([f"{name} ({length} chars)", epoch, infer, achieved, 100 * errors[name]])
         result[name] = {"max_length": length, "epoch_seconds": fit_s[name], "inference_seconds": infer_s[name],
                         "test_error": errors[name], "flops_per_image": flops[name], "roofline": rl}  # fmt: skip

@@ -40,7 +40,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import base_parser, preset_config, print_table, setup, write_results  # noqa: E402
-from benchmarks.roofline import measure_peaks, precision_of, roofline, training_flops_per_image  # noqa: E402
+from benchmarks.roofline import (  # noqa: E402
+    measure_peaks,
+    peak_text,
+    percent_text,
+    precision_of,
+    roofline,
+    training_flops_per_image,
+)
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
@@ -261,7 +268,7 @@ def print_summary(title: str, arms: list[dict[str, Any]], plain: list[dict[str, 
                 "-",
                 mean(plain, "total_seconds"),
                 mean(plain, "images_per_second"),
-                f"{pr['achieved_gflops']:.1f} ({100 * pr['fraction_of_peak']:.1f} % fp32)",
+                f"{pr['achieved_gflops']:.1f} ({percent_text(pr['fraction_of_peak'])} fp32)",
                 mean(plain, "test_error_after_epochs_run"),
                 1.0,
                 "-",
@@ -278,7 +285,7 @@ def print_summary(title: str, arms: list[dict[str, Any]], plain: list[dict[str, 
                 mean(runs, "compile_seconds"),
                 mean(runs, "total_seconds"),
                 mean(runs, "images_per_second"),
-                f"{rl['achieved_gflops']:.1f} ({100 * rl['fraction_of_peak']:.1f} % {short})",
+                f"{rl['achieved_gflops']:.1f} ({percent_text(rl['fraction_of_peak'])} {short})",
                 mean(runs, "test_error"),
                 arm["speedup_total"],
                 f"{arm['break_even_steps']:,.0f}" if "break_even_steps" in arm else "-",
@@ -300,7 +307,7 @@ def print_summary(title: str, arms: list[dict[str, Any]], plain: list[dict[str, 
     peaks = record["matmul_peaks"]
     print(
         f"training FLOPs per image {record['flops_per_image'] / 1e6:,.1f} M; matmul peak "
-        f"fp32 {peaks['float32']['gflops']:,.0f}, bf16 {peaks['bfloat16']['gflops']:,.0f} GFLOP/s"
+        f"fp32 {peak_text(peaks['float32'])}, bf16 {peak_text(peaks['bfloat16'])} GFLOP/s"
     )
 
 

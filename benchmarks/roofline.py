@@ -5,7 +5,11 @@
   real, prepared training images (a multiply-add counts 2 FLOPs; element-wise work is not
   counted, so the figure is the matrix work the peak below can be compared with).
 * :func:`measure_peaks` times square matmuls on the device at float32 and bfloat16 in the run
-  that uses them (same process, threads and load), best of several, CUDA synchronised.
+  that uses them (same process, threads and load), best of several, CUDA synchronised. A CPU
+  without native bf16 (no AVX512-BF16 or AMX, e.g. AVX2 only) has no bf16 peak: torch emulates
+  bf16 matmuls there at a small fraction of float32's rate, and dividing by that emulated rate
+  gave "fractions of peak" far above 1 (``fraction_of_bf16_peak: 245.8``); its bf16 peak is
+  ``None`` and every bf16 fraction is omitted (``None`` in the JSON, "—" in tables).
 * :func:`roofline` turns an images/s figure into achieved GFLOP/s and its fraction of a peak.
 """
 
@@ -59,18 +63,43 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int | None = None, 
     return {"n": n, "gflops": 2 * n**3 / min(seconds) / 1e9, "seconds": seconds}
 
 
+def has_peak(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``device`` computes at ``dtype`` natively (a CPU's bf16 needs AVX512-BF16 or AMX)."""
+    from svpkit.learners.acceleration import cpu_has_native_bf16
+
+    return not (device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_native_bf16())
+
+
+NO_PEAK = {"n": None, "gflops": None, "seconds": [], "note": "no native bf16 on this CPU: emulated, not a peak"}
+
+
 def measure_peaks(device: torch.device, n: int | None = None, min_seconds: float = 1.0) -> dict[str, dict]:
-    """:func:`matmul_peak` at every precision the benchmarks train in, by dtype name."""
-    peaks = {name: matmul_peak(device, dtype, n, min_seconds) for name, dtype in PEAK_DTYPES.items()}
+    """:func:`matmul_peak` at every precision the benchmarks train in, by dtype name (``NO_PEAK``
+    where the device does not compute at that precision natively)."""
+    peaks = {
+        name: matmul_peak(device, dtype, n, min_seconds) if has_peak(device, dtype) else dict(NO_PEAK)
+        for name, dtype in PEAK_DTYPES.items()
+    }
     for name, peak in peaks.items():
-        print(f"{device.type} matmul peak {name}: {peak['gflops']:,.0f} GFLOP/s ({peak['n']}³)")
+        print(f"{device.type} matmul peak {name}: {peak_text(peak)} GFLOP/s ({peak['n'] or '-'}³)")
     return peaks
 
 
-def roofline(flops_per_image: float, images_per_second: float, peak_gflops: float) -> dict[str, float]:
-    """Achieved GFLOP/s of a training loop and its fraction of ``peak_gflops``."""
+def peak_text(peak: dict[str, Any]) -> str:
+    """A peak's GFLOP/s as tables write it: ``1,234``, or ``—`` for none."""
+    return "—" if not peak.get("gflops") else f"{peak['gflops']:,.0f}"
+
+
+def percent_text(fraction: float | None, digits: int = 1) -> str:
+    """``12.3 %``, or ``—`` for a fraction that does not exist (no peak)."""
+    return "—" if fraction is None or fraction != fraction else f"{100 * fraction:.{digits}f} %"
+
+
+def roofline(flops_per_image: float, images_per_second: float, peak_gflops: float | None) -> dict[str, Any]:
+    """Achieved GFLOP/s of a training loop and its fraction of ``peak_gflops`` (None without a peak)."""
     achieved = flops_per_image * images_per_second / 1e9
-    return {"achieved_gflops": achieved, "fraction_of_peak": achieved / peak_gflops if peak_gflops else float("nan")}
+    fraction = achieved / peak_gflops if peak_gflops and peak_gflops > 0 else None
+    return {"achieved_gflops": achieved, "fraction_of_peak": fraction}
 
 
 def precision_of(learner: Any) -> str:

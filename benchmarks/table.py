@@ -22,14 +22,20 @@ def _mean(runs: list[dict[str, Any]], key: str) -> float:
     return sum(float(x[key]) for x in runs) / len(runs)
 
 
+def _peak(peak: dict[str, Any]) -> str:
+    """A peak's GFLOP/s, or ``—`` where the device has none at that precision."""
+    return "—" if not peak.get("gflops") else f"{peak['gflops']:,.0f}"
+
+
 def _roofline(rl: dict[str, Any] | None, precision: str) -> str:
     """``, N GFLOP/s = x % of the <precision> matmul peak`` (the record's own precision if it says)."""
     if not rl:
         return ""
     precision = {"bfloat16": "bf16", "float32": "fp32"}.get(rl.get("precision", ""), precision)
-    return (
-        f", {rl['achieved_gflops']:,.0f} GFLOP/s = {100 * rl['fraction_of_peak']:.0f} % of the {precision} matmul peak"
-    )
+    fraction = rl.get("fraction_of_peak")
+    if fraction is None or fraction != fraction:  # no peak at this precision (bf16 on an AVX2 CPU)
+        return f", {rl['achieved_gflops']:,.0f} GFLOP/s (no {precision} matmul peak on this device: —)"
+    return f", {rl['achieved_gflops']:,.0f} GFLOP/s = {100 * fraction:.0f} % of the {precision} matmul peak"
 
 
 def train_rows(r: dict[str, Any], where: str) -> list[str]:
@@ -45,7 +51,7 @@ def train_rows(r: dict[str, Any], where: str) -> list[str]:
         )
     peaks = r.get("matmul_peaks")
     peak_txt = (
-        f"; matmul peak fp32 {peaks['float32']['gflops']:,.0f}, bf16 {peaks['bfloat16']['gflops']:,.0f} GFLOP/s, "
+        f"; matmul peak fp32 {_peak(peaks['float32'])}, bf16 {_peak(peaks['bfloat16'])} GFLOP/s, "
         f"{r['flops_per_image'] / 1e6:,.0f} MFLOP per training image"
         if peaks
         else ""
@@ -93,6 +99,23 @@ def parity_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {txt} | {ratio} | {where} |"]
 
 
+def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row per pool: streamed, in-memory and plain torchvision scoring side by side."""
+    out = []
+    pools = list(dict.fromkeys(x["pool"] for x in r["results"]))
+    for pool in pools:
+        arms = {x["arm"]: x for x in r["results"] if x["pool"] == pool}
+        s, m, p = arms["svpkit stream"], arms["svpkit memory"], arms["plain"]
+        what = f"scoring {pool} images at {s['size']} px once, {s['workers']} loader workers"
+        txt = "; ".join(
+            f"{label} {x['images_per_second']:,.0f} img/s, load {_s(x['load_seconds'])} s, peak USS {x['peak_rss_mib']:,.0f} MiB"
+            for label, x in (("stream", s), ("in memory", m), ("plain ImageFolder", p))
+        )
+        ratio = f"**{s['images_per_second'] / p['images_per_second']:.2f}×** plain's img/s"
+        out.append(f"| {what} | {txt} | {ratio} | {where} |")
+    return out
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -129,6 +152,19 @@ def rows(r: dict[str, Any]) -> list[str]:
         )
         txt += _roofline(r.get("roofline"), "fp32")
         out.append(f"| {what} | {txt} | goal ≤ 2 % each | {where} |")
+    elif name == "data_scale":
+        out += data_scale_rows(r, where)
+    elif name == "text_scale":
+        x = r["extrapolated_3_6m"]
+        what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"
+        grown = r["peak_rss_after_load_mib"] - r["rss_before_load_mib"]
+        txt = (
+            f"load {_s(r['load_seconds'])} s, RSS growth {grown:,.0f} MiB ({r['text_mib']:,.0f} MiB of text); "
+            f"linear to 3.6M rows: {_s(x['load_seconds'])} s, {x['rss_growth_mib'] / 1024:,.1f} GiB"
+        )
+        if "al_round_seconds" in r:
+            txt += f"; one active-learning round (fastText proxy) {_s(r['al_round_seconds'])} s"
+        out.append(f"| {what} | {txt} | {grown / r['file_mib']:.2f}× the file's size in memory | {where} |")
     elif name.startswith("parity_"):
         out += parity_rows(r, where)
     elif name.startswith("text_"):

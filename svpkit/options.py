@@ -1,9 +1,8 @@
-"""Options of models and selectors: the declaration (:class:`ModelOption`), the command line's
-``name=value,...`` text (:func:`parse_options_text`) and the did-you-mean check of a name.
+"""Declared options and their text form, shared by models, selectors and data sets.
 
-The generic machinery, a leaf that imports nothing of svpkit but its errors: models
-(:mod:`svpkit.models.options`, :mod:`svpkit.learners.options`) and selectors
-(:mod:`svpkit.selectors.base`) both declare and check their options with it.
+A model, a selector or a data set declares its options (:class:`Option`: name, type, default,
+help); on the command line they are one string (``"size=64,stream=auto"``, :func:`parse_options_text`),
+checked against the declaration (:func:`check_known`, :meth:`Option.convert`) before any run exists.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ _FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
-class ModelOption:
-    """One option a model (or a selector) takes. ``default`` None means "decided by the learner" (e.g. per device)."""
+class Option:
+    """One declared option. ``default`` None means "decided later" (e.g. per device or per machine)."""
 
     name: str
     type: type
@@ -32,7 +31,7 @@ class ModelOption:
 
     def convert(self, value: Any, owner: str, kind: str = "model") -> Any:
         """``value`` (a string from the command line, or already typed) as this option's type;
-        ``owner``: the name of the ``kind`` (model, selector) the option belongs to."""
+        ``owner`` and ``kind`` name its holder in errors (``option 'size' of data set 'imagefolder'``)."""
         where = f"option {self.name!r} of {kind} {owner!r}"
         text = str(value).strip()
         try:
@@ -88,3 +87,7 @@ def parse_options_text(text: str | None, flag: str) -> dict[str, str]:
             raise ConfigError(f"{flag} sets {name!r} twice")
         out[name] = value.strip()
     return out
+
+
+ModelOption = Option
+"""A model's or a selector's option (the same declaration data sets use)."""

@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
         "svpkit.progress",
         "svpkit.runtime",
         "svpkit.contract",
+        "svpkit.options",
         "svpkit.signals",
         "svpkit.hookspecs",
         "svpkit.registry",

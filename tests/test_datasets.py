@@ -292,7 +292,7 @@ def test_imagefolder_with_unlabeled_images_and_a_manifest(tmp_path: Path) -> Non
 def test_npz_data_set_with_hidden_labels(tmp_path: Path) -> None:
     x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     np.savez(tmp_path / "train.npz", x=x, y=np.array([0, -1, 2, -1, -1, 1]), ids=np.array(list("abcdef")))
-    data = load_npz(tmp_path)  # no test.npz: allowed with unlabeled examples
+    data = load_npz(tmp_path, standardize=False)  # no test.npz: allowed with unlabeled examples
     assert (data.modality, data.input_shape, data.num_classes, len(data.test)) == ("vector", (4,), 3, 0)
     assert data.train.ids == list("abcdef") and data.unlabeled_indices().tolist() == [1, 3, 4]
     assert np.array_equal(data.train.x.numpy(), x) and data.limited(3).train.ids == ["a", "b", "c"]

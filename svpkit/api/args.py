@@ -31,6 +31,7 @@ class LoopArgs:
     data_path: Optional[str]
     train_limit: Optional[int]
     test_limit: Optional[int]
+    dataset_options: Optional[str]
 
 
 @dataclass

@@ -5,7 +5,7 @@ Under torchrun every rank runs the loop; only rank 0 reads or writes MLflow.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
@@ -64,14 +64,20 @@ def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]
 
 
 def load_dataset(
-    spec: DatasetSpec, path: Optional[str], train_limit: Optional[int] = None, test_limit: Optional[int] = None
+    spec: DatasetSpec,
+    path: Optional[str],
+    train_limit: Optional[int] = None,
+    test_limit: Optional[int] = None,
+    dataset_options: Mapping[str, Any] | str | None = None,
 ) -> Dataset:
-    """Load a data set; ``*_limit`` shrink it for quick runs (see Dataset.limited)."""
+    """Load a data set with its ``dataset_options`` (checked first); ``*_limit`` shrink it for quick
+    runs (see Dataset.limited)."""
+    from svpkit.data.base import load_with_options
     from svpkit.loops.validate import require_path
 
     path = path or None
     require_path(spec, path)
-    data = spec.load(path) if path else spec.load()
+    data = load_with_options(spec, path, dataset_options)
     return data.limited(opt_int(train_limit), opt_int(test_limit))
 
 
@@ -85,7 +91,10 @@ def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[
     built = build(device)
     resolve_device(device)
     assert resolved.dataset is not None  # the validation pass stops at an unknown data set
-    return load_dataset(resolved.dataset, args.data_path, args.train_limit, args.test_limit), built
+    return (
+        load_dataset(resolved.dataset, args.data_path, args.train_limit, args.test_limit, args.dataset_options),
+        built,
+    )
 
 
 @dataclass

@@ -71,6 +71,7 @@ def query(
     data_path: Optional[str] = None,
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
+    dataset_options: Options = None,
     selector: str = "least_confidence",
     proxy: str = "digits_mlp",
     k: int = 500,
@@ -143,7 +144,7 @@ def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:
     )
     resolve_device(args.device)
     spec = registered.datasets.get(args.dataset)
-    data = load_dataset(spec, args.data_path, args.train_limit, args.test_limit)
+    data = load_dataset(spec, args.data_path, args.train_limit, args.test_limit, args.dataset_options)
     return data, (selector_spec, proxy_spec), cfg
 
 

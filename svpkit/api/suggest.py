@@ -30,6 +30,7 @@ def suggest_proxy(
     data_path: Optional[str] = None,
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
+    dataset_options: Options = None,
     target: str = "digits_cnn",
     selector: str = "least_confidence",
     candidates: str = "digits_mlp:10,digits_cnn:3,digits_cnn:10",
@@ -67,7 +68,7 @@ def suggest_proxy(
     target_model, contenders = _models(target, target_epochs, target_options, parsed)
     cfg = SuggestConfig(one_size(str(pilot), "pilot"), k, check_seeds(seeds), seed, device, opt_int(batch_size))
     resolve_device(device)
-    data = load_dataset(get_plugins().datasets.get(dataset), data_path, train_limit, test_limit)
+    data = load_dataset(get_plugins().datasets.get(dataset), data_path, train_limit, test_limit, dataset_options)
     _check_inputs(data, [target_model, *contenders])
     count = pilot_size(cfg.pilot, len(data.train), k)
     with make_progress(not progress):

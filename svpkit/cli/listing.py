@@ -216,3 +216,26 @@ def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
             *("" if v is None else f"{v:,}" if type(v) is int else escape(format_value(v)) for v in row.values())
         )
     out.print(table)
+
+
+@datasets_app.command("options")
+def datasets_options(
+    name: Annotated[str, typer.Argument(help="Data set name (svpkit datasets list).")],
+    as_json: Json = False,
+) -> None:
+    """The options a data set takes (--dataset-options 'name=value,...')."""
+    spec = plugins().datasets.get(name)
+    rows = [
+        {
+            "option": o.name,
+            "type": o.type.__name__,
+            "default": "auto" if o.default is None else o.default,
+            "choices": ", ".join(o.choices),
+            "description": o.help,
+        }
+        for o in spec.options
+    ]
+    if not rows and not as_json:
+        out.print(f"data set {spec.name!r} takes no options")
+        return
+    _print_rows(rows, f"options of {spec.name}", as_json)

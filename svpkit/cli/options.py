@@ -22,6 +22,10 @@ Dataset = Annotated[str, typer.Option(help="Data set name (svpkit datasets list)
 DataPath = Annotated[Optional[str], typer.Option(help="Where the data set's files are.")]
 TrainLimit = Annotated[Optional[int], typer.Option(help="Use only the first N training examples (0: all).")]
 TestLimit = Annotated[Optional[int], typer.Option(help="Use a stratified sample of N test examples (0: all).")]
+DatasetOptions = Annotated[
+    Optional[str],
+    typer.Option(help="Options of the data set, e.g. 'size=64' (svpkit datasets options NAME)."),
+]
 
 Selector = Annotated[str, typer.Option(help="Selector name (svpkit selectors list).")]
 
@@ -90,6 +94,7 @@ SHARED = _declare(
     data_path=(DataPath, None),
     train_limit=(TrainLimit, None),
     test_limit=(TestLimit, None),
+    dataset_options=(DatasetOptions, None),
     seed=(Seed, 0),
     device=(Device, "auto"),
     proxy_epochs=(ProxyEpochs, None),
@@ -106,7 +111,7 @@ SHARED = _declare(
     quiet=(Quiet, False),
 )
 """The options several commands take, with the same help and default: name -> its parameter."""
-DATA = ("dataset", "data_path", "train_limit", "test_limit")
+DATA = ("dataset", "data_path", "train_limit", "test_limit", "dataset_options")
 RUN = ("experiment", "run_name", "quiet")
 SELECTION = tuple(
     "seed device proxy_epochs target_epochs batch_size proxy_options target_options selector_options class_balance"

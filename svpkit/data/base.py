@@ -14,7 +14,7 @@ simulation loops need every training label (:meth:`Dataset.require_labels`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from svpkit.errors import ConfigError
+from svpkit.options import Option, check_known, parse_options_text
 
 UNLABELED = -1
 """``Split.y`` of a training example nobody has labeled yet."""
@@ -77,6 +78,10 @@ class Dataset:
     classes: list[str] | None = None
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    """The data-set options it was loaded with (declared defaults filled in; ``--dataset-options``)."""
+    access: str = "memory"
+    """How training, scoring and evaluation read it: ``memory`` (decoded, held in memory) or ``stream``."""
     _digest: str | None = field(default=None, repr=False)
 
     @property
@@ -88,6 +93,8 @@ class Dataset:
                 h.update(split.y.numpy().astype(np.int64).tobytes())
                 if isinstance(split.x, torch.Tensor):
                     h.update(np.ascontiguousarray(split.x.numpy()).tobytes())
+                elif hasattr(split.x, "digest_bytes"):  # a streamed pool: its files, not its pixels
+                    h.update(split.x.digest_bytes())
                 else:
                     for text in split.x:
                         h.update(text.encode("utf-8"))
@@ -179,6 +186,8 @@ def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, .
 def _take(split: Split, idx: np.ndarray) -> Split:
     if isinstance(split.x, torch.Tensor):
         x: Any = split.x[torch.from_numpy(idx)]
+    elif hasattr(split.x, "take"):  # a streamed pool: the files, nothing decoded
+        x = split.x.take(idx)
     else:
         x = [split.x[i] for i in idx]
     ids = None if split.ids is None else [split.ids[i] for i in idx]
@@ -200,4 +209,34 @@ class DatasetSpec:
     description: str = ""
     needs_path: bool = False
     modality: str = "vector"
-    options: Sequence[str] = ()
+    options: Sequence[Option] = ()
+    """The keyword options ``load`` takes (``--dataset-options "size=64"``), checked before loading."""
+
+
+DatasetOption = Option
+"""A data set's option (:class:`svpkit.options.Option`, the machinery models and selectors use)."""
+DATASET_OPTIONS_FLAG = "--dataset-options"
+
+
+def resolve_dataset_options(
+    spec: DatasetSpec, given: Mapping[str, Any] | str | None, flag: str = DATASET_OPTIONS_FLAG
+) -> dict[str, Any]:
+    """``given`` (the command line's text, or a mapping) checked against what ``spec`` declares:
+    the typed values, in the given order (unknown names get a did-you-mean)."""
+    values = parse_options_text(given, flag) if given is None or isinstance(given, str) else dict(given)
+    known = {o.name: o for o in spec.options}
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        check_known(flag, f"data set {spec.name!r}", name, known)
+        out[name] = known[name].convert(value, spec.name, kind="data set")
+    return out
+
+
+def load_with_options(spec: DatasetSpec, path: str | None, given: Mapping[str, Any] | str | None = None) -> Dataset:
+    """``spec.load(path, **options)`` with the options checked first; the data set records them
+    (declared defaults filled in, what the loader resolved kept) in ``Dataset.options``."""
+    options = resolve_dataset_options(spec, given)
+    data = spec.load(path, **options) if path else spec.load(**options)
+    defaults = {o.name: o.default for o in spec.options if o.default is not None}
+    data.options = defaults | options | data.options
+    return data

@@ -4,8 +4,17 @@
 Every image is decoded with torchvision, its shorter side resized to ``size`` and centre-cropped to
 ``size``×``size`` (the usual evaluation transform), and kept as uint8 NHWC in memory, so the torch
 learner can draw batches on the device. Classes are the sorted folder names of ``train/``; the
-mean/std come from the training images. This suits data sets that fit in memory at ``size``; the
-whole of ImageNet at 224 pixels (≈190 GB) does not.
+mean/std come from the training images (exact integer pixel moments, the same on both paths).
+
+When to stream: a pool whose decoded size (train and test, ``n × size² × 3`` bytes) exceeds the
+memory budget (option ``memory_budget`` in GiB; default a quarter of the machine's memory) is not
+decoded up front: its splits are :class:`~svpkit.data.streaming.StreamedImages`, decoded per batch
+by DataLoader worker processes (option ``workers``), and the run logs ``svpkit.data_access =
+stream``; ``stream=on``/``off`` forces either path. Both paths decode the same files with the same
+function, so they give the same picks for the same seed. An undecodable file stops the load (in
+memory) or the pass that meets it (streamed) with one error naming the file; ``on_corrupt=skip``
+drops such files at load instead (a decoding pass over the pool when streaming) and counts them in
+the data set's source.
 
 Unlabeled images (labeling projects, docs/labeling.md) lie in ``<path>/unlabeled/`` (any depth)
 and follow the labeled ones; the class folders of ``train/`` may then be empty (they name the
@@ -22,7 +31,14 @@ from pathlib import Path
 
 import torch
 
-from svpkit.data.base import UNLABELED, Dataset, DatasetSpec, Split, pixel_stats
+from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split
+from svpkit.data.streaming import (
+    MEMORY_FRACTION,
+    StreamedImages,
+    decode_image_file,
+    image_moments,
+    machine_memory,
+)
 from svpkit.errors import DataError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -32,19 +48,6 @@ MANIFEST = "train.csv"
 
 Listing = list[tuple[Path, int]]
 """Image files and their labels (``UNLABELED`` for none)."""
-
-
-def _decode(file: Path, size: int) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2 import functional as TF
-
-    try:
-        image = decode_image(str(file), mode=ImageReadMode.RGB)
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise DataError(f"cannot decode image {file} ({type(exc).__name__}: {exc})") from None
-    image = TF.resize(image, [size], antialias=True)
-    image = TF.center_crop(image, [size, size])
-    return image.permute(1, 2, 0).contiguous()
 
 
 def _images(folder: Path) -> list[Path]:
@@ -67,11 +70,37 @@ def _unlabeled(root: Path) -> Listing:
     return [(f, UNLABELED) for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix.lower() in EXTENSIONS]
 
 
-def _read(files: Listing, size: int, root: Path) -> Split:
-    images = [_decode(file, size) for file, _ in files]
+def _read(files: Listing, size: int, root: Path, stream: StreamedImages | None) -> Split:
+    """The split of ``files``: decoded now, or (``stream`` given: its settings) a streamed pool."""
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     ids = [file.relative_to(root).as_posix() for file, _ in files]
-    return Split(torch.stack(images), labels, ids)
+    if stream is not None:
+        return Split(StreamedImages([f for f, _ in files], size, stream.workers), labels, ids)
+    images = torch.empty((len(files), size, size, 3), dtype=torch.uint8)
+    for i, (file, _) in enumerate(files):
+        images[i] = decode_image_file(file, size)
+    return Split(images, labels, ids)
+
+
+def _readable(files: Listing, size: int, workers: int | None) -> tuple[Listing, int]:
+    """``files`` without those that cannot be decoded (a decoding pass) and how many were dropped."""
+    pool = StreamedImages([f for f, _ in files], size, workers)
+    bad: set[int] = set()
+    for start in range(0, len(files), 256):
+        rows = list(range(start, min(start + 256, len(files))))
+        try:
+            next(pool.batches(rows, len(rows)))
+        except DataError:
+            bad.update(i for i in rows if _undecodable(files[i][0], size))
+    return [f for i, f in enumerate(files) if i not in bad], len(bad)
+
+
+def _undecodable(file: Path, size: int) -> bool:
+    try:
+        decode_image_file(file, size)
+    except DataError:
+        return True
+    return False
 
 
 def _manifest(root: Path) -> tuple[Listing, list[str]]:
@@ -118,29 +147,39 @@ def _training_images(root: Path) -> tuple[Listing, list[str]]:
     return listing, classes
 
 
-def load_imagefolder(path: str | Path | None = None, size: int = DEFAULT_SIZE) -> Dataset:
-    """Read ``train/`` and ``val/`` (or ``test/``) class folders under ``path``."""
+def load_imagefolder(
+    path: str | Path | None = None,
+    size: int = DEFAULT_SIZE,
+    stream: str = "auto",
+    memory_budget: float | None = None,
+    workers: int | None = None,
+    on_corrupt: str = "error",
+) -> Dataset:
+    """Read ``train/`` and ``val/`` (or ``test/``) class folders under ``path`` (module docstring:
+    when it streams, and the options)."""
     if not path:
         raise DataError("imagefolder needs a data path (a folder with train/<class>/ and val/<class>/)")
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
     listing, classes = _training_images(root)
-    has_unlabeled = any(label == UNLABELED for _, label in listing)
-    test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
-    if test_dir is None and not has_unlabeled:
-        raise DataError(f"{root} must contain train/ and val/ (or test/) folders of class folders")
-    test_files: Listing = []
-    if test_dir is not None:
-        unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
-        if unknown:
-            raise DataError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown[:5])}")
-        test_files = _class_folders(test_dir, classes)
-        if not test_files:
-            raise DataError(f"{test_dir} has no images ({', '.join(EXTENSIONS)}) in class folders")
-    train = _read(listing, size, root)
-    test = _read(test_files, size, root) if test_files else Split(train.x[:0], train.y[:0], [])
-    mean, std = pixel_stats(train.x)
+    test_files = _test_images(root, classes, any(label == UNLABELED for _, label in listing))
+    dropped = 0
+    if on_corrupt == "skip":
+        (listing, bad_train), (test_files, bad_test) = (_readable(f, size, workers) for f in (listing, test_files))
+        dropped = bad_train + bad_test
+    budget = (MEMORY_FRACTION * machine_memory()) if memory_budget is None else memory_budget * 2**30
+    decoded = (len(listing) + len(test_files)) * size * size * 3
+    streamed = stream == "on" or (stream == "auto" and decoded > budget)
+    settings = StreamedImages([], size, workers) if streamed else None
+    train = _read(listing, size, root, settings)
+    test = _read(test_files, size, root, settings) if test_files else Split(train.x[:0], train.y[:0], [])
+    if isinstance(train.x, StreamedImages):
+        mean, std = image_moments(train.x.batches(None, 256))
+    else:
+        mean, std = image_moments(iter(train.x.split(4096)))
+    access = "stream" if streamed else "memory"
+    skipped = f", {dropped} undecodable files skipped" if dropped else ""
     return Dataset(
         name="imagefolder",
         train=train,
@@ -152,8 +191,25 @@ def load_imagefolder(path: str | Path | None = None, size: int = DEFAULT_SIZE) -
         std=std,
         augment=True,
         classes=classes,
-        source=f"{root} (image folders at {size}x{size})",
+        source=f"{root} (image folders at {size}x{size}, {access}{skipped})",
+        access=access,
     )
+
+
+def _test_images(root: Path, classes: list[str], has_unlabeled: bool) -> Listing:
+    """The test images (``val/`` or ``test/`` class folders); none only for a labeling project."""
+    test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
+    if test_dir is None and not has_unlabeled:
+        raise DataError(f"{root} must contain train/ and val/ (or test/) folders of class folders")
+    test_files: Listing = []
+    if test_dir is not None:
+        unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
+        if unknown:
+            raise DataError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown[:5])}")
+        test_files = _class_folders(test_dir, classes)
+        if not test_files:
+            raise DataError(f"{test_dir} has no images ({', '.join(EXTENSIONS)}) in class folders")
+    return test_files
 
 
 SPEC = DatasetSpec(
@@ -163,5 +219,21 @@ SPEC = DatasetSpec(
     " unlabeled/ holds unlabeled images",
     needs_path=True,
     modality="image",
-    options=("size",),
+    options=(
+        DatasetOption("size", int, DEFAULT_SIZE, "side in pixels: shorter side resized, centre-cropped", minimum=8),
+        DatasetOption(
+            "stream",
+            str,
+            "auto",
+            "decode per batch in loader workers (auto: above the memory budget)",
+            ("auto", "on", "off"),
+        ),
+        DatasetOption("memory_budget", float, None, "GiB a decoded pool may take (default: 1/4 of memory)", minimum=0),
+        DatasetOption(
+            "workers", int, None, "DataLoader worker processes that decode (default: cores, at most 8)", minimum=0
+        ),
+        DatasetOption(
+            "on_corrupt", str, "error", "an undecodable image: error, or skip it (counted)", ("error", "skip")
+        ),
+    ),
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svpkit.data.base import UNLABELED, Dataset, DatasetSpec, Split, pixel_stats
+from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split, pixel_stats
 from svpkit.errors import DataError
 
 
@@ -44,12 +44,38 @@ def _split(file: Path, unlabeled: bool) -> tuple[Split, list[str] | None]:
     if ids is not None and (len(ids) != len(x) or len(set(ids)) != len(ids)):
         raise DataError(f"{file}: 'ids' must hold one distinct id per example")
     classes = [str(c) for c in arrays["classes"].tolist()] if "classes" in arrays else None
-    tensor = torch.from_numpy(np.ascontiguousarray(x.astype(np.float32) if vectors else x))
+    tensor = torch.from_numpy(np.ascontiguousarray(x.astype(np.float32, copy=False) if vectors else x))
     return Split(tensor, torch.from_numpy(y.astype(np.int64)), ids), classes
 
 
-def load_npz(path: str | Path | None = None) -> Dataset:
-    """Read ``train.npz`` (and ``test.npz`` if present) from the folder ``path``."""
+def vector_stats(x: torch.Tensor, chunk: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and std (float64 sums over row chunks, so no second copy of a large
+    pool); a feature that does not vary gets std 1 (it is only centred)."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    squares = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, len(x), chunk):
+        part = x[start : start + chunk].double()
+        total += part.sum(0)
+        squares += (part * part).sum(0)
+    n = max(len(x), 1)
+    mean = total / n
+    std = (squares / n - mean * mean).clamp_min(0).sqrt()
+    std = torch.where(std > 1e-6 * (1 + mean.abs()), std, torch.ones_like(std))
+    return mean.float(), std.float()
+
+
+def standardise(train: Split, test: Split) -> None:
+    """Both splits' vectors standardised in place with the training split's statistics."""
+    mean, std = vector_stats(train.x)
+    for split in (train, test):
+        for start in range(0, len(split.x), 65536):
+            split.x[start : start + 65536].sub_(mean).div_(std)
+
+
+def load_npz(path: str | Path | None = None, standardize: bool = True) -> Dataset:
+    """Read ``train.npz`` (and ``test.npz`` if present) from the folder ``path``; vectors are
+    standardised with the training split's per-feature mean and std unless ``standardize`` is
+    false (images are normalised by the learner with their pixel statistics)."""
     if not path:
         raise DataError("npz needs a data path (a folder with train.npz and, optionally, test.npz)")
     root = Path(path).expanduser()
@@ -72,6 +98,9 @@ def load_npz(path: str | Path | None = None) -> Dataset:
         )
     image = train.x.dtype == torch.uint8
     mean, std = pixel_stats(train.x) if image else (None, None)
+    if standardize and not image:
+        standardise(train, test)
+    scaling = "" if image else ", standardised" if standardize else ", raw vectors"
     return Dataset(
         name="npz",
         train=train,
@@ -82,7 +111,7 @@ def load_npz(path: str | Path | None = None) -> Dataset:
         mean=mean,
         std=std,
         classes=classes,
-        source=f"{root} (npz)",
+        source=f"{root} (npz{scaling})",
     )
 
 
@@ -92,4 +121,9 @@ SPEC = DatasetSpec(
     description="train.npz (+ test.npz) with x (float vectors or uint8 NHWC images) and y; y = -1 is unlabeled",
     needs_path=True,
     modality="vector/image",
+    options=(
+        DatasetOption(
+            "standardize", bool, True, "vectors: subtract the training mean, divide by the training std per feature"
+        ),
+    ),
 )

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,13 +44,13 @@ def _missing(root: Path, split: str) -> DataError:
     return DataError(f"{root} has no {split}.csv or {split}.csv.gz")
 
 
-def _rows(file: Path) -> list[list[str]]:
+def _rows(file: Path) -> Iterator[list[str]]:
+    """The file's CSV rows, read as a stream: never the whole file (or its rows) in memory at once,
+    so a 3.6M-review Amazon file costs its texts only."""
+    opener: Any = gzip.open if file.suffix == ".gz" else open
     try:
-        raw = file.read_bytes()
-        if file.suffix == ".gz":
-            raw = gzip.decompress(raw)
-        text = raw.decode("utf-8")
-        return list(csv.reader(io.StringIO(text, newline="")))
+        with opener(file, "rt", encoding="utf-8", newline="") as fh:
+            yield from csv.reader(fh)
     except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {file} ({type(exc).__name__}: {exc})") from None
 
@@ -56,20 +58,21 @@ def _rows(file: Path) -> list[list[str]]:
 def _parse(file: Path, unlabeled: bool = False) -> tuple[list[str], list[int], str, list[str] | None]:
     """(texts, 0-based labels, layout, ids from an ``id`` column) of one file; with ``unlabeled``
     an empty label is :data:`UNLABELED`."""
-    rows = [r for r in _rows(file) if r]
-    if not rows:
+    rows = (r for r in _rows(file) if r)
+    first = next(rows, None)
+    if first is None:
         raise DataError(f"{file} is empty")
-    header = [c.strip().lower() for c in rows[0]]
+    header = [c.strip().lower() for c in first]
     texts: list[str] = []
     labels: list[int] = []
     ids: list[str] | None = None
     if "label" in header or "text" in header:
         if "label" not in header or "text" not in header:
-            raise DataError(f"{file}: header must name columns 'label' and 'text', got {','.join(rows[0])}")
+            raise DataError(f"{file}: header must name columns 'label' and 'text', got {','.join(first)}")
         li, ti = header.index("label"), header.index("text")
         id_column = header.index("id") if "id" in header else None
         ids = [] if id_column is not None else None
-        for line, row in enumerate(rows[1:], start=2):
+        for line, row in enumerate(rows, start=2):
             if len(row) != len(header):
                 raise DataError(f"{file} line {line}: expected {len(header)} fields, got {len(row)}")
             labels.append(_label(row[li], file, line, base=0, unlabeled=unlabeled))
@@ -78,10 +81,10 @@ def _parse(file: Path, unlabeled: bool = False) -> tuple[list[str], list[int], s
                 ids.append(row[id_column].strip())
         layout = "label,text header"
     else:
-        width = len(rows[0])
+        width = len(first)
         if width < 2:
             raise DataError(f'{file}: expected a \'label,text\' header or Zhang et al. rows "label","title","text"')
-        for line, row in enumerate(rows, start=1):
+        for line, row in enumerate(itertools.chain([first], rows), start=1):
             if len(row) != width:
                 raise DataError(f"{file} line {line}: expected {width} fields, got {len(row)}")
             labels.append(_label(row[0], file, line, base=1, unlabeled=unlabeled))

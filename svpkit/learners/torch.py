@@ -37,7 +37,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ import torch.nn.functional as F
 
 from svpkit import parallel
 from svpkit.data.base import Dataset
+from svpkit.data.streaming import StreamedImages, row_batches
 from svpkit.errors import ConfigError
 from svpkit.learners.acceleration import COMPILE_MIN_STEPS, resolve_amp, use_compile
 from svpkit.learners.epochs import Fit, FitResult, fit_timings, run_epochs, sgd_step, start_fit
@@ -90,8 +91,8 @@ def split_tensors(
         part = getattr(dataset, split)
         if spec.encode is not None:
             x = spec.encode(dataset, split, encoding)
-        elif isinstance(part.x, torch.Tensor):
-            x = part.x
+        elif isinstance(part.x, (torch.Tensor, StreamedImages)):  # a streamed pool stays on its files
+            x = cast(torch.Tensor, part.x)  # a StreamedImages is indexed like the tensor it stands for
         else:
             raise ConfigError(f"model {spec.name!r} cannot read {dataset.modality} inputs of {dataset.name!r}")
         if _fits_on_device(x, device):
@@ -354,7 +355,6 @@ class TorchLearner:
             raise RuntimeError("fit() must run before inference")
         x_all, _ = self.inputs(split)
         idx = None if indices is None else torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.device)
-        total = x_all.shape[0] if idx is None else idx.numel()
         model = self.model
         model.eval()
         outputs: list[torch.Tensor] = []
@@ -366,13 +366,8 @@ class TorchLearner:
             # float32 whatever the training precision: bf16 logits tie uncertainty scores and
             # bf16 embeddings reorder k-center's picks (svpkit.learners.acceleration).
             with torch.inference_mode():
-                for start in range(0, total, self.inference_batch_size):
-                    sel = slice(start, start + self.inference_batch_size)
-                    if idx is None:
-                        xb = self.prepare(x_all[sel].to(self.device, non_blocking=True))
-                    else:
-                        xb = self.batch_inputs(x_all, idx[sel])
-                    logits = model(xb)
+                for raw in row_batches(x_all, idx, self.inference_batch_size):
+                    logits = model(self.prepare(raw.to(self.device, non_blocking=True)))
                     if embed:
                         outputs.append(captured.pop().float().flatten(1))
                     else:

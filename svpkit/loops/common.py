@@ -66,9 +66,14 @@ def selection_run_tags(
         Tag.SELECTOR_MODEL: proxy.name if selector.needs else "none",
         Tag.TARGET_MODEL: target.name,
         Tag.SEED: str(cfg.seed),
-        **setting_tags(resolved_settings(proxy, target, cfg) | selector_settings(cfg)),
+        **setting_tags(resolved_settings(proxy, target, cfg) | selector_settings(cfg) | dataset_settings(dataset)),
         **numerics_tags(cfg.device),
     }
+
+
+def dataset_settings(dataset: Dataset) -> dict[str, str]:
+    """The data-set options the run loaded it with (canonical text) and how it reads it (memory or stream)."""
+    return {"dataset_options": format_options(dataset.options), "data_access": dataset.access}
 
 
 def numerics_tags(device: str) -> dict[str, str]:
@@ -106,6 +111,7 @@ def selection_run_params(
         "seed": cfg.seed,
         **resolved_settings(proxy, target, cfg),
         **selector_settings(cfg),
+        **dataset_settings(dataset),
         "batch_size": cfg.batch_size or "model default",
         "train_size": len(dataset.train),
         "test_size": len(dataset.test),

@@ -15,7 +15,7 @@ from svpkit import plots
 from svpkit.contract import TRAIN, Artifact, Metric, Tag, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import learner_options, numerics_tags, resolved_settings
+from svpkit.loops.common import dataset_settings, learner_options, numerics_tags, resolved_settings
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.loops.fitting import timed_fit
 from svpkit.models.base import ModelSpec
@@ -94,7 +94,7 @@ def describe_train_run(
     dataset.require_labels("the train loop")
     n = len(dataset.train)
     count = to_count(cfg.size, n, "size")
-    settings = resolved_settings(None, target, cfg)
+    settings = resolved_settings(None, target, cfg) | dataset_settings(dataset)
     tags = {
         Tag.LOOP: TRAIN.name,
         Tag.ROLE: "target",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from svpkit.contract import ACTIVE_LEARNING, TRAIN
-from svpkit.data.base import DatasetSpec
+from svpkit.data.base import DatasetSpec, resolve_dataset_options
 from svpkit.errors import ConfigError, SvpkitError
 from svpkit.loops.budgets import check_size, one_size, parse_fraction, parse_sizes
 from svpkit.models.base import ModelSpec
@@ -85,6 +85,8 @@ def resolve(loop: str, values: Mapping[str, Any]) -> Resolved:
     p = _Problems()
     got = Resolved(problems=p.found)
     got.dataset = p.attempt(_dataset_spec, registry, values)
+    if got.dataset is not None:
+        p.attempt(resolve_dataset_options, got.dataset, values.get("dataset_options"))
     if loop != TRAIN.name:
         got.selector = p.attempt(registry.selectors.get, values["selector"])
         got.proxy = p.attempt(registry.models.get, values["proxy"])

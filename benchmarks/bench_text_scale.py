@@ -1,0 +1,121 @@
+"""text_csv at Amazon Review size (CPU): load time and peak memory of a generated pool, extrapolated.
+
+Writes a Zhang et al. layout ``train.csv`` (no header, ``"label","title","text"``, 1-based labels)
+of ``--rows`` generated reviews (words drawn from a fixed vocabulary, about the length of Amazon
+Review Polarity's: a 5-word title and a 75-word text) and a small ``test.csv``, then, in a fresh
+process, loads it with ``text_csv`` and reports the load seconds and the process's peak RSS
+(``ru_maxrss``) next to the file's size and the same process's RSS just before loading (after
+the imports). With ``--al``
+the same process then runs one active-learning round (fastText proxy, least confidence) through
+the CLI. The extrapolation to 3.6M rows is linear in the rows (the loader holds one string per row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import print_table, write_results  # noqa: E402
+
+AMAZON_POLARITY_ROWS = 3_600_000
+
+
+def write_pool(root: Path, rows: int, seed: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / f"done_{rows}").is_file():
+        return root
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(20_000)])
+    for name, count in (("train.csv", rows), ("test.csv", max(rows // 100, 100))):
+        with (root / name).open("w", encoding="utf-8") as fh:
+            for start in range(0, count, 10_000):
+                n = min(10_000, count - start)
+                labels = rng.integers(1, 3, size=n)
+                words = vocab[rng.zipf(1.3, size=(n, 80)) % len(vocab)]
+                for label, w in zip(labels, words):
+                    fh.write(f'"{label}","{" ".join(w[:5])}","{" ".join(w[5:])} good{label}"\n')
+    (root / f"done_{rows}").write_text("ok")
+    return root
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mib() -> float:
+    """This process's resident memory now (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(root: Path, al: bool) -> dict[str, Any]:
+    """In this (fresh) process: load the pool, then (``al``) one active-learning round."""
+    from svpkit.data.text_csv import load_text_csv
+
+    before = rss_mib()
+    t0 = time.perf_counter()
+    data = load_text_csv(root)
+    out: dict[str, Any] = {
+        "rows": len(data.train),
+        "load_seconds": time.perf_counter() - t0,
+        "rss_before_load_mib": before,
+        "peak_rss_after_load_mib": peak_rss_mib(),
+        "text_mib": sum(len(t) for t in data.train.x) / 2**20,
+    }
+    del data
+    if al:
+        budget = out["rows"] // 100
+        args = ["active-learning", "--quiet", "--dataset", "text_csv", "--data-path", str(root), "--proxy", "fasttext"]
+        args += ["--target", "fasttext", "--initial", str(budget), "--budgets", str(2 * budget), "--no-train-target"]
+        args += ["--selector", "least_confidence", "--device", "cpu", "--experiment", "bench-text-scale"]
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "svpkit", *args], capture_output=True, text=True)
+        out["al_round_seconds"] = time.perf_counter() - t0
+        out["al_returncode"] = done.returncode
+        out["al_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--al", action="store_true", help="also one active-learning round with the fastText proxy")
+    p.add_argument("--scratch", default="/tmp/svpkit_bench_text_scale")
+    p.add_argument("--measure", default="", help=argparse.SUPPRESS)
+    p.add_argument("--machine", default="")
+    p.add_argument("--out", default="")
+    args = p.parse_args()
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure), args.al)))
+        return
+    t0 = time.perf_counter()
+    root = write_pool(Path(args.scratch), args.rows)
+    print(f"{args.rows:,} rows ready in {time.perf_counter() - t0:.1f} s")
+    cmd = [sys.executable, __file__, "--measure", str(root), *(["--al"] if args.al else [])]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.splitlines()[-1])
+    result["file_mib"] = (root / "train.csv").stat().st_size / 2**20
+    scale = AMAZON_POLARITY_ROWS / result["rows"]
+    grown = result["peak_rss_after_load_mib"] - result["rss_before_load_mib"]
+    result["extrapolated_3_6m"] = {"load_seconds": result["load_seconds"] * scale, "rss_growth_mib": grown * scale}
+    rows = [[result["rows"], result["file_mib"], result["load_seconds"], grown, result.get("al_round_seconds", "-")]]
+    print_table("text_csv at scale", ["rows", "file MiB", "load s", "RSS growth MiB", "AL round s"], rows)
+    args.device, args.threads = "cpu", 0
+    write_results("text_scale", args, torch.device("cpu"), result)
+
+
+if __name__ == "__main__":
+    main()
