@@ -62,7 +62,7 @@ def query(
         Optional[str], typer.Option("--out", help="Also write the batch to this CSV file (for the annotation tool).")
     ] = None,
     **shared: Any,
-) -> None:
+) -> Any:  # the updated Project (Any: typer resolves these hints at import time)
     """Ask for the next batch to label: the proxy, trained on the labels so far, picks k of the unlabeled pool."""
     from svpkit.labeling.project import new_project
     from svpkit.labeling.session import RunInfo, commit_query
@@ -100,6 +100,7 @@ def query(
         Path(out_file).write_text(text, encoding="utf-8")
     _print_query(updated, result, data, out_file)
     print_run_link(experiment_id, str(updated.run_id))
+    return updated  # for commands that wrap this one (the Label Studio plugin's ls-query)
 
 
 def _settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optional[Project], QueryArgs]:

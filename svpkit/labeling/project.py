@@ -34,6 +34,11 @@ class Round:
     answers: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     selector_model_error: float | None = None
+    predictions: list[str] = field(default_factory=list)
+    """The proxy's class for every batch entry, in rank order (empty for a random batch)."""
+    confidences: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    """The selector's score for every batch entry (empty for a random batch)."""
 
     def answered(self) -> list[tuple[str, str]]:
         """(id, label) of the answered examples, in the batch's rank order."""

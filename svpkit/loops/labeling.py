@@ -32,7 +32,7 @@ from svpkit.learners import make_learner
 from svpkit.loops import scoring
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
-from svpkit.protocols import LearnerOptions
+from svpkit.protocols import Learner, LearnerOptions
 from svpkit.runtime import derive_seed, resolve_device
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
@@ -75,6 +75,10 @@ class QueryRound:
     selection_seconds: float = 0.0
     warmup_seconds: float = 0.0
     selector_model_error: float | None = None
+    predicted: np.ndarray | None = None
+    """The proxy's class index for every pick, in rank order (None for a random batch)."""
+    confidence: np.ndarray | None = None
+    """The proxy's probability of that class."""
 
     @property
     def total_seconds(self) -> float:
@@ -162,9 +166,11 @@ def query_round(
     rng = np.random.default_rng(derive_seed(cfg.seed, "select", round_no))
     ctx = SelectionContext(pool=pool, labeled=labeled, rng=rng, device=device)
     result = QueryRound(round_no, selector.name, f"selected by {selector.name}", labeled, pool, pool[:0], None)
+    learner = None
     if selector.needs:
         result.reason += f" on the scores of {proxy.name} trained on the {labeled.size} labeled examples"
-        _score(ctx, _training_copy(dataset, labeled, labels), selector, proxy, cfg, result, progress or NullProgress())
+        data = _training_copy(dataset, labeled, labels)
+        learner = _score(ctx, data, selector, proxy, cfg, result, progress or NullProgress())
     with Timer(device) as t:
         selection = scoring.select(selector, ctx, cfg.k)
     result.selection_seconds = t.seconds
@@ -172,6 +178,10 @@ def query_round(
     result.scores = np.asarray(selection.scores, dtype=np.float32)
     if result.picks.shape != (cfg.k,) or np.unique(result.picks).size != cfg.k or not np.isin(result.picks, pool).all():
         raise RuntimeError(f"selector {selector.name!r} did not return {cfg.k} distinct examples of the pool")
+    if learner is not None:  # the proxy's guess for every pick (an annotation tool's pre-annotation)
+        probabilities = learner.predict_proba(result.picks).float().cpu()
+        top = probabilities.max(dim=1)
+        result.predicted, result.confidence = top.indices.numpy().astype(np.int64), top.values.numpy()
     return result
 
 
@@ -190,7 +200,7 @@ def _score(
     cfg: QueryConfig,
     result: QueryRound,
     progress: Progress,
-) -> None:
+) -> Learner:
     """Fit a fresh proxy on ``ctx.labeled`` and fill ``ctx`` with what the selector needs (as the
     active-learning loop's rounds do); the seconds and the proxy's test error go into ``result``."""
     options = LearnerOptions(
@@ -216,3 +226,4 @@ def _score(
             ctx.signals.update(obs.result())  # type: ignore[attr-defined]
     result.inference_seconds = t.seconds
     result.selector_model_error = learner.error("test") if len(data.test) else None
+    return learner
