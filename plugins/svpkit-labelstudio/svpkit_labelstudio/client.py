@@ -111,7 +111,9 @@ class LabelStudio:
     def create_project(self, title: str, label_config: str, description: str) -> dict[str, Any]:
         return dict(
             self.call(
-                "POST", "/api/projects/", json={"title": title, "label_config": label_config, "description": description}
+                "POST",
+                "/api/projects/",
+                json={"title": title, "label_config": label_config, "description": description},
             )
         )
 
@@ -144,6 +146,12 @@ class LabelStudio:
             if len(rows) < PAGE:
                 return found
             page += 1
+
+    def views(self, project_id: int) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/api/dm/views/", params={"project": project_id}))
+
+    def add_view(self, project_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.call("POST", "/api/dm/views/", json={"project": project_id, "data": data}))
 
     def annotations(self, task_id: int) -> list[dict[str, Any]]:
         return list(self.call("GET", f"/api/tasks/{task_id}/annotations/"))

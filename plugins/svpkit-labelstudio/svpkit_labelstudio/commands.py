@@ -102,7 +102,10 @@ def ls_query(**kwargs: Any) -> None:
     recorded = open_project(project_id).invocation if project_id else {}
     dataset = recorded.get("dataset") or kwargs["dataset"]
     data_path = kwargs.get("data_path") or recorded.get("data_path")
-    limits = (recorded.get("train_limit", kwargs.get("train_limit")), recorded.get("test_limit", kwargs.get("test_limit")))
+    limits = (
+        recorded.get("train_limit", kwargs.get("train_limit")),
+        recorded.get("test_limit", kwargs.get("test_limit")),
+    )
     source = prepare_source(
         dataset, data_path, ls_args["ls_document_root"], lambda: load_dataset(dataset, data_path, *limits)
     )

@@ -29,6 +29,7 @@ from svpkit_labelstudio.tasks import (
     label_config,
     pull,
     round_tasks,
+    round_view,
 )
 
 
@@ -46,7 +47,9 @@ class Target:
         same = [p for p in ls.projects() if p.get("title") == self.project]
         if len(same) > 1:
             ids = ", ".join(str(p["id"]) for p in same)
-            raise ConfigError(f"Label Studio has {len(same)} projects titled {self.project!r} (ids {ids}); give --ls-project ID")
+            raise ConfigError(
+                f"Label Studio has {len(same)} projects titled {self.project!r} (ids {ids}); give --ls-project ID"
+            )
         return same[0] if same else None
 
 
@@ -120,6 +123,8 @@ def push_round(ls: LabelStudio, project: Project, target: Target, source: Source
         version = f"svpkit {project.invocation.get('proxy')} round {r.round}"
         ls.import_tasks(pid, round_tasks(run_id, r, field_name, shown, field_name, version))
         task_ids = _round_task_ids(ls, pid, run_id, r)
+    if not any((v.get("data") or {}).get("title") == f"svpkit round {r.round}" for v in ls.views(pid)):
+        ls.add_view(pid, round_view(r.round))
     if set(task_ids) != set(r.batch):
         raise ConfigError(f"Label Studio project {pid} holds {len(task_ids)} of round {r.round}'s {len(r.batch)} tasks")
     info = {"url": ls.url, "project": pid, "round": r.round, "tasks": {i: task_ids[i] for i in r.batch}}

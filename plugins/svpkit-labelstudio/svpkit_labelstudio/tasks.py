@@ -186,3 +186,26 @@ def pull(tasks: list[dict[str, Any]], task_ids: dict[str, int]) -> Pulled:
         else:
             pulled.unreadable[ident] = str(value)
     return pulled
+
+
+HIDDEN_COLUMNS = [
+    f"tasks:{c}"
+    for c in (
+        "inner_id", "annotations_ids", "predictions_model_versions", "file_upload", "storage_filename",
+        "created_at", "updated_at", "updated_by", "avg_lead_time", "draft_exists", f"data.{FIELD_RUN}",
+        "completed_at", "total_predictions", "annotators",
+    )
+]  # fmt: skip
+"""Columns a round's tab hides; the predicted class (``predictions_results``) and its score are shown."""
+
+
+def round_view(round_no: int) -> dict[str, Any]:
+    """A Data Manager tab with round ``round_no``'s tasks, in rank order, showing the predictions."""
+    number = {"filter": f"filter:tasks:data.{FIELD_ROUND}", "operator": "equal", "type": "Number", "value": round_no}
+    return {
+        "title": f"svpkit round {round_no}",
+        "filters": {"conjunction": "and", "items": [number]},
+        "ordering": [f"tasks:data.{FIELD_RANK}"],
+        "hiddenColumns": {"explore": HIDDEN_COLUMNS, "labeling": HIDDEN_COLUMNS},
+        "columnsWidth": {"tasks:predictions_results": 480, "tasks:annotations_results": 300},
+    }

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,7 +78,9 @@ def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 pass
             if proc.poll() is not None or time.monotonic() - started > START_TIMEOUT:
                 tail = log.read_text(errors="replace")[-1500:]
-                pytest.skip(f"the Label Studio server did not start within {START_TIMEOUT:.0f} s; its log ends:\n{tail}")
+                pytest.skip(
+                    f"the Label Studio server did not start within {START_TIMEOUT:.0f} s; its log ends:\n{tail}"
+                )
             time.sleep(1)
         _TIMES["start"] = time.monotonic() - started
         reply = requests.post(f"{url}/api/token/", headers={"Authorization": f"Token {token}"}, timeout=30)

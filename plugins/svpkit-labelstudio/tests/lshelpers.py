@@ -58,7 +58,9 @@ class Annotator:
 
     def skip(self, task: dict[str, Any]) -> None:
         body = {"result": [], "was_cancelled": True}
-        reply = requests.post(f"{self.url}/api/tasks/{task['id']}/annotations/", headers=self.headers, json=body, timeout=30)
+        reply = requests.post(
+            f"{self.url}/api/tasks/{task['id']}/annotations/", headers=self.headers, json=body, timeout=30
+        )
         reply.raise_for_status()
 
     def change(self, task: dict[str, Any], choice: str) -> None:

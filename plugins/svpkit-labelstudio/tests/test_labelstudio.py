@@ -37,11 +37,16 @@ MODEL = ["--quiet", "--proxy", "preact_resnet20", "--proxy-epochs", "2", "--batc
 _REGISTERED: list[bool] = []
 
 
-def svpkit(*args: str) -> str:
-    """Run an ``svpkit`` command in this process (plugin commands included); its output."""
+@pytest.fixture(autouse=True)
+def _plugin_commands() -> None:
+    """The app in this process has the plugin's commands (``svpkit.cli.main`` adds them likewise)."""
     if not _REGISTERED:
         get_plugins().register_commands(app)
         _REGISTERED.append(True)
+
+
+def svpkit(*args: str) -> str:
+    """Run an ``svpkit`` command in this process; its output."""
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, f"svpkit {' '.join(args)}:\n{result.output}\n{result.exception!r}"
     return result.output
@@ -67,7 +72,9 @@ def digits_images(root: Path, n: int, labeled: int = 0) -> np.ndarray:
 
 def ls_tasks(ann: Annotator, info: dict[str, Any]) -> list[dict[str, Any]]:
     ids = set(info["tasks"].values())
-    return sorted((t for t in ann.tasks(int(info["project"])) if t["id"] in ids), key=lambda t: t["data"]["svpkit_rank"])
+    return sorted(
+        (t for t in ann.tasks(int(info["project"])) if t["id"] in ids), key=lambda t: t["data"]["svpkit_rank"]
+    )
 
 
 def round_info(project: str, r: int, tmp: Path) -> dict[str, Any]:
@@ -188,8 +195,8 @@ def test_a_text_csv_round(ls_server: Server, tracking_uri: str, tmp_path: Path) 
 
 
 def test_an_image_folder_is_served_through_local_files(ls_server: Server, tracking_uri: str, tmp_path: Path) -> None:
-    from torchvision.io import write_png
     import torch
+    from torchvision.io import write_png
 
     root = ls_server.document_root / f"photos-{os.getpid()}-{time.monotonic_ns()}"
     for c in ("cat", "dog"):
@@ -230,15 +237,17 @@ def test_a_wrong_token_or_an_unreachable_server_creates_nothing(ls_server: Serve
     before = ann.get("/api/projects/", page_size=1000)["count"]
     env = cli_env(tracking_uri)
     args = ["ls-query", "--quiet", "--dataset", "npz", "--data-path", str(tmp_path / "digits"), "--k", "5"]
+    # A real process: one error line on stderr, exit code 2.
+    result = run_cli(*args, "--label-studio", ls_server.url, "--ls-project", "never", env={**env, "LABEL_STUDIO_API_KEY": "0" * 40}, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "refused the token" in result.stderr
     for url, token, message in [
-        (ls_server.url, "0" * 40, "refused the token"),
         (ls_server.url, ls_server.pat[:-4] + "abcd", "refused the personal access token"),
         ("http://127.0.0.1:9", ls_server.pat, "cannot reach Label Studio at http://127.0.0.1:9"),
     ]:
-        result = run_cli(*args, "--label-studio", url, "--ls-project", "never", env={**env, "LABEL_STUDIO_API_KEY": token}, cwd=tmp_path)  # fmt: skip
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+        bad = CliRunner().invoke(app, [*args, "--label-studio", url, "--ls-project", "never", "--ls-token", token])
+        errors = [line for line in bad.output.splitlines() if line.startswith("error:")]
+        assert bad.exit_code == 2 and len(errors) == 1 and message in errors[0], bad.output
     assert ann.get("/api/projects/", page_size=1000)["count"] == before
     assert not client().search_runs([e.experiment_id for e in client().search_experiments()])
 
@@ -265,7 +274,7 @@ def test_the_task_list_shows_the_round_with_its_predictions(ls_server: Server, t
     state = open_project(project).rounds[0]
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=2000,1000"):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -276,17 +285,21 @@ def test_the_task_list_shows_the_round_with_its_predictions(ls_server: Server, t
         driver.find_element(By.NAME, "password").send_keys(ls_server.password)
         driver.find_element(By.CSS_SELECTOR, "button[type=submit], input[type=submit]").click()
         wait.until(lambda d: "/user/login" not in d.current_url)
-        driver.get(f"{ls_server.url}/projects/{info['project']}/data")
-        ids = state.batch
-        wait.until(lambda d: all(i in d.find_element(By.TAG_NAME, "body").text for i in ids))
+        ann = Annotator(ls_server.url, ls_server.pat)
+        tab = next(
+            v["id"]
+            for v in ann.get("/api/dm/views/", project=info["project"])
+            if v["data"]["title"] == "svpkit round 0"
+        )
+        driver.get(f"{ls_server.url}/projects/{info['project']}/data?tab={tab}")
+        wait.until(lambda d: all(i in d.find_element(By.TAG_NAME, "body").text for i in state.batch))
+        time.sleep(2)  # the images
         body = driver.find_element(By.TAG_NAME, "body").text
-        assert "svpkit_score" in body and "svpkit_id" in body
-        # Each row shows its prediction (the predicted class in the prediction results column).
-        assert all(f'"{p}"' in body or p in body for p in set(state.predictions))
         shots = Path(os.environ.get("SVPKIT_SCREENSHOT_DIR", str(tmp_path)))
         shots.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(shots / "label-studio-round.png"))
-        body_text = body
     finally:
         driver.quit()
-    assert str(len(ids)) in body_text
+    # The tab lists the round's tasks in rank order, each with the proxy's class in its prediction.
+    assert re.findall(r"choices: \[([^\]]+)\]", body) == state.predictions and len(state.predictions) == 8
+    assert "svpkit_score" in body and "Tasks: 8 / 8" in body
