@@ -10,6 +10,7 @@ artifact ``label_studio/round_<r>.json`` (server, project, svpkit id → task id
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,11 +88,12 @@ def prepare_source(dataset: str, data_path: str | None, document_root: str | Non
 
 def read_round_info(run_id: str, round_no: int) -> dict[str, Any] | None:
     """The artifact ``label_studio/round_<r>.json`` of the run, None when the round was not sent."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per small file
+    path = round_artifact(round_no)
+    if path not in {f.path for f in client().list_artifacts(run_id, str(Path(path).parent))}:
+        return None
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = client().download_artifacts(run_id, round_artifact(round_no), tmp)
-        except Exception:  # noqa: BLE001 - mlflow raises several kinds for a missing artifact
-            return None
+        local = client().download_artifacts(run_id, path, tmp)
         return dict(json.loads(Path(local).read_text(encoding="utf-8")))
 
 

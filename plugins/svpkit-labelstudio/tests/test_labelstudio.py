@@ -264,9 +264,9 @@ def test_the_task_list_shows_the_round_with_its_predictions(ls_server: Server, t
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    digits_images(tmp_path / "digits", 80, labeled=40)  # a labeled start: round 0 has a trained proxy
+    digits_images(tmp_path / "digits", 160, labeled=100)  # a labeled start: round 0 has a trained proxy
     out = svpkit(
-        "ls-query", *MODEL, "--dataset", "npz", "--data-path", str(tmp_path / "digits"), "--k", "8",
+        "ls-query", *MODEL, "--proxy-epochs", "15", "--dataset", "npz", "--data-path", str(tmp_path / "digits"), "--k", "8",
         "--label-studio", ls_server.url, "--ls-token", ls_server.pat, "--ls-project", "svpkit digits (browser)",
     )  # fmt: skip
     project = run_id(out)
