@@ -16,6 +16,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,19 @@ from svpkit.tracking import client
 pytestmark = pytest.mark.slow
 RUN_LINE = re.compile(r"^run (\w+):", flags=re.M)
 MODEL = ["--quiet", "--proxy", "preact_resnet20", "--proxy-epochs", "2", "--batch-size", "32", "--device", "cpu"]
-_REGISTERED: list[bool] = []
 
 
-@pytest.fixture(autouse=True)
-def _plugin_commands() -> None:
-    """The app in this process has the plugin's commands (``svpkit.cli.main`` adds them likewise)."""
-    if not _REGISTERED:
-        get_plugins().register_commands(app)
-        _REGISTERED.append(True)
+@pytest.fixture(autouse=True, scope="module")
+def _plugin_commands() -> Iterator[None]:
+    """The app in this process has the plugin's commands while this module runs (what its
+    ``register_commands`` hook does; ``svpkit.cli.main`` calls it); the app is restored afterwards."""
+    from svpkit_labelstudio.commands import register
+
+    assert "register_commands" in get_plugins().info["labelstudio"].hooks  # installed, through the hook
+    before = list(app.registered_commands)
+    register(app)
+    yield
+    app.registered_commands[:] = before
 
 
 def svpkit(*args: str) -> str:
@@ -266,7 +271,7 @@ def test_the_task_list_shows_the_round_with_its_predictions(ls_server: Server, t
 
     digits_images(tmp_path / "digits", 160, labeled=100)  # a labeled start: round 0 has a trained proxy
     out = svpkit(
-        "ls-query", *MODEL, "--proxy-epochs", "15", "--dataset", "npz", "--data-path", str(tmp_path / "digits"), "--k", "8",
+        "ls-query", *MODEL, "--proxy-epochs", "6", "--dataset", "npz", "--data-path", str(tmp_path / "digits"), "--k", "8",
         "--label-studio", ls_server.url, "--ls-token", ls_server.pat, "--ls-project", "svpkit digits (browser)",
     )  # fmt: skip
     project = run_id(out)
