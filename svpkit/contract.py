@@ -48,6 +48,10 @@ class Tag:
     SEED = "svpkit.seed"
     BUDGETS = "svpkit.budgets"
     AMP = "svpkit.amp"  # resolved setting "amp": each model's training precision, e.g. proxy=bf16,target=fp32
+    CPU_CAPABILITY = "svpkit.cpu_capability"  # PyTorch's CPU kernel level: DEFAULT (portable), AVX2, AVX512, ...
+    NUMERICS = "svpkit.numerics"  # portable (--deterministic on a CPU: pinned kernels) or native
+    MATH_LIBRARIES = "svpkit.math_libraries"  # torch, MKL, oneDNN, numpy (CUDA, cuDNN) versions
+    HARDWARE = "svpkit.hardware"  # device type and the CPU's or GPU's model name
     SUBSET_SIZE = "svpkit.subset_size"
     FULL_RUN = "svpkit.full_run"
     RESUMED_FROM_ROUND = "svpkit.resumed_from_round"
@@ -128,6 +132,7 @@ class Artifact:
     CORRELATION_HEATMAP = "figures/correlation_heatmap.png"
     OVERLAP_CSV = "correlation/overlap_at_k.csv"
     OVERLAP_JSON = "correlation/overlap_at_k.json"
+    CORRELATION_NOTES = "correlation/notes.txt"  # e.g. rankings from different environments
     COMPARE_TABLE_MD = "comparison/table.md"
     COMPARE_TABLE_CSV = "comparison/table.csv"
     COMPARE_PAIRS_CSV = "comparison/pairs.csv"

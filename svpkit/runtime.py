@@ -1,20 +1,42 @@
 """Where a run computes and how it is seeded: devices, derived seeds, deterministic kernels.
 
 All randomness in svpkit comes from seeds derived from ``(seed, role, round)`` with
-:func:`derive_seed`, so CPU runs are reproducible without anything else. On CUDA, cuDNN autotuning
-and atomics-based kernels (scatter/index adds, some convolution and pooling backward passes) can
-change the last bits of a sum, which can flip near-tied picks; ``--deterministic true`` calls
-:func:`use_deterministic_algorithms`.
+:func:`derive_seed`, so a run is repeatable on the same machine without anything else. Across
+machines the float rounding differs: PyTorch's CPU kernels (ATen's vectorised paths, oneDNN
+convolutions, MKL GEMM) dispatch on the instruction set (AVX-512, AVX2, ...), and the intra-op
+thread count splits reductions differently, so a last-bit difference can flip a near-tied pick.
+``--deterministic true`` therefore pins the CPU's numerical paths (:func:`pin_portable_numerics`:
+the instruction-set level every x86-64 CPU has, MKL's conditional numerical reproducibility, a
+fixed thread count, float32 instead of bf16) and calls :func:`use_deterministic_algorithms` for
+CUDA's atomics and cuDNN autotuning. docs/reliability.md says what is reproducible where.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
 from svpkit.errors import ConfigError
+
+PORTABLE_ENV: Mapping[str, str] = {
+    "ATEN_CPU_CAPABILITY": "default",  # ATen's kernels without AVX2/AVX-512 vectorisation
+    "MKL_CBWR": "COMPATIBLE",  # MKL: the same results on every x86-64 CPU (Intel's CNR mode)
+    "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN convolutions: the SSE4.1 kernels every x86-64 CPU has
+    "DNNL_MAX_CPU_ISA": "SSE41",  # the same for oneDNN releases that read the older name
+}
+"""The environment that pins PyTorch's CPU numerics; read by torch when its kernels first run."""
+PORTABLE_THREADS = 1
+"""Intra-op threads in the portable mode: a reduction's split (and so its rounding) depends on it."""
+PORTABLE_CAPABILITY = "DEFAULT"
+NUMERICS_PORTABLE = "portable"
+NUMERICS_NATIVE = "native"
+_CPUINFO = Path("/proc/cpuinfo")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -44,3 +66,80 @@ def use_deterministic_algorithms() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+
+
+def pin_portable_numerics() -> None:
+    """Pin PyTorch's CPU numerics to paths every x86-64 CPU runs alike, for the rest of the process.
+
+    Must run before torch executes its first operation in this process (torch reads the
+    instruction-set choices once); the CLI calls it while it parses ``--deterministic``, before
+    any data is loaded. Raises :class:`ConfigError` when it is too late, instead of running a
+    "deterministic" run that is not portable.
+    """
+    os.environ.update(PORTABLE_ENV)
+    torch.set_num_threads(PORTABLE_THREADS)
+    got = cpu_capability()
+    if got != PORTABLE_CAPABILITY:
+        raise ConfigError(
+            f"deterministic mode must pin the CPU kernels before torch first runs, but this process already "
+            f"runs {got} kernels; start a fresh process (or set ATEN_CPU_CAPABILITY=default, MKL_CBWR=COMPATIBLE, "
+            f"ONEDNN_MAX_CPU_ISA=SSE41 before starting Python)"
+        )
+
+
+def portable_numerics() -> bool:
+    """Whether this process runs the pinned, portable CPU numerics (:func:`pin_portable_numerics`)."""
+    return (
+        all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items())
+        and torch.get_num_threads() == PORTABLE_THREADS
+        and cpu_capability() == PORTABLE_CAPABILITY
+    )
+
+
+def cpu_capability() -> str:
+    """The instruction-set level PyTorch's CPU kernels run at: ``DEFAULT``, ``AVX2``, ``AVX512``, ..."""
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
+    try:
+        for line in _CPUINFO.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def math_libraries(cuda: bool = False) -> str:
+    """The math libraries' versions a run computed with: torch, MKL, oneDNN, numpy (and CUDA, cuDNN)."""
+    import numpy
+
+    parts = [f"torch {torch.__version__}"]
+    config = torch.__config__.show()
+    for marker, name in (("Math Kernel Library Version ", "MKL"), ("MKL-DNN v", "oneDNN")):
+        if marker in config:
+            parts.append(f"{name} {config.split(marker, 1)[1].split()[0].split('-')[0]}")
+    if cuda:
+        parts.append(f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+    parts.append(f"numpy {numpy.__version__}")
+    return ", ".join(parts)
+
+
+def numerics_fingerprint(device: str | torch.device = "cpu") -> dict[str, str]:
+    """What a run's float results depend on besides its seed: CPU capability, mode, libraries, hardware.
+
+    Keys are the setting names of :class:`svpkit.contract.Tag` (``cpu_capability``, ``numerics``,
+    ``math_libraries``, ``hardware``); ``svpkit compare`` notes runs compared across different values.
+    """
+    resolved = resolve_device(device)
+    hardware = cpu_model()
+    if resolved.type == "cuda":
+        hardware = torch.cuda.get_device_name(resolved)
+    return {
+        "cpu_capability": cpu_capability(),
+        "numerics": NUMERICS_PORTABLE if portable_numerics() else NUMERICS_NATIVE,
+        "math_libraries": math_libraries(cuda=resolved.type == "cuda"),
+        "hardware": f"{resolved.type}: {hardware} ({sys.platform})",
+    }

@@ -1,9 +1,14 @@
-"""Behaviour pinned across refactors: fixed CPU runs give exactly the recorded picks and errors.
+"""Behaviour pinned across refactors and across CPUs: fixed runs give exactly the recorded picks and errors.
 
-``tests/fixtures/behaviour.json`` was recorded from svpkit before the architecture refactor (issue
-13): digits active learning with every built-in selector, core-set runs, a preset and a resumed
-run. Any change to the selected indices, core-set rankings or final errors fails here. To record
-the fixture anew (only for an intended behaviour change, said in the commit):
+``tests/fixtures/behaviour.json`` holds the picks, core-set rankings and final errors of fixed
+digits runs (active learning with every built-in selector, core-set runs, a preset and a run
+resumed after SIGKILL), all ``--deterministic true``: svpkit's portable CPU numerics
+(docs/reliability.md), in which the float results do not depend on the CPU's instruction set.
+The runs execute in a fresh process (``tests/behaviour_runs.py``) started once per ATen CPU
+capability this machine has (``ATEN_CPU_CAPABILITY=default``, ``avx2``, ``avx512``): the same
+fixture must come out of each, which is what an AVX-512 machine and an AVX2 machine both check.
+Any change to the selected indices, core-set rankings or final errors fails here. To record the
+fixture anew (only for an intended behaviour change, said in the commit):
 ``SVPKIT_RECORD_BEHAVIOUR=1 python -m pytest tests/test_behaviour_fixture.py``.
 """
 
@@ -11,127 +16,48 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from runhelpers import Cli, cli_env, client, find_run, load_array, run_cli, wait_for_state
-from typer.testing import CliRunner
+from runhelpers import cli_env
 
 FIXTURE = Path(__file__).parent / "fixtures" / "behaviour.json"
+RUNS = Path(__file__).parent / "behaviour_runs.py"
 RECORD = bool(os.environ.get("SVPKIT_RECORD_BEHAVIOUR"))
-SMALL = ["--dataset", "digits", "--train-limit", "400", "--test-limit", "120", "--device", "cpu", "--quiet"]
-AL = [*SMALL, "--initial", "20", "--budgets", "60,100", "--proxy-epochs", "2", "--target-epochs", "2"]
-CS = [*SMALL, "--keep", "0.5", "--proxy-epochs", "2", "--target-epochs", "2"]
-PRESET = """
-[preset]
-name = "pinned"
-experiment = "pinned"
-loop = "active_learning"
-
-[defaults]
-dataset = "digits"
-train_limit = 300
-test_limit = 90
-initial = 15
-budgets = [40, 70]
-target = "digits_cnn"
-target_epochs = 1
-proxy_epochs = 2
-device = "cpu"
-seed = [0, 1]
-
-[[runs]]
-selector = "margin"
-proxy = "digits_mlp"
-"""
+_CPUINFO = Path("/proc/cpuinfo")
 
 
-def _al_record(run_id: str, rounds: int, dest: Path) -> dict[str, Any]:
-    run = client().get_run(run_id)
-    assert run.info.status == "FINISHED"
-    picks = [load_array(run_id, "rounds/0/labeled.npy", dest).tolist()]
-    picks += [load_array(run_id, f"rounds/{k}/selected.npy", dest).tolist() for k in range(1, rounds + 1)]
-    return {"picks": picks, "target_error": run.data.metrics.get("target/test_error")}
-
-
-def _cs_record(run_id: str, dest: Path) -> dict[str, Any]:
-    run = client().get_run(run_id)
-    assert run.info.status == "FINISHED"
-    return {
-        "order": load_array(run_id, "ranking/order.npy", dest).tolist(),
-        "subset": load_array(run_id, "subset/indices.npy", dest).tolist(),
-        "target_error": run.data.metrics.get("target/test_error"),
-    }
-
-
-def _invoke(*args: str) -> str:
-    from svpkit.cli import app
-
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    run = find_run(args[args.index("--run-name") + 1])
-    assert run is not None
-    return str(run.info.run_id)
-
-
-def _observed(tmp_path: Path, tracking_uri: str) -> dict[str, Any]:
-    got: dict[str, Any] = {}
-    for selector, proxy in [
-        ("random", "digits_mlp"),
-        ("least_confidence", "digits_mlp"),
-        ("entropy", "digits_cnn"),
-        ("margin", "digits_mlp"),
-        ("greedy_k_center", "digits_mlp"),
-    ]:
-        name = f"al-{selector}"
-        run_id = _invoke(
-            "active-learning", *AL, "--selector", selector, "--proxy", proxy, "--seed", "1", "--run-name", name
-        )
-        got[name] = _al_record(run_id, 2, tmp_path)
-    for selector, extra in [
-        ("forgetting_events", []),
-        ("greedy_k_center", ["--seed-size", "20"]),
-        ("least_confidence", []),
-    ]:
-        name = f"cs-{selector}"
-        run_id = _invoke("core-set", *CS, "--selector", selector, *extra, "--seed", "2", "--run-name", name)
-        got[name] = _cs_record(run_id, tmp_path)
-
-    preset = tmp_path / "pinned.toml"
-    preset.write_text(PRESET)
-    from svpkit.cli import app
-
-    result = CliRunner().invoke(app, ["run", str(preset), "--no-compare"])
-    assert result.exit_code == 0, result.output
-    c = client()
-    exp = c.get_experiment_by_name("pinned")
-    runs = c.search_runs([exp.experiment_id], order_by=["params.seed ASC"])
-    assert len(runs) == 2
-    got["preset"] = [_al_record(r.info.run_id, 2, tmp_path) for r in runs]
-
-    # A run SIGKILLed once round 1 is saved, then resumed: the same picks as recorded.
-    args = ["active-learning", *AL, "--budgets", "40,60,80,100", "--selector", "least_confidence", "--seed", "4"]
-    env = cli_env(tracking_uri)
-    victim = Cli(*args, "--run-name", "killed", env=env, cwd=tmp_path)
+def capabilities() -> list[str]:
+    """The ATen CPU capabilities this machine can run: always ``default``, then AVX2 and AVX-512."""
     try:
-        run_id = wait_for_state(victim, "killed", 1)
-    finally:
-        victim.kill()
-    resumed = run_cli("active-learning", "--resume", run_id, "--quiet", env=env, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    got["resumed"] = _al_record(run_id, 4, tmp_path)
-    return got
+        flags = set(_CPUINFO.read_text().split())
+    except OSError:
+        flags = set()
+    found = ["default"]
+    if {"avx2", "fma"} <= flags:
+        found.append("avx2")
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        found.append("avx512")
+    return found
 
 
 @pytest.mark.slow
-def test_fixed_runs_give_the_recorded_picks_rankings_and_errors(tmp_path: Path, tracking_uri: str) -> None:
-    got = _observed(tmp_path, tracking_uri)
+@pytest.mark.parametrize("capability", capabilities())
+def test_fixed_runs_give_the_recorded_picks_rankings_and_errors(tmp_path: Path, capability: str) -> None:
+    out = tmp_path / "observed.json"
+    env = cli_env(f"sqlite:///{tmp_path / 'mlflow.db'}", ATEN_CPU_CAPABILITY=capability)
+    proc = subprocess.run(
+        [sys.executable, str(RUNS), str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    got = json.loads(out.read_text())
     if RECORD:
         FIXTURE.parent.mkdir(exist_ok=True)
         FIXTURE.write_text(json.dumps(got, indent=1) + "\n")
-        pytest.skip(f"recorded {FIXTURE}")
+        pytest.skip(f"recorded {FIXTURE} under ATEN_CPU_CAPABILITY={capability}")
     want = json.loads(FIXTURE.read_text())
     assert sorted(got) == sorted(want)
     for key in want:

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from svpkit import plots, tracking
+from svpkit.analysis.environments import environment_label, mixed_environments_note
 from svpkit.analysis.figures import error_figure, speedup_figure
 from svpkit.analysis.pairing import COMPARED_LOOPS, Block, ComparedRun, Comparison, compare_records
 from svpkit.analysis.report import (
@@ -103,6 +104,7 @@ def _compared_run(run: tracking.RunRecord) -> ComparedRun | str:
         train_size=params.get("train_size", "?"),
         proxy_epochs=run_setting(tags, params, "proxy_epochs"),
         start_time=run.start_time,
+        environment=environment_label(tags),
     )
     if loop == ACTIVE_LEARNING.name:
         rec.errors = tracking.metric_history(run.run_id, _AL_ERROR)
@@ -139,6 +141,9 @@ def compare_experiment(experiment: str | None = None) -> Comparison:
         )
     result = compare_records(records, exp_id, exp_name)
     result.ignored = ignored + result.ignored
+    compared = set(result.compared_run_ids)
+    note = mixed_environments_note({r.run_id: r.environment for r in records if r.run_id in compared})
+    result.notes += [note] if note else []
     return result
 
 

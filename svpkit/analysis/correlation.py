@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from svpkit import plots, tracking
+from svpkit.analysis.environments import environment_label, mixed_environments_note
 from svpkit.contract import (
     ACTIVE_LEARNING,
     CORE_SET,
@@ -55,6 +56,7 @@ class RankingSource:
     dataset: str = ""
     digest: str = ""
     train_size: int = 0
+    environment: str = ""  # hardware, CPU capability, numerics, math libraries (analysis.environments)
 
     def __post_init__(self) -> None:
         self.indices = np.asarray(self.indices, dtype=np.int64)
@@ -109,6 +111,7 @@ class CorrelationReport:
     dataset: str = ""
     digest: str = ""
     round: int | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. rankings from different environments
 
     def tags(self) -> dict[str, str]:
         return {
@@ -202,6 +205,7 @@ def correlate(rankings: RankingSet, ks: list[int], round_no: int | None = None) 
         dataset=sources[0].dataset,
         digest=sources[0].digest,
         round=round_no,
+        notes=[n for n in [mixed_environments_note({s.run_id: s.environment for s in sources}, "rankings")] if n],
     )
 
 
@@ -271,6 +275,7 @@ def _load_source(record: tracking.RunRecord, label: str, round_no: int) -> Ranki
         dataset=record.tags.get(Tag.DATASET, ""),
         digest=record.params.get("dataset_digest", ""),
         train_size=n,
+        environment=environment_label(record.tags),
     )
     if record.tags.get(Tag.LOOP) == CORE_SET.name:
         scores = tracking.load_run_array(record.run_id, Artifact.RANKING_SCORES)
@@ -347,6 +352,8 @@ def heatmap(report: CorrelationReport) -> Any:
 def log_report(tracker: Any, report: CorrelationReport) -> None:
     """Params, mean off-diagonal correlations, CSV/JSON matrices, overlap table and heatmap."""
     tracker.log_params(report.params())
+    if report.notes:
+        tracker.log_text(Artifact.CORRELATION_NOTES, "\n".join(report.notes) + "\n")
     m = len(report.labels)
     off = ~np.eye(m, dtype=bool)
     tracker.log_metrics(

@@ -56,6 +56,7 @@ class ComparedRun:
     worst_class: dict[int, float] = field(default_factory=dict)  # level -> error on the worst class
     selection: dict[int, float] = field(default_factory=dict)  # level -> selection seconds so far
     end_to_end: dict[int, float] = field(default_factory=dict)  # core-set only
+    environment: str = ""  # hardware, CPU capability, numerics, math libraries (analysis.environments)
 
     @property
     def pair_key(self) -> tuple[str, ...]:
@@ -206,6 +207,7 @@ class Comparison:
     experiment_name: str
     blocks: list[Block]
     ignored: list[tuple[str, str, str]]  # (run id, run name, why)
+    notes: list[str] = field(default_factory=list)  # e.g. runs from different environments
 
     @property
     def pairs(self) -> list[Pair]:

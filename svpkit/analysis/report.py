@@ -149,6 +149,8 @@ def to_markdown(result: Comparison) -> str:
     if missing:
         out += ["", "## Proxy runs without a baseline", ""]
         out += [f"- `{r.run_id}` {r.name}: {r.selector} via {r.selector_model}, seed {r.seed}" for r in missing]
+    if result.notes:
+        out += ["", "## Notes", ""] + [f"- {note}" for note in result.notes]
     if result.ignored:
         out += ["", "## Runs left out", ""]
         out += [f"- `{rid}` {name}: {why}" for rid, name, why in result.ignored]
@@ -243,7 +245,7 @@ def rich_tables(result: Comparison) -> list[Any]:
 
 
 def summary_lines(result: Comparison) -> list[str]:
-    lines = []
+    lines = list(result.notes)
     for r in result.missing_baseline:
         lines.append(
             f"no baseline for proxy run {r.run_id} ({r.name}: {r.selector} via {r.selector_model}, seed {r.seed})"
@@ -308,6 +310,7 @@ def comparison_numbers(result: Comparison) -> dict[str, Any]:
         "tolerance": DEFAULT_TOLERANCE,
         "verdict_rules": rules_text(),
         "blocks": blocks,
+        "notes": list(result.notes),
     }
 
 

@@ -44,6 +44,8 @@ def correlate(
     report = correlation.correlate(data, correlation.parse_k(k, data.num_shared), round_no)
     for table in correlation.rich_tables(report):
         out.print(table)
+    for note in report.notes:
+        err.print(f"note: {note}", style="yellow", highlight=False)
     exp_name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
     if exp_name is None and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
         exp_name = tracking.experiment_name(data.sources[0].experiment_id)

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from svpkit.cli.base import app, out, plugins, print_run_link
-from svpkit.cli.options import DATA, RUN, Selector, opt_int, parse_bool, with_shared
+from svpkit.cli.options import DATA, RUN, Selector, opt_int, parse_deterministic, with_shared
 from svpkit.cli.runs import LoopArgs, collect, load_dataset
 from svpkit.cli.tables import percent
 from svpkit.errors import ConfigError
@@ -80,7 +80,7 @@ def query(
         device=args.device,
         proxy_epochs=opt_int(args.proxy_epochs),
         batch_size=opt_int(args.batch_size),
-        deterministic=parse_bool(args.deterministic, "deterministic"),
+        deterministic=parse_deterministic(args.deterministic, args.device),
         proxy_options=parse_model_options(proxy_spec, args.proxy_options, "--proxy-options"),
     )
     resolve_device(args.device)

@@ -19,6 +19,7 @@ from svpkit.cli.options import (
     Selector,
     opt_int,
     parse_bool,
+    parse_deterministic,
     with_shared,
 )
 from svpkit.cli.runs import LoopArgs, LoopRun, ResumeState, collect, prepare, resolve_resume, run_tracked, validated
@@ -105,7 +106,7 @@ class Specs(NamedTuple):
             "proxy_epochs": opt_int(args.proxy_epochs),
             "target_epochs": opt_int(args.target_epochs),
             "batch_size": opt_int(args.batch_size),
-            "deterministic": parse_bool(args.deterministic, "deterministic"),
+            "deterministic": parse_deterministic(args.deterministic, device),
             "agreement": args.agreement,
             "proxy_options": parse_model_options(self.proxy, args.proxy_options, "--proxy-options"),
             "target_options": parse_model_options(self.target, args.target_options, "--target-options"),

@@ -142,6 +142,18 @@ def opt_int(value: Optional[int]) -> Optional[int]:
     return None if value is None or value <= 0 else value
 
 
+def parse_deterministic(value: str, device: str) -> bool:
+    """``--deterministic``: on a CPU run, also pin the portable CPU numerics now, before torch first runs
+    (:func:`svpkit.runtime.pin_portable_numerics`; docs/reliability.md)."""
+    deterministic = parse_bool(value, "deterministic")
+    if deterministic:
+        from svpkit.runtime import pin_portable_numerics, resolve_device
+
+        if resolve_device(device).type == "cpu":
+            pin_portable_numerics()
+    return deterministic
+
+
 def parse_bool(value: str, what: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):

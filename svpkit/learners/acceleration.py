@@ -2,7 +2,8 @@
 
 ``amp`` is ``auto``, ``on`` or ``off``. ``auto`` trains under bf16 autocast on CUDA (every torch
 model) and, for image and text models, on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX:
-:func:`cpu_has_native_bf16`) when :data:`CPU_BF16_BY_DEFAULT` says so. Under autocast the master
+:func:`cpu_has_native_bf16`) when :data:`CPU_BF16_BY_DEFAULT` says so, except in the portable
+numerics of ``--deterministic`` (float32, the same on every CPU). Under autocast the master
 weights, the optimizer, the loss and everything used for selection stay float32: the learner
 scores and embeds with float32 forward passes, because bf16 logits tie least-confidence and
 entropy scores and bf16 embeddings reorder k-center's near-ties (``benchmarks/bench_parity.py``
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 
 from svpkit.models.base import ModelSpec
+from svpkit.runtime import portable_numerics
 
 CPU_BF16_BY_DEFAULT = True
 """Whether ``amp=auto`` trains in bf16 on CPUs with native bf16. The one switch for the CPU
@@ -63,6 +65,8 @@ def resolve_amp(setting: str, device: torch.device, modalities: tuple[str, ...])
     if device.type == "cuda":
         return True
     if device.type == "cpu":
+        if portable_numerics():  # --deterministic: bf16 exists natively on some CPUs only
+            return False
         return CPU_BF16_BY_DEFAULT and bool(CPU_BF16_MODALITIES & set(modalities)) and cpu_has_native_bf16()
     return False
 

@@ -10,7 +10,7 @@ from svpkit.learners.acceleration import amp_tag
 from svpkit.loops.scoring import selector_settings
 from svpkit.models.base import ModelSpec
 from svpkit.protocols import LearnerOptions
-from svpkit.runtime import resolve_device
+from svpkit.runtime import numerics_fingerprint, resolve_device
 from svpkit.selectors.base import SelectorSpec
 
 
@@ -64,7 +64,15 @@ def selection_run_tags(
         Tag.TARGET_MODEL: target.name,
         Tag.SEED: str(cfg.seed),
         **setting_tags(resolved_settings(proxy, target, cfg) | selector_settings(cfg)),
+        **numerics_tags(cfg.device),
     }
+
+
+def numerics_tags(device: str) -> dict[str, str]:
+    """Tags ``svpkit.cpu_capability``, ``svpkit.numerics``, ``svpkit.math_libraries``, ``svpkit.hardware``:
+    what the run's float results depend on besides its seed (docs/reliability.md). Not matched on
+    (a full-data reference from another machine still counts); ``svpkit compare`` notes a mix."""
+    return setting_tags(numerics_fingerprint(device))
 
 
 def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, cfg: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.learners import make_learner
 from svpkit.loops import scoring
+from svpkit.loops.common import numerics_tags
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions
@@ -116,6 +117,7 @@ def describe_project(
         "svpkit.selector_model": proxy.name if selector.needs else "none",
         "svpkit.seed": str(cfg.seed),
         **setting_tags(settings),
+        **numerics_tags(cfg.device),
     }
     params = {
         "dataset": dataset.name,

@@ -16,7 +16,7 @@ from svpkit.contract import TRAIN, Artifact, Metric, Tag, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.learners import make_learner
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import resolved_settings
+from svpkit.loops.common import numerics_tags, resolved_settings
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -100,6 +100,7 @@ def describe_train_run(
         Tag.SEED: str(cfg.seed),
         Tag.SUBSET_SIZE: str(count),
         **setting_tags(settings),
+        **numerics_tags(cfg.device),
     }
     params = {
         "dataset": dataset.name,
