@@ -16,27 +16,16 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
+from lshelpers import Server
 
 VENV = Path(os.environ.get("SVPKIT_LS_VENV", str(Path.home() / ".cache" / "svpkit-ls-venv")))
 INSTALL = Path(__file__).resolve().parents[1] / "tools" / "install_label_studio.sh"
 START_TIMEOUT = 300.0
 _TIMES: dict[str, float] = {}
-
-
-@dataclass
-class Server:
-    url: str
-    legacy_token: str
-    pat: str
-    document_root: Path
-    email: str
-    password: str
-    log: Path
 
 
 def _free_port() -> int:

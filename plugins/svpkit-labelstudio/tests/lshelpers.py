@@ -6,10 +6,22 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+
+
+@dataclass
+class Server:
+    url: str
+    legacy_token: str
+    pat: str
+    document_root: Path
+    email: str
+    password: str
+    log: Path
 
 
 def cli_env(tracking_uri: str, **extra: str) -> dict[str, str]:

@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Server
-from lshelpers import CHROMEDRIVER, CHROMIUM, Annotator, cli_env, run_cli
+from lshelpers import CHROMEDRIVER, CHROMIUM, Annotator, Server, cli_env, run_cli
 from typer.testing import CliRunner
 
 from svpkit.cli import app
