@@ -7,6 +7,12 @@ python -m pip install -q -e ".[dev]"
 for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && python -m pip install -q -e "$plugin"
 done
+# The Label Studio server for plugins/svpkit-labelstudio's tests, in its own virtualenv (its pinned
+# dependencies must not reach mlflow's environment); idempotent, ≈140 s the first time.
+if [ -x plugins/svpkit-labelstudio/tools/install_label_studio.sh ]; then
+  plugins/svpkit-labelstudio/tools/install_label_studio.sh ||
+    echo "warning: Label Studio not installed; plugins/svpkit-labelstudio's tests will be skipped" >&2
+fi
 # Headless Chromium and its driver for the MLflow UI test (tests/test_mlflow_ui.py; Debian packages).
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   if command -v apt-get >/dev/null 2>&1; then

@@ -41,7 +41,7 @@ def query(
         Optional[str], typer.Option("--out", help="Also write the batch to this CSV file (for the annotation tool).")
     ] = None,
     **shared: Any,
-) -> None:
+) -> Any:  # the updated Project (Any: typer resolves these hints at import time)
     """Ask for the next batch to label: the proxy, trained on the labels so far, picks k of the unlabeled pool."""
     from svpkit.api.labeling import QueryArgs, query_args
 
@@ -51,6 +51,7 @@ def query(
     )
     _print_query(done.project, done.round, done.dataset, out_file)
     print_run_link(done.experiment_id, done.run_id)
+    return done.project  # for commands that wrap this one (the Label Studio plugin's ls-query)
 
 
 def _print_query(project: Project, result: QueryRound, data: Any, out_file: Optional[str]) -> None:

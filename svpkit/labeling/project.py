@@ -37,6 +37,11 @@ class Round:
     stopping: dict[str, Any] | None = None
     """The stopping criteria after this round's proxy (``kappa`` against the previous proxy,
     ``uncertainty``, the stop-set ``predictions``; svpkit.loops.stopping); None without a proxy."""
+    predictions: list[str] = field(default_factory=list)
+    """The proxy's class for every batch entry, in rank order (empty for a random batch)."""
+    confidences: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    """The selector's score for every batch entry (empty for a random batch)."""
 
     def answered(self) -> list[tuple[str, str]]:
         """(id, label) of the answered examples, in the batch's rank order."""

@@ -54,6 +54,8 @@ def stopping_of(project: Project, result: QueryRound) -> dict[str, Any] | None:
 
 def _round_of(result: QueryRound, dataset: Dataset, k: int) -> Round:
     ids = dataset.train.example_ids()
+    names = dataset.class_names
+    predicted = [] if result.predicted is None else [names[int(c)] for c in result.predicted]
     return Round(
         round=result.round,
         strategy=result.strategy,
@@ -63,6 +65,9 @@ def _round_of(result: QueryRound, dataset: Dataset, k: int) -> Round:
         batch=[ids[i] for i in result.picks],
         timings=result.timings(),
         selector_model_error=result.selector_model_error,
+        predictions=predicted,
+        confidences=_list(result.confidence) or [],
+        scores=_list(result.pick_scores()) or [],
     )
 
 

@@ -34,6 +34,7 @@ from svpkit.loops.fitting import timed_fit
 from svpkit.loops.stopping import mean_uncertainty, stop_set
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
+from svpkit.protocols import Learner
 from svpkit.runtime import derive_seed, resolve_device
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
@@ -80,6 +81,10 @@ class QueryRound:
     """The proxy's predicted classes on the project's stop set (svpkit.loops.stopping), when one was trained."""
     stop_uncertainty: float | None = None
     """The proxy's mean 1 − max p on the stop set."""
+    predicted: np.ndarray | None = None
+    """The proxy's class index for every pick, in rank order (None for a random batch)."""
+    confidence: np.ndarray | None = None
+    """The proxy's probability of that class."""
 
     @property
     def total_seconds(self) -> float:
@@ -168,9 +173,11 @@ def query_round(
     rng = np.random.default_rng(derive_seed(cfg.seed, "select", round_no))
     ctx = SelectionContext(pool=pool, labeled=labeled, rng=rng, device=device)
     result = QueryRound(round_no, selector.name, f"selected by {selector.name}", labeled, pool, pool[:0], None)
+    learner = None
     if selector.needs:
         result.reason += f" on the scores of {proxy.name} trained on the {labeled.size} labeled examples"
-        _score(ctx, _training_copy(dataset, labeled, labels), selector, proxy, cfg, result, progress or NullProgress())
+        data = _training_copy(dataset, labeled, labels)
+        learner = _score(ctx, data, selector, proxy, cfg, result, progress or NullProgress())
     with Timer(device) as t:
         selection = scoring.select(selector, ctx, cfg.k)
     result.selection_seconds = t.seconds
@@ -178,6 +185,10 @@ def query_round(
     result.scores = np.asarray(selection.scores, dtype=np.float32)
     if result.picks.shape != (cfg.k,) or np.unique(result.picks).size != cfg.k or not np.isin(result.picks, pool).all():
         raise RuntimeError(f"selector {selector.name!r} did not return {cfg.k} distinct examples of the pool")
+    if learner is not None:  # the proxy's guess for every pick (an annotation tool's pre-annotation)
+        probabilities = learner.predict_proba(result.picks).float().cpu()
+        top = probabilities.max(dim=1)
+        result.predicted, result.confidence = top.indices.numpy().astype(np.int64), top.values.numpy()
     return result
 
 
@@ -196,7 +207,7 @@ def _score(
     cfg: QueryConfig,
     result: QueryRound,
     progress: Progress,
-) -> None:
+) -> Learner:
     """Fit a fresh proxy on ``ctx.labeled`` and fill ``ctx`` with what the selector needs (as the
     active-learning loop's rounds do); the seconds and the proxy's test error go into ``result``."""
     options = learner_options(cfg, derive_seed(cfg.seed, "selector", result.round), cfg.proxy_epochs, cfg.proxy_options)
@@ -212,3 +223,4 @@ def _score(
     result.selector_model_error = learner.error("test") if len(data.test) else None
     probs = learner.predict_proba(stop_set(len(data.train), cfg.seed)).float().cpu().numpy()  # stopping criteria
     result.stop_predictions, result.stop_uncertainty = probs.argmax(axis=1), mean_uncertainty(probs)
+    return learner

@@ -1,0 +1,248 @@
+"""``svpkit ls-query``, ``svpkit ls-push`` and ``svpkit ls-label``: labeling rounds in Label Studio.
+
+- ``ls-query`` is ``svpkit query`` (the same options, the core command runs) plus the Label
+  Studio options: it checks the server and the token first, then asks for the batch, then sends
+  it to Label Studio as tasks;
+- ``ls-push`` sends a project's newest round (again, when ``ls-query`` could not);
+- ``ls-label`` pulls the round's annotations and imports them like ``svpkit label FILE.csv``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from svpkit.cli.base import out
+from svpkit.cli.labeling import query as core_query
+from svpkit.errors import ConfigError
+from svpkit_labelstudio.names import DOCUMENT_ROOT_ENV, TAG_PROJECT, TAG_URL, TOKEN_ENV, URL_ENV
+
+LabelStudioUrl = Annotated[
+    Optional[str],
+    typer.Option(
+        "--label-studio",
+        envvar=URL_ENV,
+        help="The Label Studio server, e.g. http://localhost:8080 (default: the project's, or $LABEL_STUDIO_URL).",
+    ),
+]
+Token = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ls-token",
+        envvar=TOKEN_ENV,
+        show_default=False,
+        help="A Label Studio personal access token or legacy API token (default: $LABEL_STUDIO_API_KEY).",
+    ),
+]
+LS_OPTIONS = {
+    "label_studio": inspect.Parameter(
+        "label_studio", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=LabelStudioUrl
+    ),
+    "ls_project": inspect.Parameter(
+        "ls_project",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Optional[str],
+            typer.Option(
+                "--ls-project",
+                help="The Label Studio project: an id, or a title (reused when it exists, else created).",
+            ),
+        ],
+    ),
+    "ls_token": inspect.Parameter("ls_token", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Token),
+    "ls_document_root": inspect.Parameter(
+        "ls_document_root",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Optional[str],
+            typer.Option(
+                "--ls-document-root",
+                envvar=DOCUMENT_ROOT_ENV,
+                help="The server's local-files document root (image folders must lie under it).",
+            ),
+        ],
+    ),
+}
+
+
+def _target(project_id: Optional[str], url: Optional[str], ls_project: Optional[str]) -> Any:
+    """The server and project: given, else the ones the svpkit project's run already uses."""
+    from svpkit.tracking import get_run_record
+    from svpkit_labelstudio.rounds import Target
+
+    tags = get_run_record(project_id).tags if project_id else {}
+    url = url or tags.get(TAG_URL)
+    ls_project = ls_project or tags.get(TAG_PROJECT)
+    if not url:
+        raise ConfigError("no Label Studio server: give --label-studio URL (or set $LABEL_STUDIO_URL)")
+    if not ls_project:
+        raise ConfigError("no Label Studio project: give --ls-project NAME|ID")
+    return Target(url, ls_project)
+
+
+def ls_query(**kwargs: Any) -> None:
+    """`svpkit query` with the batch sent to Label Studio as tasks (with the proxy's predictions)."""
+    from svpkit.cli.runs import load_dataset
+    from svpkit.labeling.project import open_project
+    from svpkit_labelstudio.client import connect
+    from svpkit_labelstudio.rounds import prepare_source, push_round
+
+    ls_args = {name: kwargs.pop(name) for name in LS_OPTIONS}
+    project_id = kwargs.get("project") or None
+    target = _target(project_id, ls_args["label_studio"], ls_args["ls_project"])
+    ls = connect(target.url, ls_args["ls_token"])  # a wrong token or server: nothing has happened yet
+    if target.project.isdigit():
+        target.existing(ls)  # an id that does not exist is an error now, not after the query
+    recorded = open_project(project_id).invocation if project_id else {}
+    dataset = recorded.get("dataset") or kwargs["dataset"]
+    data_path = kwargs.get("data_path") or recorded.get("data_path")
+    limits = (
+        recorded.get("train_limit", kwargs.get("train_limit")),
+        recorded.get("test_limit", kwargs.get("test_limit")),
+    )
+    source = prepare_source(
+        dataset, data_path, ls_args["ls_document_root"], lambda: load_dataset(dataset, data_path, *limits)
+    )
+    project = core_query(**kwargs)
+    info, _ = push_round(ls, project, target, source)
+    out.print(
+        f"round {info['round']}: {len(info['tasks'])} tasks in Label Studio project {info['project']} "
+        f"({ls.url}/projects/{info['project']}/data); pull the annotations with "
+        f"`svpkit ls-label --project {project.run_id}`"
+    )
+
+
+ls_query.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [*inspect.signature(core_query).parameters.values(), *LS_OPTIONS.values()]
+)
+
+
+def ls_push(
+    project: Annotated[str, typer.Option("--project", help="The labeling project's run id.")],
+    label_studio: LabelStudioUrl = None,
+    ls_project: Annotated[
+        Optional[str], typer.Option("--ls-project", help="The Label Studio project: an id, or a title.")
+    ] = None,
+    ls_token: Token = None,
+    ls_document_root: Annotated[
+        Optional[str], typer.Option("--ls-document-root", envvar=DOCUMENT_ROOT_ENV, help="The server's document root.")
+    ] = None,
+    data_path: Annotated[Optional[str], typer.Option("--data-path", help="Where the data set is now.")] = None,
+) -> None:
+    """Send the project's newest round to Label Studio (nothing when it was sent already)."""
+    from svpkit.cli.runs import load_dataset
+    from svpkit.labeling.project import open_project
+    from svpkit_labelstudio.client import connect
+    from svpkit_labelstudio.rounds import prepare_source, push_round
+
+    target = _target(project, label_studio, ls_project)
+    ls = connect(target.url, ls_token)
+    opened = open_project(project)
+    inv = opened.invocation
+    path = data_path or inv.get("data_path")
+    source = prepare_source(
+        inv["dataset"],
+        path,
+        ls_document_root,
+        lambda: load_dataset(inv["dataset"], path, inv.get("train_limit"), inv.get("test_limit")),
+    )
+    info, imported = push_round(ls, opened, target, source)
+    what = "sent" if imported else "already in Label Studio"
+    out.print(f"round {info['round']}: {len(info['tasks'])} tasks {what} (project {info['project']})")
+
+
+def ls_label(
+    project: Annotated[str, typer.Option("--project", help="The labeling project's run id.")],
+    take_finished: Annotated[
+        bool,
+        typer.Option(
+            "--take-finished",
+            help="Import the finished tasks of a round that still has open ones (default: nothing until all are done).",
+        ),
+    ] = False,
+    label_studio: LabelStudioUrl = None,
+    ls_token: Token = None,
+) -> None:
+    """Import the annotations of the newest round's Label Studio tasks, checked like `svpkit label FILE.csv`."""
+    from svpkit.labeling.files import Answer
+    from svpkit.labeling.project import open_project
+    from svpkit.labeling.session import check_answers, commit_answers, note_env_run
+    from svpkit_labelstudio.client import connect
+    from svpkit_labelstudio.rounds import drifts, pull_round, read_round_info
+
+    opened = open_project(project)
+    latest = opened.latest
+    if latest is None:
+        raise ConfigError(f"project {project} has not asked for a batch yet: run `svpkit ls-query` first")
+    info = read_round_info(project, latest.round)
+    if info is None:
+        raise ConfigError(f"round {latest.round} of project {project} is not in Label Studio: run `svpkit ls-push`")
+    ls = connect(label_studio or str(info["url"]), ls_token)
+    tasks = ls.tasks(int(info["project"]))
+    pulled = {latest.round: pull_round(ls, info, tasks)}
+    for r in opened.rounds[:-1]:
+        earlier = read_round_info(project, r.round)
+        if earlier is not None and int(earlier["project"]) == int(info["project"]):
+            pulled[r.round] = pull_round(ls, earlier, tasks)
+    now = pulled[latest.round]
+    _print_status(latest.round, now, len(latest.batch))
+    if now.open and not take_finished:
+        raise ConfigError(
+            f"{len(now.open)} of round {latest.round}'s {len(latest.batch)} tasks are still open in Label Studio; "
+            f"nothing imported (--take-finished imports the {len(now.answers)} finished ones)"
+        )
+    if now.unreadable:
+        ident, what = next(iter(now.unreadable.items()))
+        raise ConfigError(
+            f"{len(now.unreadable)} annotations choose no single class (task {now.task_of[ident]}: {what}); nothing imported"
+        )
+    answers = [Answer(now.task_of[i], i, label) for i, label in now.answers.items()]
+    check = check_answers(opened, answers)
+    if check.problems:
+        table = Table(title=f"annotations of round {latest.round}")
+        for col in ("problem", "id", "task", "detail"):
+            table.add_column(col, overflow="fold")
+        for p in check.problems:
+            table.add_row(p.kind, escape(p.id), str(p.line), escape(p.detail))
+        out.print(table)
+        kinds = ", ".join(sorted({p.kind for p in check.problems}))
+        raise ConfigError(f"{len(check.problems)} annotations cannot be imported ({kinds}); nothing imported")
+    changed = {i: check.round.answers[i] for i in check.changed}
+    updated = commit_answers(opened, check)
+    note_env_run(project)
+    if updated is None:
+        out.print(f"nothing changed: project {project} already holds these answers for round {latest.round}")
+    else:
+        out.print(f"imported {len(check.accepted)} answers for round {latest.round} (labels/round_{latest.round}.csv)")
+    for ident, old in changed.items():
+        out.print(f"changed in Label Studio after import: {escape(ident)}: {old} → {check.accepted[ident]} (imported)")
+    for d in drifts(updated or opened, pulled, closed_only=False):
+        kept = "round closed" if d.round != latest.round else "not an answer"
+        out.print(
+            f"changed in Label Studio after import: round {d.round} {escape(d.id)}: {d.imported} → {d.now} "
+            f"(svpkit keeps {d.imported}: {kept})"
+        )
+    out.print(f"project {project}: {len((updated or opened).labeled())} imported labels")
+
+
+def _print_status(round_no: int, pulled: Any, total: int) -> None:
+    out.print(
+        f"round {round_no} in Label Studio: {len(pulled.answers)} of {total} tasks annotated, "
+        f"{len(pulled.skipped)} skipped, {len(pulled.open)} open"
+        + (f", {len(pulled.missing)} deleted" if pulled.missing else "")
+    )
+    if pulled.skipped:
+        shown = ", ".join(pulled.skipped[:10]) + (" …" if len(pulled.skipped) > 10 else "")
+        out.print(f"skipped (cancelled) in Label Studio, they stay unlabeled: {escape(shown)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ls-query")(ls_query)
+    app.command("ls-push")(ls_push)
+    app.command("ls-label")(ls_label)
