@@ -219,7 +219,11 @@ def train_rows(tr: dict[str, Any]) -> list[list[str]]:
                 f"{run['images_per_second']:,.0f} img/s, {arm['speedup_total']:.2f}× plain, "
                 f"error {run['test_error']:.3f}",
                 f"181 ep. × 50k: {proj[arm['label']]:,.0f} s; {rl['achieved_gflops']:,.0f} GFLOP/s "
-                f"({100 * rl['fraction_of_bf16_peak']:.1f} % bf16 peak)",
+                + (
+                    f"({100 * rl['fraction_of_bf16_peak']:.1f} % bf16 peak)"
+                    if rl.get("fraction_of_bf16_peak") is not None
+                    else "(no bf16 peak on this device)"
+                ),
             ]
         )
     return rows

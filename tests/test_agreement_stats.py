@@ -218,7 +218,9 @@ def test_verdict_beats_random_needs_the_upper_end_below_zero() -> None:
 def test_verdict_without_intervals_is_inconclusive() -> None:
     assert verdict(_iv(-0.5, None, 1), _iv(0.0, None, 1)) == "inconclusive (1 seed)"
     assert verdict(None, None) == "inconclusive (0 seeds)"
-    assert verdict(_iv(0.1, 0.01, 5), _iv(0.5, None, 1)) == "inconclusive (5 seeds)"
+    # Against random the interval decides even when the baseline has none: above zero is a loss.
+    assert verdict(_iv(0.1, 0.01, 5), _iv(0.5, None, 1)) == "worse than random"
+    assert verdict(_iv(0.1, 0.2, 5), _iv(0.5, None, 1)) == "inconclusive (5 seeds)"
     with pytest.raises(ValueError):
         verdict(None, None, -0.01)
     for label in ("matches baseline (within X points)", "worse than baseline", "beats random", "inconclusive"):

@@ -103,8 +103,9 @@ def _worker(out: Path) -> None:
         probs = parallel.sharded_rows(lambda ix: torch.softmax(scorer(pool[torch.as_tensor(ix)]), 1), order)
     learner, indices = _learner()
     recorder = _Recorder()
-    fit_ddp(learner, indices, observers=[recorder])
-    assert learner.model is not None
+    fitted = fit_ddp(learner, indices, observers=[recorder])  # returns what it trained; the learner is unchanged
+    assert learner.model is None and fitted.model is not None
+    learner.model = fitted.model
     via_fit, _ = _learner()
     via_fit.fit(indices)  # TorchLearner.fit hands over to DDP under torchrun
     assert via_fit.model is not None

@@ -41,6 +41,7 @@ QUERY_DEFAULTS: dict[str, Any] = {
     "data_path": None,
     "train_limit": None,
     "test_limit": None,
+    "dataset_options": None,
     "selector": "least_confidence",
     "proxy": "digits_mlp",
     "seed": 0,

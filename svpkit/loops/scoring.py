@@ -180,6 +180,7 @@ def selector_settings(cfg: SelectionSettings) -> dict[str, str]:
     given: dict[str, Any] = {"class_balance": cfg.class_balance}
     if isinstance(cfg, SubsetSettings):
         given |= {"coverage": cfg.coverage, "score_models": cfg.score_models}
+    given["initial_selector"] = getattr(cfg, "initial_selector", "random")  # active learning only (--initial-selector)
     variant = {k: v for k, v in given.items() if v != VARIANT_DEFAULTS[k]}
     if isinstance(cfg, SubsetSettings) and cfg.coverage == "ccs":
         variant |= {"ccs_cutoff": cfg.ccs_cutoff, "ccs_bins": cfg.ccs_bins}

@@ -88,7 +88,6 @@ def _target(project_id: Optional[str], url: Optional[str], ls_project: Optional[
 
 def ls_query(**kwargs: Any) -> None:
     """`svpkit query` with the batch sent to Label Studio as tasks (with the proxy's predictions)."""
-    from svpkit.cli.runs import load_dataset
     from svpkit.labeling.project import open_project
     from svpkit_labelstudio.client import connect
     from svpkit_labelstudio.rounds import prepare_source, push_round
@@ -105,6 +104,7 @@ def ls_query(**kwargs: Any) -> None:
     limits = (
         recorded.get("train_limit", kwargs.get("train_limit")),
         recorded.get("test_limit", kwargs.get("test_limit")),
+        recorded.get("dataset_options", kwargs.get("dataset_options")),
     )
     source = prepare_source(
         dataset, data_path, ls_args["ls_document_root"], lambda: load_dataset(dataset, data_path, *limits)
@@ -136,7 +136,6 @@ def ls_push(
     data_path: Annotated[Optional[str], typer.Option("--data-path", help="Where the data set is now.")] = None,
 ) -> None:
     """Send the project's newest round to Label Studio (nothing when it was sent already)."""
-    from svpkit.cli.runs import load_dataset
     from svpkit.labeling.project import open_project
     from svpkit_labelstudio.client import connect
     from svpkit_labelstudio.rounds import prepare_source, push_round
@@ -150,7 +149,9 @@ def ls_push(
         inv["dataset"],
         path,
         ls_document_root,
-        lambda: load_dataset(inv["dataset"], path, inv.get("train_limit"), inv.get("test_limit")),
+        lambda: load_dataset(
+            inv["dataset"], path, inv.get("train_limit"), inv.get("test_limit"), inv.get("dataset_options")
+        ),
     )
     info, imported = push_round(ls, opened, target, source)
     what = "sent" if imported else "already in Label Studio"
@@ -246,3 +247,17 @@ def register(app: typer.Typer) -> None:
     app.command("ls-query")(ls_query)
     app.command("ls-push")(ls_push)
     app.command("ls-label")(ls_label)
+
+
+def load_dataset(
+    name: str,
+    path: Optional[str],
+    train_limit: Optional[int] = None,
+    test_limit: Optional[int] = None,
+    dataset_options: Optional[str] = None,
+) -> Any:
+    """The project's data set by name, as ``svpkit query`` loads it (options and limits included)."""
+    from svpkit.api.flow import load_dataset as load_spec
+    from svpkit.plugins import get_plugins
+
+    return load_spec(get_plugins().datasets.get(name), path, train_limit, test_limit, dataset_options)
