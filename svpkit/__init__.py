@@ -7,7 +7,7 @@ The Python API (docs/python-api.md)::
     run.selected, run.rounds  # the picks of each round, the rounds
 
 ``svpkit.active_learning``, ``core_set``, ``train``, ``suggest_proxy``, ``compare``, ``query``
-and ``label`` (:mod:`svpkit.api`), the errors they raise (``SvpkitError``, ``ConfigError``,
+and ``label`` (:mod:`svpkit.api`), their settings objects (``ActiveLearningArgs``, ...), the errors they raise (``SvpkitError``, ``ConfigError``,
 ``DataError``) and the plugin marker ``hookimpl`` are attributes of this package, imported on
 first use: ``import svpkit`` stays cheap (no torch, no MLflow).
 """
@@ -28,6 +28,11 @@ _EXPORTS = {
     "query": "svpkit.api",
     "label": "svpkit.api",
     "RunResult": "svpkit.api",
+    "ActiveLearningArgs": "svpkit.api",
+    "CoreSetArgs": "svpkit.api",
+    "TrainArgs": "svpkit.api",
+    "SuggestArgs": "svpkit.api",
+    "QueryArgs": "svpkit.api",
     "SvpkitError": "svpkit.errors",
     "ConfigError": "svpkit.errors",
     "DataError": "svpkit.errors",

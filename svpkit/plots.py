@@ -24,13 +24,7 @@ def error_curve(
         points = [(f, 100.0 * e) for f, e in zip(fractions, errors) if e == e]
         if points:
             ax.plot(*zip(*points), marker="o", label=name)
-    ax.set_xlabel("labeled examples (% of training set)")
-    ax.set_ylabel("top-1 test error (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, ("labeled examples (% of training set)", "top-1 test error (%)"), title)
 
 
 def stacked_seconds(labeled: Sequence[int], parts: dict[str, Sequence[float]], title: str) -> Any:
@@ -41,12 +35,7 @@ def stacked_seconds(labeled: Sequence[int], parts: dict[str, Sequence[float]], t
     for name, values in parts.items():
         ax.bar(xs, values, bottom=bottom, label=name)
         bottom = [b + v for b, v in zip(bottom, values)]
-    ax.set_xlabel("labeled examples after the round")
-    ax.set_ylabel("seconds")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, ("labeled examples after the round", "seconds"), title, grid=False)
 
 
 def criterion_curve(
@@ -61,10 +50,16 @@ def criterion_curve(
             ax.plot(*zip(*points), marker="o", label=name)
     if threshold is not None:
         ax.axhline(threshold[1], linestyle="--", color="grey", label=f"--stop-when {threshold[0]} {threshold[1]:g}")
-    ax.set_xlabel("labeled examples")
-    ax.set_ylabel("criterion")
+    return _finished(fig, ax, ("labeled examples", "criterion"), title)
+
+
+def _finished(fig: Any, ax: Any, labels: tuple[str, str], title: str, grid: bool = True) -> Any:
+    """The figure with its axis labels, title, legend (and a light grid), laid out."""
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
     ax.set_title(title)
-    ax.grid(alpha=0.3)
+    if grid:
+        ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     return fig

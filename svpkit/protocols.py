@@ -90,6 +90,25 @@ class KeepsLosses(Protocol):
     loss_history: Sequence[Any]
 
 
+@runtime_checkable
+class HasModule(Protocol):
+    """A learner whose model is a torch module (MC dropout and BADGE read its layers)."""
+
+    model: torch.nn.Module
+
+
+@runtime_checkable
+class TorchInputs(HasModule, Protocol):
+    """A learner that hands out a split's raw inputs and prepares a chunk of them for its model
+    (GraNd over every parameter computes per-example gradients chunk by chunk)."""
+
+    device: torch.device
+
+    def inputs(self, split: str) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True)
 class LearnerOptions:
     """Per-run choices that are not part of a model's identity."""

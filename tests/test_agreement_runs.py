@@ -15,6 +15,7 @@ from svpkit.data.digits import load_digits
 from svpkit.errors import ConfigError
 from svpkit.loops.active_learning import ALConfig, describe_run, run_active_learning
 from svpkit.loops.core_set import CoreSetConfig, run_core_set
+from svpkit.loops.settings import LoopSettings
 from svpkit.plugins import get_plugins
 from svpkit.tracking.memory import MemoryTracker
 
@@ -30,7 +31,8 @@ def digits() -> Any:
 
 def _al(data: Any, tracker: MemoryTracker, selector: str = "least_confidence", **kw: Any) -> Any:
     p = get_plugins()
-    cfg = ALConfig(initial=20, budgets=[50, 80, 110], proxy_epochs=2, target_epochs=2, device="cpu", **kw)
+    settings = LoopSettings(proxy_epochs=2, target_epochs=2, device="cpu", **kw)
+    cfg = ALConfig(initial=20, budgets=[50, 80, 110], settings=settings)
     specs = p.selectors.get(selector), p.models.get("digits_mlp"), p.models.get("digits_cnn")
     return run_active_learning(data, *specs, cfg, tracker)
 
@@ -71,7 +73,8 @@ def test_scores_mode_logs_only_spearman_for_k_center(digits: Any) -> None:
 
 def test_core_set_with_compare_full_logs_the_rankings_agreement(digits: Any) -> None:
     p = get_plugins()
-    cfg = CoreSetConfig(keep=0.3, seed_size=10, proxy_epochs=2, target_epochs=1, device="cpu", compare_full=True)
+    settings = LoopSettings(proxy_epochs=2, target_epochs=1, device="cpu")
+    cfg = CoreSetConfig(keep=0.3, seed_size=10, settings=settings, compare_full=True)
     specs = p.selectors.get("greedy_k_center"), p.models.get("digits_mlp"), p.models.get("digits_cnn")
     tracker = MemoryTracker()
     run_core_set(digits, *specs, cfg, tracker)
@@ -101,7 +104,7 @@ def test_agreement_that_cannot_be_measured_is_a_config_error(
     digits: Any, selector: str, overrides: dict[str, Any], message: str
 ) -> None:
     p = get_plugins()
-    cfg = ALConfig(initial=20, budgets=[50], agreement="full", **overrides)
+    cfg = ALConfig(initial=20, budgets=[50], settings=LoopSettings(agreement="full"), **overrides)
     specs = p.selectors.get(selector), p.models.get("digits_mlp"), p.models.get("digits_cnn")
     with pytest.raises(ConfigError, match=re.escape(message)):
         describe_run(digits, *specs, cfg)

@@ -17,6 +17,7 @@ from svpkit.errors import ConfigError
 from svpkit.loops.core_set import CoreSetConfig, resolve_sizes, run_core_set
 from svpkit.loops.ranking import rank_training_set
 from svpkit.loops.reference import FullReference, choose_full_reference
+from svpkit.loops.settings import LoopSettings
 from svpkit.plugins import get_plugins
 from svpkit.selectors.k_center import k_center_ranking
 from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
@@ -144,7 +145,7 @@ def test_sizes() -> None:
 
 def _run(data, selector: str, tracker: MemoryTracker, resume_state=None, **kw) -> object:  # type: ignore[no-untyped-def]
     p = get_plugins()
-    cfg = CoreSetConfig(proxy_epochs=2, target_epochs=1, device="cpu", **kw)
+    cfg = CoreSetConfig(settings=LoopSettings(proxy_epochs=2, target_epochs=1, device="cpu"), **kw)
     sel, proxy, target = p.selectors.get(selector), p.models.get("digits_mlp"), p.models.get("digits_cnn")
     return run_core_set(data, sel, proxy, target, cfg, tracker, resume_state=resume_state)
 
@@ -196,7 +197,7 @@ def test_resume_after_ranking_is_exact(small_digits) -> None:  # type: ignore[no
 
 def test_full_reference_prefers_same_seed_then_newest(small_digits) -> None:  # type: ignore[no-untyped-def]
     target = get_plugins().models.get("digits_cnn")
-    cfg = CoreSetConfig(seed=1, device="cpu")
+    cfg = LoopSettings(seed=1, device="cpu")
 
     def record(run_id: str, seed: int, start: int, **over: str) -> SimpleNamespace:
         tags = {

@@ -23,8 +23,8 @@ from svpkit.errors import ConfigError
 from svpkit.learners.options import parse_model_options
 from svpkit.learners.torch import TorchLearner
 from svpkit.loops.common import run_role
-from svpkit.loops.core_set import CoreSetConfig
 from svpkit.loops.reference import full_reference_mismatch
+from svpkit.loops.settings import LoopSettings
 from svpkit.models import vdcnn
 from svpkit.models.options import parse_options_text
 from svpkit.plugins import get_plugins
@@ -263,9 +263,9 @@ def test_full_reference_must_have_the_same_target_options() -> None:
                 "target_options": "inference_batch_size=64"},
         metrics={"target/train_seconds": 1.0, "target/test_error": 0.5},
     )  # fmt: skip
-    same = CoreSetConfig(device="cpu", target_options={"inference_batch_size": 64})
+    same = LoopSettings(device="cpu", target_options={"inference_batch_size": 64})
     assert full_reference_mismatch(record, data, spec, same) is None
-    other = CoreSetConfig(device="cpu")
+    other = LoopSettings(device="cpu")
     assert full_reference_mismatch(record, data, spec, other) == (
         "its target options are 'inference_batch_size=64', not 'none'"
     )

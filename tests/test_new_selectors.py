@@ -19,9 +19,10 @@ from svpkit.cli import app
 from svpkit.data.digits import load_digits
 from svpkit.errors import ConfigError
 from svpkit.loops.core_set import CoreSetConfig, run_core_set
-from svpkit.loops.core_set_subset import choose_subset
+from svpkit.loops.core_set_subset import SubsetVariant, choose_subset
 from svpkit.loops.evaluation import split_errors
 from svpkit.loops.scoring import mc_accumulate, select_batch
+from svpkit.loops.settings import LoopSettings
 from svpkit.plugins import get_plugins
 from svpkit.selectors.base import Ranking, SelectionContext, parse_selector_options
 from svpkit.tracking.memory import MemoryTracker
@@ -109,7 +110,8 @@ def test_score_models_average_and_count_every_proxy(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(core_set, "rank_with_proxy", counted)
     results = []
     for n in (1, 3):
-        cfg = CoreSetConfig(keep=0.5, device="cpu", proxy_epochs=1, target_epochs=1, score_models=n)
+        settings = LoopSettings(device="cpu", proxy_epochs=1, target_epochs=1)
+        cfg = CoreSetConfig(keep=0.5, settings=settings, subset=SubsetVariant(score_models=n))
         results.append(run_core_set(data, el2n, mlp, cnn, cfg, MemoryTracker()))
     one, three = results
     assert len(seeds) == 4 and seeds[0] == seeds[1] and len(set(seeds[1:])) == 3  # the first is the usual proxy
@@ -124,14 +126,12 @@ def test_ccs_and_class_balance_keep_a_permutation() -> None:
     scores[:3] = np.inf  # never-learned examples
     ranking = Ranking(np.argsort(-scores, kind="stable").astype(np.int64), scores)
     labels = torch.arange(n) % 4
-    base = dict(seed=0, coverage="ccs", ccs_cutoff=0.2, ccs_bins=4, class_balance=False)
-    cfg = type("Cfg", (), base)
-    chosen, reports = choose_subset(ranking, m, cfg, labels, 4)
+    ccs = SubsetVariant(coverage="ccs", ccs_cutoff=0.2, ccs_bins=4)
+    chosen, reports = choose_subset(ranking, m, ccs, LoopSettings(seed=0), labels, 4)
     assert sorted(chosen.order.tolist()) == list(range(n))
     assert not set(chosen.order[:m].tolist()) & set(ranking.order[:20].tolist())  # the hardest 20 % dropped
     assert sum(reports["coverage.json"]["bin_budgets"]) == m
-    cfg = type("Cfg", (), base | {"coverage": "none", "class_balance": True})
-    chosen, reports = choose_subset(ranking, m, cfg, labels, 4)
+    chosen, reports = choose_subset(ranking, m, SubsetVariant(), LoopSettings(class_balance=True), labels, 4)
     assert torch.bincount(labels[chosen.order[:m]]).tolist() == [10, 10, 10, 10]
 
 
@@ -230,9 +230,9 @@ def test_badge_refuses_a_model_without_a_final_linear_layer() -> None:
 
     spec = get_plugins().models.get("digits_mlp")
     no_linear = ModelSpec(**{**spec.__dict__, "name": "conv_only", "build": lambda c, s: torch.nn.Conv1d(1, c, 1)})
-    cfg = CoreSetConfig()
     with pytest.raises(ConfigError, match="final nn.Linear"):
-        check_selection(get_plugins().selectors.get("badge"), "active_learning", no_linear, load_digits(), cfg)
+        badge = get_plugins().selectors.get("badge")
+        check_selection(badge, "active_learning", no_linear, load_digits(), LoopSettings())
     assert parse_selector_options(get_plugins().selectors.get("bald"), None) == {"mc_samples": 20, "mc_dropout": 0.5}
 
 

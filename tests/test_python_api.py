@@ -60,6 +60,56 @@ def test_bad_settings_are_typed_errors_before_any_run(tracking_uri: str) -> None
     assert find_run("al-margn-digits_mlp-s0") is None
 
 
+def test_a_settings_object_and_keywords_are_one_run_s_settings() -> None:
+    """A settings object, keywords over it, and the command line's text are the same settings;
+    an unknown keyword is a ConfigError with a did-you-mean, before anything runs."""
+    from svpkit.api.args import settle
+
+    base = svpkit.ActiveLearningArgs(budgets=[40, 60], initial=20, deterministic=True, **TINY)
+    over = settle(svpkit.ActiveLearningArgs, base, {"seed": 3, "proxy_options": {"hidden": 32}})
+    text = settle(svpkit.ActiveLearningArgs, None, {**TINY, "budgets": "40,60", "initial": "20", "seed": 3})
+    assert (over.budgets, over.initial, over.seed, over.deterministic) == ("40,60", "20", 3, "true")
+    assert over.proxy_options == "hidden=32" and base.budgets == [40, 60]  # the given object is not changed
+    assert (text.budgets, text.initial, text.deterministic) == ("40,60", "20", "false")
+    with pytest.raises(
+        svpkit.ConfigError, match="unknown setting 'budget' of ActiveLearningArgs .did you mean 'budgets'"
+    ):
+        svpkit.active_learning(budget=[10], **TINY)
+    with pytest.raises(svpkit.ConfigError, match="settings must be a CoreSetArgs"):
+        svpkit.core_set(base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("command", "settings"),
+    [
+        ("active-learning", "ActiveLearningArgs"),
+        ("core-set", "CoreSetArgs"),
+        ("train", "TrainArgs"),
+        ("suggest-proxy", "SuggestArgs"),
+        ("query", "QueryArgs"),
+    ],
+)
+def test_the_command_line_defaults_are_the_settings_objects(command: str, settings: str) -> None:
+    """The settings objects hold the defaults; each command's options default to the same values
+    (as the command line writes them), and the API function shows the fields as keywords."""
+    import inspect
+    from dataclasses import fields
+
+    import typer.main
+
+    from svpkit.api.args import as_text
+    from svpkit.cli import app
+
+    cls = getattr(svpkit, settings)
+    params = {p.name: p.default for p in typer.main.get_command(app).commands[command].params}  # type: ignore[attr-defined]
+    for f in fields(cls):
+        assert as_text(f.name, params[f.name]) == as_text(f.name, f.default), (command, f.name)
+    function = {"ActiveLearningArgs": svpkit.active_learning, "CoreSetArgs": svpkit.core_set}.get(settings)
+    if function is not None:
+        shown = inspect.signature(function).parameters
+        assert {f.name for f in fields(cls)} <= set(shown) and "given" not in shown
+
+
 def test_every_loop_picks_what_the_command_line_picks(tmp_path: Path, tracking_uri: str) -> None:
     al = {"initial": 20, "budgets": [40, 60], "proxy_epochs": 1, "target_epochs": 1, "seed": 3}
     _cli("active-learning", *TINY_ARGS, "--initial", "20", "--budgets", "40,60", "--proxy-epochs", "1",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from svpkit.data.digits import load_digits
 from svpkit.loops.active_learning import ALConfig, run_active_learning
+from svpkit.loops.settings import LoopSettings
 from svpkit.plugins import Plugins
 from svpkit.tracking.memory import MemoryTracker
 
@@ -33,7 +34,7 @@ def test_readme_plugin_registers_and_runs() -> None:
         selector,
         model,
         plugins.models.get("digits_mlp"),
-        ALConfig(initial=20, budgets=[60, 100], proxy_epochs=2, target_epochs=2),
+        ALConfig(initial=20, budgets=[60, 100], settings=LoopSettings(proxy_epochs=2, target_epochs=2)),
         tracker,
     )
     assert [len(s) for s in result.selected] == [40, 40]

@@ -117,6 +117,7 @@ def test_same_seed_same_picks_different_seed_different_picks() -> None:
     """Determinism on CPU, in-process: the selected indices depend on the seed and nothing else."""
     from svpkit.data.digits import load_digits
     from svpkit.loops.active_learning import ALConfig, run_active_learning
+    from svpkit.loops.settings import LoopSettings
     from svpkit.plugins import get_plugins
     from svpkit.tracking.memory import MemoryTracker
 
@@ -125,7 +126,8 @@ def test_same_seed_same_picks_different_seed_different_picks() -> None:
     specs = (plugins.selectors.get("least_confidence"), plugins.models.get("digits_mlp"))
 
     def picks(seed: int) -> list[list[int]]:
-        cfg = ALConfig(budgets=[0.1, 0.2], seed=seed, device="cpu", proxy_epochs=2, train_target=False)
+        settings = LoopSettings(seed=seed, device="cpu", proxy_epochs=2)
+        cfg = ALConfig(budgets=[0.1, 0.2], settings=settings, train_target=False)
         result = run_active_learning(data, specs[0], specs[1], specs[1], cfg, MemoryTracker())
         return [result.initial.tolist(), *(s.tolist() for s in result.selected)]
 

@@ -15,6 +15,7 @@ from svpkit.cli import app
 from svpkit.contract import SUGGEST_PROXY, Artifact, Tag
 from svpkit.data.digits import load_digits
 from svpkit.errors import ConfigError
+from svpkit.loops.settings import LoopSettings
 from svpkit.loops.suggest import Contender, SuggestConfig, pilot_size, run_suggest
 from svpkit.plugins import get_plugins
 from svpkit.tracking.memory import MemoryTracker
@@ -38,7 +39,7 @@ def test_rows_report_and_run(tmp_path: Any) -> None:
     target = Contender("digits_cnn", models.get("digits_cnn"), 2)
     candidates = parse_candidates(CANDIDATES)
     contenders = [Contender(c.text, models.get(c.name), c.epochs) for c in candidates]
-    cfg = SuggestConfig(pilot=0.25, k=30, seeds=2, device="cpu")
+    cfg = SuggestConfig(pilot=0.25, k=30, seeds=2, settings=LoopSettings(device="cpu"))
     rows = run_suggest(data, get_plugins().selectors.get("least_confidence"), target, contenders, cfg)
     assert [(r.seed, r.candidate) for r in rows] == [(0, "digits_mlp:2"), (0, "digits_cnn:1")] + [
         (1, "digits_mlp:2"),

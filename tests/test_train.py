@@ -201,16 +201,18 @@ def test_gpu_fit_with_compile_learns() -> None:
 def test_active_learning_reports_warm_up_once_and_counts_it() -> None:
     from svpkit.data.digits import load_digits
     from svpkit.loops.active_learning import ALConfig, run_active_learning
+    from svpkit.loops.settings import LoopSettings
     from svpkit.tracking.memory import MemoryTracker
 
     plugins = get_plugins()
     tracker = MemoryTracker()
+    _settings = LoopSettings(proxy_epochs=1, target_epochs=1, device="cpu")
     result = run_active_learning(
         load_digits(),
         plugins.selectors.get("least_confidence"),
         plugins.models.get("digits_mlp"),
         plugins.models.get("digits_mlp"),
-        ALConfig(initial=20, budgets=[60, 100], proxy_epochs=1, target_epochs=1, train_target=False, device="cpu"),
+        ALConfig(initial=20, budgets=[60, 100], settings=_settings, train_target=False),
         tracker,
     )
     warm = [r.warmup_seconds for r in result.rounds]

@@ -8,12 +8,14 @@ same way whatever started it. The text forms are the command line's: ``"0.1,0.2"
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Optional, TypeVar, Union
 
 from svpkit.contract import format_options
-from svpkit.errors import SvpkitError
+from svpkit.errors import ConfigError, SvpkitError
 
 Size = Union[float, int, str]
 """A fraction in (0, 1], a count, or their text."""
@@ -23,76 +25,127 @@ Options = Union[Mapping[str, Any], str, None]
 """Model or selector options: a mapping, or the command line's ``name=value,...``."""
 
 
+Sizes = Union[str, Sequence[Union[float, int]]]
+"""Budgets: a list of fractions or counts, or their text (``"0.1,0.2"``)."""
+
+
 @dataclass
 class LoopArgs:
     """The arguments that define a loop's run (the ones ``resume`` reuses); data first."""
 
-    dataset: str
-    data_path: Optional[str]
-    train_limit: Optional[int]
-    test_limit: Optional[int]
-    dataset_options: Optional[str]
+    dataset: str = "digits"
+    data_path: Optional[str] = None
+    train_limit: Optional[int] = None
+    test_limit: Optional[int] = None
+    dataset_options: Options = None
 
 
 @dataclass
-class SelectionArgs(LoopArgs):
+class RunArgs(LoopArgs):
+    """What every run of a model takes beside the data: its seed, device and batch size."""
+
+    seed: int = 0
+    device: str = "auto"
+    batch_size: Optional[int] = None
+
+
+@dataclass
+class SelectionArgs(RunArgs):
     """The arguments both selection loops take."""
 
-    selector: str
-    proxy: str
-    target: str
-    seed: int
-    device: str
-    proxy_epochs: Optional[int]
-    target_epochs: Optional[int]
-    batch_size: Optional[int]
-    agreement: str
-    deterministic: str
-    proxy_options: Optional[str]
-    target_options: Optional[str]
-    selector_options: Optional[str]
-    class_balance: str
+    selector: str = "least_confidence"
+    proxy: str = "digits_mlp"
+    target: str = "digits_cnn"
+    proxy_epochs: Optional[int] = None
+    target_epochs: Optional[int] = None
+    agreement: str = "auto"
+    deterministic: Switch = False
+    proxy_options: Options = None
+    target_options: Options = None
+    selector_options: Options = None
+    class_balance: Switch = False
 
 
 @dataclass
 class ActiveLearningArgs(SelectionArgs):
-    initial: str
-    budgets: str
-    train_target: bool
+    """``svpkit active-learning``'s settings: also the initial set, the budget levels, the target
+    at every level, the initial set's selector and when to stop."""
+
+    initial: Size = "0.01"
+    budgets: Sizes = "0.1,0.2,0.3,0.4,0.5"
+    train_target: bool = True
     initial_selector: str = "random"
     stop_when: str = ""
 
 
 @dataclass
 class CoreSetArgs(SelectionArgs):
-    keep: Optional[str]
-    subset_size: Optional[int]
-    seed_size: str
-    full_run: Optional[str]
-    compare_full: str
-    coverage: str
-    ccs_cutoff: float
-    ccs_bins: int
-    score_models: int
+    """``svpkit core-set``'s settings: also the subset's size and spread and the full-data reference."""
+
+    selector: str = "forgetting_events"
+    keep: Optional[Size] = None
+    subset_size: Optional[int] = None
+    seed_size: Size = "1000"
+    full_run: Optional[str] = None
+    compare_full: Switch = False
+    coverage: str = "none"
+    ccs_cutoff: float = 0.0
+    ccs_bins: int = 50
+    score_models: int = 1
 
 
 @dataclass
-class TrainArgs(LoopArgs):
-    target: str
-    size: str
-    seed: int
-    device: str
-    target_epochs: Optional[int]
-    batch_size: Optional[int]
-    target_options: Optional[str]
+class TrainArgs(RunArgs):
+    """``svpkit train``'s settings: the target on all (or a seeded random part) of the data."""
+
+    target: str = "digits_cnn"
+    size: Size = "1.0"
+    target_epochs: Optional[int] = None
+    target_options: Options = None
 
 
 A = TypeVar("A", bound=LoopArgs)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def collect(cls: type[A], values: Mapping[str, Any]) -> A:
     """``cls`` from a command's or a function's arguments (its ``locals()``), in their text forms."""
     return cls(**{f.name: as_text(f.name, values[f.name]) for f in fields(cls)})
+
+
+def settle(cls: type[A], settings: Optional[A], given: Mapping[str, Any]) -> A:
+    """The settings of an API call: ``settings`` (or the defaults) with the ``given`` keyword
+    arguments over them, in their text forms; an unknown name is a ConfigError (did-you-mean)."""
+    known = {f.name for f in fields(cls)}
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown setting {name!r} of {cls.__name__}{hint}")
+    base = settings if settings is not None else cls()
+    if not isinstance(base, cls):
+        raise ConfigError(f"settings must be a {cls.__name__}, got {type(base).__name__}")
+    return collect(cls, {f.name: getattr(base, f.name) for f in fields(cls)} | dict(given))
+
+
+def takes(cls: type[LoopArgs]) -> Callable[[F], F]:
+    """Show ``cls``'s fields as the keyword arguments of an API function that takes
+    ``(settings=None, /, *, ..., **given)`` (``help()``, IDEs and notebooks read the signature)."""
+
+    def decorate(func: F) -> F:
+        own = inspect.signature(func)
+        hints = {f.name: f.type for f in fields(cls)}
+        shown = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        shown += [
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=getattr(cls(), f.name), annotation=hints[f.name]
+            )
+            for f in fields(cls)
+        ]
+        func.__signature__ = own.replace(parameters=shown)  # type: ignore[attr-defined]
+        return func
+
+    return decorate
 
 
 def as_text(name: str, value: Any) -> Any:
@@ -103,9 +156,14 @@ def as_text(name: str, value: Any) -> Any:
         return format_options(value)
     if name == "budgets" and isinstance(value, Sequence) and not isinstance(value, str):
         return ",".join(str(v) for v in value)
-    if name in ("initial", "size", "seed_size", "keep") and isinstance(value, (int, float)):
+    if name in ("initial", "size", "seed_size", "keep", "pilot") and isinstance(value, (int, float)):
         return str(value)
     return value
+
+
+def options_text(value: Options) -> Optional[str]:
+    """Options as the command line writes them (``name=value,...``; None: none given)."""
+    return format_options(value) if isinstance(value, Mapping) else value
 
 
 def opt_int(value: Optional[int]) -> Optional[int]:
@@ -116,7 +174,7 @@ def opt_int(value: Optional[int]) -> Optional[int]:
     return None if value is None or value <= 0 else value
 
 
-def parse_deterministic(value: str, device: str) -> bool:
+def parse_deterministic(value: Switch, device: str) -> bool:
     """``deterministic``: on a CPU run, also pin the portable CPU numerics now, before torch first runs
     (:func:`svpkit.runtime.pin_portable_numerics`; docs/reliability.md)."""
     deterministic = parse_bool(value, "deterministic")
@@ -128,7 +186,9 @@ def parse_deterministic(value: str, device: str) -> bool:
     return deterministic
 
 
-def parse_bool(value: str, what: str) -> bool:
+def parse_bool(value: Switch, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True

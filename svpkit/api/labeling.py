@@ -10,7 +10,17 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from svpkit.api.args import LoopArgs, Options, Switch, collect, opt_int, parse_deterministic
+from svpkit.api.args import (
+    Options,
+    RunArgs,
+    Switch,
+    as_text,
+    opt_int,
+    options_text,
+    parse_deterministic,
+    settle,
+    takes,
+)
 from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,37 +31,18 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class QueryArgs(LoopArgs):
+class QueryArgs(RunArgs):
     """The settings a project keeps from its first query (``data_path`` and ``device`` may change)."""
 
-    selector: str
-    proxy: str
-    seed: int
-    device: str
-    proxy_epochs: Optional[int]
-    batch_size: Optional[int]
-    proxy_options: Optional[str]
-    deterministic: str
+    selector: str = "least_confidence"
+    proxy: str = "digits_mlp"
+    proxy_epochs: Optional[int] = None
+    proxy_options: Options = None
+    deterministic: Switch = False
 
 
 MAY_CHANGE = ("data_path", "device")
 """Settings a later query may give anew: the data can move, the next round can run elsewhere."""
-QUERY_DEFAULTS: dict[str, Any] = {
-    "dataset": "digits",
-    "data_path": None,
-    "train_limit": None,
-    "test_limit": None,
-    "dataset_options": None,
-    "selector": "least_confidence",
-    "proxy": "digits_mlp",
-    "seed": 0,
-    "device": "auto",
-    "proxy_epochs": None,
-    "batch_size": None,
-    "proxy_options": None,
-    "deterministic": "false",
-}
-"""What a query's settings are when not given (a given one that differs from a project's is an error)."""
 
 
 @dataclass
@@ -66,32 +57,23 @@ class QueryOutcome:
     experiment_id: str
 
 
+@takes(QueryArgs)
 def query(
+    settings: Optional[QueryArgs] = None,
+    /,
     *,
-    dataset: str = "digits",
-    data_path: Optional[str] = None,
-    train_limit: Optional[int] = None,
-    test_limit: Optional[int] = None,
-    dataset_options: Options = None,
-    selector: str = "least_confidence",
-    proxy: str = "digits_mlp",
     k: int = 500,
     project: Optional[str] = None,
     out: Union[str, Path, None] = None,
-    seed: int = 0,
-    device: str = "auto",
-    proxy_epochs: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    proxy_options: Options = None,
-    deterministic: Switch = False,
     experiment: Optional[str] = None,
     run_name: Optional[str] = None,
     progress: bool = False,
+    **given: Any,
 ) -> QueryOutcome:
     """The next batch to label (``svpkit query``): the proxy, trained on the labels so far, picks
-    ``k`` of the unlabeled pool; ``project`` None starts a project; ``out`` also writes the batch."""
-    given = collect(QueryArgs, locals())
-    return query_args(given, k, project or None, out, (experiment, run_name), progress)
+    ``k`` of the unlabeled pool; ``project`` None starts a project; ``out`` also writes the batch.
+    ``settings`` (a :class:`QueryArgs`) and/or its fields as keyword arguments."""
+    return query_args(settle(QueryArgs, settings, given), k, project or None, out, (experiment, run_name), progress)
 
 
 def query_args(
@@ -129,20 +111,21 @@ def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:
     from svpkit.api.flow import load_dataset
     from svpkit.learners.options import parse_model_options
     from svpkit.loops.labeling import QueryConfig
+    from svpkit.loops.settings import LoopSettings
     from svpkit.plugins import get_plugins
     from svpkit.runtime import resolve_device
 
     registered = get_plugins()
     selector_spec, proxy_spec = registered.selectors.get(args.selector), registered.models.get(args.proxy)
-    cfg = QueryConfig(
-        k=k,
+    settings = LoopSettings(
         seed=args.seed,
         device=args.device,
         proxy_epochs=opt_int(args.proxy_epochs),
         batch_size=opt_int(args.batch_size),
         deterministic=parse_deterministic(args.deterministic, args.device),
-        proxy_options=parse_model_options(proxy_spec, args.proxy_options, "--proxy-options"),
+        proxy_options=parse_model_options(proxy_spec, options_text(args.proxy_options), "--proxy-options"),
     )
+    cfg = QueryConfig(k=k, settings=settings)
     resolve_device(args.device)
     spec = registered.datasets.get(args.dataset)
     data = load_dataset(spec, args.data_path, args.train_limit, args.test_limit, args.dataset_options)
@@ -160,7 +143,7 @@ def project_settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optio
     chosen: dict[str, Any] = {}
     for f in fields(given):
         value, recorded = getattr(given, f.name), opened.invocation.get(f.name)
-        explicit = _normal(value) != _normal(QUERY_DEFAULTS[f.name])
+        explicit = _normal(value) != _normal(as_text(f.name, f.default))
         if explicit and f.name not in MAY_CHANGE and _normal(value) != _normal(recorded):
             flag = "--" + f.name.replace("_", "-")
             raise ConfigError(f"project {project_id} uses {flag} {recorded}, not {value}; leave {flag} out")

@@ -9,24 +9,25 @@ record with the run's id (:class:`~svpkit.api.flow.RunResult`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from svpkit.api.args import (
     ActiveLearningArgs,
     CoreSetArgs,
-    Options,
     SelectionArgs,
-    Size,
-    Switch,
     TrainArgs,
     collect,
     opt_int,
     parse_bool,
     parse_deterministic,
+    settle,
+    takes,
 )
 from svpkit.api.flow import LoopRun, ResumeState, RunResult, RunSettings, prepare, resolve_resume
 from svpkit.contract import ACTIVE_LEARNING, CORE_SET, TRAIN, Tag
+from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from svpkit.loops.core_set import CoreSetConfig
     from svpkit.loops.core_set_report import CoreSetResult
     from svpkit.loops.reference import FullReference
+    from svpkit.loops.settings import LoopSettings
     from svpkit.loops.train import TrainOutcome
     from svpkit.loops.validate import Resolved
     from svpkit.models.base import ModelSpec
@@ -61,21 +63,23 @@ class Specs(NamedTuple):
         return f"{prefix}-{args.selector}-{self.selector_model('random')}-s{args.seed}"
 
 
-def selection_config(args: SelectionArgs, resolved: Resolved, device: str) -> dict[str, Any]:
-    """The config fields both selection loops take, from the validated arguments."""
-    return {
-        "seed": args.seed,
-        "device": device,
-        "proxy_epochs": opt_int(args.proxy_epochs),
-        "target_epochs": opt_int(args.target_epochs),
-        "batch_size": opt_int(args.batch_size),
-        "deterministic": parse_deterministic(args.deterministic, device),
-        "agreement": args.agreement,
-        "proxy_options": resolved.proxy_options,
-        "target_options": resolved.target_options,
-        "selector_options": resolved.selector_options,
-        "class_balance": parse_bool(args.class_balance, "class-balance"),
-    }
+def selection_settings(args: SelectionArgs, resolved: Resolved, device: str) -> LoopSettings:
+    """The settings both selection loops share, from the validated arguments."""
+    from svpkit.loops.settings import LoopSettings
+
+    return LoopSettings(
+        seed=args.seed,
+        device=device,
+        batch_size=opt_int(args.batch_size),
+        deterministic=parse_deterministic(args.deterministic, device),
+        proxy_epochs=opt_int(args.proxy_epochs),
+        target_epochs=opt_int(args.target_epochs),
+        proxy_options=resolved.proxy_options,
+        target_options=resolved.target_options,
+        selector_options=resolved.selector_options,
+        class_balance=parse_bool(args.class_balance, "class-balance"),
+        agreement=args.agreement,
+    )
 
 
 # -- active learning ---------------------------------------------------------------------------
@@ -101,54 +105,35 @@ def _al_config(args: ActiveLearningArgs, resolved: Resolved, device: str) -> ALC
     from svpkit.loops.active_learning import ALConfig
     from svpkit.loops.budgets import one_size, parse_sizes
 
-    initial, budgets = one_size(args.initial, "initial"), parse_sizes(args.budgets)
+    initial, budgets = one_size(str(args.initial), "initial"), parse_sizes(str(args.budgets))
     return ALConfig(
         initial=initial,
         budgets=budgets,
         train_target=args.train_target,
         initial_selector=args.initial_selector,
         stop_when=args.stop_when or "",
-        **selection_config(args, resolved, device),
+        settings=selection_settings(args, resolved, device),
     )
 
 
+@takes(ActiveLearningArgs)
 def active_learning(
+    settings: Optional[ActiveLearningArgs] = None,
+    /,
     *,
-    dataset: str = "digits",
-    data_path: Optional[str] = None,
-    train_limit: Optional[int] = None,
-    test_limit: Optional[int] = None,
-    dataset_options: Options = None,
-    selector: str = "least_confidence",
-    proxy: str = "digits_mlp",
-    target: str = "digits_cnn",
-    initial: Size = "0.01",
-    initial_selector: str = "random",
-    stop_when: str = "",
-    budgets: list[float] | list[int] | str = "0.1,0.2,0.3,0.4,0.5",
-    train_target: bool = True,
-    seed: int = 0,
-    device: str = "auto",
-    proxy_epochs: Optional[int] = None,
-    target_epochs: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    proxy_options: Options = None,
-    target_options: Options = None,
-    selector_options: Options = None,
-    class_balance: Switch = False,
-    agreement: str = "auto",
-    deterministic: Switch = False,
     resume: Optional[str] = None,
     sync_batchnorm: bool = False,
     experiment: Optional[str] = None,
     run_name: Optional[str] = None,
     track: bool = True,
     progress: bool = False,
+    **given: Any,
 ) -> RunResult[ALResult]:
     """Batch active learning (``svpkit active-learning``): a selector model picks each batch, the
-    target is trained at each level. Returns the rounds, the picks and the run id."""
-    given = collect(ActiveLearningArgs, locals())
-    return run_active_learning_args(given, RunSettings(experiment, run_name, track, progress), resume, sync_batchnorm)
+    target is trained at each level. ``settings`` (an :class:`ActiveLearningArgs`) and/or its fields
+    as keyword arguments; returns the rounds, the picks and the run id."""
+    args = settle(ActiveLearningArgs, settings, given)
+    return run_active_learning_args(args, RunSettings(experiment, run_name, track, progress), resume, sync_batchnorm)
 
 
 # -- core-set selection ------------------------------------------------------------------------
@@ -178,14 +163,16 @@ def run_core_set_args(
 def _core_set_config(args: CoreSetArgs, resolved: Resolved, device: str) -> CoreSetConfig:
     from svpkit.loops.budgets import one_size, parse_fraction
     from svpkit.loops.core_set import CoreSetConfig
+    from svpkit.loops.core_set_subset import SubsetVariant
 
-    keep = parse_fraction(args.keep, "keep")
-    seed_size = one_size(args.seed_size, "seed size")
-    compare_full = parse_bool(args.compare_full, "compare-full")
-    subset_size = None if not args.subset_size else args.subset_size  # the MLproject's "0" means "not given"
-    given = {k: getattr(args, k) for k in ("coverage", "ccs_cutoff", "ccs_bins", "score_models")}
-    given |= {"keep": keep, "subset_size": subset_size, "seed_size": seed_size, "compare_full": compare_full}
-    return CoreSetConfig(**given, **selection_config(args, resolved, device))
+    return CoreSetConfig(
+        keep=parse_fraction(None if args.keep is None else str(args.keep), "keep"),
+        subset_size=args.subset_size or None,  # the MLproject's "0" means "not given"
+        seed_size=one_size(str(args.seed_size), "seed size"),
+        settings=selection_settings(args, resolved, device),
+        subset=SubsetVariant(args.coverage, args.ccs_cutoff, args.ccs_bins, args.score_models),
+        compare_full=parse_bool(args.compare_full, "compare-full"),
+    )
 
 
 def _full_reference(
@@ -201,55 +188,32 @@ def _full_reference(
         tagged = resumed.point.tags.get(Tag.FULL_RUN)
         full_run = tagged if tagged != FULL_RUN_THIS_RUN else None
     if full_run:
-        return given_full_reference(tracking.get_run_record(full_run), data, target, cfg)
+        return given_full_reference(tracking.get_run_record(full_run), data, target, cfg.settings)
     if resumed.point is None and settings.track:
         exp_id = tracking.experiment_id_for(settings.experiment)
         if exp_id is not None:
             records = tracking.find_runs([exp_id], f"tags.`{Tag.LOOP}` = '{TRAIN.name}'")
-            return choose_full_reference(records, data, target, cfg)
+            return choose_full_reference(records, data, target, cfg.settings)
     return None
 
 
+@takes(CoreSetArgs)
 def core_set(
+    settings: Optional[CoreSetArgs] = None,
+    /,
     *,
-    dataset: str = "digits",
-    data_path: Optional[str] = None,
-    train_limit: Optional[int] = None,
-    test_limit: Optional[int] = None,
-    dataset_options: Options = None,
-    selector: str = "forgetting_events",
-    proxy: str = "digits_mlp",
-    target: str = "digits_cnn",
-    keep: Optional[Size] = None,
-    subset_size: Optional[int] = None,
-    seed_size: Size = "1000",
-    full_run: Optional[str] = None,
-    compare_full: Switch = False,
-    coverage: str = "none",
-    ccs_cutoff: float = 0.0,
-    ccs_bins: int = 50,
-    score_models: int = 1,
-    seed: int = 0,
-    device: str = "auto",
-    proxy_epochs: Optional[int] = None,
-    target_epochs: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    proxy_options: Options = None,
-    target_options: Options = None,
-    selector_options: Options = None,
-    class_balance: Switch = False,
-    agreement: str = "auto",
-    deterministic: Switch = False,
     resume: Optional[str] = None,
     experiment: Optional[str] = None,
     run_name: Optional[str] = None,
     track: bool = True,
     progress: bool = False,
+    **given: Any,
 ) -> RunResult[CoreSetResult]:
     """Core-set selection (``svpkit core-set``): rank every training example with a proxy, train the
-    target on the best part. Returns the ranking, the subset, the errors and the run id."""
-    given = collect(CoreSetArgs, locals())
-    return run_core_set_args(given, RunSettings(experiment, run_name, track, progress), resume)
+    target on the best part. ``settings`` (a :class:`CoreSetArgs`) and/or its fields as keyword
+    arguments; returns the ranking, the subset, the errors and the run id."""
+    args = settle(CoreSetArgs, settings, given)
+    return run_core_set_args(args, RunSettings(experiment, run_name, track, progress), resume)
 
 
 # -- training on all (or part) of the data -----------------------------------------------------
@@ -258,6 +222,7 @@ def run_train_args(given: TrainArgs, settings: RunSettings) -> RunResult[TrainOu
     from svpkit import parallel
     from svpkit.api.flow import validated
     from svpkit.loops.budgets import one_size
+    from svpkit.loops.settings import LoopSettings
     from svpkit.loops.train import TrainRunConfig, describe_train_run, run_train
 
     resolved = validated(TRAIN.name, given)
@@ -265,14 +230,14 @@ def run_train_args(given: TrainArgs, settings: RunSettings) -> RunResult[TrainOu
     assert resolved.target is not None  # the validation pass found it
 
     def config(device: str) -> TrainRunConfig:
-        return TrainRunConfig(
-            size=one_size(given.size, "size"),
+        settings = LoopSettings(
             seed=given.seed,
             device=device,
-            target_epochs=opt_int(given.target_epochs),
             batch_size=opt_int(given.batch_size),
+            target_epochs=opt_int(given.target_epochs),
             target_options=resolved.target_options,
         )
+        return TrainRunConfig(size=one_size(str(given.size), "size"), settings=settings)
 
     data, cfg = prepare(given, resolved, dist_info, config)
     tags, params = describe_train_run(data, resolved.target, cfg)
@@ -280,29 +245,35 @@ def run_train_args(given: TrainArgs, settings: RunSettings) -> RunResult[TrainOu
     return _run(LoopRun(run_train, (data, resolved.target, cfg), name, tags, params), settings, dist_info)
 
 
+@takes(TrainArgs)
 def train(
+    settings: Optional[TrainArgs] = None,
+    /,
     *,
-    dataset: str = "digits",
-    data_path: Optional[str] = None,
-    train_limit: Optional[int] = None,
-    test_limit: Optional[int] = None,
-    dataset_options: Options = None,
-    target: str = "digits_cnn",
-    size: Size = "1.0",
-    seed: int = 0,
-    device: str = "auto",
-    target_epochs: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    target_options: Options = None,
     experiment: Optional[str] = None,
     run_name: Optional[str] = None,
     track: bool = True,
     progress: bool = False,
+    **given: Any,
 ) -> RunResult[TrainOutcome]:
     """The target on all (or a seeded random part) of the training data (``svpkit train``): the
-    reference for core-set speed-ups. Returns the test error, the training seconds and the run id."""
-    given = collect(TrainArgs, locals())
-    return run_train_args(given, RunSettings(experiment, run_name, track, progress))
+    reference for core-set speed-ups. ``settings`` (a :class:`TrainArgs`) and/or its fields as
+    keyword arguments; returns the test error, the training seconds and the run id."""
+    return run_train_args(settle(TrainArgs, settings, given), RunSettings(experiment, run_name, track, progress))
+
+
+def run_loop(loop: str, params: Mapping[str, Any], settings: RunSettings | None = None) -> RunResult[Any]:
+    """A ``loop`` run (``active_learning``, ``core_set``, ``train``) from its command's parsed
+    parameters (the name → value mapping the command line gives; a preset's run in this process)."""
+    settings = settings or RunSettings(params.get("experiment"), params.get("run_name"))
+    if loop == ACTIVE_LEARNING.name:
+        given = collect(ActiveLearningArgs, params)
+        return run_active_learning_args(given, settings, params.get("resume"), bool(params.get("sync_batchnorm")))
+    if loop == CORE_SET.name:
+        return run_core_set_args(collect(CoreSetArgs, params), settings, params.get("resume"))
+    if loop == TRAIN.name:
+        return run_train_args(collect(TrainArgs, params), settings)
+    raise ConfigError(f"no loop {loop!r}: one of {ACTIVE_LEARNING.name}, {CORE_SET.name}, {TRAIN.name}")
 
 
 def _run(run: LoopRun, settings: RunSettings, dist_info: DistInfo) -> RunResult[Any]:

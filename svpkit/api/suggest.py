@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from svpkit.api.args import Options, Size, opt_int
-from svpkit.contract import format_options
+from svpkit.api.args import Options, RunArgs, Size, opt_int, options_text, settle, takes
 from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from svpkit.analysis.suggest_report import SuggestReport
     from svpkit.data.base import Dataset
-    from svpkit.loops.suggest import Contender
+    from svpkit.loops.suggest import Contender, SuggestConfig
+    from svpkit.selectors.base import SelectorSpec
 
 
 @dataclass
@@ -24,69 +24,95 @@ class SuggestOutcome:
     experiment_id: str | None
 
 
+@dataclass
+class SuggestArgs(RunArgs):
+    """``svpkit suggest-proxy``'s settings: the target, the selector, the candidates
+    (``model[:epochs][{options}]``, comma-separated), the pilot, ``k``, the seeds and the thresholds."""
+
+    target: str = "digits_cnn"
+    selector: str = "least_confidence"
+    candidates: str = "digits_mlp:10,digits_cnn:3,digits_cnn:10"
+    pilot: Size = "0.1"
+    k: int = 100
+    seeds: int = 3
+    min_overlap: float = 0.5
+    min_spearman: float = 0.5
+    target_epochs: Optional[int] = None
+    target_options: Options = None
+
+
+@takes(SuggestArgs)
 def suggest_proxy(
+    settings: Optional[SuggestArgs] = None,
+    /,
     *,
-    dataset: str = "digits",
-    data_path: Optional[str] = None,
-    train_limit: Optional[int] = None,
-    test_limit: Optional[int] = None,
-    dataset_options: Options = None,
-    target: str = "digits_cnn",
-    selector: str = "least_confidence",
-    candidates: str = "digits_mlp:10,digits_cnn:3,digits_cnn:10",
-    pilot: Size = "0.1",
-    k: int = 100,
-    seeds: int = 3,
-    min_overlap: float = 0.5,
-    min_spearman: float = 0.5,
-    target_epochs: Optional[int] = None,
-    target_options: Options = None,
-    seed: int = 0,
-    device: str = "auto",
-    batch_size: Optional[int] = None,
     experiment: Optional[str] = None,
     run_name: Optional[str] = None,
     track: bool = True,
     progress: bool = False,
+    **given: Any,
 ) -> SuggestOutcome:
-    """Train the target and each candidate (``model[:epochs][{options}]``, comma-separated) on a
-    pilot, compare their picks, recommend the cheapest that agrees (``svpkit suggest-proxy``)."""
+    """Train the target and each candidate on a pilot, compare their picks, recommend the cheapest
+    that agrees (``svpkit suggest-proxy``). ``settings`` (a :class:`SuggestArgs`) and/or its fields
+    as keyword arguments."""
     from svpkit.analysis import suggest, suggest_report
-    from svpkit.api.flow import load_dataset
-    from svpkit.loops.budgets import one_size
-    from svpkit.loops.suggest import SuggestConfig, check_seeds, pilot_size, run_suggest
-    from svpkit.plugins import get_plugins
+    from svpkit.loops.suggest import run_suggest
     from svpkit.progress import make_progress
-    from svpkit.runtime import resolve_device
 
-    suggest.check_min_overlap(min_overlap)
-    suggest.check_min_spearman(min_spearman)
-    parsed = suggest.parse_candidates(candidates)
-    selector_spec = get_plugins().selectors.get(selector)
-    if not selector_spec.needs:
-        raise ConfigError(f"selector {selector!r} uses no model: there is no proxy to choose")
-    target_model, contenders = _models(target, target_epochs, target_options, parsed)
-    cfg = SuggestConfig(one_size(str(pilot), "pilot"), k, check_seeds(seeds), seed, device, opt_int(batch_size))
-    resolve_device(device)
-    data = load_dataset(get_plugins().datasets.get(dataset), data_path, train_limit, test_limit, dataset_options)
-    _check_inputs(data, [target_model, *contenders])
-    count = pilot_size(cfg.pilot, len(data.train), k)
+    args = settle(SuggestArgs, settings, given)
+    data, selector_spec, (target_model, contenders), cfg = _prepare(args)
     with make_progress(not progress):
         rows = run_suggest(data, selector_spec, target_model, contenders, cfg)
-    meta = {"dataset": data.name, "selector": selector, "target": target_model.label, "pilot": count, "k": k}
-    report = suggest_report.summarise(rows, parsed, meta, min_overlap, min_spearman)
-    params = {**meta, "candidates": candidates, "seeds": seeds, "seed": seed, "device": device}
-    params |= {"min_overlap": min_overlap, "min_spearman": min_spearman, "dataset_digest": data.digest}
-    name = run_name or f"suggest-{target}-{selector}-s{seed}"
+    meta: dict[str, Any] = {"dataset": data.name, "selector": args.selector, "target": target_model.label}
+    meta |= {"pilot": pilot_count(cfg, len(data.train)), "k": args.k}
+    report = suggest_report.summarise(
+        rows, suggest.parse_candidates(args.candidates), meta, args.min_overlap, args.min_spearman
+    )
+    params = {**meta, "candidates": args.candidates, "seeds": args.seeds, "seed": args.seed, "device": args.device}
+    params |= {"min_overlap": args.min_overlap, "min_spearman": args.min_spearman, "dataset_digest": data.digest}
+    name = run_name or f"suggest-{args.target}-{args.selector}-s{args.seed}"
     return _logged(report, params, experiment or None, name, track)
+
+
+def _prepare(args: SuggestArgs) -> tuple[Dataset, SelectorSpec, tuple[Contender, list[Contender]], SuggestConfig]:
+    """Every setting checked (names looked up once), then the data loaded: the pilot's inputs."""
+    from svpkit.analysis import suggest
+    from svpkit.api.flow import load_dataset
+    from svpkit.loops.budgets import one_size
+    from svpkit.loops.settings import LoopSettings
+    from svpkit.loops.suggest import SuggestConfig, check_seeds
+    from svpkit.plugins import get_plugins
+    from svpkit.runtime import resolve_device
+
+    suggest.check_min_overlap(args.min_overlap)
+    suggest.check_min_spearman(args.min_spearman)
+    parsed = suggest.parse_candidates(args.candidates)
+    selector_spec = get_plugins().selectors.get(args.selector)
+    if not selector_spec.needs:
+        raise ConfigError(f"selector {args.selector!r} uses no model: there is no proxy to choose")
+    models = _models(args.target, args.target_epochs, args.target_options, parsed)
+    settings = LoopSettings(seed=args.seed, device=args.device, batch_size=opt_int(args.batch_size))
+    cfg = SuggestConfig(one_size(str(args.pilot), "pilot"), args.k, check_seeds(args.seeds), settings)
+    resolve_device(args.device)
+    spec = get_plugins().datasets.get(args.dataset)
+    data = load_dataset(spec, args.data_path, args.train_limit, args.test_limit, args.dataset_options)
+    _check_inputs(data, [models[0], *models[1]])
+    pilot_count(cfg, len(data.train))  # a pilot that leaves fewer than k examples is an error now
+    return data, selector_spec, models, cfg
+
+
+def pilot_count(cfg: SuggestConfig, n: int) -> int:
+    """The pilot's size for ``n`` training examples (svpkit.loops.suggest.pilot_size)."""
+    from svpkit.loops.suggest import pilot_size
+
+    return pilot_size(cfg.pilot, n, cfg.k)
 
 
 def _models(
     target: str, epochs: Optional[int], options: Options, parsed: list[Any]
 ) -> tuple[Contender, list[Contender]]:
     """The target and the candidates, their options checked against the models."""
-    text = format_options(options) if not isinstance(options, (str, type(None))) else options
-    target_model = _contender(target, opt_int(epochs), text, "--target-options")
+    target_model = _contender(target, opt_int(epochs), options_text(options), "--target-options")
     return target_model, [_contender(c.name, c.epochs, c.options, f"candidate {c.text!r}", c.text) for c in parsed]
 
 

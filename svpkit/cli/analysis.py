@@ -154,16 +154,4 @@ def loop_commands() -> LoopCommands:
         except click.ClickException as exc:
             raise RejectedArguments(exc.format_message()) from None
 
-    return LoopCommands(options, parse, _run_in_process)
-
-
-def _run_in_process(args: list[str]) -> Optional[int]:
-    """``svpkit ARGS`` in this process: its exit code (None: success)."""
-    import typer.main
-
-    from svpkit.presets import RejectedArguments
-
-    try:
-        return typer.main.get_command(app).main(args=args, prog_name="svpkit", standalone_mode=False)
-    except typer.TyperException as exc:  # the arguments were rejected before the command ran
-        raise RejectedArguments(exc.format_message()) from None
+    return LoopCommands(options, parse)

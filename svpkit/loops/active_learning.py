@@ -20,12 +20,13 @@ from svpkit.contract import ACTIVE_LEARNING, Artifact, Metric, Tag, round_artifa
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
-from svpkit.loops.agreement import InRunAgreement, active_learning_mode
+from svpkit.loops.agreement import InRunAgreement, active_learning_mode, observer_signals, selector_observers
 from svpkit.loops.budgets import resolve_budgets
 from svpkit.loops.cold_start import initial_set, lazy_inputs
-from svpkit.loops.common import learner_options, selection_run_params, selection_run_tags
+from svpkit.loops.common import selection_run_params, selection_run_tags
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.loops.fitting import timed_fit
+from svpkit.loops.settings import LoopSettings, Role
 from svpkit.loops.stopping import StopMonitor
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -36,30 +37,23 @@ from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
 
 
-@dataclass
+@dataclass(frozen=True)
 class ALConfig:
+    """An active-learning run: the shared settings (``settings``) and the levels, the initial set's
+    selector, whether the target is trained, and when to stop."""
+
     initial: float | int = 0.01
     budgets: list[float | int] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5])
-    seed: int = 0
-    device: str = "auto"
-    proxy_epochs: int | None = None
-    target_epochs: int | None = None
-    batch_size: int | None = None
+    settings: LoopSettings = field(default_factory=LoopSettings)
     train_target: bool = True
-    agreement: str = "auto"
-    """``--agreement``: auto, off, scores or full (svpkit.loops.agreement)."""
-    deterministic: bool = False
-    proxy_options: dict[str, Any] = field(default_factory=dict)
-    """Options of the selector model (``--proxy-options``; svpkit.models.options)."""
-    target_options: dict[str, Any] = field(default_factory=dict)
-    selector_options: dict[str, Any] = field(default_factory=dict)
-    """The selector's resolved options (``--selector-options``)."""
-    class_balance: bool = False
-    """Each batch keeps the labeled set's class proportions (over the selector model's predicted classes)."""
     initial_selector: str = "random"
     """``--initial-selector``: who picks the initial set (svpkit.loops.cold_start)."""
     stop_when: str = ""
     """``--stop-when``: end the run when a stopping criterion holds (svpkit.loops.stopping)."""
+
+    def selection_variant(self) -> dict[str, Any]:
+        """The selection settings beyond the selector (svpkit.loops.scoring.selector_settings)."""
+        return {"class_balance": self.settings.class_balance, "initial_selector": self.initial_selector}
 
 
 @dataclass
@@ -109,12 +103,12 @@ def describe_run(
     """Tags and params of an active-learning run (the cross-run comparison keys)."""
     n = len(dataset.train)
     init, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
-    scoring.check_selection(selector, ACTIVE_LEARNING.name, proxy, dataset, cfg)
+    scoring.check_selection(selector, ACTIVE_LEARNING.name, proxy, dataset, cfg.settings)
     tags = selection_run_tags(ACTIVE_LEARNING.name, dataset, selector, proxy, target, cfg)
     tags[Tag.BUDGETS] = ",".join(map(str, [init, *levels]))
-    tags[Tag.AGREEMENT] = active_learning_mode(selector, proxy, target, cfg)
+    tags[Tag.AGREEMENT] = active_learning_mode(selector, proxy, target, cfg.settings, cfg.train_target)
     sizes = {"initial": cfg.initial, "budgets": ",".join(map(str, cfg.budgets)), "initial_count": init}
-    flags = {"deterministic": cfg.deterministic, "class_balance": cfg.class_balance}
+    flags = {"deterministic": cfg.settings.deterministic, "class_balance": cfg.settings.class_balance}
     params = selection_run_params(dataset, selector, proxy, target, cfg) | sizes | flags
     params["labeled_levels"] = ",".join(map(str, levels))
     return tags, params
@@ -135,8 +129,8 @@ def run_active_learning(
     progress = progress or NullProgress()
     n = len(dataset.train)
     init_count, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
-    device = resolve_device(cfg.device)
-    initial = initial_set(dataset, cfg.initial_selector, init_count, cfg.seed)
+    device = resolve_device(cfg.settings.device)
+    initial = initial_set(dataset, cfg.initial_selector, init_count, cfg.settings.seed)
     selected, records = _restore(resume_state, initial, tracker, cfg)
     rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
     rounds.agreement.restore(resume_state)
@@ -205,12 +199,20 @@ class _Rounds:
     stopping: StopMonitor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.agreement = InRunAgreement.for_run(self.selector, self.proxy, self.target, self.cfg, self.device)
-        self.stopping = StopMonitor.for_run(len(self.dataset.train), self.cfg.seed, self.cfg.stop_when)
+        models = (self.proxy, self.target)
+        self.agreement = InRunAgreement.for_run(
+            self.selector, models, self.settings, self.cfg.train_target, self.device
+        )
+        self.stopping = StopMonitor.for_run(len(self.dataset.train), self.settings.seed, self.cfg.stop_when)
 
-    def options(self, role: str, round_no: int, epochs: int | None) -> LearnerOptions:
-        model_options = self.cfg.proxy_options if role == "selector" else self.cfg.target_options
-        return learner_options(self.cfg, derive_seed(self.cfg.seed, role, round_no), epochs, model_options)
+    @property
+    def settings(self) -> LoopSettings:
+        return self.cfg.settings
+
+    def options(self, role: Role, round_no: int) -> LearnerOptions:
+        """Round ``round_no``'s options of the proxy (seeded as the ``selector``) or the target."""
+        seed_role = "selector" if role == "proxy" else role
+        return self.settings.learner_options(role, derive_seed(self.settings.seed, seed_role, round_no))
 
     def play(self, round_no: int, labeled: np.ndarray, level: int) -> tuple[RoundRecord, np.ndarray, np.ndarray]:
         """Round ``round_no``: select the batch that brings ``labeled`` to ``level``, then train the
@@ -219,8 +221,8 @@ class _Rounds:
         mask = np.ones(len(self.dataset.train), dtype=bool)
         mask[labeled] = False
         pool = np.flatnonzero(mask)
-        rng = np.random.default_rng(derive_seed(self.cfg.seed, "select", round_no))
-        ctx = SelectionContext(pool, labeled, rng, self.device, options=dict(self.cfg.selector_options))
+        rng = np.random.default_rng(derive_seed(self.settings.seed, "select", round_no))
+        ctx = SelectionContext(pool, labeled, rng, self.device, options=dict(self.settings.selector_options))
         ctx.inputs = lazy_inputs(self.dataset)
         train_s = infer_s = warm_s = 0.0
         selector_error: float | None = None
@@ -229,7 +231,7 @@ class _Rounds:
         with Timer(self.device) as t:
             # a sharded pool under torchrun; --class-balance: the labeled set's class proportions
             y = self.dataset.train.y[labeled]
-            balance = y.bincount(minlength=self.dataset.num_classes).numpy() if self.cfg.class_balance else None
+            balance = y.bincount(minlength=self.dataset.num_classes).numpy() if self.settings.class_balance else None
             selection, self.balance = scoring.select_batch(self.selector, ctx, k, balance)
         picks = np.asarray(selection.picks, dtype=np.int64)
         scoring.check_picks(picks, pool, k, self.selector.name)
@@ -260,8 +262,8 @@ class _Rounds:
     def score(self, ctx: SelectionContext, round_no: int) -> tuple[float, float, float, float]:
         """Fit a fresh selector model on ``ctx.labeled`` and fill ``ctx`` with what the selector
         needs. Returns (train, inference and warm-up seconds, the selector model's test error)."""
-        options = self.options("selector", round_no, self.cfg.proxy_epochs)
-        observers = [self.selector.observer()] if self.selector.observer is not None else []
+        options = self.options("proxy", round_no)
+        observers = selector_observers(self.selector)
         task = f"round {round_no}: train {self.proxy.name} on {len(ctx.labeled)}"
         # Round 1's warm-up is reported separately and counted in the round's total: otherwise
         # round 1 alone would carry the lazy start-up of torch (and any compilation).
@@ -271,9 +273,8 @@ class _Rounds:
         self.warmed = True
         learner, train_s, warm_s = fitted.learner, fitted.seconds, fitted.warmup_seconds
         with Timer(self.device) as t:
-            scoring.fill_selection_context(ctx, learner, self.selector, self.cfg.class_balance)
-            for obs in observers:
-                ctx.signals.update(obs.result())
+            scoring.fill_selection_context(ctx, learner, self.selector, self.settings.class_balance)
+            ctx.signals.update(observer_signals(observers))
         return train_s, t.seconds, warm_s, learner.error("test")
 
     def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float, list[float | None]]:
@@ -285,7 +286,7 @@ class _Rounds:
 
     def fit_target(self, labeled: np.ndarray, round_no: int) -> tuple[Learner, float]:
         """Round ``round_no``'s target fitted on ``labeled`` (kept for the next round's agreement); its fit seconds."""
-        options = self.options("target", round_no, self.cfg.target_epochs)
+        options = self.options("target", round_no)
         observers = self.agreement.target_observers()
         task = f"round {round_no}: train target {self.target.name} on {len(labeled)}"
         # The warm-up is not a selection cost; it keeps round 1's target time comparable.
@@ -308,7 +309,7 @@ def _state(
         "initial": initial.tolist(),
         "selected": [s.tolist() for s in selected],
         "rounds": [r.__dict__ for r in records],
-        "rng": {"seed": cfg.seed, "derivation": "derive_seed(seed, role, round)"},
+        "rng": {"seed": cfg.settings.seed, "derivation": "derive_seed(seed, role, round)"},
         "remaining_levels": len(cfg.budgets) - round_no,
     }
 

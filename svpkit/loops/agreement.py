@@ -33,7 +33,7 @@ from svpkit.contract import Artifact, Metric, Tag
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.common import run_role
-from svpkit.loops.settings import AgreementSettings
+from svpkit.loops.settings import LoopSettings
 from svpkit.models.base import ModelSpec
 from svpkit.protocols import Learner, Tracker, TrainObserver
 from svpkit.runtime import derive_seed
@@ -72,11 +72,14 @@ def resolve_mode(
     return mode
 
 
-def active_learning_mode(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: AgreementSettings) -> str:
-    """The resolved mode of an active-learning run (``cfg.agreement``, ``cfg.train_target``)."""
+def active_learning_mode(
+    selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, settings: LoopSettings, train_target: bool
+) -> str:
+    """The resolved mode of an active-learning run (``settings.agreement``; ``train_target``: the
+    target is trained at every level, which the measurement needs)."""
     needs = "the target trained at every level (--train-target)"
-    baseline = run_role(selector, proxy, target, cfg) == "baseline"
-    return resolve_mode(cfg.agreement, selector, cfg.train_target, needs, baseline, cfg.selector_options)
+    baseline = run_role(selector, proxy, target, settings) == "baseline"
+    return resolve_mode(settings.agreement, selector, train_target, needs, baseline, settings.selector_options)
 
 
 def selector_observers(selector: SelectorSpec) -> list[TrainObserver]:
@@ -107,10 +110,16 @@ class InRunAgreement:
 
     @classmethod
     def for_run(
-        cls, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: AgreementSettings, device: torch.device
+        cls,
+        selector: SelectorSpec,
+        models: tuple[ModelSpec, ModelSpec],
+        settings: LoopSettings,
+        train_target: bool,
+        device: torch.device,
     ) -> InRunAgreement:
-        """The agreement of an active-learning run with config ``cfg`` (an ``ALConfig``)."""
-        return cls(selector, active_learning_mode(selector, proxy, target, cfg), cfg.seed, device)
+        """The agreement of an active-learning run with these (proxy, target) ``models``."""
+        mode = active_learning_mode(selector, *models, settings, train_target)
+        return cls(selector, mode, settings.seed, device)
 
     def missing_target(self, round_no: int) -> bool:
         """True when round ``round_no`` should be measured but has no kept target (the first round after a resume)."""

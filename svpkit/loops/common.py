@@ -2,72 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from svpkit.contract import Tag, format_options, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.learners.acceleration import amp_tag
 from svpkit.loops.scoring import selector_settings
-from svpkit.loops.settings import ModelOverrides, SelectionSettings, TargetSettings
+from svpkit.loops.settings import LoopSettings, SelectionConfig
 from svpkit.models.base import ModelSpec
-from svpkit.protocols import LearnerOptions
 from svpkit.runtime import numerics_fingerprint, resolve_device
 from svpkit.selectors.base import SelectorSpec
 
 
-class LearnerSettings(Protocol):
-    """The run's choices every learner of it gets: seed, device, batch size, determinism."""
-
-    seed: int
-    device: str
-    batch_size: int | None
-    deterministic: bool
-
-
-class LoopConfig(ModelOverrides, LearnerSettings, SelectionSettings, Protocol):
-    """What every selection loop's config has."""
-
-
-def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: ModelOverrides) -> str:
+def run_role(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, settings: LoopSettings) -> str:
     """``random`` (no selector model), ``baseline`` (the selector model is the target, same
     schedule and options) or ``proxy``: the tag ``svpkit.role`` that pairs runs in ``svpkit compare``."""
     if not selector.needs:
         return "random"
-    same_epochs = (cfg.proxy_epochs or proxy.train.epochs) == (cfg.target_epochs or target.train.epochs)
-    same_options = format_options(cfg.proxy_options) == format_options(cfg.target_options)
+    same_epochs = (settings.proxy_epochs or proxy.train.epochs) == (settings.target_epochs or target.train.epochs)
+    same_options = format_options(settings.proxy_options) == format_options(settings.target_options)
     return "baseline" if proxy.name == target.name and same_epochs and same_options else "proxy"
 
 
-def learner_options(
-    cfg: LearnerSettings, seed: int, epochs: int | None, model_options: dict[str, Any]
-) -> LearnerOptions:
-    """What a loop hands a proxy or target learner: ``seed`` (derived for its role), the run's
-    device, batch size and determinism, its epochs and model options."""
-    return LearnerOptions(
-        seed=seed,
-        device=str(resolve_device(cfg.device)),
-        epochs=epochs,
-        batch_size=cfg.batch_size,
-        deterministic=cfg.deterministic,
-        extra=dict(model_options),
-    )
-
-
 def selection_run_tags(
-    loop: str, dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: LoopConfig
+    loop: str, dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: SelectionConfig
 ) -> dict[str, str]:
     """The tags every selection run carries (the keys ``svpkit compare`` pairs runs by)."""
     dataset.require_labels(f"the {loop} loop")  # a simulation: every label must be known
+    settings = cfg.settings
+    described = resolved_settings(proxy, target, settings) | selector_settings(settings, cfg.selection_variant())
     return {
         Tag.LOOP: loop,
-        Tag.ROLE: run_role(selector, proxy, target, cfg),
+        Tag.ROLE: run_role(selector, proxy, target, settings),
         Tag.DATASET: dataset.name,
         Tag.SELECTOR: selector.name,
         Tag.SELECTOR_MODEL: proxy.name if selector.needs else "none",
         Tag.TARGET_MODEL: target.name,
-        Tag.SEED: str(cfg.seed),
-        **setting_tags(resolved_settings(proxy, target, cfg) | selector_settings(cfg) | dataset_settings(dataset)),
-        **numerics_tags(cfg.device),
+        Tag.SEED: str(settings.seed),
+        **setting_tags(described | dataset_settings(dataset)),
+        **numerics_tags(settings.device),
     }
 
 
@@ -83,43 +56,37 @@ def numerics_tags(device: str) -> dict[str, str]:
     return setting_tags(numerics_fingerprint(device))
 
 
-def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, cfg: TargetSettings) -> dict[str, Any]:
+def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, settings: LoopSettings) -> dict[str, Any]:
     """Device, epochs and model options as the run uses them (``None`` epochs: the model's own)."""
-    settings: dict[str, Any] = {"device": str(resolve_device(cfg.device))}
-    models = {"target": (target, cfg.target_options)}
+    device = resolve_device(settings.device)
+    resolved: dict[str, Any] = {"device": str(device)}
+    models = {"target": (target, settings.target_options)}
     if proxy is not None:
-        if not isinstance(cfg, ModelOverrides):
-            raise TypeError("a run with a proxy needs its proxy_epochs and proxy_options")
-        models["proxy"] = (proxy, cfg.proxy_options)
-        settings["proxy_epochs"] = cfg.proxy_epochs or proxy.train.epochs
-        settings["proxy_options"] = format_options(cfg.proxy_options)
-    settings["target_epochs"] = cfg.target_epochs or target.train.epochs
-    settings["target_options"] = format_options(cfg.target_options)
-    settings["amp"] = amp_tag(models, resolve_device(cfg.device))  # tag svpkit.amp (Tag.AMP)
-    return settings
+        models["proxy"] = (proxy, settings.proxy_options)
+        resolved["proxy_epochs"] = settings.proxy_epochs or proxy.train.epochs
+        resolved["proxy_options"] = format_options(settings.proxy_options)
+    resolved["target_epochs"] = settings.target_epochs or target.train.epochs
+    resolved["target_options"] = format_options(settings.target_options)
+    resolved["amp"] = amp_tag(models, device)  # tag svpkit.amp (Tag.AMP)
+    return resolved
 
 
 def selection_run_params(
-    dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: LoopConfig
+    dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: SelectionConfig
 ) -> dict[str, Any]:
     """The params every selection run logs: names, seed, device, schedules, data set identity."""
+    settings = cfg.settings
     return {
         "dataset": dataset.name,
         "selector": selector.name,
         "proxy": proxy.name,
         "target": target.name,
-        "seed": cfg.seed,
-        **resolved_settings(proxy, target, cfg),
-        **selector_settings(cfg),
+        "seed": settings.seed,
+        **resolved_settings(proxy, target, settings),
+        **selector_settings(settings, cfg.selection_variant()),
         **dataset_settings(dataset),
-        "batch_size": cfg.batch_size or "model default",
+        "batch_size": settings.batch_size or "model default",
         "train_size": len(dataset.train),
         "test_size": len(dataset.test),
         "dataset_digest": dataset.digest,
     }
-
-
-def warm_up(learner: Any) -> float:
-    """Seconds of the learner's one-off warm-up (0 for learners without one)."""
-    method = getattr(learner, "warm_up", None)
-    return float(method() or 0.0) if callable(method) else 0.0

@@ -23,13 +23,20 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.agreement import core_set_agreement, observer_signals, resolve_mode, selector_observers
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import learner_options, run_role, selection_run_params, selection_run_tags
+from svpkit.loops.common import run_role, selection_run_params, selection_run_tags
 from svpkit.loops.core_set_report import CoreSetResult, log_summary
-from svpkit.loops.core_set_subset import average_rankings, check_variants, choose_subset, score_model_seed
+from svpkit.loops.core_set_subset import (
+    SubsetVariant,
+    average_rankings,
+    check_variants,
+    choose_subset,
+    score_model_seed,
+)
 from svpkit.loops.evaluation import log_class_errors
 from svpkit.loops.ranking import rank_training_set, rank_with_proxy, training_labels
 from svpkit.loops.reference import FullReference
 from svpkit.loops.scoring import check_selection
+from svpkit.loops.settings import LoopSettings, Role
 from svpkit.loops.train import TrainOutcome, train_and_evaluate
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -42,40 +49,25 @@ DEFAULT_KEEP = 0.5
 DEFAULT_SEED_SIZE = 1000
 
 
-@dataclass
+@dataclass(frozen=True)
 class CoreSetConfig:
+    """A core-set run: the shared settings (``settings``), the subset's size and spread, and the
+    full-data reference of the speed-up."""
+
     keep: float | None = None
     """Fraction of the training set to keep, in (0, 1]; default 0.5 when ``subset_size`` is unset."""
     subset_size: int | None = None
     """Number of examples to keep (instead of ``keep``)."""
     seed_size: float | int = DEFAULT_SEED_SIZE
     """k-center's random seed points (count, or fraction of the training set)."""
-    seed: int = 0
-    device: str = "auto"
-    proxy_epochs: int | None = None
-    target_epochs: int | None = None
-    batch_size: int | None = None
+    settings: LoopSettings = field(default_factory=LoopSettings)
+    subset: SubsetVariant = field(default_factory=SubsetVariant)
     compare_full: bool = False
     full_reference: FullReference | None = None
-    agreement: str = "auto"
-    """``--agreement``: the proxy's ranking against the in-run full-data target's (svpkit.loops.agreement)."""
-    deterministic: bool = False
-    """PyTorch's deterministic algorithms (svpkit.runtime.use_deterministic_algorithms; matters on GPU)."""
-    proxy_options: dict[str, Any] = field(default_factory=dict)
-    """Options of the proxy (``--proxy-options``; svpkit.models.options)."""
-    target_options: dict[str, Any] = field(default_factory=dict)
-    selector_options: dict[str, Any] = field(default_factory=dict)
-    """The selector's resolved options (``--selector-options``)."""
-    coverage: str = "none"
-    """``ccs``: coverage-centric sampling of the subset (svpkit.loops.core_set_subset)."""
-    ccs_cutoff: float = 0.0
-    """CCS: the hardest fraction dropped first, in [0, 1)."""
-    ccs_bins: int = 50
-    """CCS: equal-width score strata."""
-    class_balance: bool = False
-    """Keep the training set's class proportions in the subset."""
-    score_models: int = 1
-    """Proxies whose ranking scores are averaged (score-based selectors)."""
+
+    def selection_variant(self) -> dict[str, Any]:
+        """The selection settings beyond the selector (svpkit.loops.scoring.selector_settings)."""
+        return {"class_balance": self.settings.class_balance, **self.subset.described()}
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -106,7 +98,7 @@ def resolve_sizes(n: int, selector: SelectorSpec, cfg: CoreSetConfig) -> tuple[i
                 f"{selector.name}: the {seeds} seed points count toward the subset but the subset has only {m} "
                 "examples (lower --seed-size, e.g. a fraction like 0.02)"
             )
-    check_variants(selector, cfg, n, m)
+    check_variants(selector, cfg.subset, cfg.settings.class_balance, n, m)
     return m, seeds
 
 
@@ -126,7 +118,7 @@ def describe_run(
     """Tags and params of a core-set run (validated: raises ConfigError on impossible sizes)."""
     n = len(dataset.train)
     m, seeds = resolve_sizes(n, selector, cfg)
-    check_selection(selector, CORE_SET.name, proxy, dataset, cfg)
+    check_selection(selector, CORE_SET.name, proxy, dataset, cfg.settings)
     tags = selection_run_tags(CORE_SET.name, dataset, selector, proxy, target, cfg)
     tags[Tag.SUBSET_SIZE] = str(m)
     tags[Tag.AGREEMENT] = agreement_mode(selector, proxy, target, cfg)
@@ -138,11 +130,11 @@ def describe_run(
         "seed_size": seeds,
         "compare_full": cfg.compare_full,
         **reference_params,
-        "coverage": cfg.coverage,
-        "ccs_cutoff": cfg.ccs_cutoff,
-        "ccs_bins": cfg.ccs_bins,
-        "class_balance": cfg.class_balance,
-        "score_models": cfg.score_models,
+        "coverage": cfg.subset.coverage,
+        "ccs_cutoff": cfg.subset.ccs_cutoff,
+        "ccs_bins": cfg.subset.ccs_bins,
+        "class_balance": cfg.settings.class_balance,
+        "score_models": cfg.subset.score_models,
     }
     return tags, params
 
@@ -211,10 +203,13 @@ class _Stages:
     subset_size: int
     seed_count: int
 
-    def options(self, role: str, epochs: int | None, seed: int | None = None) -> LearnerOptions:
-        model_options = self.cfg.proxy_options if role == "proxy" else self.cfg.target_options
-        seed = derive_seed(self.cfg.seed, role) if seed is None else seed
-        return learner_options(self.cfg, seed, epochs, model_options)
+    @property
+    def settings(self) -> LoopSettings:
+        return self.cfg.settings
+
+    def options(self, role: Role, seed_role: str, seed: int | None = None) -> LearnerOptions:
+        """The ``role`` learner's options, seeded from ``seed_role`` (or with ``seed``)."""
+        return self.settings.learner_options(role, derive_seed(self.settings.seed, seed_role) if seed is None else seed)
 
     def save(self, stage: int) -> None:
         self.state["round"] = stage
@@ -249,11 +244,11 @@ class _Stages:
         """``--score-models`` proxies rank the training set, their scores averaged, then the subset
         variant (coverage, class balance) orders its head: (ranking, proxy train seconds over all
         proxies, ranking seconds over all, mean proxy test error)."""
-        rng = np.random.default_rng(derive_seed(self.cfg.seed, "rank"))
+        rng = np.random.default_rng(derive_seed(self.settings.seed, "rank"))
         rankings, errors = [], []
         proxy_s = rank_s = 0.0
-        for model in range(self.cfg.score_models):
-            options = self.options("proxy", self.cfg.proxy_epochs, score_model_seed(self.cfg.seed, model))
+        for model in range(self.cfg.subset.score_models):
+            options = self.options("proxy", "proxy", score_model_seed(self.settings.seed, model))
             ranking, train_s, ranking_s, error = rank_with_proxy(
                 self.dataset,
                 self.selector,
@@ -263,22 +258,22 @@ class _Stages:
                 self.seed_count,
                 rng,
                 self.progress,
-                self.cfg.selector_options,
+                self.settings.selector_options,
             )
             rankings.append(ranking)
             proxy_s, rank_s = proxy_s + train_s, rank_s + ranking_s
             errors += [] if error is None else [error]
-        with Timer(resolve_device(self.cfg.device)) as t:
+        with Timer(resolve_device(self.settings.device)) as t:
             ranking = average_rankings(rankings)
-            labels = self.dataset.train.y
-            ranking, reports = choose_subset(ranking, self.subset_size, self.cfg, labels, self.dataset.num_classes)
+            labels, classes = self.dataset.train.y, self.dataset.num_classes
+            ranking, reports = choose_subset(ranking, self.subset_size, self.cfg.subset, self.settings, labels, classes)
         for path, report in reports.items():
             self.tracker.log_json(path, report)
         return ranking, proxy_s, rank_s + t.seconds, float(np.mean(errors)) if errors else None
 
     def train_target(self, subset: np.ndarray) -> None:
         """Stage 2: the target from scratch on the head of the ranking."""
-        options = self.options("target", self.cfg.target_epochs)
+        options = self.options("target", "target")
         outcome = train_and_evaluate(self.target, self.dataset, subset, options, self.progress, "target")[0]
         metrics = {Metric.TARGET_TRAIN_SECONDS: outcome.train_seconds, Metric.TARGET_ERROR: outcome.test_error}
         self.tracker.log_metrics(metrics, step=self.subset_size)
@@ -289,7 +284,7 @@ class _Stages:
     def train_full(self) -> None:
         """Stage 3 (``compare_full``): the target on all data, this run's own full-data reference."""
         everything = np.arange(len(self.dataset.train), dtype=np.int64)
-        options = self.options("full", self.cfg.target_epochs)
+        options = self.options("target", "full")
         on = agreement_mode(self.selector, self.proxy, self.target, self.cfg) != "off"
         observers = selector_observers(self.selector) if on else []
         outcome, learner = train_and_evaluate(
@@ -304,7 +299,7 @@ class _Stages:
         """The full-data target ranks the training set too (same selector, same k-center seeds):
         ``agreement/*`` of the two rankings at step = subset size, outside every speed-up timer."""
         with Timer(learner.device) as t:
-            rng = np.random.default_rng(derive_seed(self.cfg.seed, "rank"))  # a fresh copy: the same seeds
+            rng = np.random.default_rng(derive_seed(self.settings.seed, "rank"))  # a fresh copy: the same seeds
             n = len(self.dataset.train)
             signals, labels = observer_signals(observers), training_labels(self.selector, self.dataset, learner.device)
             ranking = rank_training_set(
@@ -316,7 +311,7 @@ class _Stages:
                 self.seed_count,
                 rng,
                 labels,
-                self.cfg.selector_options,
+                self.settings.selector_options,
             )
         metrics = core_set_agreement(_saved_ranking(self.state), ranking, self.subset_size)
         self.tracker.log_metrics(metrics | {Metric.AGREEMENT_SECONDS: t.seconds}, step=self.subset_size)
@@ -326,7 +321,8 @@ def agreement_mode(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, 
     """The resolved ``--agreement`` of a core-set run: on with an in-run full-data fit of the target."""
     in_run = cfg.compare_full and cfg.full_reference is None
     needs = "the target trained on all data in this run (--compare-full true, no --full-run)"
-    return resolve_mode(cfg.agreement, selector, in_run, needs, run_role(selector, proxy, target, cfg) == "baseline")
+    baseline = run_role(selector, proxy, target, cfg.settings) == "baseline"
+    return resolve_mode(cfg.settings.agreement, selector, in_run, needs, baseline)
 
 
 def _initial_state(resume_state: dict[str, Any] | None) -> dict[str, Any]:

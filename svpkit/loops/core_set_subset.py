@@ -19,6 +19,7 @@ state and its logs treat every variant alike. What a variant did is logged as JS
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 from svpkit.contract import Artifact
 from svpkit.errors import ConfigError
 from svpkit.loops.scoring import balance_report
-from svpkit.loops.settings import SubsetSettings
+from svpkit.loops.settings import LoopSettings
 from svpkit.runtime import derive_seed
 from svpkit.selectors.base import Ranking, SelectorSpec, ranking_by_score
 from svpkit.selectors.coverage import ccs_select, class_balanced_top_k
@@ -36,7 +37,26 @@ from svpkit.selectors.data_scores import average_scores
 COVERAGES = ("none", "ccs")
 
 
-def check_variants(selector: SelectorSpec, cfg: SubsetSettings, n: int, m: int) -> None:
+@dataclass(frozen=True)
+class SubsetVariant:
+    """How a core-set run spreads its subset beyond the head of one ranking (``CoreSetConfig.subset``)."""
+
+    coverage: str = "none"
+    """``ccs``: coverage-centric sampling of the subset."""
+    ccs_cutoff: float = 0.0
+    """CCS: the hardest fraction dropped first, in [0, 1)."""
+    ccs_bins: int = 50
+    """CCS: equal-width score strata."""
+    score_models: int = 1
+    """Proxies whose ranking scores are averaged (score-based selectors)."""
+
+    def described(self) -> dict[str, Any]:
+        """The variant's settings for the ``selection`` tag (the CCS parameters only with CCS)."""
+        ccs = {"ccs_cutoff": self.ccs_cutoff, "ccs_bins": self.ccs_bins} if self.coverage == "ccs" else {}
+        return {"coverage": self.coverage, "score_models": self.score_models, **ccs}
+
+
+def check_variants(selector: SelectorSpec, cfg: SubsetVariant, class_balance: bool, n: int, m: int) -> None:
     """ConfigError (before any run exists) for variants the selector or the sizes cannot take."""
     if cfg.coverage not in COVERAGES:
         raise ConfigError(f"--coverage must be one of {', '.join(COVERAGES)}, got {cfg.coverage!r}")
@@ -52,7 +72,7 @@ def check_variants(selector: SelectorSpec, cfg: SubsetSettings, n: int, m: int) 
         )
     if cfg.coverage != "ccs":
         return
-    if cfg.class_balance:
+    if class_balance:
         raise ConfigError("--class-balance and --coverage ccs cannot be combined (pick one way to spread the subset)")
     if cfg.ccs_bins < 1:
         raise ConfigError(f"--ccs-bins must be at least 1, got {cfg.ccs_bins}")
@@ -80,7 +100,7 @@ def average_rankings(rankings: Sequence[Ranking]) -> Ranking:
 
 
 def choose_subset(
-    ranking: Ranking, m: int, cfg: SubsetSettings, labels: torch.Tensor, num_classes: int
+    ranking: Ranking, m: int, cfg: SubsetVariant, settings: LoopSettings, labels: torch.Tensor, num_classes: int
 ) -> tuple[Ranking, dict[str, Any]]:
     """The ranking reordered so that its head of ``m`` is the subset, and the JSON artifacts to log."""
     if cfg.coverage == "ccs":
@@ -89,7 +109,7 @@ def choose_subset(
         if not bool(finite.all()):  # never-learned (+inf) examples: the hardest, above every finite score
             top = float(scores[finite].max()) if bool(finite.any()) else 0.0
             scores = torch.where(finite, scores, torch.full_like(scores, top + 1.0))
-        generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "coverage"))
+        generator = torch.Generator().manual_seed(derive_seed(settings.seed, "coverage"))
         chosen = ccs_select(scores, m, cfg.ccs_cutoff, cfg.ccs_bins, generator)
         report = {
             "coverage": "ccs",
@@ -100,7 +120,7 @@ def choose_subset(
             "bin_budgets": chosen.bin_budgets,
         }
         return _with_head(ranking, chosen.picks.numpy(), m), {Artifact.COVERAGE: report}
-    if cfg.class_balance:
+    if settings.class_balance:
         n = ranking.order.size
         priority = torch.empty(n, dtype=torch.float32)
         priority[torch.from_numpy(ranking.order)] = torch.arange(n, 0, -1, dtype=torch.float32)

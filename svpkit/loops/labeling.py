@@ -29,8 +29,10 @@ from svpkit.contract import LABELING, Tag, format_options, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
-from svpkit.loops.common import learner_options, numerics_tags
+from svpkit.loops.agreement import observer_signals, selector_observers
+from svpkit.loops.common import numerics_tags
 from svpkit.loops.fitting import timed_fit
+from svpkit.loops.settings import LoopSettings
 from svpkit.loops.stopping import mean_uncertainty, stop_set
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -47,17 +49,13 @@ RANDOM_REASON = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class QueryConfig:
-    """The settings of a project's queries (``k`` may change from round to round)."""
+    """A project's query: ``k`` (it may change from round to round) and the shared settings (the
+    proxy's are read)."""
 
     k: int
-    seed: int = 0
-    device: str = "auto"
-    proxy_epochs: int | None = None
-    batch_size: int | None = None
-    deterministic: bool = False
-    proxy_options: dict[str, Any] = field(default_factory=dict)
+    settings: LoopSettings = field(default_factory=LoopSettings)
 
 
 @dataclass
@@ -110,28 +108,29 @@ def describe_project(
     dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, cfg: QueryConfig
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Tags and params of a labeling project's run."""
+    chosen = cfg.settings
     settings = {
-        "device": str(resolve_device(cfg.device)),
-        "proxy_epochs": cfg.proxy_epochs or proxy.train.epochs,
-        "proxy_options": format_options(cfg.proxy_options),
+        "device": str(resolve_device(chosen.device)),
+        "proxy_epochs": chosen.proxy_epochs or proxy.train.epochs,
+        "proxy_options": format_options(chosen.proxy_options),
     }
     tags = {
         Tag.LOOP: LABELING.name,
         Tag.DATASET: dataset.name,
         Tag.SELECTOR: selector.name,
         Tag.SELECTOR_MODEL: proxy.name if selector.needs else "none",
-        Tag.SEED: str(cfg.seed),
+        Tag.SEED: str(chosen.seed),
         **setting_tags(settings),
-        **numerics_tags(cfg.device),
+        **numerics_tags(chosen.device),
     }
     params = {
         "dataset": dataset.name,
         "selector": selector.name,
         "proxy": proxy.name,
-        "seed": cfg.seed,
+        "seed": chosen.seed,
         **settings,
-        "batch_size": cfg.batch_size or "model default",
-        "deterministic": cfg.deterministic,
+        "batch_size": chosen.batch_size or "model default",
+        "deterministic": chosen.deterministic,
         "train_size": len(dataset.train),
         "test_size": len(dataset.test),
         "dataset_digest": dataset.digest,
@@ -166,11 +165,11 @@ def query_round(
     """Round ``round_no``: train the proxy on ``labeled`` (with ``labels``), pick ``cfg.k`` of the pool."""
     pool = check_pool(dataset, labeled, cfg.k)
     if not labeled.size:
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.settings.seed)
         picks = np.sort(pool[rng.choice(pool.size, size=cfg.k, replace=False)]).astype(np.int64)
         return QueryRound(round_no, RANDOM, RANDOM_REASON, labeled, pool, picks, None)
-    device = resolve_device(cfg.device)
-    rng = np.random.default_rng(derive_seed(cfg.seed, "select", round_no))
+    device = resolve_device(cfg.settings.device)
+    rng = np.random.default_rng(derive_seed(cfg.settings.seed, "select", round_no))
     ctx = SelectionContext(pool=pool, labeled=labeled, rng=rng, device=device)
     result = QueryRound(round_no, selector.name, f"selected by {selector.name}", labeled, pool, pool[:0], None)
     learner = None
@@ -210,17 +209,17 @@ def _score(
 ) -> Learner:
     """Fit a fresh proxy on ``ctx.labeled`` and fill ``ctx`` with what the selector needs (as the
     active-learning loop's rounds do); the seconds and the proxy's test error go into ``result``."""
-    options = learner_options(cfg, derive_seed(cfg.seed, "selector", result.round), cfg.proxy_epochs, cfg.proxy_options)
-    observers = [selector.observer()] if selector.observer is not None else []
+    settings = cfg.settings
+    options = settings.learner_options("proxy", derive_seed(settings.seed, "selector", result.round))
+    observers = selector_observers(selector)
     task = f"round {result.round}: train {proxy.name} on {ctx.labeled.size}"
     fitted = timed_fit(proxy, data, options, ctx.labeled, progress, task, observers, warm=True)
     learner, result.warmup_seconds, result.train_seconds = fitted.learner, fitted.warmup_seconds, fitted.seconds
     with Timer(ctx.device) as t:
         scoring.fill_selection_context(ctx, learner, selector)
-        for obs in observers:
-            ctx.signals.update(obs.result())
+        ctx.signals.update(observer_signals(observers))
     result.inference_seconds = t.seconds
     result.selector_model_error = learner.error("test") if len(data.test) else None
-    probs = learner.predict_proba(stop_set(len(data.train), cfg.seed)).float().cpu().numpy()  # stopping criteria
+    probs = learner.predict_proba(stop_set(len(data.train), settings.seed)).float().cpu().numpy()  # stopping criteria
     result.stop_predictions, result.stop_uncertainty = probs.argmax(axis=1), mean_uncertainty(probs)
     return learner

@@ -13,7 +13,8 @@ from typing import Any
 from svpkit.contract import TRAIN, Metric, Tag, run_setting
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
-from svpkit.loops.common import LoopConfig, resolved_settings
+from svpkit.loops.common import resolved_settings
+from svpkit.loops.settings import LoopSettings
 from svpkit.models.base import ModelSpec
 
 
@@ -28,7 +29,7 @@ class FullReference:
 
 
 def full_reference_mismatch(
-    record: Any, dataset: Dataset, target: ModelSpec, cfg: LoopConfig, strict: bool = True
+    record: Any, dataset: Dataset, target: ModelSpec, settings: LoopSettings, strict: bool = True
 ) -> str | None:
     """Why a run (``tracking.RunRecord``-like: status, tags, params, metrics) cannot serve as the
     target-on-all-data reference, or None when it can. ``strict`` (the automatic lookup) also
@@ -48,7 +49,7 @@ def full_reference_mismatch(
         ),
     ]
     if strict:
-        checks += _setting_checks(tags, params, target, cfg)
+        checks += _setting_checks(tags, params, target, settings)
     for ok, reason in checks:
         if not ok:
             return reason
@@ -56,10 +57,10 @@ def full_reference_mismatch(
 
 
 def _setting_checks(
-    tags: dict[str, str], params: dict[str, str], target: ModelSpec, cfg: LoopConfig
+    tags: dict[str, str], params: dict[str, str], target: ModelSpec, settings: LoopSettings
 ) -> list[tuple[bool, str]]:
     """Same target epochs, target options and device as the run being compared (strict lookup)."""
-    want = {k: str(v) for k, v in resolved_settings(None, target, cfg).items()}
+    want = {k: str(v) for k, v in resolved_settings(None, target, settings).items()}
     got = {name: run_setting(tags, params, name) for name in want}
     return [
         (
@@ -75,26 +76,26 @@ def _setting_checks(
 
 
 def choose_full_reference(
-    records: list[Any], dataset: Dataset, target: ModelSpec, cfg: LoopConfig
+    records: list[Any], dataset: Dataset, target: ModelSpec, settings: LoopSettings
 ) -> FullReference | None:
     """The matching train run of the same seed if any, else the newest matching one."""
-    matching = [r for r in records if full_reference_mismatch(r, dataset, target, cfg) is None]
+    matching = [r for r in records if full_reference_mismatch(r, dataset, target, settings) is None]
     if not matching:
         return None
-    matching.sort(key=lambda r: (r.tags.get(Tag.SEED) == str(cfg.seed), r.start_time), reverse=True)
+    matching.sort(key=lambda r: (r.tags.get(Tag.SEED) == str(settings.seed), r.start_time), reverse=True)
     best = matching[0]
     return FullReference(
         float(best.metrics[Metric.TARGET_TRAIN_SECONDS]), float(best.metrics[Metric.TARGET_ERROR]), best.run_id
     )
 
 
-def given_full_reference(record: Any, dataset: Dataset, target: ModelSpec, cfg: LoopConfig) -> FullReference:
+def given_full_reference(record: Any, dataset: Dataset, target: ModelSpec, settings: LoopSettings) -> FullReference:
     """The reference a user named (``full_run``): ConfigError when the run cannot be one; its own
     numbers when it can, though its settings differ from this run's."""
-    reason = full_reference_mismatch(record, dataset, target, cfg, strict=False)
+    reason = full_reference_mismatch(record, dataset, target, settings, strict=False)
     if reason:
         raise ConfigError(f"run {record.run_id} cannot be the full-data reference: {reason}")
-    chosen = choose_full_reference([record], dataset, target, cfg)
+    chosen = choose_full_reference([record], dataset, target, settings)
     if chosen is None:
         m = record.metrics
         chosen = FullReference(float(m[Metric.TARGET_TRAIN_SECONDS]), float(m[Metric.TARGET_ERROR]), record.run_id)

@@ -16,6 +16,7 @@ seeded from the selection RNG (under ``torchrun`` each rank draws its own for it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,9 @@ from svpkit import parallel
 from svpkit.contract import POOL_SHARD_OPTION, format_options
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
-from svpkit.loops.settings import SelectionSettings, SubsetSettings
+from svpkit.loops.settings import LoopSettings
 from svpkit.models.base import ModelSpec, final_linear
-from svpkit.protocols import Learner
+from svpkit.protocols import HasModule, Learner
 from svpkit.selectors.bald import mc_head_probabilities
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, resolve_selector_options
 from svpkit.selectors.coverage import class_balanced_top_k
@@ -98,9 +99,9 @@ def mc_accumulate(
     learner: Learner, indices: np.ndarray, samples: int, dropout: float, generator: torch.Generator
 ) -> MCAccumulator:
     """``samples`` MC-dropout softmax passes over training examples ``indices``, summed."""
-    model = getattr(learner, "model", None)
-    if not isinstance(model, torch.nn.Module):
+    if not isinstance(learner, HasModule) or not isinstance(learner.model, torch.nn.Module):
         raise ConfigError("MC dropout needs a torch model (the learner has no nn.Module)")
+    model = learner.model
     acc = MCAccumulator()
     layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
     if not layers:  # embed once, then dropout + the final linear layer, ``samples`` times
@@ -174,24 +175,21 @@ VARIANT_DEFAULTS: dict[str, Any] = {
 ``initial_selector``: who picked the active-learning initial set)."""
 
 
-def selector_settings(cfg: SelectionSettings) -> dict[str, str]:
+def selector_settings(settings: LoopSettings, variant: Mapping[str, Any]) -> dict[str, str]:
     """The resolved settings ``selector_options`` and ``selection`` (tags ``svpkit.<name>``): the
-    selector's options and the non-default selection variants (class balance, coverage, score models)."""
-    given: dict[str, Any] = {"class_balance": cfg.class_balance}
-    if isinstance(cfg, SubsetSettings):
-        given |= {"coverage": cfg.coverage, "score_models": cfg.score_models}
-    given["initial_selector"] = getattr(cfg, "initial_selector", "random")  # active learning only (--initial-selector)
-    variant = {k: v for k, v in given.items() if v != VARIANT_DEFAULTS[k]}
-    if isinstance(cfg, SubsetSettings) and cfg.coverage == "ccs":
-        variant |= {"ccs_cutoff": cfg.ccs_cutoff, "ccs_bins": cfg.ccs_bins}
-    return {"selector_options": format_options(cfg.selector_options), "selection": format_options(variant)}
+    selector's options and the loop's selection ``variant`` (class balance, initial selector,
+    coverage, score models, …) where it differs from :data:`VARIANT_DEFAULTS`."""
+    return {
+        "selector_options": format_options(settings.selector_options),
+        "selection": format_options({k: v for k, v in variant.items() if v != VARIANT_DEFAULTS.get(k)}),
+    }
 
 
 def check_selection(
-    selector: SelectorSpec, loop: str, proxy: ModelSpec, dataset: Dataset, cfg: SelectionSettings
+    selector: SelectorSpec, loop: str, proxy: ModelSpec, dataset: Dataset, settings: LoopSettings
 ) -> None:
     """The selector's own ``check`` and the class-balance rule of ``loop`` (ConfigError before any run)."""
-    if cfg.class_balance and loop != "core_set":
+    if settings.class_balance and loop != "core_set":
         if not selector.needs or not selector.score_based:
             what = "trains no selector model" if not selector.needs else "does not pick the top-k of a score"
             raise ConfigError(
@@ -204,4 +202,4 @@ def check_selection(
     def build_proxy() -> object | None:
         return proxy.build(dataset.num_classes, dataset.input_shape) if proxy.build is not None else None
 
-    selector.check(SelectorUse(loop, proxy.name, build_proxy, cfg.selector_options))
+    selector.check(SelectorUse(loop, proxy.name, build_proxy, settings.selector_options))

@@ -22,7 +22,7 @@ from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.agreement import observer_signals, selector_observers
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import learner_options
+from svpkit.loops.settings import LoopSettings
 from svpkit.loops.train import train_and_evaluate
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
@@ -42,17 +42,16 @@ class Contender:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SuggestConfig:
+    """suggest-proxy's pilot: its size, ``k`` picks, ``seeds`` pilots from ``settings.seed`` on,
+    and the shared settings (seed, device, batch size, determinism; each model brings its schedule)."""
+
     pilot: float | int = 0.1
     """The pilot labeled set: a fraction of the training set in (0, 1) or a count."""
     k: int = 100
     seeds: int = 3
-    seed: int = 0
-    device: str = "auto"
-    batch_size: int | None = None
-    deterministic: bool = False
-    """PyTorch's deterministic algorithms for every model of the pilot (matters on GPU)."""
+    settings: LoopSettings = field(default_factory=LoopSettings)
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def run_suggest(
     check_seeds(cfg.seeds)
     rows: list[SeedRow] = []
     with progress.task(f"suggest-proxy: {len(candidates)} candidates", total=cfg.seeds) as advance:
-        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        for seed in range(cfg.settings.seed, cfg.settings.seed + cfg.seeds):
             pilot = np.sort(np.random.default_rng(derive_seed(seed, "pilot")).choice(n, count, replace=False))
             pool = np.setdiff1d(np.arange(n), pilot)
             theirs = _score(dataset, selector, target, pilot.astype(np.int64), pool, seed, cfg, progress)
@@ -138,7 +137,7 @@ def _score(
     progress: Progress,
 ) -> Scored:
     """Train ``model`` on the pilot, score the pool and select ``k`` (train + score seconds timed)."""
-    options = learner_options(cfg, derive_seed(seed, "selector", 1), model.epochs, model.options)
+    options = cfg.settings.options_for(derive_seed(seed, "selector", 1), model.epochs, model.options)
     observers = selector_observers(selector)
     outcome, learner = train_and_evaluate(model.spec, dataset, pilot, options, progress, model.label, observers)
     rng = np.random.default_rng(derive_seed(seed, "select", 1))

@@ -15,27 +15,23 @@ from svpkit import plots
 from svpkit.contract import TRAIN, Artifact, Metric, Tag, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.loops.budgets import to_count
-from svpkit.loops.common import dataset_settings, learner_options, numerics_tags, resolved_settings
+from svpkit.loops.common import dataset_settings, numerics_tags, resolved_settings
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.loops.fitting import timed_fit
+from svpkit.loops.settings import LoopSettings
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import LearnerOptions, Tracker, TrainObserver
 from svpkit.runtime import derive_seed
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainRunConfig:
+    """A ``train`` run: the shared settings (only the target's are read) and the training size."""
+
     size: float | int = 1.0
     """Training examples: a fraction in (0, 1] or a count; 1.0 = all of them."""
-    seed: int = 0
-    device: str = "auto"
-    target_epochs: int | None = None
-    batch_size: int | None = None
-    target_options: dict[str, Any] = field(default_factory=dict)
-    """The model's options (``--target-options``; svpkit.models.options)."""
-    deterministic: bool = False
-    """PyTorch's deterministic algorithms (matters on GPU)."""
+    settings: LoopSettings = field(default_factory=LoopSettings)
 
 
 @dataclass
@@ -94,25 +90,25 @@ def describe_train_run(
     dataset.require_labels("the train loop")
     n = len(dataset.train)
     count = to_count(cfg.size, n, "size")
-    settings = resolved_settings(None, target, cfg) | dataset_settings(dataset)
+    settings = resolved_settings(None, target, cfg.settings) | dataset_settings(dataset)
     tags = {
         Tag.LOOP: TRAIN.name,
         Tag.ROLE: "target",
         Tag.DATASET: dataset.name,
         Tag.TARGET_MODEL: target.name,
-        Tag.SEED: str(cfg.seed),
+        Tag.SEED: str(cfg.settings.seed),
         Tag.SUBSET_SIZE: str(count),
         **setting_tags(settings),
-        **numerics_tags(cfg.device),
+        **numerics_tags(cfg.settings.device),
     }
     params = {
         "dataset": dataset.name,
         "target": target.name,
         "size": cfg.size,
         "subset_size": count,
-        "seed": cfg.seed,
+        "seed": cfg.settings.seed,
         **settings,
-        "batch_size": cfg.batch_size or "model default",
+        "batch_size": cfg.settings.batch_size or "model default",
         "train_size": n,
         "test_size": len(dataset.test),
         "dataset_digest": dataset.digest,
@@ -134,10 +130,10 @@ def run_train(
     """
     progress = progress or NullProgress()
     n = len(dataset.train)
-    indices = subset_indices(n, cfg.size, cfg.seed)
+    indices = subset_indices(n, cfg.size, cfg.settings.seed)
     if resume_state is not None and resume_state.get("loop") == TRAIN.name and resume_state.get("round", 0) >= 1:
         return TrainOutcome(**resume_state["outcome"])
-    options = learner_options(cfg, derive_seed(cfg.seed, "target", 1), cfg.target_epochs, cfg.target_options)
+    options = cfg.settings.learner_options("target", derive_seed(cfg.settings.seed, "target", 1))
     outcome, learner = train_and_evaluate(target, dataset, indices, options, progress, "train")
     del learner
     step = int(indices.size)

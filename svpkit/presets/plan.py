@@ -83,9 +83,6 @@ class LoopCommands:
     parse: Callable[[str, list[str]], Mapping[str, Any]]
     """``parse(loop, args)``: the loop command's parameters for ``args`` (typed, defaults filled in) without
     running it; raises :class:`RejectedArguments` when the command rejects them."""
-    run: Callable[[list[str]], int | None]
-    """Run ``svpkit ARGS`` in this process and return its exit code (None or 0: success); raises
-    :class:`RejectedArguments` when the command rejects its arguments."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Running one planned run inside its pre-created MLflow run: in this process, or as a subprocess.
 
-Every run of a preset is created first, tagged with the preset and the run's key; the loop
-command then continues it (``MLFLOW_RUN_ID``).
+Every run of a preset is created first, tagged with the preset and the run's key; the loop then
+continues it (``MLFLOW_RUN_ID``): through the Python API in this process, or the loop command in a
+child process.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 
 from svpkit.contract import Tag
 from svpkit.errors import SvpkitError
-from svpkit.presets.plan import KEY_TAG, PRESET_TAG, LoopCommands, PlannedRun, Preset, RejectedArguments
+from svpkit.presets.plan import KEY_TAG, PRESET_TAG, LoopCommands, PlannedRun, Preset
 
 _INTERRUPT_CODES = {130, 143, -2, -15}
 
@@ -77,7 +78,11 @@ def run_subprocess(run: PlannedRun, run_id: str, tracking_uri: str, **env: str) 
 
 
 def execute(run: PlannedRun, run_id: str, subprocess_runs: bool, commands: LoopCommands) -> str | None:
-    """Run one planned run inside ``run_id``; the error line when it failed, else None."""
+    """Run one planned run inside ``run_id``; the error line when it failed, else None.
+
+    In this process the run goes through the Python API (:func:`svpkit.api.loops.run_loop`) with
+    the command's parsed parameters; ``subprocess_runs``: ``python -m svpkit`` in a child process.
+    """
     from svpkit import tracking
 
     if subprocess_runs:
@@ -85,17 +90,19 @@ def execute(run: PlannedRun, run_id: str, subprocess_runs: bool, commands: LoopC
         if returncode in _INTERRUPT_CODES:
             raise PresetInterrupted(_interrupted(run), 128 + abs(returncode) % 128)
         return problem
+    from svpkit.api.loops import run_loop
+    from svpkit.signals import interrupts_end_runs
+
     with environment(MLFLOW_RUN_ID=run_id, MLFLOW_EXPERIMENT_ID=None):
         try:
-            code = commands.run([run.command, *run.args, "--quiet"])
-        except RejectedArguments as exc:
+            with interrupts_end_runs():
+                run_loop(run.loop, commands.parse(run.loop, run.args))
+        except KeyboardInterrupt as exc:
+            raise PresetInterrupted(_interrupted(run), 128 + int(getattr(exc, "signum", 2))) from None
+        except Exception as exc:  # the run failed: FAILED with its reason, the preset goes on
             tracking.fail_run(run_id, exc)
-            return f"error: {exc}"
-    if code in _INTERRUPT_CODES:
-        raise PresetInterrupted(_interrupted(run), int(code))
-    if code not in (None, 0):
-        status = tracking.get_run_record(run_id).status
-        return f"exit code {code} (run {status})"
+            message = str(exc).strip().splitlines()
+            return f"error: {message[0] if message else type(exc).__name__}"
     return None
 
 

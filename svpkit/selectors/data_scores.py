@@ -24,6 +24,7 @@ from torch.func import functional_call, grad, vmap
 
 from svpkit.errors import ConfigError
 from svpkit.options import ModelOption
+from svpkit.protocols import TorchInputs
 from svpkit.selectors.base import (
     RankContext,
     Ranking,
@@ -137,12 +138,12 @@ def rank_el2n(ctx: RankContext) -> Ranking:
     return ranking_by_score(el2n_scores(ctx.learner.predict_proba(None, "train"), labels))
 
 
-def _all_parameter_scores(learner: Any, labels: torch.Tensor) -> torch.Tensor:
+def _all_parameter_scores(learner: object, labels: torch.Tensor) -> torch.Tensor:
     """GraNd over every parameter of a torch learner's model (inputs prepared chunk by chunk)."""
-    model, inputs, prepare = (getattr(learner, a, None) for a in ("model", "inputs", "prepare"))
-    if not isinstance(model, torch.nn.Module) or not callable(inputs) or not callable(prepare):
+    if not isinstance(learner, TorchInputs) or not isinstance(learner.model, torch.nn.Module):
         raise ConfigError("grand with layers=all needs svpkit's torch learner (use layers=last otherwise)")
-    x_all, _ = inputs("train")
+    model, prepare = learner.model, learner.prepare
+    x_all, _ = learner.inputs("train")
     out = [
         grand_scores(model, prepare(x_all[i : i + CHUNK].to(learner.device)), labels[i : i + CHUNK])
         for i in range(0, labels.shape[0], CHUNK)
