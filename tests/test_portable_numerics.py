@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from test_behaviour_fixture import capabilities
@@ -78,3 +79,23 @@ def test_portable_numerics_train_in_float32() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "False", "True"]
+
+
+def test_train_and_suggest_proxy_take_deterministic_too(tracking_uri: str, tmp_path: Path) -> None:
+    """``--deterministic true`` reaches every command that trains (before, ``train`` and
+    ``suggest-proxy`` had no such option and dropped it): portable numerics, logged with the run."""
+    from runhelpers import cli_env, client, run_cli
+
+    env, root = cli_env(tracking_uri), Path(__file__).resolve().parents[1]
+    tiny = ["--dataset", "digits", "--train-limit", "200", "--test-limit", "60", "--device", "cpu", "--quiet"]
+    trained = run_cli("train", *tiny, "--target", "digits_mlp", "--target-epochs", "1", "--deterministic", "true",
+                      "--run-name", "det-train", env=env, cwd=root)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    suggested = run_cli("suggest-proxy", *tiny, "--target", "digits_mlp", "--target-epochs", "1", "--candidates",
+                        "digits_mlp:1", "--seeds", "1", "--k", "20", "--pilot", "40", "--deterministic", "true",
+                        "--run-name", "det-suggest", env=env, cwd=root)  # fmt: skip
+    assert suggested.returncode == 0, suggested.stderr
+    runs = {r.info.run_name: r for e in client().search_experiments() for r in client().search_runs([e.experiment_id])}
+    assert runs["det-train"].data.params["deterministic"] == "True"
+    assert runs["det-train"].data.tags["svpkit.numerics"] == "portable"
+    assert runs["det-suggest"].data.params["deterministic"] == "True"

@@ -42,11 +42,12 @@ class LoopArgs:
 
 @dataclass
 class RunArgs(LoopArgs):
-    """What every run of a model takes beside the data: its seed, device and batch size."""
+    """What every run of a model takes beside the data: its seed, device, batch size and determinism."""
 
     seed: int = 0
     device: str = "auto"
     batch_size: Optional[int] = None
+    deterministic: Switch = False
 
 
 @dataclass
@@ -59,7 +60,6 @@ class SelectionArgs(RunArgs):
     proxy_epochs: Optional[int] = None
     target_epochs: Optional[int] = None
     agreement: str = "auto"
-    deterministic: Switch = False
     proxy_options: Options = None
     target_options: Options = None
     selector_options: Options = None

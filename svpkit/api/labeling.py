@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from svpkit.api.args import (
     Options,
     RunArgs,
-    Switch,
     as_text,
     opt_int,
     options_text,
@@ -38,7 +37,6 @@ class QueryArgs(RunArgs):
     proxy: str = "digits_mlp"
     proxy_epochs: Optional[int] = None
     proxy_options: Options = None
-    deterministic: Switch = False
 
 
 MAY_CHANGE = ("data_path", "device")

@@ -234,6 +234,7 @@ def run_train_args(given: TrainArgs, settings: RunSettings) -> RunResult[TrainOu
             seed=given.seed,
             device=device,
             batch_size=opt_int(given.batch_size),
+            deterministic=parse_deterministic(given.deterministic, device),
             target_epochs=opt_int(given.target_epochs),
             target_options=resolved.target_options,
         )

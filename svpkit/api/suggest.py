@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from svpkit.api.args import Options, RunArgs, Size, opt_int, options_text, settle, takes
+from svpkit.api.args import Options, RunArgs, Size, opt_int, options_text, parse_deterministic, settle, takes
 from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def suggest_proxy(
         rows, suggest.parse_candidates(args.candidates), meta, args.min_overlap, args.min_spearman
     )
     params = {**meta, "candidates": args.candidates, "seeds": args.seeds, "seed": args.seed, "device": args.device}
+    params["deterministic"] = cfg.settings.deterministic
     params |= {"min_overlap": args.min_overlap, "min_spearman": args.min_spearman, "dataset_digest": data.digest}
     name = run_name or f"suggest-{args.target}-{args.selector}-s{args.seed}"
     return _logged(report, params, experiment or None, name, track)
@@ -91,7 +92,8 @@ def _prepare(args: SuggestArgs) -> tuple[Dataset, SelectorSpec, tuple[Contender,
     if not selector_spec.needs:
         raise ConfigError(f"selector {args.selector!r} uses no model: there is no proxy to choose")
     models = _models(args.target, args.target_epochs, args.target_options, parsed)
-    settings = LoopSettings(seed=args.seed, device=args.device, batch_size=opt_int(args.batch_size))
+    deterministic = parse_deterministic(args.deterministic, args.device)
+    settings = LoopSettings(args.seed, args.device, opt_int(args.batch_size), deterministic)
     cfg = SuggestConfig(one_size(str(args.pilot), "pilot"), args.k, check_seeds(args.seeds), settings)
     resolve_device(args.device)
     spec = get_plugins().datasets.get(args.dataset)

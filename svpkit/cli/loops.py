@@ -110,7 +110,7 @@ def core_set(
 # -- training on all (or part) of the data ----------------------------------------------------
 @app.command("train")
 @uses_store
-@with_shared(DATA, ("seed", "device", *RUN))
+@with_shared(DATA, ("seed", "device", "deterministic", *RUN))
 def train(
     target: Annotated[str, typer.Option(help="Model to train.")] = "digits_cnn",
     size: Annotated[

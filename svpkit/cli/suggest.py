@@ -11,7 +11,7 @@ from svpkit.cli.options import DATA, RUN, with_shared
 
 
 @app.command("suggest-proxy")
-@with_shared(DATA, ("target_epochs", "target_options", "seed", "device", "batch_size", *RUN))
+@with_shared(DATA, ("target_epochs", "target_options", "seed", "device", "batch_size", "deterministic", *RUN))
 def suggest_proxy(
     target: Annotated[str, typer.Option(help="The target model the proxy selects for.")] = "digits_cnn",
     selector: Annotated[str, typer.Option(help="Selector (svpkit selectors list); it must use a model.")] = (

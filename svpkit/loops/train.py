@@ -109,6 +109,7 @@ def describe_train_run(
         "seed": cfg.settings.seed,
         **settings,
         "batch_size": cfg.settings.batch_size or "model default",
+        "deterministic": cfg.settings.deterministic,
         "train_size": n,
         "test_size": len(dataset.test),
         "dataset_digest": dataset.digest,
