@@ -101,15 +101,28 @@ def cpu_capability() -> str:
     return str(torch.backends.cpu.get_cpu_capability())
 
 
+def _cpuinfo() -> str:
+    """``/proc/cpuinfo`` ("" where there is none: not Linux, or a sandbox that hides it)."""
+    try:
+        return _CPUINFO.read_text()
+    except OSError:
+        return ""
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
-    try:
-        for line in _CPUINFO.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags ``/proc/cpuinfo`` lists for the CPU (empty where it lists none)."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
 
 
 def math_libraries(cuda: bool = False) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from svpkit import runtime
 from svpkit.learners import acceleration, make_learner
 from svpkit.learners.acceleration import amp_tag, cpu_has_native_bf16, model_precision, resolve_amp, use_compile
 from svpkit.loops.common import resolved_settings
@@ -39,7 +40,7 @@ def _no_torch_probes(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_native_bf16_is_what_torch_reports(monkeypatch: pytest.MonkeyPatch, fresh_detection: None) -> None:
     _no_torch_probes(monkeypatch)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    monkeypatch.setattr(acceleration, "_CPUINFO", Path("/nonexistent/cpuinfo"))
+    monkeypatch.setattr(runtime, "_CPUINFO", Path("/nonexistent/cpuinfo"))
     assert cpu_has_native_bf16()
 
 
@@ -53,13 +54,13 @@ def test_native_bf16_from_cpu_flags(
     _no_torch_probes(monkeypatch)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-    monkeypatch.setattr(acceleration, "_CPUINFO", cpuinfo)
+    monkeypatch.setattr(runtime, "_CPUINFO", cpuinfo)
     assert cpu_has_native_bf16() is native
 
 
 def test_no_cpu_information_means_no_native_bf16(monkeypatch: pytest.MonkeyPatch, fresh_detection: None) -> None:
     _no_torch_probes(monkeypatch)
-    monkeypatch.setattr(acceleration, "_CPUINFO", Path("/nonexistent/cpuinfo"))
+    monkeypatch.setattr(runtime, "_CPUINFO", Path("/nonexistent/cpuinfo"))
     assert not cpu_has_native_bf16()
 
 

@@ -27,15 +27,13 @@ from runhelpers import cli_env
 FIXTURE = Path(__file__).parent / "fixtures" / "behaviour.json"
 RUNS = Path(__file__).parent / "behaviour_runs.py"
 RECORD = bool(os.environ.get("SVPKIT_RECORD_BEHAVIOUR"))
-_CPUINFO = Path("/proc/cpuinfo")
 
 
 def capabilities() -> list[str]:
     """The ATen CPU capabilities this machine can run: always ``default``, then AVX2 and AVX-512."""
-    try:
-        flags = set(_CPUINFO.read_text().split())
-    except OSError:
-        flags = set()
+    from svpkit.runtime import cpu_flags
+
+    flags = cpu_flags()
     found = ["default"]
     if {"avx2", "fma"} <= flags:
         found.append("avx2")

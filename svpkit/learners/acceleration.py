@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from svpkit.models.base import ModelSpec
-from svpkit.runtime import portable_numerics
+from svpkit.runtime import cpu_flags, portable_numerics
 
 CPU_BF16_BY_DEFAULT = True
 """Whether ``amp=auto`` trains in bf16 on CPUs with native bf16. The one switch for the CPU
@@ -40,7 +39,6 @@ an entry never compiles under ``auto``. The CPU has none: on the 2-core bf16 CPU
 compile ResNet20's step and the compiled step ran slower than the eager one (979 vs 1,065 img/s,
 ``benchmarks/bench_train.py --arms amp=on amp=on,compile=on``), so it never pays there."""
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-_CPUINFO = Path("/proc/cpuinfo")
 
 
 @functools.cache
@@ -51,11 +49,7 @@ def cpu_has_native_bf16() -> bool:
         check = getattr(torch.cpu, probe, None)
         if check is not None and check():
             return True
-    try:
-        flags = _CPUINFO.read_text().split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in _CPU_BF16_FLAGS)
+    return bool(cpu_flags() & set(_CPU_BF16_FLAGS))
 
 
 def resolve_amp(setting: str, device: torch.device, modalities: tuple[str, ...]) -> bool:
