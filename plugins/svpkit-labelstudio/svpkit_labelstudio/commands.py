@@ -38,36 +38,35 @@ Token = Annotated[
         help="A Label Studio personal access token or legacy API token (default: $LABEL_STUDIO_API_KEY).",
     ),
 ]
+LsProject = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ls-project", help="The Label Studio project: an id, or a title (reused when it exists, else created)."
+    ),
+]
+DocumentRoot = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ls-document-root",
+        envvar=DOCUMENT_ROOT_ENV,
+        help="The server's local-files document root (image folders must lie under it).",
+    ),
+]
+
+
+def _keyword(name: str, annotation: Any) -> inspect.Parameter:
+    """An option the Label Studio commands add to a core command's (keyword-only, default None)."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
 LS_OPTIONS = {
-    "label_studio": inspect.Parameter(
-        "label_studio", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=LabelStudioUrl
-    ),
-    "ls_project": inspect.Parameter(
-        "ls_project",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            Optional[str],
-            typer.Option(
-                "--ls-project",
-                help="The Label Studio project: an id, or a title (reused when it exists, else created).",
-            ),
-        ],
-    ),
-    "ls_token": inspect.Parameter("ls_token", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Token),
-    "ls_document_root": inspect.Parameter(
-        "ls_document_root",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            Optional[str],
-            typer.Option(
-                "--ls-document-root",
-                envvar=DOCUMENT_ROOT_ENV,
-                help="The server's local-files document root (image folders must lie under it).",
-            ),
-        ],
-    ),
+    p.name: p
+    for p in (
+        _keyword("label_studio", LabelStudioUrl),
+        _keyword("ls_project", LsProject),
+        _keyword("ls_token", Token),
+        _keyword("ls_document_root", DocumentRoot),
+    )
 }
 
 
