@@ -32,10 +32,12 @@ class QueryArgs(LoopArgs):
     batch_size: Optional[int]
     proxy_options: Optional[str]
     deterministic: str
+    stop_when: Optional[str]
 
 
-MAY_CHANGE = ("data_path", "device")
-"""Settings a later query may give anew: the data can move, the next round can run elsewhere."""
+MAY_CHANGE = ("data_path", "device", "stop_when")
+"""Settings a later query may give anew: the data can move, the next round can run elsewhere,
+the stopping criterion can be set, changed or turned off (``--stop-when off``)."""
 QUERY_DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "data_path": None,
@@ -50,6 +52,7 @@ QUERY_DEFAULTS: dict[str, Any] = {
     "batch_size": None,
     "proxy_options": None,
     "deterministic": "false",
+    "stop_when": None,
 }
 """What a query's settings are when not given (a given one that differs from a project's is an error)."""
 
@@ -84,12 +87,14 @@ def query(
     batch_size: Optional[int] = None,
     proxy_options: Options = None,
     deterministic: Switch = False,
+    stop_when: Optional[str] = None,
     experiment: Optional[str] = None,
     run_name: Optional[str] = None,
     progress: bool = False,
 ) -> QueryOutcome:
     """The next batch to label (``svpkit query``): the proxy, trained on the labels so far, picks
-    ``k`` of the unlabeled pool; ``project`` None starts a project; ``out`` also writes the batch."""
+    ``k`` of the unlabeled pool; ``project`` None starts a project; ``out`` also writes the batch.
+    :class:`StopCriterionHolds` (no batch, nothing written) when ``stop_when`` holds."""
     given = collect(QueryArgs, locals())
     return query_args(given, k, project or None, out, (experiment, run_name), progress)
 
@@ -104,17 +109,23 @@ def query_args(
 ) -> QueryOutcome:
     """A query with the command's arguments; ``run``: the experiment and run name of a new project."""
     from svpkit.labeling.project import new_project
-    from svpkit.labeling.session import RunInfo, commit_query
+    from svpkit.labeling.session import RunInfo, commit_query, stop_status, stopping_of
     from svpkit.loops.labeling import check_pool, describe_project, query_round
     from svpkit.progress import make_progress
 
     opened, args = project_settings(project, given)
     data, specs, cfg = _query_setup(args, k)
     state = opened or new_project({f.name: getattr(args, f.name) for f in fields(args)}, data.class_names)
+    stop_status(state, args.stop_when)  # a bad --stop-when fails here, before any training
+    if args.stop_when != state.invocation.get("stop_when"):  # set, changed or turned off: kept from now on
+        state = replace(state, invocation=state.invocation | {"stop_when": args.stop_when})
     labeled, labels = state.training_set(data)
     check_pool(data, labeled, k)  # before any training
     with make_progress(not progress) as bars:
         result = query_round(data, labeled, labels, *specs, cfg, len(state.rounds), bars)
+    if holds := stop_status(state, args.stop_when, stopping_of(state, result)):
+        trained = f"the proxy trained on {labeled.size} labels"
+        raise StopCriterionHolds(f"the stopping criterion holds with {trained}: {holds}; stop labeling")
     tags, params = describe_project(data, *specs, cfg)
     selector_model = specs[1].name if specs[0].needs else "random"
     name = run[1] or f"labeling-{args.selector}-{selector_model}-s{args.seed}"
@@ -171,6 +182,13 @@ def project_settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optio
 def _normal(value: Any) -> Any:
     """An option value as it acts: 0 or '' (the MLproject's "not given") are None."""
     return None if value in (0, "", None) else str(value)
+
+
+class StopCriterionHolds(ConfigError):
+    """``--stop-when`` holds on a query's proxy (trained on every label so far): no batch was
+    written, the project is unchanged; ``svpkit query`` exits with status 3."""
+
+    exit_code = 3
 
 
 class AnswersRejected(ConfigError):
