@@ -37,10 +37,12 @@ class QueryArgs(RunArgs):
     proxy: str = "digits_mlp"
     proxy_epochs: Optional[int] = None
     proxy_options: Options = None
+    stop_when: Optional[str] = None
 
 
-MAY_CHANGE = ("data_path", "device")
-"""Settings a later query may give anew: the data can move, the next round can run elsewhere."""
+MAY_CHANGE = ("data_path", "device", "stop_when")
+"""Settings a later query may give anew: the data can move, the next round can run elsewhere,
+the stopping criterion can be set, changed or turned off (``--stop-when off``)."""
 
 
 @dataclass
@@ -70,7 +72,8 @@ def query(
 ) -> QueryOutcome:
     """The next batch to label (``svpkit query``): the proxy, trained on the labels so far, picks
     ``k`` of the unlabeled pool; ``project`` None starts a project; ``out`` also writes the batch.
-    ``settings`` (a :class:`QueryArgs`) and/or its fields as keyword arguments."""
+    ``settings`` (a :class:`QueryArgs`) and/or its fields as keyword arguments;
+    :class:`StopCriterionHolds` (no batch, nothing written) when ``stop_when`` holds."""
     return query_args(settle(QueryArgs, settings, given), k, project or None, out, (experiment, run_name), progress)
 
 
@@ -84,17 +87,23 @@ def query_args(
 ) -> QueryOutcome:
     """A query with the command's arguments; ``run``: the experiment and run name of a new project."""
     from svpkit.labeling.project import new_project
-    from svpkit.labeling.session import RunInfo, commit_query
+    from svpkit.labeling.session import RunInfo, commit_query, stop_status, stopping_of
     from svpkit.loops.labeling import check_pool, describe_project, query_round
     from svpkit.progress import make_progress
 
     opened, args = project_settings(project, given)
     data, specs, cfg = _query_setup(args, k)
     state = opened or new_project({f.name: getattr(args, f.name) for f in fields(args)}, data.class_names)
+    stop_status(state, args.stop_when)  # a bad --stop-when fails here, before any training
+    if args.stop_when != state.invocation.get("stop_when"):  # set, changed or turned off: kept from now on
+        state = replace(state, invocation=state.invocation | {"stop_when": args.stop_when})
     labeled, labels = state.training_set(data)
     check_pool(data, labeled, k)  # before any training
     with make_progress(not progress) as bars:
         result = query_round(data, labeled, labels, *specs, cfg, len(state.rounds), bars)
+    if holds := stop_status(state, args.stop_when, stopping_of(state, result)):
+        trained = f"the proxy trained on {labeled.size} labels"
+        raise StopCriterionHolds(f"the stopping criterion holds with {trained}: {holds}; stop labeling")
     tags, params = describe_project(data, *specs, cfg)
     selector_model = specs[1].name if specs[0].needs else "random"
     name = run[1] or f"labeling-{args.selector}-{selector_model}-s{args.seed}"
@@ -152,6 +161,13 @@ def project_settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optio
 def _normal(value: Any) -> Any:
     """An option value as it acts: 0 or '' (the MLproject's "not given") are None."""
     return None if value in (0, "", None) else str(value)
+
+
+class StopCriterionHolds(ConfigError):
+    """``--stop-when`` holds on a query's proxy (trained on every label so far): no batch was
+    written, the project is unchanged; ``svpkit query`` exits with status 3."""
+
+    exit_code = 3
 
 
 class AnswersRejected(ConfigError):

@@ -40,15 +40,23 @@ def query(
     out_file: Annotated[
         Optional[str], typer.Option("--out", help="Also write the batch to this CSV file (for the annotation tool).")
     ] = None,
+    stop_when: Annotated[
+        Optional[str],
+        typer.Option(help="Stop the project when a criterion holds: kappa:0.99[:3], uncertainty:0.05[:1], or off."),
+    ] = None,
     **shared: Any,
 ) -> Any:  # the updated Project (Any: typer resolves these hints at import time)
     """Ask for the next batch to label: the proxy, trained on the labels so far, picks k of the unlabeled pool."""
-    from svpkit.api.labeling import QueryArgs, query_args
+    from svpkit.api.labeling import QueryArgs, StopCriterionHolds, query_args
 
     given = collect(QueryArgs, locals() | shared)
-    done = query_args(
-        given, k, project or None, out_file, (shared["experiment"], shared["run_name"]), not shared["quiet"]
-    )
+    try:
+        done = query_args(
+            given, k, project or None, out_file, (shared["experiment"], shared["run_name"]), not shared["quiet"]
+        )
+    except StopCriterionHolds as stop:  # not an error: the project is done (docs/labeling.md)
+        out.print(f"stop: {stop}; no batch written (`--stop-when off` asks anyway)")
+        raise typer.Exit(StopCriterionHolds.exit_code) from None
     _print_query(done.project, done.round, done.dataset, out_file)
     print_run_link(done.experiment_id, done.run_id)
     return done.project  # for commands that wrap this one (the Label Studio plugin's ls-query)
@@ -105,6 +113,23 @@ def label(
         _print_problems(check)
         out.print(f"{len(check.missing)} of the batch's {len(r.batch)} stay unlabeled (back in the pool next query)")
     out.print(f"project {project}: {len(done.project.labeled())} imported labels")
+    _print_stop_status(done.project)
+
+
+def _print_stop_status(project: Project) -> None:
+    """After an import: where the project's ``--stop-when`` stands (the proxies so far)."""
+    from svpkit.labeling.session import STOP_OFF, stop_status
+
+    rule = project.invocation.get("stop_when")
+    if rule in STOP_OFF:
+        return
+    if holds := stop_status(project, rule):
+        out.print(f"stop: the stopping criterion {rule} holds: {holds}; stop labeling")
+    else:
+        proxies = sum(1 for r in project.rounds if r.stopping)
+        out.print(
+            f"stopping criterion {rule}: not met after {proxies} proxies; the next query checks it with these labels"
+        )
 
 
 def _print_problems(check: AnswerCheck) -> None:

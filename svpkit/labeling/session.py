@@ -28,8 +28,11 @@ from svpkit.errors import ConfigError
 from svpkit.labeling.files import ANSWER_COLUMNS, Answer, batch_csv, to_csv
 from svpkit.labeling.project import Project, Round
 from svpkit.loops.labeling import QueryRound
-from svpkit.loops.stopping import kappa
+from svpkit.loops.stopping import StopRule, kappa
 from svpkit.tracking import MlflowTracker, client, tracked_run
+
+STOP_OFF = (None, "", "off", "none")
+"""``--stop-when`` values that turn a project's criterion off."""
 
 
 @dataclass
@@ -50,6 +53,17 @@ def stopping_of(project: Project, result: QueryRound) -> dict[str, Any] | None:
     previous = None if earlier is None else np.asarray(earlier["predictions"], dtype=np.int64)
     value = None if previous is None else kappa(previous, result.stop_predictions)
     return {"kappa": value, "uncertainty": result.stop_uncertainty, "predictions": result.stop_predictions.tolist()}
+
+
+def stop_status(project: Project, stop_when: str | None, newest: dict[str, Any] | None = None) -> str | None:
+    """``--stop-when`` on the project's history of stopping criteria (and the ``newest`` values of a
+    query not yet committed): why it holds, or None (no rule, too few rounds, or it does not hold)."""
+    rule = StopRule.parse(None if stop_when in STOP_OFF else stop_when)
+    if rule is None:
+        return None
+    history = [r.stopping for r in project.rounds if r.stopping] + ([newest] if newest else [])
+    values = [float(h[rule.criterion]) for h in history if h.get(rule.criterion) is not None]
+    return rule.holds(values)
 
 
 def _round_of(result: QueryRound, dataset: Dataset, k: int) -> Round:

@@ -224,6 +224,7 @@ class _Rounds:
         rng = np.random.default_rng(derive_seed(self.settings.seed, "select", round_no))
         ctx = SelectionContext(pool, labeled, rng, self.device, options=dict(self.settings.selector_options))
         ctx.inputs = lazy_inputs(self.dataset)
+        ctx.stop_kappas = [k for k in self.stopping.kappas if k is not None] if self.cfg.train_target else None
         train_s = infer_s = warm_s = 0.0
         selector_error: float | None = None
         if self.selector.trains_model(ctx.options):

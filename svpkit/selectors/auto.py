@@ -3,22 +3,27 @@
 Hacohen, Dekel & Weinshall (ICML 2022) show that the best queries change with the budget: with
 few labels per class, *typical* examples (TypiClust, ProbCover) beat random and uncertainty
 sampling loses to it; with many, uncertainty (and BADGE) win. They give no universal switch
-point; their experiments put the crossing at a few to some tens of labels per class, depending
-on the data set. svpkit's rule, evaluated every round on the run's own labeled set:
+point: it depends on the data set. svpkit therefore hands over on the run's own evidence that
+the model has settled, evaluated every round:
 
     labeled per class = |L| / C  (C = the selector model's number of classes)
-    |L| / C < switch_per_class  →  the cold-start selector (``cold_start``: typiclust or probcover)
-    otherwise                   →  the hand-over selector (``then``: least_confidence, margin, entropy, badge)
+    κ = Cohen's κ between the last two rounds' targets on the run's stop set (svpkit.loops.stopping;
+        Bloodgood & Vijay-Shanker 2009 read its stability as "the model has stopped changing")
+    hand over  ⇔  |L| / C ≥ switch_per_class  and  κ ≥ switch_kappa in some round so far
 
-``switch_per_class`` defaults to 5 ("a few labels per class"). |L| only grows, so the hand-over
-happens once; the round that switches and why are in the round's ``selector_info`` (``timings.json``,
-the run's state) and the tag ``svpkit.auto_switch``. The cold-start selector picks on the
-standardised inputs (``embedding=input``) where the loop provides them, else on the selector
-model's embeddings.
+With no κ yet (fewer than two target rounds) it stays in the cold-start phase. Where the loop
+keeps no κ at all (``svpkit query``: no target is trained) only the count decides. Defaults:
+``switch_per_class`` 5, ``switch_kappa`` 0.9 (the earlier count-only rule, switch at 5 per class,
+lost to random on digits at 10 % labeled: docs/reproducing.md; ``switch_kappa=0`` restores it).
+Once handed over it does not go back; the round that switches and why are in the round's
+``selector_info`` (``timings.json``, the run's state) and the tag ``svpkit.auto_switch``. The
+cold-start selector picks on the standardised inputs (``embedding=input``) where the loop
+provides them, else on the selector model's embeddings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from svpkit.models.options import ModelOption
@@ -32,12 +37,27 @@ COLD_START = {"typiclust": select_typiclust, "probcover": select_probcover}
 UNCERTAINTY = {"least_confidence": least_confidence_scores, "margin": margin_scores, "entropy": entropy_scores}
 
 
-def auto_phase(labeled: int, classes: int, switch_per_class: float) -> tuple[bool, str]:
-    """(hand over?, why) for a labeled set of ``labeled`` examples over ``classes`` classes."""
+def auto_phase(
+    labeled: int,
+    classes: int,
+    switch_per_class: float,
+    kappas: Sequence[float] | None = None,
+    switch_kappa: float = 0.0,
+) -> tuple[bool, str]:
+    """(hand over?, why) for a labeled set of ``labeled`` examples over ``classes`` classes and the
+    κ history ``kappas`` (consecutive targets on the stop set; None: the loop keeps none).
+    ``switch_kappa`` 0 ignores κ (the count alone decides)."""
     per_class = labeled / max(classes, 1)
-    side = "≥" if per_class >= switch_per_class else "<"
-    why = f"{labeled} labeled / {classes} classes = {per_class:.2f} per class {side} {switch_per_class:g}"
-    return per_class >= switch_per_class, why
+    enough = per_class >= switch_per_class
+    why = f"{labeled} labeled / {classes} classes = {per_class:.2f} per class {'≥' if enough else '<'} {switch_per_class:g}"
+    if kappas is None or switch_kappa <= 0:
+        return enough, why
+    if not kappas:
+        return False, f"{why}, no κ between consecutive targets yet"
+    best = max(kappas)  # reached once, it stays reached: the hand-over is for good
+    settled = best >= switch_kappa
+    why = f"{why}, highest κ so far {best:.3f} {'≥' if settled else '<'} {switch_kappa:g}"
+    return enough and settled, why
 
 
 def select_auto(ctx: SelectionContext, k: int) -> Selection:
@@ -46,7 +66,8 @@ def select_auto(ctx: SelectionContext, k: int) -> Selection:
         raise RuntimeError("auto needs the selector model's probabilities of the pool")
     options = {o.name: o.default for o in OPTIONS} | {n: v for n, v in ctx.options.items() if n in NAMES}
     classes = int(ctx.probabilities.shape[1])
-    hand_over, why = auto_phase(len(ctx.labeled), classes, float(options["switch_per_class"]))
+    switch = float(options["switch_per_class"]), float(options["switch_kappa"])
+    hand_over, why = auto_phase(len(ctx.labeled), classes, switch[0], ctx.stop_kappas, switch[1])
     if not hand_over:
         name = str(options["cold_start"])
         embedding = "input" if ctx.inputs is not None else "model"
@@ -82,6 +103,13 @@ OPTIONS = (
         "then", str, "least_confidence", "the selector from the switch point on", choices=(*UNCERTAINTY, "badge")
     ),
     ModelOption("switch_per_class", float, 5.0, "hand over once |L| / classes reaches this", minimum=0.0),
+    ModelOption(
+        "switch_kappa",
+        float,
+        0.9,
+        "and once Cohen's kappa between the last two targets on the stop set reaches this",
+        minimum=0.0,
+    ),
 )
 NAMES = frozenset(o.name for o in OPTIONS)
 
@@ -90,7 +118,7 @@ SPECS = [
         "auto",
         select_auto,
         frozenset({"probabilities", "embeddings"}),
-        "budget-aware: typiclust below switch_per_class labels per class, then least confidence (or badge)",
+        "budget-aware: typiclust until switch_per_class labels per class and stable predictions (kappa), then least confidence",
         options=OPTIONS,
         check=check_auto,
     )

@@ -56,6 +56,9 @@ class SelectionContext:
     inputs: Callable[[np.ndarray], torch.Tensor] | None = None
     """The fixed input embedding of training indices (standardised inputs; svpkit.selectors.embedding),
     for selectors with ``embedding=input`` (cold start: no model yet)."""
+    stop_kappas: list[float] | None = None
+    """Cohen's κ between consecutive rounds' targets on the stop set so far (svpkit.loops.stopping),
+    oldest first; None where the loop trains no target (``auto`` reads it)."""
 
 
 @dataclass
