@@ -28,6 +28,7 @@ from svpkit.errors import ConfigError
 from svpkit.loops.settings import SelectionSettings, SubsetSettings
 from svpkit.models.base import ModelSpec, final_linear
 from svpkit.protocols import Learner
+from svpkit.selectors import subpool
 from svpkit.selectors.bald import mc_head_probabilities
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, resolve_selector_options
 from svpkit.selectors.coverage import class_balanced_top_k
@@ -174,9 +175,15 @@ VARIANT_DEFAULTS: dict[str, Any] = {
 ``initial_selector``: who picked the active-learning initial set)."""
 
 
+SCALE_DEFAULTS = {o.name: o.default for o in subpool.OPTIONS}
+"""The large-pool options of k-center and BADGE (``subpool``, ``storage``) at their defaults change
+nothing, so they are not written there: plain runs keep the label they had before the options existed."""
+
+
 def selector_settings(cfg: SelectionSettings) -> dict[str, str]:
     """The resolved settings ``selector_options`` and ``selection`` (tags ``svpkit.<name>``): the
-    selector's options and the non-default selection variants (class balance, coverage, score models)."""
+    selector's options (less the large-pool options at their defaults) and the non-default
+    selection variants (class balance, coverage, score models)."""
     given: dict[str, Any] = {"class_balance": cfg.class_balance}
     if isinstance(cfg, SubsetSettings):
         given |= {"coverage": cfg.coverage, "score_models": cfg.score_models}
@@ -184,7 +191,8 @@ def selector_settings(cfg: SelectionSettings) -> dict[str, str]:
     variant = {k: v for k, v in given.items() if v != VARIANT_DEFAULTS[k]}
     if isinstance(cfg, SubsetSettings) and cfg.coverage == "ccs":
         variant |= {"ccs_cutoff": cfg.ccs_cutoff, "ccs_bins": cfg.ccs_bins}
-    return {"selector_options": format_options(cfg.selector_options), "selection": format_options(variant)}
+    options = {k: v for k, v in cfg.selector_options.items() if SCALE_DEFAULTS.get(k, object()) != v}
+    return {"selector_options": format_options(options), "selection": format_options(variant)}
 
 
 def check_selection(

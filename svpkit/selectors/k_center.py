@@ -37,7 +37,9 @@ import torch
 import torch.distributed as dist
 
 from svpkit import parallel
+from svpkit.contract import POOL_SHARD_OPTION
 from svpkit.errors import ConfigError
+from svpkit.selectors import subpool
 from svpkit.selectors.base import RankContext, Ranking, Selection, SelectionContext, SelectorSpec, rank_descending
 
 
@@ -137,9 +139,12 @@ def greedy_k_center(
 
 
 def select_k_center(ctx: SelectionContext, k: int) -> Selection:
+    """Greedy k-center over the pool (or this round's random subpool), embeddings in the ``storage`` dtype."""
     assert ctx.pool_embeddings is not None and ctx.labeled_embeddings is not None
-    positions, initial = greedy_k_center(ctx.pool_embeddings, ctx.labeled_embeddings, k)
-    return Selection(picks=ctx.pool[positions.cpu().numpy()], scores=initial.sqrt().cpu().numpy())
+    candidates = subpool.draw_candidates(ctx, k)
+    pool = subpool.restrict(ctx.pool_embeddings, candidates, ctx.options)
+    positions, initial = greedy_k_center(pool, subpool.stored(ctx.labeled_embeddings, ctx.options).float(), k)
+    return subpool.selection(ctx, candidates, positions, initial.sqrt())
 
 
 def sharded_greedy_k_center(
@@ -191,10 +196,31 @@ def sharded_greedy_k_center(
 
 
 def select_k_center_sharded(ctx: SelectionContext, k: int) -> Selection:
-    """:func:`select_k_center` with ``ctx.pool_embeddings`` holding this rank's pool shard only."""
+    """:func:`select_k_center` with ``ctx.pool_embeddings`` holding this rank's pool shard only.
+
+    With a subpool every rank contributes its shard's candidates; the gathered candidate rows
+    (M × d) are identical on every rank, which then runs :func:`select_k_center` on them.
+    """
     assert ctx.pool_embeddings is not None and ctx.labeled_embeddings is not None
-    positions, initial = sharded_greedy_k_center(ctx.pool_embeddings, ctx.labeled_embeddings, k, len(ctx.pool))
+    candidates = subpool.draw_candidates(ctx, k)
+    if candidates is not None:
+        rows = _gathered_candidates(ctx.pool_embeddings, candidates, ctx.options[POOL_SHARD_OPTION], len(ctx.pool))
+        centers = subpool.stored(ctx.labeled_embeddings, ctx.options).float()
+        positions, initial = greedy_k_center(subpool.stored(rows, ctx.options), centers, k)
+        return subpool.selection(ctx, candidates, positions, initial.sqrt())
+    pool = subpool.stored(ctx.pool_embeddings, ctx.options)
+    positions, initial = sharded_greedy_k_center(pool, ctx.labeled_embeddings, k, len(ctx.pool))
     return Selection(picks=ctx.pool[positions.cpu().numpy()], scores=initial.sqrt().cpu().numpy())
+
+
+def _gathered_candidates(shard: torch.Tensor, candidates: np.ndarray, bounds: tuple[int, int], n: int) -> torch.Tensor:
+    """The candidates' rows of a pool whose rows are split across ranks (this rank holds ``bounds``)."""
+    world = dist.get_world_size()
+    edges = [parallel.shard_range(n, r, world) for r in range(world)]
+    sizes = [int(((candidates >= a) & (candidates < b)).sum()) for a, b in edges]
+    start, stop = bounds
+    mine = candidates[(candidates >= start) & (candidates < stop)] - start
+    return parallel.gather_rows(shard[torch.as_tensor(mine, device=shard.device)], sizes)
 
 
 def k_center_ranking(
@@ -251,7 +277,9 @@ def rank_k_center(ctx: RankContext) -> Ranking:
     """Core-set ranking: random seeds, greedy picks up to the subset size, then the rest farthest first."""
     assert ctx.learner is not None
     seeds = ctx.draw_seeds()
-    order, picks_d, rest_d = k_center_ranking(ctx.learner.embed(None, "train"), seeds, ctx.subset_size)
+    order, picks_d, rest_d = k_center_ranking(
+        subpool.stored(ctx.learner.embed(None, "train"), ctx.options), seeds, ctx.subset_size
+    )
     distances = np.full(ctx.num_train, np.inf, dtype=np.float32)
     distances[order[seeds.size :]] = torch.cat([picks_d, rest_d]).clamp_min(0).sqrt().cpu().numpy()
     return Ranking(order.astype(np.int64), distances, seeds)
@@ -265,5 +293,6 @@ SPECS = [
         "farthest-first traversal of penultimate features (paper Alg. 1)",
         rank=rank_k_center,
         select_sharded=select_k_center_sharded,
+        options=subpool.OPTIONS,
     )
 ]
