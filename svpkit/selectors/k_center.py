@@ -42,6 +42,10 @@ from svpkit.errors import ConfigError
 from svpkit.selectors import subpool
 from svpkit.selectors.base import RankContext, Ranking, Selection, SelectionContext, SelectorSpec, rank_descending
 
+CPU_WIDEN_CHUNK = 16_384
+"""Rows per chunk for a 16-bit pool on a CPU: each chunk is widened to float32 before its product,
+and a chunk that stays in cache makes that about 5× faster than the default (1M × 32, AVX2)."""
+
 
 def _sq_norms(x: torch.Tensor, chunk: int, device: torch.device) -> torch.Tensor:
     out = torch.empty(x.shape[0], dtype=torch.float32, device=device)
@@ -111,14 +115,27 @@ def greedy_k_center(
     n = pool.shape[0]
     _check_picks(centers, k, n)
     dev = torch.device(device) if device is not None else pool.device
-    streaming = pool.device != dev
-    if streaming and pool.device.type == "cpu" and dev.type == "cuda":
+    if dev.type == "cpu" and pool.dtype != torch.float32:
+        chunk = min(chunk, CPU_WIDEN_CHUNK)
+    if pool.device != dev and pool.device.type == "cpu" and dev.type == "cuda":
         pool = pool.pin_memory()
-    min_d = torch.empty(n, dtype=torch.float32, device=dev)
+    min_d = initial_min_distances(pool, centers, chunk, dev)
+    return greedy_picks(pool, min_d.clone(), k, chunk, dev), min_d
+
+
+def initial_min_distances(pool: torch.Tensor, centers: torch.Tensor, chunk: int, dev: torch.device) -> torch.Tensor:
+    """Squared distance of every pool row to its nearest initial centre (float32, on ``dev``)."""
+    min_d = torch.empty(pool.shape[0], dtype=torch.float32, device=dev)
     centers = centers.to(dev)
-    for i in range(0, n, chunk):
+    for i in range(0, pool.shape[0], chunk):
         min_d[i : i + chunk] = min_sq_distances(pool[i : i + chunk].to(dev, non_blocking=True), centers)
-    initial = min_d.clone()
+    return min_d
+
+
+def greedy_picks(pool: torch.Tensor, min_d: torch.Tensor, k: int, chunk: int, dev: torch.device) -> torch.Tensor:
+    """The ``k`` farthest-first picks from running minima ``min_d`` (lowered in place), on ``dev``."""
+    n = pool.shape[0]
+    streaming = pool.device != dev
     pool_sq = _sq_norms(pool, chunk, dev)
     picks = torch.empty(k, dtype=torch.long, device=dev)
     for step in range(k):
@@ -135,7 +152,7 @@ def greedy_k_center(
             torch.minimum(min_d[i : i + chunk], d, out=min_d[i : i + chunk])
         # A picked point is a centre now; -1 keeps it out even where rounding left it above 0.
         min_d[idx] = -1.0
-    return picks, initial
+    return picks
 
 
 def select_k_center(ctx: SelectionContext, k: int) -> Selection:
