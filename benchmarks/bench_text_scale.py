@@ -96,7 +96,7 @@ def al_round(root: Path, rows: int) -> dict[str, Any]:
     args = ["active-learning", "--quiet", "--dataset", "text_csv", "--data-path", str(root), "--proxy", "fasttext"]
     args += ["--target", "fasttext", "--initial", str(budget), "--budgets", str(2 * budget), "--no-train-target"]
     args += ["--selector", "least_confidence", "--device", "cpu", "--experiment", "bench-text-scale"]
-    uri = (root / f"mlruns_{time.time_ns()}").as_uri()
+    uri = f"sqlite:///{root / f'mlruns_{time.time_ns()}.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "svpkit", *args], capture_output=True, text=True, env=env)
@@ -122,6 +122,7 @@ def al_round(root: Path, rows: int) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--small-rows", type=int, default=0, help="also measure this smaller pool; extrapolate on the line")
     p.add_argument("--al", action="store_true", help="also one active-learning round with the fastText proxy")
     p.add_argument("--scratch", default="/tmp/svpkit_bench_text_scale")
     p.add_argument("--measure", default="", help=argparse.SUPPRESS)
@@ -131,26 +132,54 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(Path(args.measure), args.al)))
         return
-    t0 = time.perf_counter()
-    root = write_pool(Path(args.scratch), args.rows)
-    print(f"{args.rows:,} rows ready in {time.perf_counter() - t0:.1f} s")
-    cmd = [sys.executable, __file__, "--measure", str(root), *(["--al"] if args.al else [])]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    result = json.loads(done.stdout.splitlines()[-1])
-    result["file_mib"] = (root / "train.csv").stat().st_size / 2**20
-    scale = AMAZON_POLARITY_ROWS / result["rows"]
+    sizes = sorted({args.rows, *([args.small_rows] if args.small_rows else [])})
+    load_before = os.getloadavg()
+    measured = {rows: run_size(Path(args.scratch) / str(rows), rows, args.al) for rows in sizes}
+    result = measured[args.rows]
+    result["load_average_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
+    if len(measured) > 1:
+        result["smaller_pool"] = measured[sizes[0]]
+    result["extrapolated_3_6m"] = extrapolate(list(measured.values()))
     grown = result["peak_rss_after_load_mib"] - result["rss_before_load_mib"]
-    result["extrapolated_3_6m"] = {"load_seconds": result["load_seconds"] * scale, "rss_growth_mib": grown * scale}
-    if "al_round_seconds" in result:
-        result["extrapolated_3_6m"] |= {
-            "al_round_seconds": result["al_round_seconds"] * scale,
-            "al_command_seconds": result["al_command_seconds"] * scale,
-            "al_peak_rss_mib": result["al_peak_rss_mib"] * scale,
-        }
-    rows = [[result["rows"], result["file_mib"], result["load_seconds"], grown, result.get("al_round_seconds", "-")]]
-    print_table("text_csv at scale", ["rows", "file MiB", "load s", "RSS growth MiB", "AL round s"], rows)
+    rows = [
+        [r["rows"], r["file_mib"], r["load_seconds"], r["peak_rss_after_load_mib"] - r["rss_before_load_mib"],
+         r.get("al_round_seconds", "-"), r.get("al_peak_rss_mib", "-")]
+        for r in measured.values()
+    ]  # fmt: skip
+    cols = ["rows", "file MiB", "load s", "RSS growth MiB", "AL round s", "AL peak RSS MiB"]
+    print_table("text_csv at scale", cols, rows)
+    print(f"3.6M rows: {result['extrapolated_3_6m']} (RSS growth at 1M: {grown:.0f} MiB)")
     args.device, args.threads = "cpu", 0
     write_results("text_scale", args, torch.device("cpu"), result)
+
+
+def run_size(root: Path, rows: int, al: bool) -> dict[str, Any]:
+    """Write a pool of ``rows`` reviews (kept for reuse) and measure it in a fresh process."""
+    t0 = time.perf_counter()
+    write_pool(root, rows)
+    print(f"{rows:,} rows ready in {time.perf_counter() - t0:.1f} s")
+    cmd = [sys.executable, __file__, "--measure", str(root), *(["--al"] if al else [])]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    result["file_mib"] = (root / "train.csv").stat().st_size / 2**20
+    return result
+
+
+def extrapolate(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """Values at 3.6M rows: on the line through two measured pool sizes (fixed costs such as the
+    interpreter and fastText's hash table stay fixed), or proportional to the rows from one."""
+    keys = ["load_seconds", "rss_growth_mib", "al_round_seconds", "al_command_seconds", "al_peak_rss_mib"]
+    points = [{**r, "rss_growth_mib": r["peak_rss_after_load_mib"] - r["rss_before_load_mib"]} for r in measured]
+    out: dict[str, Any] = {"method": "line through two sizes" if len(points) > 1 else "proportional to rows"}
+    for key in keys:
+        if not all(key in r for r in points):
+            continue
+        if len(points) == 1:
+            out[key] = points[0][key] * AMAZON_POLARITY_ROWS / points[0]["rows"]
+            continue
+        (r0, v0), (r1, v1) = ((r["rows"], r[key]) for r in (points[0], points[-1]))
+        out[key] = v1 + (v1 - v0) / (r1 - r0) * (AMAZON_POLARITY_ROWS - r1)
+    return out
 
 
 if __name__ == "__main__":

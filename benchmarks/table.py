@@ -183,7 +183,7 @@ def rows(r: dict[str, Any]) -> list[str]:
         grown = r["peak_rss_after_load_mib"] - r["rss_before_load_mib"]
         txt = (
             f"load {_s(r['load_seconds'])} s, RSS growth {grown:,.0f} MiB ({r['text_mib']:,.0f} MiB of text); "
-            f"linear to 3.6M rows: {_s(x['load_seconds'])} s, {x['rss_growth_mib'] / 1024:,.1f} GiB"
+            f"3.6M rows: load {_s(x['load_seconds'])} s, {x['rss_growth_mib'] / 1024:,.1f} GiB"
         )
         if "al_round" in r:
             a, lab = r["al_round"], r["al_labeled"]
@@ -191,8 +191,14 @@ def rows(r: dict[str, Any]) -> list[str]:
                 f"; one active-learning round (fastText proxy, least confidence, {lab[0]:,} → {lab[1]:,} labeled): "
                 f"train {_s(a['round_train_seconds'])} s, score the pool {_s(a['round_inference_seconds'])} s, "
                 f"select {_s(a['round_selection_seconds'])} s, command {_s(r['al_command_seconds'])} s, "
-                f"peak RSS {r['al_peak_rss_mib']:,.0f} MiB; at 3.6M rows: round {_s(x['al_round_seconds'])} s, "
-                f"command {_s(x['al_command_seconds'])} s, {x['al_peak_rss_mib'] / 1024:,.1f} GiB"
+                f"peak RSS {r['al_peak_rss_mib']:,.0f} MiB"
+            )
+            if "smaller_pool" in r:
+                small = r["smaller_pool"]
+                txt += f" ({small['rows']:,} rows: round {_s(small['al_round_seconds'])} s, {small['al_peak_rss_mib']:,.0f} MiB)"
+            txt += (
+                f"; at 3.6M rows ({x.get('method', 'proportional to rows')}): round {_s(x['al_round_seconds'])} s, "
+                f"command {_s(x['al_command_seconds'])} s, peak RSS {x['al_peak_rss_mib'] / 1024:,.1f} GiB"
             )
         out.append(f"| {what} | {txt} | {grown / r['file_mib']:.2f}× the file's size in memory | {where} |")
     elif name.startswith("parity_"):

@@ -159,9 +159,11 @@ class FastTextLearner:
         """Class probabilities of normalised texts (float32 rows summing to 1)."""
         probs = np.zeros((len(texts), self.dataset.num_classes), dtype=np.float64)
         labels, scores = self.model.f.multilinePredict([t + "\n" for t in texts], -1, 0.0, "strict")
-        if len({len(row) for row in labels}) == 1:  # every row scores every label: one scatter
-            cols = np.vectorize(self._column.__getitem__, otypes=[np.int64])(np.array(labels, dtype=object))
-            np.put_along_axis(probs, cols, np.array(scores, dtype=np.float64), axis=1)
+        width = len(labels[0]) if labels else 0
+        if all(len(row) == width for row in labels):  # every row scores every label: one scatter
+            column = self._column
+            flat = np.fromiter((column[name] for row in labels for name in row), np.int64, len(labels) * width)
+            np.put_along_axis(probs, flat.reshape(len(labels), width), np.array(scores, dtype=np.float64), axis=1)
         else:
             for row, (names, values) in enumerate(zip(labels, scores)):
                 probs[row, [self._column[name] for name in names]] = values
