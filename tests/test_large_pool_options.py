@@ -139,3 +139,5 @@ def test_a_subpool_run_logs_the_option_and_the_candidates(tracking_uri: str, tmp
     assert '"candidates": 100' in timings and '"pool": 370' in timings
     scores = np.load(client.download_artifacts(run.info.run_id, "rounds/1/scores.npy", str(tmp_path)))
     assert scores.shape == (370,) and int(np.isfinite(scores).sum()) == 100
+    candidates = client.get_metric_history(run.info.run_id, "selection/candidates")
+    assert [(m.step, m.value) for m in candidates] == [(60, 100.0)]

@@ -9,7 +9,8 @@ the same picks on every machine and after ``--resume``; with the option off noth
 the picks are unchanged. The cost per pick falls from O(N·d) to O(M·d); the pool's embeddings are
 still computed for the whole pool (the selector model's inference is not subsampled). Pool
 entries outside the subpool score ``-inf`` in ``scores.npy``; the round's ``selector_info``
-(``timings.json``) records the candidates and the pool size. The option is part of
+(``timings.json``) records the candidates and the pool size, and the metric
+``selection/candidates`` their number. The option is part of
 ``svpkit.selector_options``, so comparisons keep ``greedy_k_center[subpool=100000]`` apart from
 the plain selector.
 
@@ -43,6 +44,8 @@ STORAGE_OPTION = Option(
     choices=("fp32", "bf16", "fp16"),
 )
 OPTIONS = (SUBPOOL_OPTION, STORAGE_OPTION)
+INFO_KEY = "subpool"
+"""``Selection.info[INFO_KEY]``: ``{"candidates": M, "pool": N}`` of a round that drew a subpool."""
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -78,5 +81,5 @@ def selection(
         return Selection(picks=ctx.pool[pos].astype(np.int64), scores=values)
     full = np.full(len(ctx.pool), -np.inf, dtype=np.float32)
     full[candidates] = values
-    info = {"subpool": {"candidates": int(candidates.size), "pool": len(ctx.pool)}}
+    info = {INFO_KEY: {"candidates": int(candidates.size), "pool": len(ctx.pool)}}
     return Selection(picks=ctx.pool[candidates[pos]].astype(np.int64), scores=full, info=info)
