@@ -141,3 +141,35 @@ def test_a_subpool_run_logs_the_option_and_the_candidates(tracking_uri: str, tmp
     assert scores.shape == (370,) and int(np.isfinite(scores).sum()) == 100
     candidates = client.get_metric_history(run.info.run_id, "selection/candidates")
     assert [(m.step, m.value) for m in candidates] == [(60, 100.0)]
+
+
+def test_16_bit_storage_embeds_the_pool_block_by_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop keeps the pool's embeddings in the storage dtype, computed a block at a time: the
+    values are the whole-pool float32 embeddings rounded, and no float32 copy of the pool is kept."""
+    from svpkit.learners import make_learner
+    from svpkit.loops import scoring
+    from svpkit.protocols import LearnerOptions
+
+    plugins = get_plugins()
+    learner = make_learner(
+        plugins.models.get("digits_mlp"),
+        plugins.datasets.get("digits").load(),
+        LearnerOptions(seed=1, device="cpu", epochs=1),
+    )
+    learner.fit(np.arange(100))
+    learner.inference_batch_size = 32  # type: ignore[attr-defined]
+    monkeypatch.setattr(scoring, "EMBED_BLOCK", 64)  # several blocks, each a whole number of batches
+    calls: list[int] = []
+    embed = learner.embed
+    monkeypatch.setattr(learner, "embed", lambda ix=None, split="train": calls.append(len(ix)) or embed(ix, split))
+    spec = plugins.selectors.get("greedy_k_center")
+    pool = np.arange(100, 400)
+    for storage, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        calls.clear()
+        ctx = SelectionContext(
+            pool, np.arange(100), np.random.default_rng(0), options=parse_selector_options(spec, f"storage={storage}")
+        )
+        scoring.fill_selection_context(ctx, learner, spec)
+        assert ctx.pool_embeddings is not None and ctx.pool_embeddings.dtype == dtype
+        assert torch.equal(ctx.pool_embeddings, embed(pool).to(dtype))
+        assert sorted(calls) == ([44, 64, 64, 64, 64, 100] if storage == "bf16" else [100, 300])

@@ -59,10 +59,24 @@ def fill_selection_context(
         shard = parallel.local_shard(len(ctx.pool)) if selector.select_sharded is not None else None
         if shard is not None:
             start, stop = shard
-            ctx.pool_embeddings = learner.embed(ctx.pool[start:stop])
+            ctx.pool_embeddings = embed_stored(learner, ctx.pool[start:stop], ctx.options)
             ctx.options[SHARD_OPTION] = shard
         else:
-            ctx.pool_embeddings = parallel.sharded_rows(lambda ix: learner.embed(ix), ctx.pool)
+            ctx.pool_embeddings = parallel.sharded_rows(lambda ix: embed_stored(learner, ix, ctx.options), ctx.pool)
+
+
+EMBED_BLOCK = 65_536
+"""Pool rows embedded at a time when the selector keeps 16-bit embeddings (a multiple of the
+learners' inference batch sizes, so each row's float32 value is the one a whole-pool pass gives)."""
+
+
+def embed_stored(learner: Learner, rows: np.ndarray, options: dict[str, Any]) -> torch.Tensor:
+    """``learner.embed(rows)`` in the selector's ``storage`` dtype: with 16-bit storage, block by
+    block, so the float32 embeddings of the whole pool never exist at once."""
+    if subpool.DTYPES[str(options.get(subpool.STORAGE_OPTION.name, "fp32"))] == torch.float32 or not len(rows):
+        return learner.embed(rows)
+    blocks = range(0, len(rows), EMBED_BLOCK)
+    return torch.cat([subpool.stored(learner.embed(rows[i : i + EMBED_BLOCK]), options) for i in blocks])
 
 
 def select(selector: SelectorSpec, ctx: SelectionContext, k: int) -> Selection:

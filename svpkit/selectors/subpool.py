@@ -15,8 +15,9 @@ entries outside the subpool score ``-inf`` in ``scores.npy``; the round's ``sele
 the plain selector.
 
 ``storage=fp32|bf16|fp16`` (default fp32): the dtype the selector keeps the embeddings in.
-16-bit storage halves the memory of the embeddings; distances still accumulate in float32 from
-the stored values. Opt-in because rounding can reorder near-ties: the picks are exactly those
+16-bit storage halves the memory of the embeddings (the loop embeds the pool block by block and
+keeps only the 16-bit copy: ``svpkit.loops.scoring.embed_stored``); distances still accumulate in
+float32 from the stored values. Opt-in because rounding can reorder near-ties: the picks are exactly those
 of the rounded features, identical to float32's whenever the features are representable in the
 16-bit type (tests/test_k_center_scale.py), and otherwise they may differ (docs/algorithms.md).
 """
