@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from svpkit.runtime import cpu_flags, cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_CPU_MACHINE = "2-core CPU dev machine, shared with other jobs"
@@ -65,6 +67,10 @@ def preset_config(preset: dict[str, Any], **given: Any) -> dict[str, Any]:
     return {**preset, **{key: value for key, value in given.items() if value is not None}}
 
 
+CPU_FEATURES = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma"})
+"""The instruction-set flags a result records (what decides its fp32 and bf16 speeds)."""
+
+
 def describe_machine(device: torch.device, given: str = "") -> str:
     if given:
         return given
@@ -82,6 +88,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "device": str(device),
+        "cpu": cpu_model(),
+        "cpu_features": sorted(cpu_flags() & CPU_FEATURES),
     }
     try:
         import torchvision

@@ -116,6 +116,27 @@ def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
     return out
 
 
+def k_center_scale_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row: each arm's round and seconds per 1,000 picks, the fraction of the measured bandwidth."""
+    arms, base = r["arms"], r["arms"]["fp32"]
+    what = (
+        f"greedy k-center {r['n']:,} × {r['dim']}, {r['labeled']:,} labeled, {r['picks']:,} picks per round, "
+        f"{r['threads']} thread; load average {r['load_average_before'][0]:.1f} → {r['load_average_after'][0]:.1f}"
+    )
+    labels = {"fp32": "fp32 (before)", "subpool": "subpool=100000", "bf16": "storage=bf16", "fp16": "storage=fp16"}
+    txt = "; ".join(
+        f"{labels[name]}: round {_s(a['round_seconds'])} s (initial distances {_s(a['initial_seconds'])} s), "
+        f"{_s(a['seconds_per_1000_picks'])} s / 1,000 picks = {a['fraction_of_bandwidth']:.0%} of {r['bandwidth_gb_s']:.1f} GB/s"
+        for name, a in arms.items()
+    )
+    ratio = ", ".join(
+        f"{labels[name]} **{base['seconds_per_1000_picks'] / a['seconds_per_1000_picks']:.2f}×**"
+        for name, a in arms.items()
+        if name != "fp32"
+    )
+    return [f"| {what} | {txt} | {ratio} per 1,000 picks | {where} |"]
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -154,16 +175,31 @@ def rows(r: dict[str, Any]) -> list[str]:
         out.append(f"| {what} | {txt} | goal ≤ 2 % each | {where} |")
     elif name == "data_scale":
         out += data_scale_rows(r, where)
+    elif name == "k_center_scale":
+        out += k_center_scale_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"
         grown = r["peak_rss_after_load_mib"] - r["rss_before_load_mib"]
         txt = (
             f"load {_s(r['load_seconds'])} s, RSS growth {grown:,.0f} MiB ({r['text_mib']:,.0f} MiB of text); "
-            f"linear to 3.6M rows: {_s(x['load_seconds'])} s, {x['rss_growth_mib'] / 1024:,.1f} GiB"
+            f"3.6M rows: load {_s(x['load_seconds'])} s, {x['rss_growth_mib'] / 1024:,.1f} GiB"
         )
-        if "al_round_seconds" in r:
-            txt += f"; one active-learning round (fastText proxy) {_s(r['al_round_seconds'])} s"
+        if "al_round" in r:
+            a, lab = r["al_round"], r["al_labeled"]
+            txt += (
+                f"; one active-learning round (fastText proxy, least confidence, {lab[0]:,} → {lab[1]:,} labeled): "
+                f"train {_s(a['round_train_seconds'])} s, score the pool {_s(a['round_inference_seconds'])} s, "
+                f"select {_s(a['round_selection_seconds'])} s, command {_s(r['al_command_seconds'])} s, "
+                f"peak RSS {r['al_peak_rss_mib']:,.0f} MiB"
+            )
+            if "smaller_pool" in r:
+                small = r["smaller_pool"]
+                txt += f" ({small['rows']:,} rows: round {_s(small['al_round_seconds'])} s, {small['al_peak_rss_mib']:,.0f} MiB)"
+            txt += (
+                f"; at 3.6M rows ({x.get('method', 'proportional to rows')}): round {_s(x['al_round_seconds'])} s, "
+                f"command {_s(x['al_command_seconds'])} s, peak RSS {x['al_peak_rss_mib'] / 1024:,.1f} GiB"
+            )
         out.append(f"| {what} | {txt} | {grown / r['file_mib']:.2f}× the file's size in memory | {where} |")
     elif name.startswith("parity_"):
         out += parity_rows(r, where)

@@ -97,6 +97,7 @@ class Metric:
     ROUND_WARMUP_SECONDS = "round/warmup_seconds"
     SELECTION_CUMULATIVE_SECONDS = "selection/cumulative_seconds"
     SELECTION_TOTAL_SECONDS = "selection/total_seconds"
+    SELECTION_CANDIDATES = "selection/candidates"  # k-center/BADGE subpool=M: the round's random candidates
     PROXY_TRAIN_SECONDS = "proxy/train_seconds"
     PROXY_ERROR = "proxy/test_error"
     RANKING_SECONDS = "ranking/seconds"

@@ -71,7 +71,7 @@ def _learner():  # type: ignore[no-untyped-def]
     return make_learner(plugins.models.get("digits_mlp"), data, options), np.arange(0, 402, 2)
 
 
-def _k_center_selection(learner, labeled: np.ndarray) -> tuple[list[int], list[int]]:  # type: ignore[no-untyped-def]
+def _k_center_selection(learner, labeled: np.ndarray, **options: int) -> tuple[list[int], list[int]]:  # type: ignore[no-untyped-def]
     """The loops' selection of greedy k-center on a sharded pool, and on the whole pool in one process."""
     from svpkit.loops.scoring import SHARD_OPTION, fill_selection_context, select
     from svpkit.plugins import get_plugins
@@ -79,12 +79,12 @@ def _k_center_selection(learner, labeled: np.ndarray) -> tuple[list[int], list[i
 
     k_center = get_plugins().selectors.get("greedy_k_center")
     pool = np.arange(1, 402, 2)
-    ctx = SelectionContext(pool=pool, labeled=labeled, rng=np.random.default_rng(0))
+    ctx = SelectionContext(pool=pool, labeled=labeled, rng=np.random.default_rng(0), options=dict(options))
     fill_selection_context(ctx, learner, k_center)
     assert SHARD_OPTION in ctx.options and ctx.pool_embeddings is not None
     assert ctx.pool_embeddings.shape[0] < len(pool)  # this rank's shard only
     sharded = select(k_center, ctx, 10).picks.tolist()
-    whole = SelectionContext(pool=pool, labeled=labeled, rng=np.random.default_rng(0))
+    whole = SelectionContext(pool=pool, labeled=labeled, rng=np.random.default_rng(0), options=dict(options))
     whole.pool_embeddings, whole.labeled_embeddings = learner.embed(pool), learner.embed(labeled)
     return sharded, select(k_center, whole, 10).picks.tolist()
 
@@ -110,6 +110,7 @@ def _worker(out: Path) -> None:
     via_fit.fit(indices)  # TorchLearner.fit hands over to DDP under torchrun
     assert via_fit.model is not None
     sharded_picks, whole_picks = _k_center_selection(learner, indices)
+    subpool_picks = _k_center_selection(learner, indices, subpool=60)  # candidates from both shards
     torch.save(
         {
             "picks": picks,
@@ -124,6 +125,7 @@ def _worker(out: Path) -> None:
             "via_fit_world": via_fit.timings.get("world_size"),
             "k_center_sharded": sharded_picks,
             "k_center_whole": whole_picks,
+            "k_center_subpool": subpool_picks,
         },
         out / f"rank{rank}.pt",
     )
@@ -211,6 +213,8 @@ def test_sharded_kernels_and_ddp_match_one_process(tmp_path: Path) -> None:
     # The loops' sharded k-center (SelectorSpec.select_sharded) = its single-process select.
     for r in ranks:
         assert r["k_center_sharded"] == ranks[0]["k_center_whole"] == r["k_center_whole"]
+        sharded_sub, whole_sub = r["k_center_subpool"]
+        assert sharded_sub == whole_sub == ranks[0]["k_center_subpool"][1] != r["k_center_whole"]
     torch.testing.assert_close(ranks[0]["proba"], ranks[1]["proba"], rtol=0, atol=0)
     learner, indices = _learner()
     recorder = _Recorder()

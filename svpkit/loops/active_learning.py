@@ -32,6 +32,7 @@ from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions, Tracker
 from svpkit.runtime import derive_seed, resolve_device
+from svpkit.selectors import subpool
 from svpkit.selectors.auto import first_switch
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
@@ -333,6 +334,8 @@ def _log_round(
         Metric.SELECTION_CUMULATIVE_SECONDS: sum(x.total_seconds for x in records),
         Metric.LABELED_COUNT: float(step),
     }
+    if r.selector_info and subpool.INFO_KEY in r.selector_info:
+        metrics[Metric.SELECTION_CANDIDATES] = float(r.selector_info[subpool.INFO_KEY]["candidates"])
     if r.target_error is not None and r.target_train_seconds is not None:
         metrics[Metric.TARGET_ERROR] = r.target_error
         metrics[Metric.TARGET_TRAIN_SECONDS] = r.target_train_seconds

@@ -29,6 +29,7 @@ from svpkit.errors import ConfigError
 from svpkit.loops.settings import LoopSettings
 from svpkit.models.base import ModelSpec, final_linear
 from svpkit.protocols import HasModule, Learner
+from svpkit.selectors import subpool
 from svpkit.selectors.bald import mc_head_probabilities
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, resolve_selector_options
 from svpkit.selectors.coverage import class_balanced_top_k
@@ -59,10 +60,24 @@ def fill_selection_context(
         shard = parallel.local_shard(len(ctx.pool)) if selector.select_sharded is not None else None
         if shard is not None:
             start, stop = shard
-            ctx.pool_embeddings = learner.embed(ctx.pool[start:stop])
+            ctx.pool_embeddings = embed_stored(learner, ctx.pool[start:stop], ctx.options)
             ctx.options[SHARD_OPTION] = shard
         else:
-            ctx.pool_embeddings = parallel.sharded_rows(lambda ix: learner.embed(ix), ctx.pool)
+            ctx.pool_embeddings = parallel.sharded_rows(lambda ix: embed_stored(learner, ix, ctx.options), ctx.pool)
+
+
+EMBED_BLOCK = 65_536
+"""Pool rows embedded at a time when the selector keeps 16-bit embeddings (a multiple of the
+learners' inference batch sizes, so each row's float32 value is the one a whole-pool pass gives)."""
+
+
+def embed_stored(learner: Learner, rows: np.ndarray, options: dict[str, Any]) -> torch.Tensor:
+    """``learner.embed(rows)`` in the selector's ``storage`` dtype: with 16-bit storage, block by
+    block, so the float32 embeddings of the whole pool never exist at once."""
+    if subpool.DTYPES[str(options.get(subpool.STORAGE_OPTION.name, "fp32"))] == torch.float32 or not len(rows):
+        return learner.embed(rows)
+    blocks = range(0, len(rows), EMBED_BLOCK)
+    return torch.cat([subpool.stored(learner.embed(rows[i : i + EMBED_BLOCK]), options) for i in blocks])
 
 
 def select(selector: SelectorSpec, ctx: SelectionContext, k: int) -> Selection:
@@ -175,12 +190,19 @@ VARIANT_DEFAULTS: dict[str, Any] = {
 ``initial_selector``: who picked the active-learning initial set)."""
 
 
+SCALE_DEFAULTS = {o.name: o.default for o in subpool.OPTIONS}
+"""The large-pool options of k-center and BADGE (``subpool``, ``storage``) at their defaults change
+nothing, so they are not written there: plain runs keep the label they had before the options existed."""
+
+
 def selector_settings(settings: LoopSettings, variant: Mapping[str, Any]) -> dict[str, str]:
     """The resolved settings ``selector_options`` and ``selection`` (tags ``svpkit.<name>``): the
-    selector's options and the loop's selection ``variant`` (class balance, initial selector,
-    coverage, score models, …) where it differs from :data:`VARIANT_DEFAULTS`."""
+    selector's options (less the large-pool options at their defaults) and the loop's selection
+    ``variant`` (class balance, initial selector, coverage, score models, …) where it differs from
+    :data:`VARIANT_DEFAULTS`."""
+    options = {k: v for k, v in settings.selector_options.items() if SCALE_DEFAULTS.get(k, object()) != v}
     return {
-        "selector_options": format_options(settings.selector_options),
+        "selector_options": format_options(options),
         "selection": format_options({k: v for k, v in variant.items() if v != VARIANT_DEFAULTS.get(k)}),
     }
 

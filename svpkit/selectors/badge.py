@@ -26,10 +26,10 @@ loop stays on the device without host synchronisation.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from svpkit.errors import ConfigError
+from svpkit.selectors import subpool
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse
 from svpkit.selectors.scores import has_final_linear
 
@@ -133,14 +133,18 @@ def check_badge(use: SelectorUse) -> None:
 
 
 def select_badge(ctx: SelectionContext, k: int) -> Selection:
-    """k-means++ on the pool's gradient embeddings, the generator seeded from the selection RNG."""
+    """k-means++ on the pool's (or this round's random subpool's) gradient embeddings, the
+    generator seeded from the selection RNG after the subpool draw; factors in the ``storage`` dtype."""
     if ctx.probabilities is None or ctx.pool_embeddings is None:
         raise RuntimeError("badge needs the pool's probabilities and embeddings")
     device = ctx.pool_embeddings.device
+    candidates = subpool.draw_candidates(ctx, k)
     generator = torch.Generator(device=device)
     generator.manual_seed(int(ctx.rng.integers(2**63 - 1)))
-    picks, norms = badge_select(ctx.probabilities.to(device), ctx.pool_embeddings, k, generator)
-    return Selection(picks=ctx.pool[picks.cpu().numpy()].astype(np.int64), scores=norms.cpu().numpy())
+    probs = subpool.restrict(ctx.probabilities.to(device), candidates, ctx.options)
+    features = subpool.restrict(ctx.pool_embeddings, candidates, ctx.options)
+    picks, norms = badge_select(probs, features, k, generator)
+    return subpool.selection(ctx, candidates, picks, norms)
 
 
 SPECS = [
@@ -150,5 +154,6 @@ SPECS = [
         frozenset({"probabilities", "embeddings"}),
         "k-means++ seeding on last-layer gradient embeddings (diverse and uncertain)",
         check=check_badge,
+        options=subpool.OPTIONS,
     )
 ]

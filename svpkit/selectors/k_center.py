@@ -37,8 +37,14 @@ import torch
 import torch.distributed as dist
 
 from svpkit import parallel
+from svpkit.contract import POOL_SHARD_OPTION
 from svpkit.errors import ConfigError
+from svpkit.selectors import subpool
 from svpkit.selectors.base import RankContext, Ranking, Selection, SelectionContext, SelectorSpec, rank_descending
+
+CPU_WIDEN_CHUNK = 16_384
+"""Rows per chunk for a 16-bit pool on a CPU: each chunk is widened to float32 before its product,
+and a chunk that stays in cache makes that about 5× faster than the default (1M × 32, 2-core EPYC)."""
 
 
 def _sq_norms(x: torch.Tensor, chunk: int, device: torch.device) -> torch.Tensor:
@@ -109,14 +115,27 @@ def greedy_k_center(
     n = pool.shape[0]
     _check_picks(centers, k, n)
     dev = torch.device(device) if device is not None else pool.device
-    streaming = pool.device != dev
-    if streaming and pool.device.type == "cpu" and dev.type == "cuda":
+    if dev.type == "cpu" and pool.dtype != torch.float32:
+        chunk = min(chunk, CPU_WIDEN_CHUNK)
+    if pool.device != dev and pool.device.type == "cpu" and dev.type == "cuda":
         pool = pool.pin_memory()
-    min_d = torch.empty(n, dtype=torch.float32, device=dev)
+    min_d = initial_min_distances(pool, centers, chunk, dev)
+    return greedy_picks(pool, min_d.clone(), k, chunk, dev), min_d
+
+
+def initial_min_distances(pool: torch.Tensor, centers: torch.Tensor, chunk: int, dev: torch.device) -> torch.Tensor:
+    """Squared distance of every pool row to its nearest initial centre (float32, on ``dev``)."""
+    min_d = torch.empty(pool.shape[0], dtype=torch.float32, device=dev)
     centers = centers.to(dev)
-    for i in range(0, n, chunk):
+    for i in range(0, pool.shape[0], chunk):
         min_d[i : i + chunk] = min_sq_distances(pool[i : i + chunk].to(dev, non_blocking=True), centers)
-    initial = min_d.clone()
+    return min_d
+
+
+def greedy_picks(pool: torch.Tensor, min_d: torch.Tensor, k: int, chunk: int, dev: torch.device) -> torch.Tensor:
+    """The ``k`` farthest-first picks from running minima ``min_d`` (lowered in place), on ``dev``."""
+    n = pool.shape[0]
+    streaming = pool.device != dev
     pool_sq = _sq_norms(pool, chunk, dev)
     picks = torch.empty(k, dtype=torch.long, device=dev)
     for step in range(k):
@@ -133,13 +152,16 @@ def greedy_k_center(
             torch.minimum(min_d[i : i + chunk], d, out=min_d[i : i + chunk])
         # A picked point is a centre now; -1 keeps it out even where rounding left it above 0.
         min_d[idx] = -1.0
-    return picks, initial
+    return picks
 
 
 def select_k_center(ctx: SelectionContext, k: int) -> Selection:
+    """Greedy k-center over the pool (or this round's random subpool), embeddings in the ``storage`` dtype."""
     assert ctx.pool_embeddings is not None and ctx.labeled_embeddings is not None
-    positions, initial = greedy_k_center(ctx.pool_embeddings, ctx.labeled_embeddings, k)
-    return Selection(picks=ctx.pool[positions.cpu().numpy()], scores=initial.sqrt().cpu().numpy())
+    candidates = subpool.draw_candidates(ctx, k)
+    pool = subpool.restrict(ctx.pool_embeddings, candidates, ctx.options)
+    positions, initial = greedy_k_center(pool, subpool.stored(ctx.labeled_embeddings, ctx.options).float(), k)
+    return subpool.selection(ctx, candidates, positions, initial.sqrt())
 
 
 def sharded_greedy_k_center(
@@ -191,10 +213,31 @@ def sharded_greedy_k_center(
 
 
 def select_k_center_sharded(ctx: SelectionContext, k: int) -> Selection:
-    """:func:`select_k_center` with ``ctx.pool_embeddings`` holding this rank's pool shard only."""
+    """:func:`select_k_center` with ``ctx.pool_embeddings`` holding this rank's pool shard only.
+
+    With a subpool every rank contributes its shard's candidates; the gathered candidate rows
+    (M × d) are identical on every rank, which then runs :func:`select_k_center` on them.
+    """
     assert ctx.pool_embeddings is not None and ctx.labeled_embeddings is not None
-    positions, initial = sharded_greedy_k_center(ctx.pool_embeddings, ctx.labeled_embeddings, k, len(ctx.pool))
+    candidates = subpool.draw_candidates(ctx, k)
+    if candidates is not None:
+        rows = _gathered_candidates(ctx.pool_embeddings, candidates, ctx.options[POOL_SHARD_OPTION], len(ctx.pool))
+        centers = subpool.stored(ctx.labeled_embeddings, ctx.options).float()
+        positions, initial = greedy_k_center(subpool.stored(rows, ctx.options), centers, k)
+        return subpool.selection(ctx, candidates, positions, initial.sqrt())
+    pool = subpool.stored(ctx.pool_embeddings, ctx.options)
+    positions, initial = sharded_greedy_k_center(pool, ctx.labeled_embeddings, k, len(ctx.pool))
     return Selection(picks=ctx.pool[positions.cpu().numpy()], scores=initial.sqrt().cpu().numpy())
+
+
+def _gathered_candidates(shard: torch.Tensor, candidates: np.ndarray, bounds: tuple[int, int], n: int) -> torch.Tensor:
+    """The candidates' rows of a pool whose rows are split across ranks (this rank holds ``bounds``)."""
+    world = dist.get_world_size()
+    edges = [parallel.shard_range(n, r, world) for r in range(world)]
+    sizes = [int(((candidates >= a) & (candidates < b)).sum()) for a, b in edges]
+    start, stop = bounds
+    mine = candidates[(candidates >= start) & (candidates < stop)] - start
+    return parallel.gather_rows(shard[torch.as_tensor(mine, device=shard.device)], sizes)
 
 
 def k_center_ranking(
@@ -251,7 +294,9 @@ def rank_k_center(ctx: RankContext) -> Ranking:
     """Core-set ranking: random seeds, greedy picks up to the subset size, then the rest farthest first."""
     assert ctx.learner is not None
     seeds = ctx.draw_seeds()
-    order, picks_d, rest_d = k_center_ranking(ctx.learner.embed(None, "train"), seeds, ctx.subset_size)
+    order, picks_d, rest_d = k_center_ranking(
+        subpool.stored(ctx.learner.embed(None, "train"), ctx.options), seeds, ctx.subset_size
+    )
     distances = np.full(ctx.num_train, np.inf, dtype=np.float32)
     distances[order[seeds.size :]] = torch.cat([picks_d, rest_d]).clamp_min(0).sqrt().cpu().numpy()
     return Ranking(order.astype(np.int64), distances, seeds)
@@ -265,5 +310,6 @@ SPECS = [
         "farthest-first traversal of penultimate features (paper Alg. 1)",
         rank=rank_k_center,
         select_sharded=select_k_center_sharded,
+        options=subpool.OPTIONS,
     )
 ]

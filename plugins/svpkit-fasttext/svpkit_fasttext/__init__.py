@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,22 +53,22 @@ OPTIONS = (
 )
 LABEL = "__label__"
 
-_SUBS = [
-    (re.compile(r"<br\s*/?>"), " "),
-    (re.compile(r"'"), " ' "),
-    (re.compile(r'"'), ""),
-    (re.compile(r"([.,()!?])"), r" \1 "),
-    (re.compile(r"[;:]"), " "),
-    (re.compile(r"\s+"), " "),
-]
+_BREAK = re.compile(r"<br\s*/?>")
+_CHARS = str.maketrans({"'": " ' ", '"': "", ";": " ", ":": " ", **{c: f" {c} " for c in ".,()!?"}})
+CHUNK = 65_536
+"""Texts normalised at a time: scoring a 3.6M-review pool never holds a second copy of its strings."""
 
 
 def normalize(text: str) -> str:
-    """Lower-case and split off punctuation (the reference's ``NORMALIZE_TEXT``); one line."""
+    """Lower-case and split off punctuation (the reference's ``NORMALIZE_TEXT``); one line.
+
+    The reference's ``sed`` steps, in one pass: ``<br />`` → space; ``'`` → `` ' ``; ``"``
+    dropped; ``. , ( ) ! ?`` spaced; ``; :`` → space; runs of whitespace → one space, trimmed.
+    """
     text = text.lower()
-    for pattern, repl in _SUBS:
-        text = pattern.sub(repl, text)
-    return text.strip()
+    if "<br" in text:
+        text = _BREAK.sub(" ", text)
+    return " ".join(text.translate(_CHARS).split())
 
 
 class FastTextLearner:
@@ -90,15 +90,18 @@ class FastTextLearner:
         self.params = params
         self.config = replace(spec.train, epochs=int(params["epochs"]), lr=float(params["lr"]))
         self.model: Any = None
-        self._texts: dict[str, list[str]] = {}
+        self._column: dict[str, int] = {}
 
-    def _normalized(self, split: str) -> list[str]:
-        if split not in self._texts:
-            cache: dict = self.dataset.extra.setdefault("_fasttext_texts", {})
-            if split not in cache:
-                cache[split] = [normalize(t) for t in getattr(self.dataset, split).x]
-            self._texts[split] = cache[split]
-        return self._texts[split]
+    def _chunks(self, indices: np.ndarray | None, split: str) -> Iterator[list[str]]:
+        """The normalised texts of ``indices`` (all of ``split`` for None), :data:`CHUNK` at a time."""
+        texts = getattr(self.dataset, split).x
+        n = len(texts) if indices is None else len(indices)
+        for start in range(0, n, CHUNK):
+            if indices is None:
+                part = texts[start : start + CHUNK]
+            else:
+                part = [texts[i] for i in indices[start : start + CHUNK]]
+            yield [normalize(t) for t in part]
 
     def fit(
         self,
@@ -116,7 +119,6 @@ class FastTextLearner:
         indices = np.asarray(indices, dtype=np.int64)
         if indices.size == 0:
             raise ConfigError("fastText needs at least one training example")
-        texts = self._normalized("train")
         labels = self.dataset.train.y.numpy()
         # The reference shuffles the labeled examples before writing fastText's input file.
         order = np.random.default_rng(self.options.seed).permutation(indices)
@@ -124,8 +126,8 @@ class FastTextLearner:
         with tempfile.TemporaryDirectory(prefix="svpkit-fasttext-") as tmp:
             file = os.path.join(tmp, "train.txt")
             with open(file, "w", encoding="utf-8") as fh:
-                for i in order:
-                    fh.write(f"{LABEL}{labels[i]} {texts[i]}\n")
+                for start, part in zip(range(0, order.size, CHUNK), self._chunks(order, "train")):
+                    fh.writelines(f"{LABEL}{y} {t}\n" for y, t in zip(labels[order[start : start + CHUNK]], part))
             self.model = fasttext.train_supervised(
                 input=file,
                 dim=int(p["dim"]),
@@ -138,43 +140,50 @@ class FastTextLearner:
                 seed=int(self.options.seed) & 0x7FFFFFFF,
                 verbose=0,
             )
-        self._label_index = np.array([int(label[len(LABEL) :]) for label in self.model.get_labels()], dtype=np.int64)
+        self._column = {label: int(label[len(LABEL) :]) for label in self.model.get_labels()}
         if progress is not None:
             progress(int(p["epochs"]))
 
-    def _selected(self, indices: np.ndarray | None, split: str) -> list[str]:
+    def _indices(self, indices: np.ndarray | None) -> np.ndarray | None:
         if self.model is None:
             raise RuntimeError("fit() must run before inference")
-        texts = self._normalized(split)
-        if indices is None:
-            return texts
-        return [texts[i] for i in np.asarray(indices, dtype=np.int64)]
+        return None if indices is None else np.asarray(indices, dtype=np.int64)
 
     def predict_proba(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
-        texts = self._selected(indices, split)
+        rows = [self._probabilities(part) for part in self._chunks(self._indices(indices), split)]
+        if not rows:
+            return torch.zeros((0, self.dataset.num_classes))
+        return torch.from_numpy(np.concatenate(rows))
+
+    def _probabilities(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities of normalised texts (float32 rows summing to 1)."""
         probs = np.zeros((len(texts), self.dataset.num_classes), dtype=np.float64)
-        if texts:
-            labels, scores = self.model.predict(texts, k=-1, threshold=0.0)
+        labels, scores = self.model.f.multilinePredict([t + "\n" for t in texts], -1, 0.0, "strict")
+        width = len(labels[0]) if labels else 0
+        if all(len(row) == width for row in labels):  # every row scores every label: one scatter
+            column = self._column
+            flat = np.fromiter((column[name] for row in labels for name in row), np.int64, len(labels) * width)
+            np.put_along_axis(probs, flat.reshape(len(labels), width), np.array(scores, dtype=np.float64), axis=1)
+        else:
             for row, (names, values) in enumerate(zip(labels, scores)):
-                cols = [int(name[len(LABEL) :]) for name in names]
-                probs[row, cols] = values
+                probs[row, [self._column[name] for name in names]] = values
         # fastText's softmax output can sum slightly above 1 (and classes absent from the labeled
         # set get no score at all): renormalise so every row is a distribution.
         sums = probs.sum(axis=1, keepdims=True)
         empty = sums[:, 0] <= 0
         probs[empty] = 1.0 / probs.shape[1]
         sums[empty] = 1.0
-        return torch.from_numpy(probs / sums).float()
+        return (probs / sums).astype(np.float32)
 
     def embed(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
         """The hidden layer: the average of the text's word and bigram vectors (the input of
         fastText's linear classifier)."""
-        texts = self._selected(indices, split)
-        dim = int(self.params["dim"])
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            out[row] = self.model.get_sentence_vector(text)
-        return torch.from_numpy(out)
+        vector = self.model.get_sentence_vector
+        rows = [
+            np.array([vector(t) for t in part], dtype=np.float32).reshape(len(part), int(self.params["dim"]))
+            for part in self._chunks(self._indices(indices), split)
+        ]
+        return torch.from_numpy(np.concatenate(rows) if rows else np.zeros((0, int(self.params["dim"])), np.float32))
 
     def error(self, split: str = "test") -> float:
         probs = self.predict_proba(None, split)

@@ -86,3 +86,53 @@ def test_options_and_limits() -> None:
 
 def test_normalize_matches_the_reference_pipeline() -> None:
     assert svpkit_fasttext.normalize('It\'s "GREAT"!<br />Really, (yes): no;') == "it ' s great ! really , ( yes ) no"
+
+
+def _regex_normalize(text: str) -> str:
+    """The reference's sed steps one by one (the plugin's first implementation)."""
+    import re
+
+    text = text.lower()
+    for pattern, repl in [
+        (r"<br\s*/?>", " "),
+        (r"'", " ' "),
+        (r'"', ""),
+        (r"([.,()!?])", r" \1 "),
+        (r"[;:]", " "),
+        (r"\s+", " "),
+    ]:
+        text = re.sub(pattern, repl, text)
+    return text.strip()
+
+
+def test_one_pass_normalize_equals_the_step_by_step_pipeline() -> None:
+    rng = np.random.default_rng(0)
+    alphabet = list("aZ '\".,()!?;:<br/>\t\n\u00a0\u2003\x0b\x1cÉß-") + ["<br>", "<BR />", "<br  />", "<b"]
+    texts = ["".join(rng.choice(alphabet, size=rng.integers(0, 40))) for _ in range(3000)]
+    assert [svpkit_fasttext.normalize(t) for t in texts] == [_regex_normalize(t) for t in texts]
+
+
+def test_scoring_in_chunks_equals_scoring_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data()
+    learner = _learner(data)
+    learner.fit(np.arange(0, 40, 3))
+    whole, emb = learner.predict_proba(), learner.embed(np.arange(40)[::-1])
+    monkeypatch.setattr(svpkit_fasttext, "CHUNK", 7)
+    torch.testing.assert_close(learner.predict_proba(), whole, rtol=0, atol=0)
+    torch.testing.assert_close(learner.embed(np.arange(40)[::-1]), emb, rtol=0, atol=0)
+    again = _learner(data)
+    again.fit(np.arange(0, 40, 3))  # the training file written 7 texts at a time: the same model
+    torch.testing.assert_close(again.predict_proba(), whole, rtol=0, atol=0)
+
+
+def test_rows_scoring_only_some_labels_fill_their_columns() -> None:
+    learner = _learner(_data(num_classes=3))
+    learner.fit(np.arange(40))
+
+    class Ragged:  # a prediction that dropped a label (fastText's threshold) in one row
+        def multilinePredict(self, texts, k, threshold, errors):  # type: ignore[no-untyped-def]  # noqa: N802
+            return [["__label__1", "__label__0"], ["__label__0"]], [[0.75, 0.25], [1.0]]
+
+    learner.model.f = Ragged()
+    probs = learner.predict_proba(np.array([0, 1]))
+    torch.testing.assert_close(probs, torch.tensor([[0.25, 0.75, 0.0], [1.0, 0.0, 0.0]]))
