@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -190,7 +191,11 @@ def main() -> None:
     ]  # fmt: skip
     print_table("scoring a sharded pool once", cols, rows)
     args.device, args.threads = "cpu", 1
-    write_results("shards", args, torch.device("cpu"), {"batch_size": BATCH, "results": results})
+    from importlib.metadata import version
+
+    engines = {name: version(name) for name in ("litdata", "mosaicml-streaming", "webdataset", "numpy")}
+    payload = {"batch_size": BATCH, "engine_versions": engines, "load_average": os.getloadavg(), "results": results}
+    write_results("shards", args, torch.device("cpu"), payload)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,21 @@ def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
     return out
 
 
+def shards_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row: each shard engine's scoring pass (and random-order reads) side by side."""
+    res = {x["arm"]: x for x in r["results"]}
+    files = res["files"]
+    first = r["results"][0]
+    what = f"sharded pool: {first['pool']:,} synthetic JPEGs at {first['size']} px scored once, {first['workers']} loader workers"
+    parts = []
+    for x in r["results"]:
+        random = f", random order {x['random_images_per_second']:,.0f} img/s" if "random_images_per_second" in x else ""
+        parts.append(f"{x['arm']} {x['images_per_second']:,.0f} img/s{random}, peak USS {x['peak_rss_mib']:,.0f} MiB")
+    lit = res["litdata"]
+    ratio = f"litdata (chosen) **{lit['images_per_second'] / files['images_per_second']:.2f}×** one file per image"
+    return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -154,6 +169,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out.append(f"| {what} | {txt} | goal ≤ 2 % each | {where} |")
     elif name == "data_scale":
         out += data_scale_rows(r, where)
+    elif name == "shards":
+        out += shards_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"
