@@ -105,11 +105,12 @@ def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
     pools = list(dict.fromkeys(x["pool"] for x in r["results"]))
     for pool in pools:
         arms = {x["arm"]: x for x in r["results"] if x["pool"] == pool}
-        s, m, p = arms["svpkit stream"], arms["svpkit memory"], arms["plain"]
+        s, p = arms["svpkit stream"], arms["plain"]
         what = f"scoring {pool} images at {s['size']} px once, {s['workers']} loader workers"
+        labels = (("stream", "svpkit stream"), ("in memory", "svpkit memory"), ("plain ImageFolder", "plain"))
         txt = "; ".join(
             f"{label} {x['images_per_second']:,.0f} img/s, load {_s(x['load_seconds'])} s, peak USS {x['peak_rss_mib']:,.0f} MiB"
-            for label, x in (("stream", s), ("in memory", m), ("plain ImageFolder", p))
+            for label, x in ((label, arms[arm]) for label, arm in labels if arm in arms)
         )
         ratio = f"**{s['images_per_second'] / p['images_per_second']:.2f}×** plain's img/s"
         out.append(f"| {what} | {txt} | {ratio} | {where} |")
