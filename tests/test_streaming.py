@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from runhelpers import Cli, cli_env, client, find_run, load_array, run_cli, state_rounds, wait_for_state
+from runhelpers import Cli, cli_env, client, find_run, kill_after_state, load_array, run_cli, state_rounds
 from typer.testing import CliRunner
 
 from svpkit.cli import app
@@ -99,12 +99,7 @@ def test_a_streamed_run_killed_mid_way_resumes_to_the_same_picks(tracking_uri: s
     _png_folder(tmp_path / "png", 60, 6)
     args, env = _streamed_al(tmp_path / "png", "14,18,22,26,30"), cli_env(tracking_uri)
     reference = Cli(*args, "--run-name", "uninterrupted", env=env, cwd=tmp_path)
-    victim = Cli(*args, "--run-name", "killed", env=env, cwd=tmp_path)
-    try:
-        run_id = wait_for_state(victim, "killed", 1)
-    finally:
-        victim.kill()  # SIGKILL: the main process dies, its loader workers with it
-    assert victim.proc.returncode == -9, victim.stderr
+    run_id, _ = kill_after_state(args, env, tmp_path, round_no=1)
     done = state_rounds(run_id)[-1]
     assert 1 <= done < 5, f"killed after round {done}: too late to test resume"
     resumed = run_cli("active-learning", "--resume", run_id, "--quiet", env=env, cwd=tmp_path)

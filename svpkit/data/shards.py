@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split
+from svpkit.data.imagefolder import image_dataset
 from svpkit.data.streaming import StreamedImages, decode_image_bytes, default_workers, image_moments
 from svpkit.errors import DataError
 
@@ -151,20 +152,8 @@ def load_shards(path: str | Path | None = None, size: int = DEFAULT_SIZE, worker
     classes = _classes(root, torch.cat([train.y, test.y]))
     labeled = train.y != UNLABELED
     mean, std = image_moments(train_x.batches(np.flatnonzero(labeled.numpy()).tolist() or None, 256))
-    return Dataset(
-        name="shards",
-        train=train,
-        test=test,
-        num_classes=len(classes),
-        modality="image",
-        input_shape=(size, size, 3),
-        mean=mean,
-        std=std,
-        augment=True,
-        classes=classes,
-        source=f"{root} (litdata shards at {size}x{size}, stream)",
-        access="stream",
-    )
+    source = f"{root} (litdata shards at {size}x{size}, stream)"
+    return image_dataset("shards", train, test, classes, (mean, std), source, "stream")
 
 
 def _classes(root: Path, labels: torch.Tensor) -> list[str]:
