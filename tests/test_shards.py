@@ -1,14 +1,16 @@
 """The ``shards`` data set (litdata chunks): the pixels, labels and picks of the image folder it
-was written from, random access by index, undecodable records as one error line."""
+was written from, random access by index, undecodable records as one error line, a 2-rank
+torchrun run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from runhelpers import find_run, load_array
-from test_streaming import SIZE, _png_folder
+from test_streaming import SIZE, _png_folder, two_rank_run
 from typer.testing import CliRunner
 
 from svpkit.cli import app
@@ -73,3 +75,9 @@ def test_an_undecodable_record_is_one_error_line(tmp_path: Path, tracking_uri: s
     assert "Traceback" not in result.output
     missing = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and missing.output.startswith("error: shards needs a folder with train/index.json")
+
+
+@pytest.mark.slow
+def test_two_ranks_over_shards_give_one_finished_run(tmp_path: Path) -> None:
+    _png_folder(tmp_path / "png", 48, 6)
+    two_rank_run(tmp_path, "shards", _shards_of(tmp_path / "png", tmp_path / "shards"))

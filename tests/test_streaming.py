@@ -87,9 +87,10 @@ def test_an_undecodable_file_is_one_error_line_or_skipped(tmp_path: Path, tracki
         load_imagefolder(tmp_path, size=8, stream="off")
 
 
-def _streamed_al(root: Path, budgets: str) -> list[str]:
-    args = ["active-learning", "--quiet", "--dataset", "imagefolder", "--data-path", str(root)]
-    args += ["--dataset-options", f"size={SIZE},stream=on,workers=2", "--proxy", "preact_resnet20"]
+def _streamed_al(root: Path, budgets: str, dataset: str = "imagefolder") -> list[str]:
+    options = f"size={SIZE},workers=2" + (",stream=on" if dataset == "imagefolder" else "")
+    args = ["active-learning", "--quiet", "--dataset", dataset, "--data-path", str(root)]
+    args += ["--dataset-options", options, "--proxy", "preact_resnet20"]
     args += ["--target", "preact_resnet20", "--initial", "10", "--budgets", budgets, "--proxy-epochs", "1"]
     return [*args, "--no-train-target", "--device", "cpu", "--seed", "5"]
 
@@ -115,11 +116,10 @@ def test_a_streamed_run_killed_mid_way_resumes_to_the_same_picks(tracking_uri: s
         assert got.tolist() == load_array(ref_id, f"rounds/{k}/{name}.npy", tmp_path).tolist(), f"round {k}"
 
 
-@pytest.mark.slow
-def test_two_ranks_over_a_streamed_folder_give_one_finished_run(tmp_path: Path) -> None:
+def two_rank_run(tmp_path: Path, dataset: str, root: Path) -> None:
+    """``torchrun --nproc_per_node=2`` active learning over a streamed pool: one FINISHED run."""
     import mlflow
 
-    _png_folder(tmp_path / "png", 48, 6)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {
         **cli_env(uri),
@@ -129,7 +129,7 @@ def test_two_ranks_over_a_streamed_folder_give_one_finished_run(tmp_path: Path) 
         env.pop(var, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "svpkit"]
     proc = subprocess.run(
-        [*cmd, *_streamed_al(tmp_path / "png", "16,22"), "--experiment", "ranks"],
+        [*cmd, *_streamed_al(root, "16,22", dataset), "--experiment", "ranks"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -138,6 +138,12 @@ def test_two_ranks_over_a_streamed_folder_give_one_finished_run(tmp_path: Path) 
     assert len(runs) == 1  # rank 1 created nothing
     run = runs[0]
     assert run.info.status == "FINISHED" and run.data.tags["svpkit.data_access"] == "stream"
-    assert run.data.params["distributed.world_size"] == "2"
+    assert run.data.params["distributed.world_size"] == "2" and run.data.params["dataset"] == dataset
     picks = [np.load(c.download_artifacts(run.info.run_id, f"rounds/{k}/selected.npy", str(tmp_path))) for k in (1, 2)]
     assert [len(p) for p in picks] == [6, 6] and len(np.unique(np.concatenate(picks))) == 12
+
+
+@pytest.mark.slow
+def test_two_ranks_over_a_streamed_folder_give_one_finished_run(tmp_path: Path) -> None:
+    _png_folder(tmp_path / "png", 48, 6)
+    two_rank_run(tmp_path, "imagefolder", tmp_path / "png")
