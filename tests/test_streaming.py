@@ -98,11 +98,13 @@ def _streamed_al(root: Path, budgets: str, dataset: str = "imagefolder") -> list
 @pytest.mark.slow
 def test_a_streamed_run_killed_mid_way_resumes_to_the_same_picks(tracking_uri: str, tmp_path: Path) -> None:
     _png_folder(tmp_path / "png", 60, 6)
-    args, env = _streamed_al(tmp_path / "png", "14,18,22,26,30"), cli_env(tracking_uri)
+    # The target trained each round (1 epoch) keeps the rounds long enough to be killed mid-run.
+    args = [a for a in _streamed_al(tmp_path / "png", "14,18,22,26,30,34") if a != "--no-train-target"]
+    args, env = [*args, "--target-epochs", "1"], cli_env(tracking_uri)
     reference = Cli(*args, "--run-name", "uninterrupted", env=env, cwd=tmp_path)
     run_id, _ = kill_after_state(args, env, tmp_path, round_no=1)
     done = state_rounds(run_id)[-1]
-    assert 1 <= done < 5, f"killed after round {done}: too late to test resume"
+    assert 1 <= done < 6, f"killed after round {done}: too late to test resume"
     resumed = run_cli("active-learning", "--resume", run_id, "--quiet", env=env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert reference.wait() == 0, reference.stderr
@@ -110,7 +112,7 @@ def test_a_streamed_run_killed_mid_way_resumes_to_the_same_picks(tracking_uri: s
     run = client().get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["svpkit.data_access"] == "stream"
     assert run.data.tags["svpkit.resumed_from_round"] == str(done)
-    for k in range(6):
+    for k in range(7):
         name = "labeled" if k == 0 else "selected"
         got = load_array(run_id, f"rounds/{k}/{name}.npy", tmp_path)
         assert got.tolist() == load_array(ref_id, f"rounds/{k}/{name}.npy", tmp_path).tolist(), f"round {k}"
