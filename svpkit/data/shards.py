@@ -150,8 +150,7 @@ def load_shards(path: str | Path | None = None, size: int = DEFAULT_SIZE, worker
     else:
         test = Split(train_x.take(np.arange(0)), train.y[:0], [])
     classes = _classes(root, torch.cat([train.y, test.y]))
-    labeled = train.y != UNLABELED
-    mean, std = image_moments(train_x.batches(np.flatnonzero(labeled.numpy()).tolist() or None, 256))
+    mean, std = image_moments(train_x.batches(None, 256))  # every training image, as an image folder's
     source = f"{root} (litdata shards at {size}x{size}, stream)"
     return image_dataset("shards", train, test, classes, (mean, std), source, "stream")
 
