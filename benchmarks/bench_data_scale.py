@@ -109,9 +109,10 @@ def probe() -> torch.nn.Module:
     ).eval()  # fmt: skip
 
 
-def run_arm(arm: str, root: Path, size: int, workers: int) -> dict[str, Any]:
-    """One pipeline in this (fresh) process: load, then one scoring pass over the training pool."""
-    model = probe()
+def run_arm(arm: str, root: Path, size: int, workers: int, device: str = "cpu") -> dict[str, Any]:
+    """One pipeline in this (fresh) process: load, then one scoring pass over the training pool
+    (the probe on ``device``; batches leave the loader on the host, as in svpkit's learner)."""
+    model = probe().to(device)
     with PeakRss() as rss:
         t0 = time.perf_counter()
         if arm == "plain":
@@ -122,7 +123,7 @@ def run_arm(arm: str, root: Path, size: int, workers: int) -> dict[str, Any]:
         seen = 0
         with torch.inference_mode():
             for xb in batches:
-                torch.softmax(model(xb), 1)
+                torch.softmax(model(xb.to(device, non_blocking=True)), 1).cpu()
                 seen += xb.shape[0]
         done = time.perf_counter()
     assert seen == n, (seen, n)
@@ -209,6 +210,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cifar", type=int, default=10000, help="CIFAR-10 training images as PNG (0: skip)")
     p.add_argument("--scratch", default="/tmp/svpkit_bench_data_scale")
+    p.add_argument("--arms", default=",".join(ARMS), help="pipelines to run (comma-separated)")
+    p.add_argument("--device", default="cpu", help="where the probe scores (the data path stays on the host)")
     p.add_argument("--arm", default="", help=argparse.SUPPRESS)
     p.add_argument("--root", default="", help=argparse.SUPPRESS)
     p.add_argument("--machine", default="")
@@ -216,7 +219,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)  # the workers decode on the other core(s)
     if args.arm:
-        print(json.dumps(run_arm(args.arm, Path(args.root), args.size, args.workers)))
+        print(json.dumps(run_arm(args.arm, Path(args.root), args.size, args.workers, args.device)))
         return
     scratch = Path(args.scratch)
     pools: list[tuple[str, Path, int]] = []
@@ -229,8 +232,19 @@ def main() -> None:
         pools.append((f"CIFAR-10 PNG {args.cifar - args.cifar // 10:,}", cifar, 32))
     results = []
     for name, root, size in pools:
-        for arm in ARMS:
-            cmd = [sys.executable, __file__, "--arm", arm, "--root", str(root), "--size", str(size)]
+        for arm in [a for a in ARMS if a in args.arms.split(",")]:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--arm",
+                arm,
+                "--root",
+                str(root),
+                "--size",
+                str(size),
+                "--device",
+                args.device,
+            ]
             done = subprocess.run([*cmd, "--workers", str(args.workers)], capture_output=True, text=True, check=True)
             record = {"pool": name, "size": size, "workers": args.workers, **json.loads(done.stdout.splitlines()[-1])}
             print(record)
@@ -240,8 +254,8 @@ def main() -> None:
         for r in results
     ]
     print_table("scoring a pool once", ["pool", "pipeline", "images", "load s", "images/s", "peak RSS MiB"], rows)
-    args.device, args.threads = "cpu", 1
-    write_results("data_scale", args, torch.device("cpu"), {"batch_size": BATCH, "results": results})
+    args.threads = 1
+    write_results("data_scale", args, torch.device(args.device), {"batch_size": BATCH, "results": results})
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Part 1: the GPU tests (``pytest -m gpu``), greedy k-center 1,000,000 × 512 picking 100,000 (goal
 ≤ 60 s, extra memory O(N)) and ResNet20 svpkit vs the plain pipeline on one CIFAR-10 training
 part (16,667 images; eager and compiled), projected to 181 epochs × 50,000 with the roofline
-column. Part 2: a real SVP active-learning table on that part (``benchmarks/evidence_al.py``)
+column, then (when time is left) one short ImageNet-layout streaming step: synthetic 224-px JPEGs
+written on the machine, scored once through svpkit's streamed image folder and through the plain
+torchvision ``ImageFolder`` + ``DataLoader`` at the same workers (``bench_data_scale.py``). Part 2: a real SVP active-learning table on that part (``benchmarks/evidence_al.py``)
 logged to ``$OUT/mlflow.db``, then one summary table of both parts. Each part keeps to
 ``--budget-s`` (a stage that no longer fits is skipped and says so) and writes its JSON to
 ``--out`` and to the work folder, from which part 2's summary also reads part 1's.
@@ -41,10 +43,19 @@ TRAIN = {
     "tiny": "--train-size 96 --test-size 32 --epochs 1 --plain-epochs 1 --workers 0 --peak-size 512".split(),
 }
 TRAIN_ARMS = {"full": ["", "compile=on"], "tiny": [""]}
+STREAM = {
+    "full": "--pools 4000 --size 224 --workers 8".split(),
+    "tiny": "--pools 48 --size 32 --workers 2".split(),
+}
 K_CENTER_GOAL_S = 60.0
 # Both calls and the machine's start fit the 15 device-minutes a session gets: 5.5 minutes a part.
 PART_BUDGET_S = 330.0
-NEED_S = {"gpu_tests": 45.0, "k_center": 90.0, "train_resnet20": 100.0}  # least time to start a stage (GPU)
+NEED_S = {
+    "gpu_tests": 45.0,
+    "k_center": 90.0,
+    "train_resnet20": 100.0,
+    "streaming": 60.0,
+}  # least time to start a stage (GPU)
 SUMMARY_RESERVE_S = 30.0
 
 
@@ -142,7 +153,11 @@ def part_one(ev: Evidence, data: Path) -> None:
     ev.run("k_center", kc, need["k_center"])
     train = [py, "benchmarks/bench_train.py", "--device", dev, "--data", str(data), "--repeats", "1", *TRAIN[size]]
     ev.run("train_resnet20", [*train, "--arms", *TRAIN_ARMS[size], "--out", str(tr_out)], need["train_resnet20"])
-    for path in (kc_out, tr_out):
+    st_out = ev.out / f"data_scale_{dev}.json"
+    stream = [py, "benchmarks/bench_data_scale.py", "--device", dev, "--cifar", "0", *STREAM[size]]
+    stream += ["--arms", "svpkit stream,plain", "--scratch", str(ev.work / "jpegs"), "--out", str(st_out)]
+    ev.run("streaming", stream, need["streaming"])
+    for path in (kc_out, tr_out, st_out):
         if path.is_file():
             (ev.results / path.name).write_text(path.read_text())
     ev.save("part1_stages", ev.stages)
@@ -248,6 +263,16 @@ def al_rows(al: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def stream_rows(st: dict[str, Any]) -> list[list[str]]:
+    """Images/s scoring the synthetic JPEG pool: streamed vs the plain pipeline."""
+    arms = {r["arm"]: r for r in st["results"]}
+    s, p = arms["svpkit stream"], arms["plain"]
+    what = f"streamed ImageNet-layout JPEGs ({s['images']:,} at {s['size']} px, {s['workers']} workers)"
+    detail = f"plain ImageFolder {p['images_per_second']:,.0f} img/s; peak USS {s['peak_rss_mib']:,.0f} vs {p['peak_rss_mib']:,.0f} MiB"
+    ratio = s["images_per_second"] / p["images_per_second"]
+    return [[what, f"{s['images_per_second']:,.0f} img/s ({ratio:.2f}× plain)", detail]]
+
+
 def summary_rows(ev: Evidence) -> list[list[str]]:
     """One row per measurement of both parts (from the work folder's results)."""
     stages = {**_load(ev.results, "part1_stages"), **ev.stages}
@@ -257,6 +282,8 @@ def summary_rows(ev: Evidence) -> list[list[str]]:
     rows += k_center_rows(kc) if kc else [["k-center", _outcome(stages.get("k_center")), "-"]]
     tr = _load(ev.results, f"train_preact_resnet20_{ev.args.device}")
     rows += train_rows(tr) if tr else [["ResNet20 svpkit vs plain", _outcome(stages.get("train_resnet20")), "-"]]
+    st = _load(ev.results, f"data_scale_{ev.args.device}")
+    rows += stream_rows(st) if st else [["streamed ImageNet-layout JPEGs", _outcome(stages.get("streaming")), "-"]]
     al = _load(ev.results, "active_learning")
     rows += al_rows(al) if al else [["active learning", "not run", "-"]]
     return rows

@@ -105,11 +105,12 @@ def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
     pools = list(dict.fromkeys(x["pool"] for x in r["results"]))
     for pool in pools:
         arms = {x["arm"]: x for x in r["results"] if x["pool"] == pool}
-        s, m, p = arms["svpkit stream"], arms["svpkit memory"], arms["plain"]
+        s, p = arms["svpkit stream"], arms["plain"]
         what = f"scoring {pool} images at {s['size']} px once, {s['workers']} loader workers"
+        labels = (("stream", "svpkit stream"), ("in memory", "svpkit memory"), ("plain ImageFolder", "plain"))
         txt = "; ".join(
             f"{label} {x['images_per_second']:,.0f} img/s, load {_s(x['load_seconds'])} s, peak USS {x['peak_rss_mib']:,.0f} MiB"
-            for label, x in (("stream", s), ("in memory", m), ("plain ImageFolder", p))
+            for label, x in ((label, arms[arm]) for label, arm in labels if arm in arms)
         )
         ratio = f"**{s['images_per_second'] / p['images_per_second']:.2f}×** plain's img/s"
         out.append(f"| {what} | {txt} | {ratio} | {where} |")
@@ -135,6 +136,21 @@ def k_center_scale_rows(r: dict[str, Any], where: str) -> list[str]:
         if name != "fp32"
     )
     return [f"| {what} | {txt} | {ratio} per 1,000 picks | {where} |"]
+
+
+def shards_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row: each shard engine's scoring pass (and random-order reads) side by side."""
+    res = {x["arm"]: x for x in r["results"]}
+    files = res["files"]
+    first = r["results"][0]
+    what = f"sharded pool: {first['pool']:,} synthetic JPEGs at {first['size']} px scored once, {first['workers']} loader workers"
+    parts = []
+    for x in r["results"]:
+        random = f", random order {x['random_images_per_second']:,.0f} img/s" if "random_images_per_second" in x else ""
+        parts.append(f"{x['arm']} {x['images_per_second']:,.0f} img/s{random}, peak USS {x['peak_rss_mib']:,.0f} MiB")
+    lit = res["litdata"]
+    ratio = f"litdata (chosen) **{lit['images_per_second'] / files['images_per_second']:.2f}×** one file per image"
+    return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
 
 
 def rows(r: dict[str, Any]) -> list[str]:
@@ -177,6 +193,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out += data_scale_rows(r, where)
     elif name == "k_center_scale":
         out += k_center_scale_rows(r, where)
+    elif name == "shards":
+        out += shards_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"

@@ -38,7 +38,7 @@ def register_selectors(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_datasets(register: Callable[..., None]) -> None:
-    from svpkit.data import cifar, digits, imagefolder, npz, text_csv
+    from svpkit.data import cifar, digits, imagefolder, npz, shards, text_csv
 
-    for spec in (digits.SPEC, *cifar.SPECS, imagefolder.SPEC, text_csv.SPEC, npz.SPEC):
+    for spec in (digits.SPEC, *cifar.SPECS, imagefolder.SPEC, shards.SPEC, text_csv.SPEC, npz.SPEC):
         register(spec)

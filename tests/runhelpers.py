@@ -117,6 +117,17 @@ def wait_for_state(cli: Cli, run_name: str, round_no: int, timeout: float = 300)
     raise AssertionError(f"run {run_name!r} did not reach round {round_no} in {timeout} s")
 
 
+def kill_after_state(args: list[str], env: dict[str, str], cwd: Path, round_no: int) -> tuple[str, Cli]:
+    """Start ``svpkit ARGS`` as the run named 'killed', SIGKILL it once state ``round_no`` is saved."""
+    victim = Cli(*args, "--run-name", "killed", env=env, cwd=cwd)
+    try:
+        run_id = wait_for_state(victim, "killed", round_no)
+    finally:
+        victim.kill()  # SIGKILL: no chance to clean up (a streamed pool's loader workers die with it)
+    assert victim.proc.returncode == -9, victim.stderr
+    return run_id, victim
+
+
 def load_array(run_id: str, path: str, dest: Path) -> np.ndarray:
     target = dest / run_id
     target.mkdir(parents=True, exist_ok=True)

@@ -67,8 +67,9 @@ def test_cpu_tiny_mode_runs_every_stage(tmp_path: Path) -> None:
         "k_center": 0,
         "train_resnet20": 0,
         "gpu_tests": 0,
+        "streaming": 0,
     }
-    for name in ("k_center_cpu", "train_preact_resnet20_cpu", "active_learning", "machine"):
+    for name in ("k_center_cpu", "train_preact_resnet20_cpu", "data_scale_cpu", "active_learning", "machine"):
         assert (out / f"{name}.json").is_file(), name
     train = json.loads((out / "train_preact_resnet20_cpu.json").read_text())
     assert train["flops_per_image"] > 0 and train["arms"][0]["roofline"]["achieved_gflops"] > 0
@@ -78,4 +79,7 @@ def test_cpu_tiny_mode_runs_every_stage(tmp_path: Path) -> None:
     assert set(table) == {"random", "proxy", "baseline"}
     assert all(row["status"] == "FINISHED" and len(row["target_error"]) == 2 for row in table.values())
     assert (out / "mlflow.db").is_file()
+    stream = {r["arm"]: r for r in json.loads((out / "data_scale_cpu.json").read_text())["results"]}
+    assert set(stream) == {"svpkit stream", "plain"} and all(r["images"] == 48 for r in stream.values())
+    assert any(row[0].startswith("streamed ImageNet-layout JPEGs (48 at 32 px") for row in summary["rows"])
     assert any(row[0].startswith("AL proxy") for row in summary["rows"])

@@ -18,12 +18,12 @@ from runhelpers import (
     cli_env,
     client,
     find_run,
+    kill_after_state,
     load_array,
     load_json,
     metric_history,
     run_cli,
     state_rounds,
-    wait_for_state,
 )
 
 TIMING = ("seconds", "speedup")
@@ -39,17 +39,6 @@ def _assert_same_metrics(resumed: str, reference: str) -> None:
             assert got[key] == want[key], key
 
 
-def _kill_after_state(args: list[str], env: dict[str, str], cwd: Path, round_no: int) -> tuple[str, Cli]:
-    """Start the run named 'killed', SIGKILL it once state ``round_no`` is saved."""
-    victim = Cli(*args, "--run-name", "killed", env=env, cwd=cwd)
-    try:
-        run_id = wait_for_state(victim, "killed", round_no)
-    finally:
-        victim.kill()
-    assert victim.proc.returncode == -9, victim.stderr
-    return run_id, victim
-
-
 @pytest.mark.slow
 def test_active_learning_killed_in_round_two_resumes_to_the_same_result(tracking_uri: str, tmp_path: Path) -> None:
     # Model options change the training (twice the batch, linearly scaled learning rate): the
@@ -58,7 +47,7 @@ def test_active_learning_killed_in_round_two_resumes_to_the_same_result(tracking
     args = ["active-learning", *QUICK_AL, "--budgets", "0.1,0.2,0.3,0.4", "--seed", "3", *options]
     env = cli_env(tracking_uri)
     reference = Cli(*args, "--run-name", "uninterrupted", env=env, cwd=tmp_path)
-    run_id, _ = _kill_after_state(args, env, tmp_path, round_no=1)
+    run_id, _ = kill_after_state(args, env, tmp_path, round_no=1)
     c = client()
     killed = c.get_run(run_id)
     assert killed.info.status == "RUNNING"  # SIGKILL gives no chance to clean up
@@ -92,7 +81,7 @@ def test_core_set_killed_after_the_proxy_stage_resumes_to_the_same_result(tracki
     args = ["core-set", "--quiet", "--proxy-epochs", "4", "--target-epochs", "6", "--keep", "0.5", "--seed", "1"]
     env = cli_env(tracking_uri)
     reference = Cli(*args, "--run-name", "uninterrupted", env=env, cwd=tmp_path)
-    run_id, _ = _kill_after_state(args, env, tmp_path, round_no=1)
+    run_id, _ = kill_after_state(args, env, tmp_path, round_no=1)
     c = client()
     assert c.get_run(run_id).info.status == "RUNNING"
     assert state_rounds(run_id)[-1] == 1, "the target stage finished before the kill"

@@ -1,14 +1,18 @@
 """Streamed image folders: decoded per batch by DataLoader workers, the same picks as in memory,
-a memory budget that decides the path, undecodable files as one error line (or skipped)."""
+a memory budget that decides the path, undecodable files as one error line (or skipped), resume
+after SIGKILL and a 2-rank torchrun run over a streamed folder."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from runhelpers import find_run, load_array
+from runhelpers import Cli, cli_env, client, find_run, kill_after_state, load_array, run_cli, state_rounds
 from typer.testing import CliRunner
 
 from svpkit.cli import app
@@ -81,3 +85,67 @@ def test_an_undecodable_file_is_one_error_line_or_skipped(tmp_path: Path, tracki
     assert len(skipped.train) == 12 and "1 undecodable files skipped" in skipped.source
     with pytest.raises(Exception, match="broken.png"):
         load_imagefolder(tmp_path, size=8, stream="off")
+
+
+def _streamed_al(root: Path, budgets: str, dataset: str = "imagefolder") -> list[str]:
+    options = f"size={SIZE},workers=2" + (",stream=on" if dataset == "imagefolder" else "")
+    args = ["active-learning", "--quiet", "--dataset", dataset, "--data-path", str(root)]
+    args += ["--dataset-options", options, "--proxy", "preact_resnet20"]
+    args += ["--target", "preact_resnet20", "--initial", "10", "--budgets", budgets, "--proxy-epochs", "1"]
+    return [*args, "--no-train-target", "--device", "cpu", "--seed", "5"]
+
+
+@pytest.mark.slow
+def test_a_streamed_run_killed_mid_way_resumes_to_the_same_picks(tracking_uri: str, tmp_path: Path) -> None:
+    _png_folder(tmp_path / "png", 60, 6)
+    # The target trained each round (1 epoch) keeps the rounds long enough to be killed mid-run.
+    args = [a for a in _streamed_al(tmp_path / "png", "14,18,22,26,30,34") if a != "--no-train-target"]
+    args, env = [*args, "--target-epochs", "1"], cli_env(tracking_uri)
+    reference = Cli(*args, "--run-name", "uninterrupted", env=env, cwd=tmp_path)
+    run_id, _ = kill_after_state(args, env, tmp_path, round_no=1)
+    done = state_rounds(run_id)[-1]
+    assert 1 <= done < 6, f"killed after round {done}: too late to test resume"
+    resumed = run_cli("active-learning", "--resume", run_id, "--quiet", env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert reference.wait() == 0, reference.stderr
+    ref_id = find_run("uninterrupted").info.run_id
+    run = client().get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["svpkit.data_access"] == "stream"
+    assert run.data.tags["svpkit.resumed_from_round"] == str(done)
+    for k in range(7):
+        name = "labeled" if k == 0 else "selected"
+        got = load_array(run_id, f"rounds/{k}/{name}.npy", tmp_path)
+        assert got.tolist() == load_array(ref_id, f"rounds/{k}/{name}.npy", tmp_path).tolist(), f"round {k}"
+
+
+def two_rank_run(tmp_path: Path, dataset: str, root: Path) -> None:
+    """``torchrun --nproc_per_node=2`` active learning over a streamed pool: one FINISHED run."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        **cli_env(uri),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "svpkit"]
+    proc = subprocess.run(
+        [*cmd, *_streamed_al(root, "16,22", dataset), "--experiment", "ranks"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    c = mlflow.MlflowClient(tracking_uri=uri)
+    runs = c.search_runs([e.experiment_id for e in c.search_experiments()])
+    assert len(runs) == 1  # rank 1 created nothing
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.data.tags["svpkit.data_access"] == "stream"
+    assert run.data.params["distributed.world_size"] == "2" and run.data.params["dataset"] == dataset
+    picks = [np.load(c.download_artifacts(run.info.run_id, f"rounds/{k}/selected.npy", str(tmp_path))) for k in (1, 2)]
+    assert [len(p) for p in picks] == [6, 6] and len(np.unique(np.concatenate(picks))) == 12
+
+
+@pytest.mark.slow
+def test_two_ranks_over_a_streamed_folder_give_one_finished_run(tmp_path: Path) -> None:
+    _png_folder(tmp_path / "png", 48, 6)
+    two_rank_run(tmp_path, "imagefolder", tmp_path / "png")

@@ -180,18 +180,33 @@ def load_imagefolder(
         mean, std = image_moments(iter(train.x.split(4096)))
     access = "stream" if streamed else "memory"
     skipped = f", {dropped} undecodable files skipped" if dropped else ""
+    source = f"{root} (image folders at {size}x{size}, {access}{skipped})"
+    return image_dataset("imagefolder", train, test, classes, (mean, std), source, access)
+
+
+def image_dataset(
+    name: str,
+    train: Split,
+    test: Split,
+    classes: list[str],
+    stats: tuple[tuple[float, ...], tuple[float, ...]],
+    source: str,
+    access: str,
+) -> Dataset:
+    """An image data set of uint8 NHWC splits (in memory or streamed), normalised by ``stats``
+    (mean, std) and augmented in training."""
     return Dataset(
-        name="imagefolder",
+        name=name,
         train=train,
         test=test,
         num_classes=len(classes),
         modality="image",
-        input_shape=(size, size, 3),
-        mean=mean,
-        std=std,
+        input_shape=tuple(train.x.shape[1:]),
+        mean=stats[0],
+        std=stats[1],
         augment=True,
         classes=classes,
-        source=f"{root} (image folders at {size}x{size}, {access}{skipped})",
+        source=source,
         access=access,
     )
 

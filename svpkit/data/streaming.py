@@ -40,15 +40,41 @@ MEMORY_FRACTION = 0.25
 def decode_image_file(file: Path, size: int) -> torch.Tensor:
     """One image as uint8 HWC: shorter side resized to ``size``, centre-cropped to ``size``×``size``."""
     from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2 import functional as TF
 
     try:
         image = decode_image(str(file), mode=ImageReadMode.RGB)
     except (RuntimeError, ValueError, OSError) as exc:
         raise DataError(f"cannot decode image {file} ({type(exc).__name__}: {exc})") from None
-    image = TF.resize(image, [size], antialias=True)
-    image = TF.center_crop(image, [size, size])
+    return _fit(image, size)
+
+
+def decode_image_bytes(data: bytes, size: int, name: str) -> torch.Tensor:
+    """:func:`decode_image_file` for an encoded image held in memory (a shard's record); ``name``
+    says which one in the error."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    try:
+        image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise DataError(f"cannot decode image {name} ({type(exc).__name__}: {exc})") from None
+    return _fit(image, size)
+
+
+def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
+    """CHW → HWC, shorter side resized to ``size`` and centre-cropped (nothing to do at that size)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    if image.shape[1:] != (size, size):
+        image = TF.center_crop(TF.resize(image, [size], antialias=True), [size, size])
     return image.permute(1, 2, 0).contiguous()
+
+
+def import_decoders() -> None:
+    """Import the decoding modules here, so forked loader workers inherit them: importing
+    torchvision's transforms in every worker of every pass cost more than decoding a CIFAR-size
+    pool (the streamed CIFAR-10 PNG pass ran at a third of the plain pipeline's images/s)."""
+    import torchvision.io  # noqa: F401
+    import torchvision.transforms.v2.functional  # noqa: F401
 
 
 def machine_memory() -> int:
@@ -94,7 +120,7 @@ class StreamedImages:
 
     @property
     def shape(self) -> torch.Size:
-        return torch.Size((len(self.files), self.size, self.size, 3))
+        return torch.Size((len(self), self.size, self.size, 3))
 
     def __len__(self) -> int:
         return len(self.files)
@@ -116,29 +142,35 @@ class StreamedImages:
         """The pool of the files ``idx`` (nothing decoded)."""
         return StreamedImages([self.files[i] for i in idx], self.size, self.workers)
 
+    def decoder(self, fresh: bool = True) -> torch.utils.data.Dataset:  # type: ignore[type-arg]
+        """What decodes row ``i`` (returning its error, never raising): for loader workers (``fresh``)
+        or for this process."""
+        return _Decode(self.files, self.size)
+
     def __getitem__(self, key: Any) -> torch.Tensor:
         rows = self._rows(key)
-        decode = _Decode(self.files, self.size)
+        decode = self.decoder(fresh=False)
         images, errors = _collate([decode[i] for i in rows])
         _raise_first(errors)
         return images if len(rows) else torch.zeros((0, self.size, self.size, 3), dtype=torch.uint8)
 
     def _rows(self, key: Any) -> list[int]:
         if isinstance(key, slice):
-            return list(range(len(self.files)))[key]
+            return list(range(len(self)))[key]
         if isinstance(key, int):
             raise TypeError("index a StreamedImages with a slice or an index tensor")
         return [int(i) for i in torch.as_tensor(key).reshape(-1).tolist()]
 
     def batches(self, indices: Sequence[int] | None, batch_size: int, pin: bool = False) -> Iterator[torch.Tensor]:
         """Decoded batches of ``indices`` (None: all, in order), in that order, through worker processes."""
-        rows = list(range(len(self.files))) if indices is None else [int(i) for i in indices]
+        rows = list(range(len(self))) if indices is None else [int(i) for i in indices]
         if not rows:
             return
         sampler = torch.utils.data.BatchSampler(rows, batch_size, drop_last=False)  # type: ignore[arg-type]
         workers = min(self.workers, len(sampler))
+        import_decoders()  # before the workers fork: each would import them again (seconds per pass)
         loader = torch.utils.data.DataLoader(
-            _Decode(self.files, self.size),
+            self.decoder(),
             batch_sampler=sampler,
             num_workers=workers if workers > 1 else 0,
             collate_fn=_collate,
