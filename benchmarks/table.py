@@ -99,6 +99,12 @@ def parity_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {txt} | {ratio} | {where} |"]
 
 
+def _memory(x: dict[str, Any]) -> str:
+    """A pipeline's peak memory: the data it held (where measured) and its private pages (USS)."""
+    uss = f"peak USS {x['peak_rss_mib']:,.0f} MiB"
+    return f"peak data {x['peak_data_mib']:,.0f} MiB ({uss})" if "peak_data_mib" in x else uss
+
+
 def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
     """One row per pool: streamed, in-memory and plain torchvision scoring side by side."""
     out = []
@@ -109,7 +115,7 @@ def data_scale_rows(r: dict[str, Any], where: str) -> list[str]:
         what = f"scoring {pool} images at {s['size']} px once, {s['workers']} loader workers"
         labels = (("stream", "svpkit stream"), ("in memory", "svpkit memory"), ("plain ImageFolder", "plain"))
         txt = "; ".join(
-            f"{label} {x['images_per_second']:,.0f} img/s, load {_s(x['load_seconds'])} s, peak USS {x['peak_rss_mib']:,.0f} MiB"
+            f"{label} {x['images_per_second']:,.0f} img/s, load {_s(x['load_seconds'])} s, {_memory(x)}"
             for label, x in ((label, arms[arm]) for label, arm in labels if arm in arms)
         )
         ratio = f"**{s['images_per_second'] / p['images_per_second']:.2f}×** plain's img/s"

@@ -15,7 +15,9 @@ import torch
 from runhelpers import Cli, cli_env, client, find_run, kill_after_state, load_array, run_cli, state_rounds
 from typer.testing import CliRunner
 
+from svpkit import runtime
 from svpkit.cli import app
+from svpkit.data import streaming
 from svpkit.data.imagefolder import load_imagefolder
 from svpkit.data.streaming import StreamedImages
 
@@ -50,6 +52,51 @@ def test_the_streamed_pool_decodes_what_memory_holds(tmp_path: Path) -> None:
     # The memory budget decides: a pool over it streams.
     assert load_imagefolder(tmp_path, size=SIZE, memory_budget=0.0).access == "stream"
     assert load_imagefolder(tmp_path, size=SIZE, memory_budget=1.0).access == "memory"
+
+
+HEAP_HOLES = """
+import ctypes
+from pathlib import Path
+from svpkit import runtime
+
+def anonymous_mib():
+    lines = Path("/proc/self/smaps_rollup").read_text().splitlines()
+    return next(int(line.split()[1]) // 1024 for line in lines if line.startswith("Anonymous:"))
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+libc.free(libc.malloc(30 << 20))  # freed from mmap: glibc raises its threshold and serves later blocks from its heap
+blocks, small = [], []
+for _ in range(16):
+    blocks.append(libc.malloc(24 << 20))
+    ctypes.memset(blocks[-1], 1, 24 << 20)
+    small.append(libc.malloc(100_000))  # long-lived, between the blocks
+for block in blocks:
+    libc.free(block)
+held = anonymous_mib()
+runtime.release_free_memory()
+print(held - anonymous_mib())
+"""
+
+
+@pytest.mark.skipif(runtime._TRIM is None, reason="needs glibc (malloc_trim): Linux")
+def test_freed_heap_holes_go_back_to_the_system() -> None:
+    """What a streamed pass leaves behind (docs/performance.md): blocks of tens of MiB freed with
+    small ones between them stay resident until the heap's free pages are returned (malloc and
+    free from C in a fresh process, so that glibc places each block where the test says)."""
+    done = subprocess.run([sys.executable, "-c", HEAP_HOLES], capture_output=True, text=True, check=True)
+    assert int(done.stdout.split()[-1]) >= 360, "the 384 MiB freed between the small blocks go back"
+
+
+def test_a_streamed_pass_returns_free_memory_every_few_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _png_folder(tmp_path, 40, 4)
+    calls: list[int] = []
+    monkeypatch.setattr(streaming, "release_free_memory", lambda: calls.append(1))
+    pool = load_imagefolder(tmp_path, size=SIZE, stream="on", workers=1).train.x
+    assert isinstance(pool, StreamedImages)
+    calls.clear()
+    assert sum(len(b) for b in pool.batches(None, 2)) == 40  # 20 batches
+    assert len(calls) == 20 // streaming.TRIM_EVERY
 
 
 def test_a_streamed_run_picks_what_the_in_memory_run_picks(tmp_path: Path, tracking_uri: str) -> None:

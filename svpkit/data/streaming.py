@@ -30,7 +30,10 @@ import numpy as np
 import torch
 
 from svpkit.errors import DataError
+from svpkit.runtime import release_free_memory
 
+TRIM_EVERY = 8
+"""Batches of a streamed pass between two returns of the C heap's free pages (runtime.release_free_memory)."""
 MOMENT_ROWS = 1 << 21
 """Pixels per step of :func:`image_moments` (the int64 copies stay small whatever the batch)."""
 MEMORY_FRACTION = 0.25
@@ -177,9 +180,11 @@ class StreamedImages:
             pin_memory=pin,
             prefetch_factor=2 if workers > 1 else None,
         )
-        for images, errors in loader:
+        for step, (images, errors) in enumerate(loader, 1):
             _raise_first(errors)
             yield images
+            if step % TRIM_EVERY == 0:  # the consumer has let go of the batches before this one
+                release_free_memory()
 
     def digest_bytes(self) -> bytes:
         """What the data set's digest hashes for this split: each file's name and size (not its pixels)."""
