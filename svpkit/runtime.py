@@ -13,6 +13,7 @@ CUDA's atomics and cuDNN autotuning. docs/reliability.md says what is reproducib
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -158,8 +159,12 @@ def numerics_fingerprint(device: str | torch.device = "cpu") -> dict[str, str]:
     }
 
 
+@functools.cache
 def _glibc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library is another (musl, macOS, Windows)."""
+    """glibc's ``malloc_trim``, or None where the C library is another (musl, macOS, Windows);
+    looked up on first use, not when svpkit is imported."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
@@ -170,9 +175,6 @@ def _glibc_trim() -> Callable[[int], int] | None:
     return trim  # type: ignore[no-any-return]
 
 
-_TRIM = _glibc_trim() if sys.platform.startswith("linux") else None
-
-
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere nothing).
 
@@ -181,5 +183,6 @@ def release_free_memory() -> None:
     32,000-image pass was measured to leave 0.5 to 3 GiB resident that way, differing run to run.
     Trimming every few batches keeps the pass bounded (docs/performance.md); a fixed mmap threshold
     would too, but halves the speed of training (measured)."""
-    if _TRIM is not None:
-        _TRIM(0)
+    trim = _glibc_trim()
+    if trim is not None:
+        trim(0)

@@ -79,7 +79,7 @@ print(held - anonymous_mib())
 """
 
 
-@pytest.mark.skipif(runtime._TRIM is None, reason="needs glibc (malloc_trim): Linux")
+@pytest.mark.skipif(runtime._glibc_trim() is None, reason="needs glibc (malloc_trim): Linux")
 def test_freed_heap_holes_go_back_to_the_system() -> None:
     """What a streamed pass leaves behind (docs/performance.md): blocks of tens of MiB freed with
     small ones between them stay resident until the heap's free pages are returned (malloc and

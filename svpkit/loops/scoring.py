@@ -74,7 +74,7 @@ learners' inference batch sizes, so each row's float32 value is the one a whole-
 def embed_stored(learner: Learner, rows: np.ndarray, options: dict[str, Any]) -> torch.Tensor:
     """``learner.embed(rows)`` in the selector's ``storage`` dtype: with 16-bit storage, block by
     block, so the float32 embeddings of the whole pool never exist at once."""
-    if subpool.DTYPES[str(options.get(subpool.STORAGE_OPTION.name, "fp32"))] == torch.float32 or not len(rows):
+    if subpool.storage_dtype(options) == torch.float32 or not len(rows):
         return learner.embed(rows)
     blocks = range(0, len(rows), EMBED_BLOCK)
     return torch.cat([subpool.stored(learner.embed(rows[i : i + EMBED_BLOCK]), options) for i in blocks])

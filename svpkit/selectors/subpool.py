@@ -59,9 +59,14 @@ def draw_candidates(ctx: SelectionContext, k: int) -> np.ndarray | None:
     return np.sort(ctx.rng.choice(n, size=size, replace=False)).astype(np.int64)
 
 
+def storage_dtype(options: dict[str, object]) -> torch.dtype:
+    """The dtype the ``storage`` option names (float32 where it is missing)."""
+    return DTYPES[str(options.get(STORAGE_OPTION.name, STORAGE_OPTION.default))]
+
+
 def stored(x: torch.Tensor, options: dict[str, object]) -> torch.Tensor:
     """``x`` in the ``storage`` dtype the options name (unchanged for fp32 or a missing option)."""
-    dtype = DTYPES[str(options.get(STORAGE_OPTION.name, STORAGE_OPTION.default))]
+    dtype = storage_dtype(options)
     return x if dtype == torch.float32 else x.to(dtype)
 
 
