@@ -20,13 +20,14 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/svpkit
-RUN python -m pip install torch==2.14.1 torchvision==0.29.1
+COPY locks ./locks
+RUN python -m pip install -c locks/main.txt torch==2.14.1 torchvision==0.29.1
 COPY pyproject.toml README.md ./
 COPY svpkit ./svpkit
-RUN python -m pip install .
+RUN python -m pip install -c locks/main.txt .
 COPY plugins ./plugins
 RUN for plugin in plugins/*/; do \
-        if [ -f "$plugin/pyproject.toml" ]; then python -m pip install "$plugin"; fi; \
+        if [ -f "$plugin/pyproject.toml" ]; then python -m pip install -c locks/main.txt "$plugin"; fi; \
     done
 # Presets and the plain MLproject travel with the image (presets are read from /opt/svpkit/projects).
 COPY projects ./projects
