@@ -72,3 +72,16 @@ def test_without_the_switch_missing_components_are_plain_skips(tmp_path: Path) -
     proc = run(tmp_path, strict=False)
     assert proc.returncode == 0, proc.stdout
     assert "1 passed, 4 skipped, 1 xfailed" in proc.stdout, proc.stdout
+
+
+def test_a_missing_component_is_one_error_line_after_the_install(tmp_path: Path) -> None:
+    env = {**os.environ, "SVPKIT_LS_VENV": str(tmp_path / "no-venv")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "components.py")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: missing component:")]
+    assert errors == [
+        f"error: missing component: Label Studio is not installed in {tmp_path / 'no-venv'} "
+        "(run plugins/svpkit-labelstudio/tools/install_label_studio.sh)"
+    ], proc.stderr

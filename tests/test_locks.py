@@ -74,7 +74,7 @@ def test_every_install_path_installs_from_the_main_lock() -> None:
     install = (ROOT / ".ci" / "install.sh").read_text()
     assert all("-c locks/main.txt" in line for line in install.splitlines() if "pip install" in line)
     assert "install_label_studio.sh" in install
-    assert "-r \"$LOCK\"" in (ROOT / "plugins/svpkit-labelstudio/tools/install_label_studio.sh").read_text()
+    assert '-r "$LOCK"' in (ROOT / "plugins/svpkit-labelstudio/tools/install_label_studio.sh").read_text()
     assert (ROOT / "Dockerfile").read_text().count("-c locks/main.txt") == 3
 
 
