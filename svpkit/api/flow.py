@@ -57,8 +57,11 @@ def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]
     values = {f.name: getattr(given, f.name) for f in fields(given)}
     if not resume:
         return ResumeState(given, values, validated(loop, given))
+    from svpkit.api.objects import check_resume
+
     point = parallel.from_main(lambda: find_resume_point(resume, loop))
     recorded = point.invocation
+    check_resume(resume, values, recorded)
     args = replace(given, **{k: recorded[k] for k in values if k in recorded})
     return ResumeState(args, values, validated(loop, args), point)
 
@@ -166,18 +169,23 @@ def run_tracked(run: LoopRun, settings: RunSettings, dist_info: DistInfo) -> Run
     A fresh run gets its params and dataset input, a resumed one a ``svpkit.resumed_from_round`` tag.
     """
     from svpkit import parallel
+    from svpkit.api.objects import STATE_DIGEST, check_digest
     from svpkit.contract import Tag
     from svpkit.progress import make_progress
 
     point = None if run.resumed is None else run.resumed.point
+    data = run.loop_args[0]
+    if point is not None:
+        check_digest(point.run_id, point.state, data)
     with _opened(run, settings, dist_info) as tracker:
         if not settings.track:
             tracker.set_tags(run.tags)
+        tracker.state_extra[STATE_DIGEST] = data.digest  # resume refuses other data
         if run.resumed is not None:
             tracker.state_extra["invocation"] = run.resumed.invocation
         if point is None:
             tracker.log_params(run.params | (parallel.run_params(dist_info) if dist_info.enabled else {}))
-            tracker.log_dataset(run.loop_args[0])
+            tracker.log_dataset(data)
             if run.first_state is not None:
                 tracker.save_state(run.first_state)
         else:
