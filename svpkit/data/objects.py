@@ -34,7 +34,7 @@ Raw = tuple[Any, Any, "list[str] | None"]
 
 def is_hf_dataset(obj: object) -> bool:
     """A Hugging Face ``datasets.Dataset`` (without importing ``datasets``)."""
-    return type(obj).__module__.startswith("datasets.") and hasattr(obj, "column_names")
+    return type(obj).__module__.startswith("datasets.") and hasattr(obj, "column_names") and not isinstance(obj, Mapping)
 
 
 def is_torch_dataset(obj: object) -> bool:
@@ -142,18 +142,23 @@ def _column(columns: Sequence[str], given: str | None, known: Sequence[str], wha
 
 
 def _from_hf(source: Any, x: str | None, y: str | None, what: str) -> Raw:
-    """The input and label columns of a ``datasets.Dataset`` (images as uint8 arrays)."""
+    """The input and label columns of a ``datasets.Dataset`` (images as uint8 arrays); without a
+    known input column, every other numeric column makes one vector (a CSV of features)."""
     columns = list(source.column_names)
     class_labels = [c for c, f in source.features.items() if type(f).__name__ == "ClassLabel"]
     label = y or (class_labels[0] if len(class_labels) == 1 and not set(LABEL_COLUMNS) & set(columns) else None)
     label = _column(columns, label, LABEL_COLUMNS, "label")
-    inputs = _column(columns, x, [c for c in INPUT_COLUMNS if c != label] or columns, "input")
     feature = source.features[label]
     names = list(feature.names) if type(feature).__name__ == "ClassLabel" else None
-    values = source[inputs]
+    labels = list(source[label])
+    others = [c for c in columns if c != label]
+    numeric = [c for c in others if getattr(source.features[c], "dtype", "").startswith(("int", "float"))]
+    if x is None and not set(INPUT_COLUMNS) & set(others) and others and numeric == others:
+        return np.stack([np.asarray(list(source[c]), dtype=np.float32) for c in others], axis=1), labels, names
+    values: Any = list(source[_column(columns, x, [c for c in INPUT_COLUMNS if c != label], "input")])
     if values and not isinstance(values[0], str):
         values = np.stack([np.asarray(v) for v in values])  # PIL images, lists of numbers
-    return values, list(source[label]), names
+    return values, labels, names
 
 
 def _labels(raw: Sequence[Raw]) -> tuple[list[np.ndarray], list[str] | None]:
