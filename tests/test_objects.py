@@ -144,6 +144,7 @@ def test_dir_lists_the_public_names_only() -> None:
     assert all(hasattr(svpkit, n) for n in names)
 
 
+@pytest.mark.slow
 def test_resume_of_a_run_with_objects_needs_the_same_objects(tracking_uri: str) -> None:
     x, y, xt, yt = _digits()
     calls: list[int] = []

@@ -53,6 +53,8 @@ T = TypeVar("T")
 Spec = Union[DatasetSpec, ModelSpec, SelectorSpec]
 DEFAULT_TRAIN = TrainConfig(epochs=30, batch_size=32, lr=0.05, milestones=(15, 23))
 """How a model from a factory is trained unless ``train=`` says otherwise (the digits models' schedule)."""
+MODALITIES = ("vector", "image")
+"""What a factory's module reads unless ``modalities=`` (or, given in a call, the call's data set) says otherwise."""
 ScoreFunction = Callable[[torch.Tensor], Any]
 MODEL_TAGS = {"proxy": (Tag.PROXY_CLASS, Tag.PROXY_PARAMETERS), "target": (Tag.TARGET_CLASS, Tag.TARGET_PARAMETERS)}
 STATE_DIGEST = "dataset_digest"
@@ -100,8 +102,11 @@ def _factory_call(factory: Callable[..., Any]) -> Callable[[int, tuple[int, ...]
     return lambda c, s: factory(*(c, s)[: len(required)])
 
 
-def model_spec(factory: Callable[..., Any], name: str, train: TrainConfig | None = None) -> ModelSpec:
-    """A :class:`ModelSpec` whose ``build`` calls ``factory`` (see the module's doc)."""
+def model_spec(
+    factory: Callable[..., Any], name: str, train: TrainConfig | None = None, modalities: tuple[str, ...] = ("vector", "image")
+) -> ModelSpec:
+    """A :class:`ModelSpec` whose ``build`` calls ``factory`` (see the module's doc); ``modalities``:
+    the inputs it reads (they also decide the torch learner's CPU precision: bf16 for images)."""
     if isinstance(factory, torch.nn.Module):
         raise ConfigError(
             f"give a function that builds a fresh {type(factory).__name__} (e.g. lambda: {type(factory).__name__}()), "
@@ -120,7 +125,7 @@ def model_spec(factory: Callable[..., Any], name: str, train: TrainConfig | None
         family="in-process",
         train=train or DEFAULT_TRAIN,
         build=build,
-        modalities=("vector", "image"),
+        modalities=tuple(modalities),
         description=f"factory {qualname(factory)}",
     )
 
@@ -169,13 +174,14 @@ def _adapt(kind: str, obj: object, name: str, how: Mapping[str, Any]) -> tuple[S
         data = replace(dataset_from(obj, **how), name=name)
         loaded = lambda: replace(data)  # noqa: E731 - a copy per load: the loops add caches to it
         return DatasetSpec(name, loaded, f"{kind_of(obj)} ({shape_text(data)})", modality=data.modality), kind_of(obj)
-    if how.keys() - {"train"}:
-        raise ConfigError(f"a {kind} takes no options {sorted(how.keys() - {'train'})} (only train= for a model)")
+    allowed = {"train", "modalities"} if kind == "model" else set()
+    if how.keys() - allowed:
+        raise ConfigError(f"a {kind} takes no options {sorted(how.keys() - allowed)} (a model: train=, modalities=)")
     if kind == "model":
         if isinstance(obj, ModelSpec):
             return obj, f"ModelSpec {obj.name}"
         if callable(obj):
-            return model_spec(obj, name, how.get("train")), qualname(obj)
+            return model_spec(obj, name, how.get("train"), how.get("modalities", MODALITIES)), qualname(obj)
         raise ConfigError(f"a model is a plugin's name, a ModelSpec or a function that builds a torch.nn.Module, not a {type(obj).__name__}")
     if isinstance(obj, SelectorSpec):
         return obj, f"SelectorSpec {obj.name}"
@@ -242,28 +248,39 @@ A = TypeVar("A")
 
 def adopt(args: A) -> A:
     """``args`` (a loop's settings) with every object in a name field (:data:`OBJECT_FIELDS`)
-    registered in this process and replaced by its name."""
+    registered in this process and replaced by its name; a module factory reads the modality of
+    the call's data set."""
     names: dict[str, Any] = {}
     used: dict[tuple[str, str], object] = {}
-    for f in fields(args):  # type: ignore[arg-type]
+    modalities = MODALITIES
+    for f in fields(args):  # type: ignore[arg-type]  # the data set comes first
         value = getattr(args, f.name)
         kind = OBJECT_FIELDS.get(f.name)
-        if kind is None or value is None or isinstance(value, str):
+        if kind is None or value is None:
             continue
-        if kind == "dataset" and not isinstance(value, DatasetSpec):
-            if not is_data_object(value):
-                raise DataError(f"svpkit cannot read a {type(value).__name__} as a data set; give a name or {WHAT}")
-            data = dataset_from(value)
-            name = f"data-{data.digest[:8]}"
-            register(name, data, kind=kind)
-            _ORIGINS[(kind, name)] = Origin(kind, kind_of(value))
-        else:
-            taken = {n: o for (k, n), o in used.items() if k == kind}
-            name = _auto_name(kind, value, taken)
-            register(name, value, kind=kind)
-        used[(kind, name)] = value
-        names[f.name] = name
+        if not isinstance(value, str):
+            name = _named(kind, value, used, modalities)
+            used[(kind, name)] = value
+            names[f.name] = value = name
+        if kind == "dataset" and value in get_plugins().datasets:
+            modality = get_plugins().datasets.get(value).modality
+            modalities = (modality,) if modality in MODALITIES else MODALITIES
     return replace(args, **names) if names else args  # type: ignore[type-var]
+
+
+def _named(kind: str, value: object, used: Mapping[tuple[str, str], object], modalities: tuple[str, ...]) -> str:
+    """``value`` registered under its automatic name (:func:`_auto_name`; data: ``data-<digest>``)."""
+    if kind == "dataset" and not isinstance(value, DatasetSpec):
+        if not is_data_object(value):
+            raise DataError(f"svpkit cannot read a {type(value).__name__} as a data set; give a name or {WHAT}")
+        data = dataset_from(value)
+        name = f"data-{data.digest[:8]}"
+        register(name, data, kind=kind)
+        _ORIGINS[(kind, name)] = Origin(kind, kind_of(value))
+        return name
+    name = _auto_name(kind, value, {n: o for (k, n), o in used.items() if k == kind})
+    how = {"modalities": modalities} if kind == "model" and not isinstance(value, ModelSpec) else {}
+    return register(name, value, kind=kind, **how)
 
 
 def origin(kind: str, name: str) -> Origin | None:
