@@ -15,6 +15,7 @@ become (``DatasetSpec``, ``ModelSpec``, ``TrainConfig``, ``SelectorSpec``) and t
 """
 
 import importlib as _importlib
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -46,7 +47,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> _Any:
     """The public names, imported on first use (a string import: the package stays a leaf)."""
     module = _EXPORTS.get(name)
     if module is None:

@@ -62,7 +62,9 @@ def _sources(tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_own_data_model_and_selector_tracked_compared_and_equal_to_the_plugins(tracking_uri: str, tmp_path: Path) -> None:
+def test_own_data_model_and_selector_tracked_compared_and_equal_to_the_plugins(
+    tracking_uri: str, tmp_path: Path
+) -> None:
     builtin = {"dataset": "digits", "train_limit": TRAIN, "selector": "least_confidence", "proxy": "digits_mlp"}
     want_al = svpkit.active_learning(**builtin, **AL, track=False)
     want_cs = svpkit.core_set(**builtin, **CORE_SET, track=False)
@@ -78,9 +80,13 @@ def test_own_data_model_and_selector_tracked_compared_and_equal_to_the_plugins(t
         for run in (al, cs):
             assert run.run_id is not None
             assert run.tags["svpkit.dataset_shape"] == "train 300x64, test 359x64"
-            assert run.tags["svpkit.proxy_class"] == f"{__name__}.MyMLP" and run.tags["svpkit.proxy_parameters"] == "2410"
+            assert (
+                run.tags["svpkit.proxy_class"] == f"{__name__}.MyMLP" and run.tags["svpkit.proxy_parameters"] == "2410"
+            )
             assert run.tags["svpkit.selector_function"] == f"{__name__}.my_least_confidence"
-        assert al.tags["svpkit.dataset_object"].startswith({"arrays": "numpy", "torch": "torch", "datasets": "datasets"}[kind])
+        assert al.tags["svpkit.dataset_object"].startswith(
+            {"arrays": "numpy", "torch": "torch", "datasets": "datasets"}[kind]
+        )
         assert al.params["dataset_digest"] == want_al.params["dataset_digest"] != ""
     # The baseline on the same data (the target picks for itself) pairs with the proxy runs.
     data = _sources(tmp_path)["arrays"]

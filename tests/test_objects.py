@@ -59,15 +59,25 @@ def test_images_text_and_named_classes(tmp_path: Path) -> None:
     gray = rng.integers(0, 256, (12, 8, 8), dtype=np.uint8)
     images = dataset_from((gray, np.arange(12) % 3, gray[:4], np.arange(4) % 3))
     assert (images.modality, images.input_shape, images.mean is not None) == ("image", (8, 8, 1), True)
-    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"review {i},{'pos' if i % 2 else 'neg'}\n" for i in range(6)))
+    (tmp_path / "train.csv").write_text(
+        "text,label\n" + "".join(f"review {i},{'pos' if i % 2 else 'neg'}\n" for i in range(6))
+    )
     (tmp_path / "test.csv").write_text("text,label\nfine,pos\nbad,neg\n")
     files = {"train": str(tmp_path / "train.csv"), "test": str(tmp_path / "test.csv")}
     text = dataset_from(datasets.load_dataset("csv", data_files=files, cache_dir=str(tmp_path / "cache")))
-    assert (text.modality, text.classes, text.train.x[1], text.train.y.tolist()[:2]) == ("text", ["neg", "pos"], "review 1", [0, 1])
+    assert (text.modality, text.classes, text.train.x[1], text.train.y.tolist()[:2]) == (
+        "text",
+        ["neg", "pos"],
+        "review 1",
+        [0, 1],
+    )
     # A CSV of numeric columns is one vector per row; named columns override the guesses.
     (tmp_path / "tab.csv").write_text("a,b,kind\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(6)))
-    tab = datasets.load_dataset("csv", data_files={"train": str(tmp_path / "tab.csv"), "test": str(tmp_path / "tab.csv")},
-                                cache_dir=str(tmp_path / "cache"))
+    tab = datasets.load_dataset(
+        "csv",
+        data_files={"train": str(tmp_path / "tab.csv"), "test": str(tmp_path / "tab.csv")},
+        cache_dir=str(tmp_path / "cache"),
+    )
     vectors = dataset_from(tab, y="kind")
     assert (vectors.modality, vectors.input_shape, vectors.train.x[2].tolist()) == ("vector", (2,), [2.0, 4.0])
 
@@ -108,7 +118,11 @@ def test_the_issue_calls_are_typed_errors_with_one_sentence() -> None:
         ({"proxy": torch.nn.Linear(64, 10)}, svpkit.ConfigError, "not a module instance"),
         ({"proxy": lambda: "mlp"}, svpkit.ConfigError, "returned a str, not a torch.nn.Module"),
         ({"proxy": lambda a, b, c: None}, svpkit.ConfigError, "takes 3 arguments"),
-        ({"target": lambda: torch.nn.Linear(64, 3)}, svpkit.ConfigError, r"gives \(2, 3\) for a batch of 2, not \(2, 10\)"),
+        (
+            {"target": lambda: torch.nn.Linear(64, 3)},
+            svpkit.ConfigError,
+            r"gives \(2, 3\) for a batch of 2, not \(2, 10\)",
+        ),
         ({"selector": lambda probs: probs.sum()}, svpkit.DataError, r"returned shape \(\), not one number"),
         ({"selector": 3}, svpkit.ConfigError, "a selector is a plugin's name"),
     ]

@@ -143,7 +143,7 @@ def settle(cls: type[A], settings: Optional[A], given: Mapping[str, Any]) -> A:
     if any(not isinstance(getattr(args, name, ""), (str, type(None))) for name in OBJECT_FIELDS):
         from svpkit.api.objects import adopt  # objects in place of names: registered in this process
 
-        return adopt(args)
+        return adopt(args, OBJECT_FIELDS)
     return args
 
 
@@ -153,7 +153,9 @@ def takes(cls: type[LoopArgs]) -> Callable[[F], F]:
 
     def decorate(func: F) -> F:
         own = inspect.signature(func)
-        hints = {f.name: OBJECT_HINTS[OBJECT_FIELDS[f.name]] if f.name in OBJECT_FIELDS else f.type for f in fields(cls)}
+        hints = {
+            f.name: OBJECT_HINTS[OBJECT_FIELDS[f.name]] if f.name in OBJECT_FIELDS else f.type for f in fields(cls)
+        }
         shown = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
         shown += [
             inspect.Parameter(

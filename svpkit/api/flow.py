@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
-from svpkit.api.args import A, LoopArgs, opt_int
+from svpkit.api.args import OBJECT_FIELDS, A, LoopArgs, opt_int
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset, DatasetSpec
@@ -61,7 +61,7 @@ def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]
 
     point = parallel.from_main(lambda: find_resume_point(resume, loop))
     recorded = point.invocation
-    check_resume(resume, values, recorded)
+    check_resume(resume, values, recorded, OBJECT_FIELDS)
     args = replace(given, **{k: recorded[k] for k in values if k in recorded})
     return ResumeState(args, values, validated(loop, args), point)
 

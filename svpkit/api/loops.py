@@ -280,7 +280,9 @@ def run_loop(loop: str, params: Mapping[str, Any], settings: RunSettings | None 
     raise ConfigError(f"no loop {loop!r}: one of {ACTIVE_LEARNING.name}, {CORE_SET.name}, {TRAIN.name}")
 
 
-def _object_tags(data: Dataset, models: Mapping[str, ModelSpec | None], selector: SelectorSpec | None) -> dict[str, str]:
+def _object_tags(
+    data: Dataset, models: Mapping[str, ModelSpec | None], selector: SelectorSpec | None
+) -> dict[str, str]:
     from svpkit.api.objects import check_run
 
     return check_run(data, models, selector)

@@ -31,7 +31,6 @@ from typing import Any, TypeVar, Union
 import numpy as np
 import torch
 
-from svpkit.api.args import OBJECT_FIELDS
 from svpkit.contract import Tag
 from svpkit.data.base import Dataset, DatasetSpec
 from svpkit.data.objects import WHAT, dataset_from, is_data_object, kind_of, shape_text
@@ -53,7 +52,7 @@ T = TypeVar("T")
 Spec = Union[DatasetSpec, ModelSpec, SelectorSpec]
 DEFAULT_TRAIN = TrainConfig(epochs=30, batch_size=32, lr=0.05, milestones=(15, 23))
 """How a model from a factory is trained unless ``train=`` says otherwise (the digits models' schedule)."""
-MODALITIES = ("vector", "image")
+MODALITIES: tuple[str, ...] = ("vector", "image")
 """What a factory's module reads unless ``modalities=`` (or, given in a call, the call's data set) says otherwise."""
 ScoreFunction = Callable[[torch.Tensor], Any]
 MODEL_TAGS = {"proxy": (Tag.PROXY_CLASS, Tag.PROXY_PARAMETERS), "target": (Tag.TARGET_CLASS, Tag.TARGET_PARAMETERS)}
@@ -78,7 +77,9 @@ _ORIGINS: dict[tuple[str, str], Origin] = {}
 def qualname(obj: object) -> str:
     """``module.name`` of a function or class (what a run's tags record)."""
     target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
-    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(obj).__name__)}"
+    name = getattr(target, "__qualname__", type(obj).__name__)
+    module = getattr(target, "__module__", None)
+    return f"{module}.{name}" if module else name
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -103,7 +104,10 @@ def _factory_call(factory: Callable[..., Any]) -> Callable[[int, tuple[int, ...]
 
 
 def model_spec(
-    factory: Callable[..., Any], name: str, train: TrainConfig | None = None, modalities: tuple[str, ...] = ("vector", "image")
+    factory: Callable[..., Any],
+    name: str,
+    train: TrainConfig | None = None,
+    modalities: tuple[str, ...] = ("vector", "image"),
 ) -> ModelSpec:
     """A :class:`ModelSpec` whose ``build`` calls ``factory`` (see the module's doc); ``modalities``:
     the inputs it reads (they also decide the torch learner's CPU precision: bf16 for images)."""
@@ -117,7 +121,9 @@ def model_spec(
     def build(num_classes: int, input_shape: tuple[int, ...]) -> torch.nn.Module:
         module = call(num_classes, input_shape)
         if not isinstance(module, torch.nn.Module):
-            raise ConfigError(f"model factory {qualname(factory)} returned a {type(module).__name__}, not a torch.nn.Module")
+            raise ConfigError(
+                f"model factory {qualname(factory)} returned a {type(module).__name__}, not a torch.nn.Module"
+            )
         return module
 
     return ModelSpec(
@@ -138,7 +144,11 @@ def _scores(score: ScoreFunction, probs: torch.Tensor) -> torch.Tensor:
         scores = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
     except (TypeError, ValueError, RuntimeError):
         scores = None
-    if scores is None or scores.shape != (probs.shape[0],) or not (scores.is_floating_point() or scores.dtype.is_signed):
+    if (
+        scores is None
+        or scores.shape != (probs.shape[0],)
+        or not (scores.is_floating_point() or scores.dtype.is_signed)
+    ):
         plain = isinstance(out, (torch.Tensor, np.ndarray, list))
         got = f"shape {tuple(scores.shape)}" if scores is not None and plain else f"a {qualname(out)}"
         raise DataError(
@@ -182,12 +192,16 @@ def _adapt(kind: str, obj: object, name: str, how: Mapping[str, Any]) -> tuple[S
             return obj, f"ModelSpec {obj.name}"
         if callable(obj):
             return model_spec(obj, name, how.get("train"), how.get("modalities", MODALITIES)), qualname(obj)
-        raise ConfigError(f"a model is a plugin's name, a ModelSpec or a function that builds a torch.nn.Module, not a {type(obj).__name__}")
+        raise ConfigError(
+            f"a model is a plugin's name, a ModelSpec or a function that builds a torch.nn.Module, not a {type(obj).__name__}"
+        )
     if isinstance(obj, SelectorSpec):
         return obj, f"SelectorSpec {obj.name}"
     if callable(obj) and not inspect.isclass(obj):
         return selector_spec(obj, name), qualname(obj)  # a scoring function
-    raise ConfigError(f"a selector is a plugin's name, a SelectorSpec or a scoring function probs -> scores, not a {type(obj).__name__}")
+    raise ConfigError(
+        f"a selector is a plugin's name, a SelectorSpec or a scoring function probs -> scores, not a {type(obj).__name__}"
+    )
 
 
 def _kind_of(obj: object) -> str:
@@ -246,16 +260,16 @@ def _auto_name(kind: str, obj: object, used: Mapping[str, object]) -> str:
 A = TypeVar("A")
 
 
-def adopt(args: A) -> A:
-    """``args`` (a loop's settings) with every object in a name field (:data:`OBJECT_FIELDS`)
-    registered in this process and replaced by its name; a module factory reads the modality of
-    the call's data set."""
+def adopt(args: A, kinds: Mapping[str, str]) -> A:
+    """``args`` (a loop's settings) with every object in a name field (``kinds``: field → kind,
+    :data:`svpkit.api.args.OBJECT_FIELDS`) registered in this process and replaced by its name; a
+    module factory reads the modality of the call's data set."""
     names: dict[str, Any] = {}
     used: dict[tuple[str, str], object] = {}
-    modalities = MODALITIES
+    modalities: tuple[str, ...] = MODALITIES
     for f in fields(args):  # type: ignore[arg-type]  # the data set comes first
         value = getattr(args, f.name)
-        kind = OBJECT_FIELDS.get(f.name)
+        kind = kinds.get(f.name)
         if kind is None or value is None:
             continue
         if not isinstance(value, str):
@@ -342,11 +356,12 @@ def _tried(spec: ModelSpec, data: Dataset, role: str) -> torch.nn.Module:
     return module
 
 
-def check_resume(run_id: str, given: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
+def check_resume(run_id: str, given: Mapping[str, Any], recorded: Mapping[str, Any], kinds: Mapping[str, str]) -> None:
     """A resumed run needs the objects it was made with: the same data (same digest) and the same
-    in-process model and selector names (a ConfigError or DataError naming what differs)."""
+    in-process model and selector names (a ConfigError or DataError naming what differs);
+    ``kinds``: the name fields and their kinds."""
     registries = get_plugins()
-    for field, kind in OBJECT_FIELDS.items():
+    for field, kind in kinds.items():
         was, now = recorded.get(field), given.get(field)
         if was is None or was == now or not isinstance(was, str):
             continue

@@ -34,7 +34,9 @@ Raw = tuple[Any, Any, "list[str] | None"]
 
 def is_hf_dataset(obj: object) -> bool:
     """A Hugging Face ``datasets.Dataset`` (without importing ``datasets``)."""
-    return type(obj).__module__.startswith("datasets.") and hasattr(obj, "column_names") and not isinstance(obj, Mapping)
+    return (
+        type(obj).__module__.startswith("datasets.") and hasattr(obj, "column_names") and not isinstance(obj, Mapping)
+    )
 
 
 def is_torch_dataset(obj: object) -> bool:
@@ -135,9 +137,7 @@ def _column(columns: Sequence[str], given: str | None, known: Sequence[str], wha
         return given
     found = next((c for c in known if c in columns), None)
     if found is None:
-        raise DataError(
-            f"none of the columns {', '.join(columns)} is a known {what} column; name it ({what[0]}='...')"
-        )
+        raise DataError(f"none of the columns {', '.join(columns)} is a known {what} column; name it ({what[0]}='...')")
     return found
 
 
@@ -201,8 +201,10 @@ def _assemble(name: str, train: Raw, test: Raw, kind: str) -> Dataset:
         if len(x) != len(y) or y.ndim != 1:
             raise DataError(f"the {what} data has {len(x)} inputs but labels of shape {y.shape}")
     modality = inputs[0][1]
-    if (inputs[1][1] != modality or _shape(inputs[1][0]) != _shape(inputs[0][0])):
-        raise DataError(f"the test inputs are {_shape(inputs[1][0])} {inputs[1][1]}, the training inputs {_shape(inputs[0][0])}")
+    if inputs[1][1] != modality or _shape(inputs[1][0]) != _shape(inputs[0][0]):
+        raise DataError(
+            f"the test inputs are {_shape(inputs[1][0])} {inputs[1][1]}, the training inputs {_shape(inputs[0][0])}"
+        )
     every = np.concatenate(labels)
     if len(every) == 0 or every.min() < 0:
         raise DataError("the training data is empty" if len(every) == 0 else "labels must be non-negative")
