@@ -8,7 +8,8 @@ The Python API (docs/python-api.md)::
 
 ``svpkit.active_learning``, ``core_set``, ``train``, ``suggest_proxy``, ``compare``, ``query``
 and ``label`` (:mod:`svpkit.api`), their settings objects (``ActiveLearningArgs``, ...), the errors they raise (``SvpkitError``, ``ConfigError``,
-``DataError``), ``register`` (your own data, models and selectors by name), the specs objects
+``DataError``, ``AnswersRejected``), ``register`` (your own data, models and selectors by name),
+``load_dataset`` (a data set as the loops load it), the specs objects
 become (``DatasetSpec``, ``ModelSpec``, ``TrainConfig``, ``SelectorSpec``) and the plugin marker
 ``hookimpl`` are attributes of this package, imported on first use: ``import svpkit`` stays cheap
 (no torch, no MLflow). ``dir(svpkit)`` lists exactly these public names.
@@ -37,6 +38,8 @@ _EXPORTS = {
     "ConfigError": "svpkit.errors",
     "DataError": "svpkit.errors",
     "register": "svpkit.api.objects",
+    "load_dataset": "svpkit.api.flow",
+    "AnswersRejected": "svpkit.api",
     "DatasetSpec": "svpkit.data.base",
     "ModelSpec": "svpkit.models.base",
     "TrainConfig": "svpkit.models.base",

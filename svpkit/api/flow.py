@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from svpkit.data.base import Dataset, DatasetSpec
     from svpkit.loops.validate import Resolved
     from svpkit.parallel import DistInfo
+    from svpkit.protocols import Tracker
     from svpkit.tracking.resume import ResumePoint
 
 R = TypeVar("R")
@@ -67,20 +68,26 @@ def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]
 
 
 def load_dataset(
-    spec: DatasetSpec,
-    path: Optional[str],
+    dataset: DatasetSpec | str | object,
+    path: Optional[str] = None,
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
     dataset_options: Mapping[str, Any] | str | None = None,
 ) -> Dataset:
-    """Load a data set with its ``dataset_options`` (checked first); ``*_limit`` shrink it for quick
-    runs (see Dataset.limited)."""
-    from svpkit.data.base import load_with_options
+    """A data set as the loops load it (``svpkit.load_dataset``): by name or spec, or from a
+    notebook's object (:mod:`svpkit.api.objects`), with its ``dataset_options`` checked first;
+    ``*_limit`` shrink it for quick runs (see Dataset.limited)."""
+    from svpkit.data.base import DatasetSpec, load_with_options
     from svpkit.loops.validate import require_path
 
+    if not isinstance(dataset, DatasetSpec):
+        from svpkit.api.objects import dataset_name
+        from svpkit.plugins import get_plugins
+
+        dataset = get_plugins().datasets.get(dataset if isinstance(dataset, str) else dataset_name(dataset))
     path = path or None
-    require_path(spec, path)
-    data = load_with_options(spec, path, dataset_options)
+    require_path(dataset, path)
+    data = load_with_options(dataset, path, dataset_options)
     return data.limited(opt_int(train_limit), opt_int(test_limit))
 
 
@@ -112,8 +119,9 @@ class RunResult(Generic[R]):
     experiment_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
-    tracker: Any = None
-    """The tracker the loop reported to (a MemoryTracker when not tracked: every logged value)."""
+    tracker: Tracker | None = None
+    """The tracker the loop reported to (a :class:`~svpkit.tracking.memory.MemoryTracker` when not
+    tracked: every logged value)."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "result":

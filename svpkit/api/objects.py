@@ -282,6 +282,11 @@ def adopt(args: A, kinds: Mapping[str, str]) -> A:
     return replace(args, **names) if names else args  # type: ignore[type-var]
 
 
+def dataset_name(data: object) -> str:
+    """The in-process name of a data object (``data-<digest>``), registered on first use."""
+    return _named("dataset", data, {}, MODALITIES)
+
+
 def _named(kind: str, value: object, used: Mapping[tuple[str, str], object], modalities: tuple[str, ...]) -> str:
     """``value`` registered under its automatic name (:func:`_auto_name`; data: ``data-<digest>``)."""
     if kind == "dataset" and not isinstance(value, DatasetSpec):
