@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import svpkit
 from svpkit.data.objects import dataset_from
@@ -207,3 +208,29 @@ def _last_run(experiment: str) -> str:
 
     runs = mlflow.search_runs(experiment_names=[experiment], order_by=["start_time DESC"], output_format="list")
     return str(runs[0].info.run_id)
+
+
+class TinyConv(nn.Module):
+    """An image model of the notebook: batches arrive N×C×H×W."""
+
+    def __init__(self, num_classes: int, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(input_shape[-1], 4, 3, padding=1)
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def test_images_with_a_module_factory_run_in_both_loops() -> None:
+    rng = np.random.default_rng(1)
+    y = np.arange(80) % 4
+    images = np.clip(rng.normal(40 + 50 * y[:, None, None, None], 20, (80, 8, 8, 3)), 0, 255).astype(np.uint8)
+    data = (images[:60], y[:60], images[60:], y[60:])
+    quick = {"proxy": TinyConv, "target": TinyConv, "proxy_epochs": 1, "target_epochs": 1, "device": "cpu"}
+    run = svpkit.active_learning(dataset=data, selector="margin", initial=8, budgets=[16, 24], track=False, **quick)
+    assert [len(p) for p in run.selected] == [8, 8]
+    assert run.tags["svpkit.dataset_shape"] == "train 60x8x8x3, test 20x8x8x3"
+    assert run.tags["svpkit.proxy_parameters"] == str(3 * 4 * 9 + 4 + 4 * 4 + 4)
+    ranked = svpkit.core_set(dataset=data, selector="greedy_k_center", keep=0.5, seed_size=5, track=False, **quick)
+    assert len(ranked.subset) == 30 and sorted(ranked.ranking.order.tolist()) == list(range(60))
