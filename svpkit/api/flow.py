@@ -69,7 +69,7 @@ def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]
 
 def load_dataset(
     dataset: DatasetSpec | str | object,
-    path: Optional[str] = None,
+    data_path: Optional[str] = None,
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
     dataset_options: Mapping[str, Any] | str | None = None,
@@ -85,7 +85,7 @@ def load_dataset(
         from svpkit.plugins import get_plugins
 
         dataset = get_plugins().datasets.get(dataset if isinstance(dataset, str) else dataset_name(dataset))
-    path = path or None
+    path = data_path or None
     require_path(dataset, path)
     data = load_with_options(dataset, path, dataset_options)
     return data.limited(opt_int(train_limit), opt_int(test_limit))
