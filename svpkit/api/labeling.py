@@ -210,13 +210,13 @@ def label(
 
     if (file is None) == (answers is None):
         raise ConfigError("give the answers as a file or as answers=..., one of them")
+    opened = open_project(project)  # the project first: its error comes before the file's
     if answers is None:
         rows, source = read_answers(Path(str(file))), str(file)
     elif isinstance(answers, Mapping):
         rows = [Answer(n, str(i), str(v)) for n, (i, v) in enumerate(answers.items(), start=2)]
     else:
         rows = list(answers)
-    opened = open_project(project)
     check = check_answers(opened, rows)
     if check.problems:
         kinds = ", ".join(sorted({p.kind for p in check.problems}))
