@@ -234,3 +234,29 @@ def test_images_with_a_module_factory_run_in_both_loops() -> None:
     assert run.tags["svpkit.proxy_parameters"] == str(3 * 4 * 9 + 4 + 4 * 4 + 4)
     ranked = svpkit.core_set(dataset=data, selector="greedy_k_center", keep=0.5, seed_size=5, track=False, **quick)
     assert len(ranked.subset) == 30 and sorted(ranked.ranking.order.tolist()) == list(range(60))
+
+
+def letter_counts(texts: list[str]) -> torch.Tensor:
+    """A text encoding of the notebook: how often each of a-z occurs."""
+    return torch.tensor([[t.count(chr(97 + i)) for i in range(26)] for t in texts], dtype=torch.float32)
+
+
+def test_text_from_csv_files_with_an_encoding_model(tmp_path: Path) -> None:
+    import datasets
+
+    words = {"pos": ["good", "great", "fine", "nice"], "neg": ["bad", "awful", "poor", "worse"]}
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 60), ("test", 20)):
+        rows = [(f"{rng.choice(words[c])} {rng.choice(words[c])}", c) for c in rng.choice(["pos", "neg"], n)]
+        (tmp_path / f"{split}.csv").write_text("text,label\n" + "".join(f"{t},{c}\n" for t, c in rows))
+    files = {s: str(tmp_path / f"{s}.csv") for s in ("train", "test")}
+    reviews = datasets.load_dataset("csv", data_files=files, cache_dir=str(tmp_path / "cache"))
+    svpkit.register("letters", lambda num_classes: nn.Linear(26, num_classes), kind="model", encode=letter_counts)
+    quick = {"proxy_epochs": 2, "target_epochs": 2, "device": "cpu", "track": False, "initial": 10, "budgets": [20, 30]}
+    run = svpkit.active_learning(dataset=reviews, proxy="letters", target="letters", selector="entropy", **quick)
+    assert [len(p) for p in run.selected] == [10, 10] and run.tags["svpkit.proxy_parameters"] == str(26 * 2 + 2)
+    with pytest.raises(svpkit.ConfigError, match="takes vector/image inputs but data set 'data-"):
+        svpkit.active_learning(dataset=reviews, proxy=lambda: nn.Linear(26, 2), **quick)
+    svpkit.register("short", lambda: nn.Linear(26, 2), kind="model", encode=lambda texts: [[1.0] * 26])
+    with pytest.raises(svpkit.DataError, match=r"gave shape \(1, 26\) for 2 texts"):
+        svpkit.active_learning(dataset=reviews, proxy="short", target="letters", **quick)

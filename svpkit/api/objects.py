@@ -1,9 +1,10 @@
 """Your own objects where the API takes names: data sets, models and selectors (docs/python-api.md).
 
 Every object becomes the spec a plugin would register (:class:`~svpkit.data.base.DatasetSpec`,
-:class:`~svpkit.models.base.ModelSpec`, :class:`~svpkit.selectors.base.SelectorSpec`) under a
-name in this process's registries, so a run with objects goes through the same validation, loops
-and tracking as a run with plugin names:
+:class:`~svpkit.models.base.ModelSpec`, :class:`~svpkit.selectors.base.SelectorSpec`; the
+conversions are ``objects`` of :mod:`svpkit.data`, :mod:`svpkit.models` and :mod:`svpkit.selectors`)
+under a name in this process's registries, so a run with objects goes through the same
+validation, loops and tracking as a run with plugin names:
 
 - a data set: what :func:`svpkit.data.objects.dataset_from` reads (numpy arrays, a torch
   ``Dataset``, a ``datasets.Dataset``/``DatasetDict``), a loaded ``Dataset`` or a ``DatasetSpec``;
@@ -24,37 +25,24 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar, Union
 
-import numpy as np
 import torch
 
 from svpkit.contract import Tag
 from svpkit.data.base import Dataset, DatasetSpec
-from svpkit.data.objects import WHAT, dataset_from, is_data_object, kind_of, shape_text
+from svpkit.data.objects import WHAT, dataset_from, is_data_object, kind_of, qualname, shape_text
 from svpkit.errors import ConfigError, DataError
-from svpkit.models.base import ModelSpec, TrainConfig
+from svpkit.models.base import ModelSpec
+from svpkit.models.objects import MODALITIES, encoded, model_spec
 from svpkit.plugins import IN_PROCESS, get_plugins, register_in_process
 from svpkit.registry import ConflictError
-from svpkit.selectors.base import (
-    RankContext,
-    Ranking,
-    Selection,
-    SelectionContext,
-    SelectorSpec,
-    ranking_by_score,
-    top_k_by_score,
-)
+from svpkit.selectors.base import SelectorSpec
+from svpkit.selectors.objects import checked_scores, selector_spec
 
-T = TypeVar("T")
 Spec = Union[DatasetSpec, ModelSpec, SelectorSpec]
-DEFAULT_TRAIN = TrainConfig(epochs=30, batch_size=32, lr=0.05, milestones=(15, 23))
-"""How a model from a factory is trained unless ``train=`` says otherwise (the digits models' schedule)."""
-MODALITIES: tuple[str, ...] = ("vector", "image")
-"""What a factory's module reads unless ``modalities=`` (or, given in a call, the call's data set) says otherwise."""
-ScoreFunction = Callable[[torch.Tensor], Any]
 MODEL_TAGS = {"proxy": (Tag.PROXY_CLASS, Tag.PROXY_PARAMETERS), "target": (Tag.TARGET_CLASS, Tag.TARGET_PARAMETERS)}
 STATE_DIGEST = "dataset_digest"
 """The key of the data set's digest in a run's saved states."""
@@ -67,110 +55,11 @@ class Origin:
     kind: str
     what: str
     obj: object = None
-    """The scoring function of a selector (probed before a run), else None."""
+    """The scoring function of a selector, the encoder of a text model (tried before a run), else None."""
 
 
 _ORIGINS: dict[tuple[str, str], Origin] = {}
 """(kind, name) → the object behind an in-process name."""
-
-
-def qualname(obj: object) -> str:
-    """``module.name`` of a function or class (what a run's tags record)."""
-    target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
-    name = getattr(target, "__qualname__", type(obj).__name__)
-    module = getattr(target, "__module__", None)
-    return f"{module}.{name}" if module else name
-
-
-# -- models -------------------------------------------------------------------------------------
-def _factory_call(factory: Callable[..., Any]) -> Callable[[int, tuple[int, ...]], Any]:
-    """How to call ``factory`` with what svpkit knows: ``num_classes`` and ``input_shape``."""
-    try:
-        params = list(inspect.signature(factory).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    names = {p.name for p in params}
-    if names & {"num_classes", "input_shape"}:
-        wanted = [n for n in ("num_classes", "input_shape") if n in names]
-        return lambda c, s: factory(**{n: v for n, v in zip(("num_classes", "input_shape"), (c, s)) if n in wanted})
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p for p in params if p.kind in positional and p.default is p.empty]
-    if len(required) > 2:
-        raise ConfigError(
-            f"model factory {qualname(factory)} takes {len(required)} arguments; svpkit passes at most "
-            "(num_classes, input_shape)"
-        )
-    return lambda c, s: factory(*(c, s)[: len(required)])
-
-
-def model_spec(
-    factory: Callable[..., Any],
-    name: str,
-    train: TrainConfig | None = None,
-    modalities: tuple[str, ...] = ("vector", "image"),
-) -> ModelSpec:
-    """A :class:`ModelSpec` whose ``build`` calls ``factory`` (see the module's doc); ``modalities``:
-    the inputs it reads (they also decide the torch learner's CPU precision: bf16 for images)."""
-    if isinstance(factory, torch.nn.Module):
-        raise ConfigError(
-            f"give a function that builds a fresh {type(factory).__name__} (e.g. lambda: {type(factory).__name__}()), "
-            "not a module instance: every round trains a new model from scratch"
-        )
-    call = _factory_call(factory)
-
-    def build(num_classes: int, input_shape: tuple[int, ...]) -> torch.nn.Module:
-        module = call(num_classes, input_shape)
-        if not isinstance(module, torch.nn.Module):
-            raise ConfigError(
-                f"model factory {qualname(factory)} returned a {type(module).__name__}, not a torch.nn.Module"
-            )
-        return module
-
-    return ModelSpec(
-        name=name,
-        family="in-process",
-        train=train or DEFAULT_TRAIN,
-        build=build,
-        modalities=tuple(modalities),
-        description=f"factory {qualname(factory)}",
-    )
-
-
-# -- selectors ----------------------------------------------------------------------------------
-def _scores(score: ScoreFunction, probs: torch.Tensor) -> torch.Tensor:
-    """``score(probs)`` as one float per row; a DataError for anything else."""
-    out = score(probs)
-    try:
-        scores = out if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
-    except (TypeError, ValueError, RuntimeError):
-        scores = None
-    if (
-        scores is None
-        or scores.shape != (probs.shape[0],)
-        or not (scores.is_floating_point() or scores.dtype.is_signed)
-    ):
-        plain = isinstance(out, (torch.Tensor, np.ndarray, list))
-        got = f"shape {tuple(scores.shape)}" if scores is not None and plain else f"a {qualname(out)}"
-        raise DataError(
-            f"selector {qualname(score)} returned {got}, not one number per pool example (shape ({probs.shape[0]},))"
-        )
-    return scores.to(probs.device).float()
-
-
-def selector_spec(score: ScoreFunction, name: str) -> SelectorSpec:
-    """A score-based :class:`SelectorSpec` from ``probs -> scores`` (see the module's doc)."""
-
-    def select(ctx: SelectionContext, k: int) -> Selection:
-        assert ctx.probabilities is not None
-        return top_k_by_score(ctx, _scores(score, ctx.probabilities.float()), k)
-
-    def rank(ctx: RankContext) -> Ranking:
-        assert ctx.learner is not None
-        return ranking_by_score(_scores(score, ctx.learner.predict_proba(None, "train").float()))
-
-    return SelectorSpec(
-        name, select, frozenset({"probabilities"}), f"scores from {qualname(score)}", rank=rank, score_based=True
-    )
 
 
 # -- names --------------------------------------------------------------------------------------
@@ -184,14 +73,17 @@ def _adapt(kind: str, obj: object, name: str, how: Mapping[str, Any]) -> tuple[S
         data = replace(dataset_from(obj, **how), name=name)
         loaded = lambda: replace(data)  # noqa: E731 - a copy per load: the loops add caches to it
         return DatasetSpec(name, loaded, f"{kind_of(obj)} ({shape_text(data)})", modality=data.modality), kind_of(obj)
-    allowed = {"train", "modalities"} if kind == "model" else set()
+    allowed = {"train", "modalities", "encode"} if kind == "model" else set()
     if how.keys() - allowed:
-        raise ConfigError(f"a {kind} takes no options {sorted(how.keys() - allowed)} (a model: train=, modalities=)")
+        raise ConfigError(
+            f"a {kind} takes no options {sorted(how.keys() - allowed)} (a model: train=, modalities=, encode=)"
+        )
     if kind == "model":
         if isinstance(obj, ModelSpec):
             return obj, f"ModelSpec {obj.name}"
         if callable(obj):
-            return model_spec(obj, name, how.get("train"), how.get("modalities", MODALITIES)), qualname(obj)
+            spec = model_spec(obj, name, how.get("train"), how.get("modalities", MODALITIES), how.get("encode"))
+            return spec, qualname(obj)
         raise ConfigError(
             f"a model is a plugin's name, a ModelSpec or a function that builds a torch.nn.Module, not a {type(obj).__name__}"
         )
@@ -223,7 +115,8 @@ def register(name: str, obj: object, *, kind: str | None = None, **how: Any) -> 
 
     ``kind`` (``dataset``, ``model``, ``selector``) is needed for a plain function; ``how`` is
     what the object needs: ``x=``, ``y=`` (the input and label columns of a ``datasets.Dataset``) and
-    ``test=`` (the test data) for a data set, ``train=`` (a :class:`TrainConfig`) for a model.
+    ``test=`` (the test data) for a data set; ``train=`` (a :class:`TrainConfig`), ``modalities=``
+    and, for text, ``encode=`` (strings → a float tensor N×D) for a model factory.
     A name an installed plugin holds is a ConfigError; registering a name again replaces it."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
         raise ConfigError(f"a registered name is letters, digits, '_', '.' and '-', got {name!r}")
@@ -237,7 +130,7 @@ def register(name: str, obj: object, *, kind: str | None = None, **how: Any) -> 
         register_in_process(kind, name, spec)
     except ConflictError as exc:
         raise ConfigError(f"{exc}; register yours under another name") from None
-    probe = obj if kind == "selector" and not isinstance(obj, SelectorSpec) else None
+    probe = obj if kind == "selector" and not isinstance(obj, SelectorSpec) else how.get("encode")
     _ORIGINS[(kind, name)] = Origin(kind, what, probe)
     return name
 
@@ -317,8 +210,9 @@ def check_run(data: Dataset, models: Mapping[str, ModelSpec | None], selector: S
     if found is not None:
         tags |= {Tag.DATASET_OBJECT: found.what, Tag.DATASET_SHAPE: shape_text(data)}
     for role, spec in models.items():
-        if spec is not None and origin("model", spec.name) is not None and spec.build is not None:
-            module = _tried(spec, data, role)
+        found = None if spec is None else origin("model", spec.name)
+        if spec is not None and found is not None and spec.build is not None:
+            module = _tried(spec, data, role, found.obj)
             count = sum(p.numel() for p in module.parameters())
             class_tag, count_tag = MODEL_TAGS[role]
             tags |= {class_tag: qualname(module), count_tag: str(count)}
@@ -326,7 +220,7 @@ def check_run(data: Dataset, models: Mapping[str, ModelSpec | None], selector: S
     if found is not None and found.obj is not None:
         probs = torch.softmax(torch.randn(3, data.num_classes, generator=torch.Generator().manual_seed(0)), dim=1)
         try:
-            _scores(found.obj, probs)  # type: ignore[arg-type]
+            checked_scores(found.obj, probs)  # type: ignore[arg-type]
         except DataError:
             raise
         except Exception as exc:
@@ -338,15 +232,21 @@ def check_run(data: Dataset, models: Mapping[str, ModelSpec | None], selector: S
     return tags
 
 
-def _tried(spec: ModelSpec, data: Dataset, role: str) -> torch.nn.Module:
-    """``spec``'s module for ``data``, checked on a batch of two (zero) examples."""
+def _tried(spec: ModelSpec, data: Dataset, role: str, encode: object = None) -> torch.nn.Module:
+    """``spec``'s module for ``data``, checked on a batch of two (zero, or two encoded texts) examples."""
     assert spec.build is not None
     module = spec.build(data.num_classes, data.input_shape)
     shape = data.input_shape
-    batch = (2, shape[-1], *shape[:-1]) if data.modality == "image" else (2, *shape)
+    if data.modality == "text":
+        if encode is None:  # a ModelSpec's own encoding: its learner reads the texts
+            return module
+        x = encoded(encode, data.train.x[:2])  # type: ignore[arg-type]
+    else:
+        x = torch.zeros((2, shape[-1], *shape[:-1]) if data.modality == "image" else (2, *shape))
+    batch = tuple(x.shape)
     try:
         with torch.no_grad():
-            out = module.eval()(torch.zeros(batch))
+            out = module.eval()(x)
     except Exception as exc:
         raise ConfigError(
             f"--{role} {spec.name!r} ({qualname(module)}) fails on a batch of shape {batch} of {data.name!r}: "

@@ -11,6 +11,7 @@ sorted order. Test data is required (the loops measure the test error on it).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,14 @@ WHAT = "numpy arrays (x, y) or (x, y, x_test, y_test), a dict of them, a torch D
 
 Raw = tuple[Any, Any, "list[str] | None"]
 """One split's inputs, labels and the label names its source declares (None: none)."""
+
+
+def qualname(obj: object) -> str:
+    """``module.name`` of a function or class (what a run's tags record)."""
+    target = obj if inspect.isfunction(obj) or inspect.isclass(obj) else type(obj)
+    name = getattr(target, "__qualname__", type(obj).__name__)
+    module = getattr(target, "__module__", None)
+    return f"{module}.{name}" if module else name
 
 
 def is_hf_dataset(obj: object) -> bool:
