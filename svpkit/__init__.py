@@ -8,14 +8,15 @@ The Python API (docs/python-api.md)::
 
 ``svpkit.active_learning``, ``core_set``, ``train``, ``suggest_proxy``, ``compare``, ``query``
 and ``label`` (:mod:`svpkit.api`), their settings objects (``ActiveLearningArgs``, ...), the errors they raise (``SvpkitError``, ``ConfigError``,
-``DataError``) and the plugin marker ``hookimpl`` are attributes of this package, imported on
-first use: ``import svpkit`` stays cheap (no torch, no MLflow).
+``DataError``, ``AnswersRejected``), ``register`` (your own data, models and selectors by name),
+``load_dataset`` (a data set as the loops load it), the specs objects
+become (``DatasetSpec``, ``ModelSpec``, ``TrainConfig``, ``SelectorSpec``) and the plugin marker
+``hookimpl`` are attributes of this package, imported on first use: ``import svpkit`` stays cheap
+(no torch, no MLflow). ``dir(svpkit)`` lists exactly these public names.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+import importlib as _importlib
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -36,21 +37,29 @@ _EXPORTS = {
     "SvpkitError": "svpkit.errors",
     "ConfigError": "svpkit.errors",
     "DataError": "svpkit.errors",
+    "register": "svpkit.api.objects",
+    "load_dataset": "svpkit.api.flow",
+    "AnswersRejected": "svpkit.api",
+    "DatasetSpec": "svpkit.data.base",
+    "ModelSpec": "svpkit.models.base",
+    "TrainConfig": "svpkit.models.base",
+    "SelectorSpec": "svpkit.selectors.base",
     "hookimpl": "svpkit.hookspecs",
 }
 """Public name → the module that defines it (the package's API, imported lazily)."""
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     """The public names, imported on first use (a string import: the package stays a leaf)."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'svpkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+def __dir__() -> "list[str]":
+    """The public names only (each once)."""
+    return sorted(__all__)

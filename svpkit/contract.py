@@ -71,6 +71,13 @@ class Tag:
     VERDICTS = "svpkit.verdicts"  # compare run: "label: verdict" per compared row, "; "-separated
     WORSE_THAN_RANDOM = "svpkit.worse_than_random"  # compare run: how many rows are worse than random
     AGREEMENT = "svpkit.agreement"
+    DATASET_OBJECT = "svpkit.dataset_object"  # a data set given as a Python object: numpy arrays, torch/datasets class
+    DATASET_SHAPE = "svpkit.dataset_shape"  # ... and its splits' shapes, e.g. train 1438x64, test 359x64
+    PROXY_CLASS = "svpkit.proxy_class"  # a model given as a factory: the module's qualified class name
+    PROXY_PARAMETERS = "svpkit.proxy_parameters"  # ... and its parameter count on this data set
+    TARGET_CLASS = "svpkit.target_class"
+    TARGET_PARAMETERS = "svpkit.target_parameters"
+    SELECTOR_FUNCTION = "svpkit.selector_function"  # a selector given as a scoring function: its qualified name
     EXPERIMENT_KIND = "mlflow.experimentKind"
     NOTE = "mlflow.note.content"
 

@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # importing this module must stay cheap (svpkit --help reads 
 GROUP = "svpkit"
 DEFAULT_PLUGINS = ("svpkit.builtin_plugin",)
 _KINDS = {"register_models": "model", "register_selectors": "selector", "register_datasets": "dataset"}
+IN_PROCESS = "(in-process)"
+"""The plugin and distribution of what a notebook registered with ``svpkit.register``."""
+_IN_PROCESS: dict[str, dict[str, object]] = {"model": {}, "selector": {}, "dataset": {}}
+"""kind → name → spec registered in this process; kept over :func:`get_plugins` refreshes."""
 
 
 @dataclass
@@ -73,6 +77,15 @@ class Plugins:
         if load_entry_points:
             self._load_entry_points()
         self._collect()
+        for kind, specs in _IN_PROCESS.items():
+            for name, spec in specs.items():
+                if name not in self.registry(kind):  # an entry point that came later keeps its name
+                    self.registry(kind).put(name, spec, IN_PROCESS, IN_PROCESS)
+
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry of ``kind`` (``model``, ``selector``, ``dataset``)."""
+        found: dict[str, Registry[Any]] = {"model": self.models, "selector": self.selectors, "dataset": self.datasets}
+        return found[kind]
 
     # -- loading ------------------------------------------------------------------------------
     def _add(self, plugin: object, name: str, dist: str, version: str) -> None:
@@ -171,6 +184,13 @@ def get_plugins(refresh: bool = False) -> Plugins:
     if _CACHE is None or refresh:
         _CACHE = Plugins()
     return _CACHE
+
+
+def register_in_process(kind: str, name: str, spec: object) -> None:
+    """Add ``spec`` as ``name`` to the ``kind`` registry of this process (``svpkit.register``); a
+    ConflictError when an installed plugin holds the name."""
+    get_plugins().registry(kind).put(name, spec, IN_PROCESS, IN_PROCESS)
+    _IN_PROCESS[kind][name] = spec
 
 
 Register = Callable[..., None]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from svpkit.data.base import Dataset
     from svpkit.progress import Advance
 
 
@@ -124,6 +125,21 @@ class LearnerOptions:
 
 
 class Tracker(Protocol):
+    """Where a run's params, tags, metrics and artifacts go: an MLflow run
+    (:class:`svpkit.tracking.writer.MlflowTracker`), memory (``track=False``) or nowhere (ranks
+    other than 0)."""
+
+    state_extra: dict[str, Any]
+    """Merged into every saved state (the run's invocation and data digest, for ``resume``)."""
+
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run's id (None or empty: not an MLflow run)."""
+        ...
+
+    @property
+    def experiment_id(self) -> str | None: ...
+
     def log_params(self, params: dict[str, Any]) -> None: ...
 
     def set_tags(self, tags: dict[str, str]) -> None: ...
@@ -135,6 +151,12 @@ class Tracker(Protocol):
     def log_json(self, path: str, obj: Any) -> None: ...
 
     def log_figure(self, figure: Any, path: str) -> None: ...
+
+    def log_text(self, path: str, text: str) -> None: ...
+
+    def log_dataset(self, dataset: Dataset, context: str = "training") -> None:
+        """Record the data set's name and content digest as the run's input."""
+        ...
 
     def save_state(self, state: dict[str, Any]) -> None:
         """Persist resumable state after a finished round/stage (atomically)."""

@@ -41,6 +41,14 @@ class Registry(Generic[T]):
             )
         self._entries[name] = Entry(name, spec, plugin, distribution)
 
+    def put(self, name: str, spec: T, plugin: str, distribution: str) -> None:
+        """Add ``name``, or replace it when ``distribution`` holds it already (an in-process
+        registration that a notebook makes again); a ConflictError when another distribution holds it."""
+        old = self._entries.get(name)
+        if old is not None and old.distribution != distribution:
+            raise ConflictError(f"{self.kind} {name!r} is registered by {old.distribution} (plugin {old.plugin})")
+        self._entries[name] = Entry(name, spec, plugin, distribution)
+
     def get(self, name: str) -> T:
         return self.entry(name).spec
 

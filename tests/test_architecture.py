@@ -1,7 +1,7 @@
 """The architecture rules of docs/architecture.md, checked on the source with ``ast``.
 
 - Every module of ``svpkit`` belongs to one layer of :data:`LAYERS`; a module imports only from
-  its own layer or below (module-level and function-level imports alike; imports under
+  its own layer or below; the plugins under ``plugins/`` import nothing above ``svpkit.api`` (module-level and function-level imports alike; imports under
   ``if TYPE_CHECKING:`` are for type hints only and are not counted).
 - The import graph has no cycle, type-only imports (``if TYPE_CHECKING:``) included.
 - No module is over 400 lines and no function over 80.
@@ -122,6 +122,31 @@ def test_no_import_goes_up_the_layers() -> None:
         for m, deps in graph().items()
         for d in sorted(deps)
         if layer_of(d) > layer_of(m)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+PLUGINS = ROOT / "plugins"
+PLUGIN_TOP = "svpkit.api"
+"""The highest layer a plugin under plugins/ may import: svpkit's public API and what lies below it,
+never the command line's modules (a plugin's commands get the app from ``register_commands``)."""
+
+
+def plugin_files() -> list[Path]:
+    """The source of every plugin distribution under plugins/ (their tests and tools aside)."""
+    return sorted(
+        p for p in PLUGINS.glob("*/**/*.py") if not {"tests", "tools", "build"} & set(p.relative_to(PLUGINS).parts)
+    )
+
+
+def test_plugins_import_no_layer_above_the_api() -> None:
+    files = plugin_files()
+    assert any("svpkit_labelstudio" in str(p) for p in files)
+    upward = [
+        f"{p.relative_to(ROOT)} imports {d} (layer {layer_of(d) + 1})"
+        for p in files
+        for d in sorted(imports_of(p))
+        if layer_of(d) > layer_of(PLUGIN_TOP)
     ]
     assert not upward, "\n".join(upward)
 

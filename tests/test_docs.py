@@ -139,4 +139,8 @@ def test_the_python_api_page_runs(tracking_uri: str, capsys: pytest.CaptureFixtu
     namespace: dict[str, object] = {}
     for number, cell in enumerate(cells, start=1):
         exec(compile(cell, f"docs/python-api.md cell {number}", "exec"), namespace)
-    assert "unknown selector 'margn'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "unknown selector 'margn'" in out
+    # Your own data and model: what the objects were, and the errors for what svpkit cannot use.
+    assert "datasets.DatasetDict train 300x64, test 297x64" in out
+    assert "ConfigError --proxy 'lambda'" in out and "returned a torch.return_types.max" in out

@@ -187,6 +187,15 @@ def test_query_and_label_through_the_api(tmp_path: Path, tracking_uri: str) -> N
     with pytest.raises(svpkit.api.AnswersRejected) as rejected:
         svpkit.label(answers, project=asked.run_id)
     assert rejected.value.check.problems
+    # Answers from an annotation tool's API (no file): the same checks, the same import.
+    more = svpkit.label(project=asked.run_id, answers={i: "1" for i in ids[5:8]})
+    assert len(more.project.labeled()) == 8 and more.updated is not None
+    with pytest.raises(svpkit.AnswersRejected, match="tool: 1 rows cannot be imported"):
+        svpkit.label(project=asked.run_id, answers={"no-such-id": "0"}, source="tool")
+    with pytest.raises(svpkit.ConfigError, match="one of them"):
+        svpkit.label(answers, project=asked.run_id, answers={})
+    loaded = svpkit.load_dataset("npz", str(tmp_path / "hidden"), train_limit=50)
+    assert len(loaded.train) == 50 and svpkit.load_dataset(loaded).digest == loaded.digest
 
 
 def test_one_cli_run_looks_each_name_up_and_parses_each_option_once(

@@ -12,7 +12,7 @@ core-set run) are not compared.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from svpkit import plots, tracking
 from svpkit.analysis.environments import environment_label, mixed_environments_note
@@ -42,6 +42,9 @@ from svpkit.contract import (
     selector_model_label,
 )
 from svpkit.errors import SvpkitError
+
+if TYPE_CHECKING:
+    from svpkit.protocols import Tracker
 
 __all__ = [
     "CompareError",
@@ -148,7 +151,7 @@ def compare_experiment(experiment: str | None = None) -> Comparison:
     return result
 
 
-def _log_block(tracker: Any, block: Block, index: int, many: bool) -> None:
+def _log_block(tracker: Tracker, block: Block, index: int, many: bool) -> None:
     """A block's figures, and its per-level error and speed-up metrics (``step`` = level)."""
     suffix = f"_{index}" if many else ""
     for name, make in (("error_vs_labeled", error_figure), ("speedup", speedup_figure)):

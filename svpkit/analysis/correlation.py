@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
@@ -38,6 +38,9 @@ from svpkit.contract import (
     selector_model_label,
 )
 from svpkit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from svpkit.protocols import Tracker
 
 RANKING_LOOPS = (CORE_SET.name, ACTIVE_LEARNING.name)
 
@@ -349,7 +352,7 @@ def heatmap(report: CorrelationReport) -> Any:
     return fig
 
 
-def log_report(tracker: Any, report: CorrelationReport) -> None:
+def log_report(tracker: Tracker, report: CorrelationReport) -> None:
     """Params, mean off-diagonal correlations, CSV/JSON matrices, overlap table and heatmap."""
     tracker.log_params(report.params())
     if report.notes:

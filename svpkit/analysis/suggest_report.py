@@ -16,13 +16,16 @@ import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from svpkit import plots
 from svpkit.analysis.stats import Interval, format_cell, t_interval
 from svpkit.analysis.suggest import Candidate, CandidateResult, Recommendation, pareto_front, recommend
 from svpkit.contract import SUGGEST_PROXY, Artifact, Tag, compare_metric
 from svpkit.loops.suggest import SeedRow
+
+if TYPE_CHECKING:
+    from svpkit.protocols import Tracker
 
 COLUMNS = ("candidate", "seconds", "speed-up", "top-k overlap", "random", "Spearman", "test error")
 
@@ -207,7 +210,7 @@ def tags(report: SuggestReport) -> dict[str, str]:
     }
 
 
-def log_report(tracker: Any, report: SuggestReport, params: dict[str, Any]) -> None:
+def log_report(tracker: Tracker, report: SuggestReport, params: dict[str, Any]) -> None:
     """The table (CSV, Markdown, description), summary, per-candidate metrics and the figure."""
     tracker.log_params(params)
     table = markdown(report)

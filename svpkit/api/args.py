@@ -27,6 +27,20 @@ Options = Union[Mapping[str, Any], str, None]
 
 Sizes = Union[str, Sequence[Union[float, int]]]
 """Budgets: a list of fractions or counts, or their text (``"0.1,0.2"``)."""
+OBJECT_FIELDS = {
+    "dataset": "dataset",
+    "proxy": "model",
+    "target": "model",
+    "selector": "selector",
+    "initial_selector": "selector",
+}
+"""The name arguments that also take objects (:mod:`svpkit.api.objects`), and the kind of each."""
+OBJECT_HINTS = {
+    "dataset": "str | arrays (x, y[, x_test, y_test]) | torch Dataset | datasets.Dataset | DatasetSpec",
+    "model": "str | Callable[..., torch.nn.Module] | ModelSpec",
+    "selector": "str | Callable[[probs], scores] | SelectorSpec",
+}
+"""What the signature of an API function shows for them."""
 
 
 @dataclass
@@ -125,7 +139,12 @@ def settle(cls: type[A], settings: Optional[A], given: Mapping[str, Any]) -> A:
     base = settings if settings is not None else cls()
     if not isinstance(base, cls):
         raise ConfigError(f"settings must be a {cls.__name__}, got {type(base).__name__}")
-    return collect(cls, {f.name: getattr(base, f.name) for f in fields(cls)} | dict(given))
+    args = collect(cls, {f.name: getattr(base, f.name) for f in fields(cls)} | dict(given))
+    if any(not isinstance(getattr(args, name, ""), (str, type(None))) for name in OBJECT_FIELDS):
+        from svpkit.api.objects import adopt  # objects in place of names: registered in this process
+
+        return adopt(args, OBJECT_FIELDS)
+    return args
 
 
 def takes(cls: type[LoopArgs]) -> Callable[[F], F]:
@@ -134,7 +153,9 @@ def takes(cls: type[LoopArgs]) -> Callable[[F], F]:
 
     def decorate(func: F) -> F:
         own = inspect.signature(func)
-        hints = {f.name: f.type for f in fields(cls)}
+        hints = {
+            f.name: OBJECT_HINTS[OBJECT_FIELDS[f.name]] if f.name in OBJECT_FIELDS else f.type for f in fields(cls)
+        }
         shown = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
         shown += [
             inspect.Parameter(

@@ -10,12 +10,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
-from svpkit.api.args import A, LoopArgs, opt_int
+from svpkit.api.args import OBJECT_FIELDS, A, LoopArgs, opt_int
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset, DatasetSpec
     from svpkit.loops.validate import Resolved
     from svpkit.parallel import DistInfo
+    from svpkit.protocols import Tracker
     from svpkit.tracking.resume import ResumePoint
 
 R = TypeVar("R")
@@ -57,27 +58,36 @@ def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]
     values = {f.name: getattr(given, f.name) for f in fields(given)}
     if not resume:
         return ResumeState(given, values, validated(loop, given))
+    from svpkit.api.objects import check_resume
+
     point = parallel.from_main(lambda: find_resume_point(resume, loop))
     recorded = point.invocation
+    check_resume(resume, values, recorded, OBJECT_FIELDS)
     args = replace(given, **{k: recorded[k] for k in values if k in recorded})
     return ResumeState(args, values, validated(loop, args), point)
 
 
 def load_dataset(
-    spec: DatasetSpec,
-    path: Optional[str],
+    dataset: DatasetSpec | str | object,
+    data_path: Optional[str] = None,
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
     dataset_options: Mapping[str, Any] | str | None = None,
 ) -> Dataset:
-    """Load a data set with its ``dataset_options`` (checked first); ``*_limit`` shrink it for quick
-    runs (see Dataset.limited)."""
-    from svpkit.data.base import load_with_options
+    """A data set as the loops load it (``svpkit.load_dataset``): by name or spec, or from a
+    notebook's object (:mod:`svpkit.api.objects`), with its ``dataset_options`` checked first;
+    ``*_limit`` shrink it for quick runs (see Dataset.limited)."""
+    from svpkit.data.base import DatasetSpec, load_with_options
     from svpkit.loops.validate import require_path
 
-    path = path or None
-    require_path(spec, path)
-    data = load_with_options(spec, path, dataset_options)
+    if not isinstance(dataset, DatasetSpec):
+        from svpkit.api.objects import dataset_name
+        from svpkit.plugins import get_plugins
+
+        dataset = get_plugins().datasets.get(dataset if isinstance(dataset, str) else dataset_name(dataset))
+    path = data_path or None
+    require_path(dataset, path)
+    data = load_with_options(dataset, path, dataset_options)
     return data.limited(opt_int(train_limit), opt_int(test_limit))
 
 
@@ -109,8 +119,9 @@ class RunResult(Generic[R]):
     experiment_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
-    tracker: Any = None
-    """The tracker the loop reported to (a MemoryTracker when not tracked: every logged value)."""
+    tracker: Tracker | None = None
+    """The tracker the loop reported to (a :class:`~svpkit.tracking.memory.MemoryTracker` when not
+    tracked: every logged value)."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "result":
@@ -166,18 +177,23 @@ def run_tracked(run: LoopRun, settings: RunSettings, dist_info: DistInfo) -> Run
     A fresh run gets its params and dataset input, a resumed one a ``svpkit.resumed_from_round`` tag.
     """
     from svpkit import parallel
+    from svpkit.api.objects import STATE_DIGEST, check_digest
     from svpkit.contract import Tag
     from svpkit.progress import make_progress
 
     point = None if run.resumed is None else run.resumed.point
+    data = run.loop_args[0]
+    if point is not None:
+        check_digest(point.run_id, point.state, data)
     with _opened(run, settings, dist_info) as tracker:
         if not settings.track:
             tracker.set_tags(run.tags)
+        tracker.state_extra[STATE_DIGEST] = data.digest  # resume refuses other data
         if run.resumed is not None:
             tracker.state_extra["invocation"] = run.resumed.invocation
         if point is None:
             tracker.log_params(run.params | (parallel.run_params(dist_info) if dist_info.enabled else {}))
-            tracker.log_dataset(run.loop_args[0])
+            tracker.log_dataset(data)
             if run.first_state is not None:
                 tracker.save_state(run.first_state)
         else:

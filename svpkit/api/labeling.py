@@ -6,6 +6,7 @@ the tracking store. ``svpkit query`` and ``svpkit label`` print what these retur
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -24,6 +25,7 @@ from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset
+    from svpkit.labeling.files import Answer
     from svpkit.labeling.project import Project
     from svpkit.labeling.session import AnswerCheck
     from svpkit.loops.labeling import QueryRound
@@ -191,18 +193,34 @@ class LabelOutcome:
         return self.updated or self.before
 
 
-def label(file: Union[str, Path], *, project: str) -> LabelOutcome:
-    """Import the annotators' answers (a CSV file with the columns id,label) to the project's newest
-    batch, all or nothing (``svpkit label``); :class:`AnswersRejected` when any row has a problem."""
-    from svpkit.labeling.files import read_answers
+def label(
+    file: Union[str, Path, None] = None,
+    *,
+    project: str,
+    answers: Union[Mapping[str, str], Sequence[Answer], None] = None,
+    source: str = "",
+) -> LabelOutcome:
+    """Import the annotators' answers to the project's newest batch, all or nothing (``svpkit
+    label``): a CSV file with the columns id,label, or ``answers`` (id → class name, or
+    :class:`~svpkit.labeling.files.Answer` rows, e.g. from an annotation tool's API; ``source``
+    names them in messages); :class:`AnswersRejected` when any row has a problem."""
+    from svpkit.labeling.files import Answer, read_answers
     from svpkit.labeling.project import open_project
     from svpkit.labeling.session import check_answers, commit_answers, note_env_run
 
-    opened = open_project(project)
-    check = check_answers(opened, read_answers(Path(file)))
+    if (file is None) == (answers is None):
+        raise ConfigError("give the answers as a file or as answers=..., one of them")
+    opened = open_project(project)  # the project first: its error comes before the file's
+    if answers is None:
+        rows, source = read_answers(Path(str(file))), str(file)
+    elif isinstance(answers, Mapping):
+        rows = [Answer(n, str(i), str(v)) for n, (i, v) in enumerate(answers.items(), start=2)]
+    else:
+        rows = list(answers)
+    check = check_answers(opened, rows)
     if check.problems:
         kinds = ", ".join(sorted({p.kind for p in check.problems}))
-        message = f"{file}: {len(check.problems)} rows cannot be imported ({kinds}); nothing imported"
+        message = f"{source or 'answers'}: {len(check.problems)} rows cannot be imported ({kinds}); nothing imported"
         raise AnswersRejected(message, check)
     updated = commit_answers(opened, check)
     note_env_run(project)

@@ -96,6 +96,7 @@ def run_active_learning_args(
     args, specs = resumed.args, Specs.of(resumed.resolved)
     data, cfg = prepare(args, resumed.resolved, dist_info, lambda on: _al_config(args, resumed.resolved, on))
     tags, params = describe_run(data, *specs, cfg)  # validates the budgets
+    tags |= _object_tags(data, {"proxy": specs.proxy, "target": specs.target}, specs.selector)
     name = settings.run_name or specs.run_name("al", args)
     run = LoopRun(run_active_learning, (data, *specs, cfg), name, tags, params, resumed=resumed)
     return _run(run, settings, dist_info)
@@ -150,6 +151,7 @@ def run_core_set_args(
     args, specs = resumed.args, Specs.of(resumed.resolved)
     data, checked = prepare(args, resumed.resolved, dist_info, lambda on: _core_set_config(args, resumed.resolved, on))
     tags, params = describe_run(data, *specs, checked)  # validates sizes before any run exists
+    tags |= _object_tags(data, {"proxy": specs.proxy, "target": specs.target}, specs.selector)
     # The full-data reference is looked up on rank 0 (once the run is known valid) and broadcast.
     found = _full_reference(resumed, settings, data, specs.target, checked) if dist_info.is_main else None
     cfg = replace(checked, full_reference=parallel.from_main(lambda: found))
@@ -242,6 +244,7 @@ def run_train_args(given: TrainArgs, settings: RunSettings) -> RunResult[TrainOu
 
     data, cfg = prepare(given, resolved, dist_info, config)
     tags, params = describe_train_run(data, resolved.target, cfg)
+    tags |= _object_tags(data, {"target": resolved.target}, None)
     name = settings.run_name or f"train-{resolved.target.name}-{tags[Tag.SUBSET_SIZE]}-s{given.seed}"
     return _run(LoopRun(run_train, (data, resolved.target, cfg), name, tags, params), settings, dist_info)
 
@@ -275,6 +278,14 @@ def run_loop(loop: str, params: Mapping[str, Any], settings: RunSettings | None 
     if loop == TRAIN.name:
         return run_train_args(collect(TrainArgs, params), settings)
     raise ConfigError(f"no loop {loop!r}: one of {ACTIVE_LEARNING.name}, {CORE_SET.name}, {TRAIN.name}")
+
+
+def _object_tags(
+    data: Dataset, models: Mapping[str, ModelSpec | None], selector: SelectorSpec | None
+) -> dict[str, str]:
+    from svpkit.api.objects import check_run
+
+    return check_run(data, models, selector)
 
 
 def _run(run: LoopRun, settings: RunSettings, dist_info: DistInfo) -> RunResult[Any]:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from svpkit.data.base import Dataset
 
 
 class MemoryTracker:
@@ -54,8 +57,8 @@ class MemoryTracker:
     def log_text(self, path: str, text: str) -> None:
         self.texts[path] = text
 
-    def log_dataset(self, dataset: Any, context: str = "training") -> None:
-        self.datasets.append(f"{getattr(dataset, 'name', dataset)} ({context})")
+    def log_dataset(self, dataset: Dataset, context: str = "training") -> None:
+        self.datasets.append(f"{dataset.name} ({context})")
 
 
 class NullTracker:
@@ -91,7 +94,7 @@ class NullTracker:
     def save_state(self, state: dict[str, Any]) -> None:
         pass
 
-    def log_dataset(self, dataset: Any, context: str = "training") -> None:
+    def log_dataset(self, dataset: Dataset, context: str = "training") -> None:
         pass
 
 

@@ -1,25 +1,35 @@
 """``svpkit ls-query``, ``svpkit ls-push`` and ``svpkit ls-label``: labeling rounds in Label Studio.
 
-- ``ls-query`` is ``svpkit query`` (the same options, the core command runs) plus the Label
-  Studio options: it checks the server and the token first, then asks for the batch, then sends
-  it to Label Studio as tasks;
+- ``ls-query`` is ``svpkit query`` (the same options: the core command, as the ``app`` the
+  ``register_commands`` hook gets holds it, runs) plus the Label Studio options: it checks the
+  server and the token first, then asks for the batch, then sends it to Label Studio as tasks;
 - ``ls-push`` sends a project's newest round (again, when ``ls-query`` could not);
-- ``ls-label`` pulls the round's annotations and imports them like ``svpkit label FILE.csv``.
+- ``ls-label`` pulls the round's annotations and imports them with ``svpkit.label(answers=...)``,
+  as ``svpkit label FILE.csv`` imports a file.
+
+svpkit's public surface only (``svpkit.load_dataset``, ``svpkit.label``, the lower layers); never
+the CLI's modules (tests/test_architecture.py checks).
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
+from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from svpkit.cli.base import out
-from svpkit.cli.labeling import query as core_query
 from svpkit.errors import ConfigError
 from svpkit_labelstudio.names import DOCUMENT_ROOT_ENV, TAG_PROJECT, TAG_URL, TOKEN_ENV, URL_ENV
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+"""Where the commands print (as svpkit's own commands do)."""
+_CORE: dict[str, Callable[..., Any]] = {}
+"""The core commands ``ls-query`` wraps, from the app (:func:`register`)."""
 
 LabelStudioUrl = Annotated[
     Optional[str],
@@ -108,18 +118,13 @@ def ls_query(**kwargs: Any) -> None:
     source = prepare_source(
         dataset, data_path, ls_args["ls_document_root"], lambda: load_dataset(dataset, data_path, *limits)
     )
-    project = core_query(**kwargs)
+    project = _CORE["query"](**kwargs)
     info, _ = push_round(ls, project, target, source)
     out.print(
         f"round {info['round']}: {len(info['tasks'])} tasks in Label Studio project {info['project']} "
         f"({ls.url}/projects/{info['project']}/data); pull the annotations with "
         f"`svpkit ls-label --project {project.run_id}`"
     )
-
-
-ls_query.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [*inspect.signature(core_query).parameters.values(), *LS_OPTIONS.values()]
-)
 
 
 def ls_push(
@@ -170,9 +175,9 @@ def ls_label(
     ls_token: Token = None,
 ) -> None:
     """Import the annotations of the newest round's Label Studio tasks, checked like `svpkit label FILE.csv`."""
+    import svpkit
     from svpkit.labeling.files import Answer
     from svpkit.labeling.project import open_project
-    from svpkit.labeling.session import check_answers, commit_answers, note_env_run
     from svpkit_labelstudio.client import connect
     from svpkit_labelstudio.rounds import drifts, pull_round, read_round_info
 
@@ -203,19 +208,20 @@ def ls_label(
             f"{len(now.unreadable)} annotations choose no single class (task {now.task_of[ident]}: {what}); nothing imported"
         )
     answers = [Answer(now.task_of[i], i, label) for i, label in now.answers.items()]
-    check = check_answers(opened, answers)
-    if check.problems:
+    try:
+        done = svpkit.label(project=project, answers=answers, source=f"round {latest.round}'s annotations")
+    except svpkit.AnswersRejected as rejected:
         table = Table(title=f"annotations of round {latest.round}")
         for col in ("problem", "id", "task", "detail"):
             table.add_column(col, overflow="fold")
-        for p in check.problems:
+        for p in rejected.check.problems:
             table.add_row(p.kind, escape(p.id), str(p.line), escape(p.detail))
         out.print(table)
-        kinds = ", ".join(sorted({p.kind for p in check.problems}))
-        raise ConfigError(f"{len(check.problems)} annotations cannot be imported ({kinds}); nothing imported")
+        kinds = ", ".join(sorted({p.kind for p in rejected.check.problems}))
+        problems = len(rejected.check.problems)
+        raise ConfigError(f"{problems} annotations cannot be imported ({kinds}); nothing imported") from None
+    check, updated = done.check, done.updated
     changed = {i: check.round.answers[i] for i in check.changed}
-    updated = commit_answers(opened, check)
-    note_env_run(project)
     if updated is None:
         out.print(f"nothing changed: project {project} already holds these answers for round {latest.round}")
     else:
@@ -243,6 +249,14 @@ def _print_status(round_no: int, pulled: Any, total: int) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the commands; ``ls-query`` takes the options of the app's ``query`` command and its own."""
+    core = next((c.callback for c in app.registered_commands if c.name == "query" and c.callback is not None), None)
+    if core is None:
+        raise ConfigError("the svpkit app has no query command for ls-query to wrap")
+    _CORE["query"] = core
+    ls_query.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*inspect.signature(core).parameters.values(), *LS_OPTIONS.values()]
+    )
     app.command("ls-query")(ls_query)
     app.command("ls-push")(ls_push)
     app.command("ls-label")(ls_label)
@@ -256,7 +270,6 @@ def load_dataset(
     dataset_options: Optional[str] = None,
 ) -> Any:
     """The project's data set by name, as ``svpkit query`` loads it (options and limits included)."""
-    from svpkit.api.flow import load_dataset as load_spec
-    from svpkit.plugins import get_plugins
+    import svpkit
 
-    return load_spec(get_plugins().datasets.get(name), path, train_limit, test_limit, dataset_options)
+    return svpkit.load_dataset(name, path, train_limit, test_limit, dataset_options)
