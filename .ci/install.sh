@@ -8,7 +8,7 @@ step() { printf '== %s (%s s)\n' "$1" "$(( $(date +%s) - started ))"; }
 started=$(date +%s)
 plugins=()
 for plugin in plugins/*/; do [ -f "$plugin/pyproject.toml" ] && plugins+=(-e "$plugin"); done
-step "pip: svpkit[dev,shards] and ${#plugins[@]} plugins, constrained by locks/main.txt"
+step "pip: svpkit[dev,shards] and $(( ${#plugins[@]} / 2 )) plugins, constrained by locks/main.txt"
 python -m pip install -q -c locks/main.txt torch==2.14.1 torchvision==0.29.1 -e ".[dev,shards]" "${plugins[@]}"
 # The Label Studio server for plugins/svpkit-labelstudio's tests, in its own virtualenv (its pinned
 # dependencies must not reach mlflow's environment); idempotent, ≈2 min the first time.
