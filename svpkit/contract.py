@@ -71,6 +71,8 @@ class Tag:
     VERDICTS = "svpkit.verdicts"  # compare run: "label: verdict" per compared row, "; "-separated
     WORSE_THAN_RANDOM = "svpkit.worse_than_random"  # compare run: how many rows are worse than random
     AGREEMENT = "svpkit.agreement"
+    BACKBONE = "svpkit.backbone"  # resolved setting "backbone": the pretrained backbone the inputs went through
+    EMBEDDING_STORE = "svpkit.embedding_store"  # resolved setting "embedding_store": <backbone>:<store key digest>
     EXPERIMENT_KIND = "mlflow.experimentKind"
     NOTE = "mlflow.note.content"
 

@@ -17,13 +17,19 @@ from svpkit import hookspecs
 from svpkit.registry import ConflictError, Registry
 
 if TYPE_CHECKING:  # importing this module must stay cheap (svpkit --help reads plugin metadata)
+    from svpkit.backbones.base import BackboneSpec
     from svpkit.data.base import DatasetSpec
     from svpkit.models.base import ModelSpec
     from svpkit.selectors.base import SelectorSpec
 
 GROUP = "svpkit"
 DEFAULT_PLUGINS = ("svpkit.builtin_plugin",)
-_KINDS = {"register_models": "model", "register_selectors": "selector", "register_datasets": "dataset"}
+_KINDS = {
+    "register_models": "model",
+    "register_selectors": "selector",
+    "register_datasets": "dataset",
+    "register_backbones": "backbone",
+}
 
 
 @dataclass
@@ -61,6 +67,7 @@ class Plugins:
         self.models: Registry[ModelSpec] = Registry("model")
         self.selectors: Registry[SelectorSpec] = Registry("selector")
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
+        self.backbones: Registry[BackboneSpec] = Registry("backbone")
         self.info: dict[str, PluginInfo] = {}
         self._commands_added = False
         import svpkit
@@ -107,6 +114,7 @@ class Plugins:
             "register_models": self.models,
             "register_selectors": self.selectors,
             "register_datasets": self.datasets,
+            "register_backbones": self.backbones,
         }
         # Only a plugin that could not be loaded is skipped: one failing hook (or one conflicting
         # name) does not silence the plugin's other hooks.

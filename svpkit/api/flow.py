@@ -69,16 +69,30 @@ def load_dataset(
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
     dataset_options: Mapping[str, Any] | str | None = None,
+    backbone: Optional[str] = None,
+    backbone_options: Mapping[str, Any] | str | None = None,
+    device: str = "cpu",
 ) -> Dataset:
     """Load a data set with its ``dataset_options`` (checked first); ``*_limit`` shrink it for quick
-    runs (see Dataset.limited)."""
+    runs (see Dataset.limited); with a ``backbone``, its embedded pool (svpkit.backbones.embed: from
+    the embedding store, computed there first where missing)."""
     from svpkit.data.base import load_with_options
     from svpkit.loops.validate import require_path
 
     path = path or None
     require_path(spec, path)
     data = load_with_options(spec, path, dataset_options)
-    return data.limited(opt_int(train_limit), opt_int(test_limit))
+    data = data.limited(opt_int(train_limit), opt_int(test_limit))
+    if not backbone:
+        return data
+    from svpkit.backbones.base import resolve_backbone
+    from svpkit.backbones.embed import embedded_dataset
+    from svpkit.plugins import get_plugins
+    from svpkit.progress import make_progress
+
+    resolved = resolve_backbone(get_plugins().backbones.get(backbone), backbone_options)
+    with make_progress(False) as bars:
+        return embedded_dataset(data, resolved, device, bars)
 
 
 def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[[str], C]) -> tuple[Dataset, C]:
@@ -91,10 +105,17 @@ def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[
     built = build(device)
     resolve_device(device)
     assert resolved.dataset is not None  # the validation pass stops at an unknown data set
-    return (
-        load_dataset(resolved.dataset, args.data_path, args.train_limit, args.test_limit, args.dataset_options),
-        built,
+    data = load_dataset(
+        resolved.dataset,
+        args.data_path,
+        args.train_limit,
+        args.test_limit,
+        args.dataset_options,
+        args.backbone,
+        args.backbone_options,
+        str(resolve_device(device)),
     )
+    return data, built
 
 
 @dataclass
