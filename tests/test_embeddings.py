@@ -292,3 +292,21 @@ def test_bad_backbone_input_is_one_error_line_and_no_run(
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (name, result.output)
     assert len(mlflow.search_runs(search_all_experiments=True)) == 0 and CALLS["load"] == 0
+
+
+def test_selectors_pick_in_the_backbone_embedding(backbones: dict[str, BackboneSpec]) -> None:
+    """Cold-start selectors (embedding=input) read the stored vectors; k-center and BADGE read a
+    linear head's embedding, which is the stored vector itself."""
+    from svpkit.learners import make_learner
+    from svpkit.plugins import get_plugins
+    from svpkit.protocols import LearnerOptions
+    from svpkit.selectors.embedding import input_embedding
+
+    seen = embedded_dataset(_images(), resolve_backbone(backbones["tiny_conv"]))
+    idx = np.array([0, 4, 7, 29])
+    torch.testing.assert_close(input_embedding(seen)(idx), seen.train.x[idx], atol=1e-2, rtol=1e-2)
+    learner = make_learner(
+        get_plugins().models.get("linear_head"), seen, LearnerOptions(seed=0, device="cpu", epochs=2)
+    )
+    learner.fit(np.arange(12))
+    torch.testing.assert_close(learner.embed(idx).float(), seen.train.x[idx])
