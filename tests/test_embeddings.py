@@ -310,3 +310,29 @@ def test_selectors_pick_in_the_backbone_embedding(backbones: dict[str, BackboneS
     )
     learner.fit(np.arange(12))
     torch.testing.assert_close(learner.embed(idx).float(), seen.train.x[idx])
+
+
+def test_a_labeling_project_starts_with_typiclust_on_the_embeddings(
+    backbones: dict[str, BackboneSpec], tmp_path: Path, tracking_uri: str
+) -> None:
+    """``svpkit query --backbone``: the first batch is TypiClust's on the stored vectors, not a random
+    sample; after the answers the frozen head is the proxy; the project records the store."""
+    from svpkit.loops.cold_start import initial_set
+
+    root = _npz(tmp_path / "npz")
+    with np.load(root / "train.npz") as f:
+        x, truth = f["x"], f["y"]
+    np.savez(root / "train.npz", x=x, y=np.full(len(x), -1), classes=np.array(["a", "b", "c", "d"]))
+    settings = dict(dataset="npz", data_path=str(root), backbone="tiny_conv", proxy="linear_head", proxy_epochs=3)
+    first = svpkit.query(k=6, **settings)
+    assert first.round.strategy == "typiclust" and "backbone" in first.round.reason
+    assert first.dataset.name == "npz@tiny_conv"
+    np.testing.assert_array_equal(first.round.picks, initial_set(first.dataset, "typiclust", 6, 0))
+    assert mlflow.get_run(first.run_id).data.tags[Tag.EMBEDDING_STORE].startswith("tiny_conv:")
+    answers = tmp_path / "answers.csv"
+    picks = first.round.picks
+    answers.write_text("id,label\n" + "".join(f"{i},{'abcd'[truth[i]]}\n" for i in picks))
+    svpkit.label(answers, project=first.run_id)
+    second = svpkit.query(k=4, project=first.run_id, **settings)
+    assert second.round.strategy == "least_confidence" and second.round.train_seconds > 0
+    assert CALLS["load"] == 1  # one embedding pass for the whole project
