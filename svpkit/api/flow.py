@@ -105,17 +105,18 @@ def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[
     built = build(device)
     resolve_device(device)
     assert resolved.dataset is not None  # the validation pass stops at an unknown data set
-    data = load_dataset(
-        resolved.dataset,
+    spec, where = resolved.dataset, str(resolve_device(device))
+    given = (
         args.data_path,
         args.train_limit,
         args.test_limit,
         args.dataset_options,
         args.backbone,
         args.backbone_options,
-        str(resolve_device(device)),
     )
-    return data, built
+    if args.backbone and dist_info.enabled:  # rank 0 fills the embedding store alone; the others then read it
+        parallel.from_main(lambda: load_dataset(spec, *given, where) and None)
+    return load_dataset(spec, *given, where), built
 
 
 @dataclass

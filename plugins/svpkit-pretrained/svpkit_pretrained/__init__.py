@@ -56,10 +56,11 @@ def efficientnet_lite0(path: Path) -> torch.nn.Module:
 
 
 def _load_efficientnet(path: Path, device: str) -> Encoder:
-    model = efficientnet_lite0(path).to(device)
+    model: Any = efficientnet_lite0(path).to(device)  # a timm EfficientNet (forward_features / forward_head)
 
     def encode(x: torch.Tensor) -> torch.Tensor:
-        return model.forward_head(model.forward_features(x), pre_logits=True)
+        features: torch.Tensor = model.forward_head(model.forward_features(x), pre_logits=True)
+        return features
 
     return encode
 
