@@ -336,3 +336,28 @@ def test_a_labeling_project_starts_with_typiclust_on_the_embeddings(
     second = svpkit.query(k=4, project=first.run_id, **settings)
     assert second.round.strategy == "least_confidence" and second.round.train_seconds > 0
     assert CALLS["load"] == 1  # one embedding pass for the whole project
+
+
+def test_a_streamed_folder_is_embedded_in_one_streamed_pass(backbones: dict[str, BackboneSpec], tmp_path: Path) -> None:
+    """``imagefolder`` with ``stream=on``: the pool is never decoded as a whole; the vectors equal the in-memory path's."""
+    from torchvision.io import write_png
+
+    from svpkit.api.flow import load_dataset
+    from svpkit.data.streaming import StreamedImages
+    from svpkit.plugins import get_plugins
+
+    rng = np.random.default_rng(2)
+    for split, n in (("train", 10), ("val", 4)):
+        for c in ("a", "b"):
+            (tmp_path / "imgs" / split / c).mkdir(parents=True)
+            for i in range(n // 2):
+                image = torch.from_numpy(rng.integers(0, 256, (3, 16, 16), dtype=np.uint8))
+                write_png(image, str(tmp_path / "imgs" / split / c / f"{i}.png"))
+    spec = get_plugins().datasets.get("imagefolder")
+    streamed = load_dataset(spec, str(tmp_path / "imgs"), dataset_options="size=16,stream=on,workers=1")
+    assert isinstance(streamed.train.x, StreamedImages)
+    seen = embedded_dataset(streamed, resolve_backbone(backbones["tiny_conv"], "batch_size=4"))
+    assert CALLS["batches"] == 3 + 1 and seen.train.x.shape == (10, 6)
+    held = load_dataset(spec, str(tmp_path / "imgs"), dataset_options="size=16,stream=off")
+    in_memory = embedded_dataset(held, resolve_backbone(backbones["tiny_conv"], "batch_size=4,dtype=float32"))
+    torch.testing.assert_close(seen.train.x, in_memory.train.x, atol=5e-3, rtol=5e-3)
