@@ -172,6 +172,35 @@ def test_every_part_of_the_key_separates_stores(tmp_path: Path) -> None:
     assert all(not EmbeddingStore(k, tmp_path).complete("train", 4) for k in variants[1:])
 
 
+def _fill_slowly(root: str, log: str) -> None:
+    import time
+
+    def batches(start: int) -> Iterator[np.ndarray]:
+        for batch in _rows(start, 12, 2, 4):
+            with open(log, "a") as f:
+                f.write(f"{start}\n")
+            time.sleep(0.2)
+            yield batch
+
+    EmbeddingStore(StoreKey("b", "w", "p", "d"), Path(root)).fill("train", 12, 2, batches)
+
+
+def test_two_processes_fill_a_store_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    log = tmp_path / "calls.txt"
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_fill_slowly, args=(str(tmp_path), str(log))) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert log.read_text().split() == ["0", "0", "0"]  # one pass of three batches, not two
+    out = EmbeddingStore(StoreKey("b", "w", "p", "d"), tmp_path).read("train")
+    np.testing.assert_array_equal(out, np.arange(24, dtype=np.float16).reshape(12, 2))
+
+
 # -- data sets through a backbone --------------------------------------------------------------
 def test_the_embedded_pool_is_computed_once_and_reused(backbones: dict[str, BackboneSpec], tmp_path: Path) -> None:
     data = _images()

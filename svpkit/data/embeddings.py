@@ -9,6 +9,7 @@ later round, run, seed and command. Each key has its own directory under the cac
     embeddings/<key digest>/key.json          what the key is made of
     embeddings/<key digest>/<split>.npy       N×D fp16 or fp32 (``np.lib.format.open_memmap``)
     embeddings/<key digest>/<split>.rows      how many leading rows are complete (written after each chunk)
+    embeddings/<key digest>/<split>.lock      held by the one process filling the split
 
 A pass writes its chunks in order and records the completed rows after each one (file replaced
 atomically), so a killed pass continues from the first row it had not finished. Stores of
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -116,9 +118,19 @@ class EmbeddingStore:
         self, split: str, rows: int, dim: int, batches: Batches, advance: Callable[[int], None] | None = None
     ) -> np.ndarray:
         """The split's embeddings (read-only memory map), computing only the rows not yet stored:
-        ``batches(start)`` is called once, from the first missing row, and only when one is missing."""
+        ``batches(start)`` is called once, from the first missing row, and only when one is missing.
+        One process fills a split at a time (a lock file beside it); another waits, then reads."""
         if self.complete(split, rows):
             return self.read(split)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with _locked(self.dir / f"{split}.lock"):
+            if self.complete(split, rows):  # filled while this process waited
+                return self.read(split)
+            return self._fill(split, rows, dim, batches, advance)
+
+    def _fill(
+        self, split: str, rows: int, dim: int, batches: Batches, advance: Callable[[int], None] | None
+    ) -> np.ndarray:
         array = self.open(split, rows, dim)
         start = min(self.done_rows(split), rows)
         if advance is not None and start:
@@ -142,6 +154,22 @@ class EmbeddingStore:
 
     def read(self, split: str) -> np.ndarray:
         return np.load(self._array(split), mmap_mode="r")
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` for the block (``fcntl``; none where it does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_atomic(path: Path, text: str) -> None:
