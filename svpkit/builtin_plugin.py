@@ -9,9 +9,9 @@ from svpkit.hookspecs import hookimpl
 
 @hookimpl
 def register_models(register: Callable[..., None]) -> None:
-    from svpkit.models import digits, preact_resnet, torchvision_resnet, vdcnn
+    from svpkit.models import digits, heads, preact_resnet, torchvision_resnet, vdcnn
 
-    for module in (digits, preact_resnet, torchvision_resnet, vdcnn):
+    for module in (digits, heads, preact_resnet, torchvision_resnet, vdcnn):
         for spec in module.SPECS:
             register(spec)
 

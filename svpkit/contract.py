@@ -78,6 +78,8 @@ class Tag:
     TARGET_CLASS = "svpkit.target_class"
     TARGET_PARAMETERS = "svpkit.target_parameters"
     SELECTOR_FUNCTION = "svpkit.selector_function"  # a selector given as a scoring function: its qualified name
+    BACKBONE = "svpkit.backbone"  # resolved setting "backbone": the pretrained backbone the inputs went through
+    EMBEDDING_STORE = "svpkit.embedding_store"  # resolved setting "embedding_store": <backbone>:<store key digest>
     EXPERIMENT_KIND = "mlflow.experimentKind"
     NOTE = "mlflow.note.content"
 

@@ -32,5 +32,10 @@ def register_datasets(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_backbones(register: Callable[..., None]) -> None:
+    """Register pretrained backbones: ``register(BackboneSpec(...))`` (svpkit.backbones.base)."""
+
+
+@hookspec
 def register_commands(app: Any) -> None:
     """Add commands to the ``svpkit`` typer app (optional)."""

@@ -17,16 +17,22 @@ from svpkit import hookspecs
 from svpkit.registry import ConflictError, Registry
 
 if TYPE_CHECKING:  # importing this module must stay cheap (svpkit --help reads plugin metadata)
+    from svpkit.backbones.base import BackboneSpec
     from svpkit.data.base import DatasetSpec
     from svpkit.models.base import ModelSpec
     from svpkit.selectors.base import SelectorSpec
 
 GROUP = "svpkit"
 DEFAULT_PLUGINS = ("svpkit.builtin_plugin",)
-_KINDS = {"register_models": "model", "register_selectors": "selector", "register_datasets": "dataset"}
+_KINDS = {
+    "register_models": "model",
+    "register_selectors": "selector",
+    "register_datasets": "dataset",
+    "register_backbones": "backbone",
+}
 IN_PROCESS = "(in-process)"
 """The plugin and distribution of what a notebook registered with ``svpkit.register``."""
-_IN_PROCESS: dict[str, dict[str, object]] = {"model": {}, "selector": {}, "dataset": {}}
+_IN_PROCESS: dict[str, dict[str, object]] = {"model": {}, "selector": {}, "dataset": {}, "backbone": {}}
 """kind → name → spec registered in this process; kept over :func:`get_plugins` refreshes."""
 
 
@@ -65,6 +71,7 @@ class Plugins:
         self.models: Registry[ModelSpec] = Registry("model")
         self.selectors: Registry[SelectorSpec] = Registry("selector")
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
+        self.backbones: Registry[BackboneSpec] = Registry("backbone")
         self.info: dict[str, PluginInfo] = {}
         self._commands_added = False
         import svpkit
@@ -83,8 +90,13 @@ class Plugins:
                     self.registry(kind).put(name, spec, IN_PROCESS, IN_PROCESS)
 
     def registry(self, kind: str) -> Registry[Any]:
-        """The registry of ``kind`` (``model``, ``selector``, ``dataset``)."""
-        found: dict[str, Registry[Any]] = {"model": self.models, "selector": self.selectors, "dataset": self.datasets}
+        """The registry of ``kind`` (``model``, ``selector``, ``dataset``, ``backbone``)."""
+        found: dict[str, Registry[Any]] = {
+            "model": self.models,
+            "selector": self.selectors,
+            "dataset": self.datasets,
+            "backbone": self.backbones,
+        }
         return found[kind]
 
     # -- loading ------------------------------------------------------------------------------
@@ -116,11 +128,7 @@ class Plugins:
             self._add(plugin, ep.name, dist, version)
 
     def _collect(self) -> None:
-        registries: dict[str, Registry[Any]] = {
-            "register_models": self.models,
-            "register_selectors": self.selectors,
-            "register_datasets": self.datasets,
-        }
+        registries = {hook: self.registry(kind) for hook, kind in _KINDS.items()}
         # Only a plugin that could not be loaded is skipped: one failing hook (or one conflicting
         # name) does not silence the plugin's other hooks.
         unloaded = {name for name, info in self.info.items() if info.errors}

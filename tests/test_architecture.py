@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
         "svpkit.options",
     ),
     ("svpkit.protocols", "svpkit.data"),
-    ("svpkit.models", "svpkit.selectors", "svpkit.parallel"),
+    ("svpkit.models", "svpkit.selectors", "svpkit.parallel", "svpkit.backbones"),
     ("svpkit.learners", "svpkit.plugins", "svpkit.builtin_plugin"),
     ("svpkit.loops",),
     ("svpkit.tracking", "svpkit.analysis", "svpkit.presets", "svpkit.labeling", "svpkit.api"),

@@ -52,6 +52,9 @@ class LoopArgs:
     train_limit: Optional[int] = None
     test_limit: Optional[int] = None
     dataset_options: Options = None
+    backbone: Optional[str] = None
+    """A pretrained backbone (svpkit backbones list): the loop sees the embedded pool (docs/pretrained.md)."""
+    backbone_options: Options = None
 
 
 @dataclass

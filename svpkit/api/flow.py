@@ -73,22 +73,35 @@ def load_dataset(
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
     dataset_options: Mapping[str, Any] | str | None = None,
+    backbone: Optional[str] = None,
+    backbone_options: Mapping[str, Any] | str | None = None,
+    device: str = "cpu",
 ) -> Dataset:
     """A data set as the loops load it (``svpkit.load_dataset``): by name or spec, or from a
     notebook's object (:mod:`svpkit.api.objects`), with its ``dataset_options`` checked first;
-    ``*_limit`` shrink it for quick runs (see Dataset.limited)."""
+    ``*_limit`` shrink it for quick runs (see Dataset.limited); with a ``backbone``, its embedded
+    pool (svpkit.backbones.embed: from the embedding store, computed there first where missing)."""
     from svpkit.data.base import DatasetSpec, load_with_options
     from svpkit.loops.validate import require_path
+    from svpkit.plugins import get_plugins
 
     if not isinstance(dataset, DatasetSpec):
         from svpkit.api.objects import dataset_name
-        from svpkit.plugins import get_plugins
 
         dataset = get_plugins().datasets.get(dataset if isinstance(dataset, str) else dataset_name(dataset))
     path = data_path or None
     require_path(dataset, path)
     data = load_with_options(dataset, path, dataset_options)
-    return data.limited(opt_int(train_limit), opt_int(test_limit))
+    data = data.limited(opt_int(train_limit), opt_int(test_limit))
+    if not backbone:
+        return data
+    from svpkit.backbones.base import resolve_backbone
+    from svpkit.backbones.embed import embedded_dataset
+    from svpkit.progress import make_progress
+
+    resolved = resolve_backbone(get_plugins().backbones.get(backbone), backbone_options)
+    with make_progress(False) as bars:
+        return embedded_dataset(data, resolved, device, bars)
 
 
 def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[[str], C]) -> tuple[Dataset, C]:
@@ -101,10 +114,18 @@ def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[
     built = build(device)
     resolve_device(device)
     assert resolved.dataset is not None  # the validation pass stops at an unknown data set
-    return (
-        load_dataset(resolved.dataset, args.data_path, args.train_limit, args.test_limit, args.dataset_options),
-        built,
+    spec, where = resolved.dataset, str(resolve_device(device))
+    given = (
+        args.data_path,
+        args.train_limit,
+        args.test_limit,
+        args.dataset_options,
+        args.backbone,
+        args.backbone_options,
     )
+    if args.backbone and dist_info.enabled:  # rank 0 fills the embedding store alone; the others then read it
+        parallel.from_main(lambda: load_dataset(spec, *given, where) and None)
+    return load_dataset(spec, *given, where), built
 
 
 @dataclass

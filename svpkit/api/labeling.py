@@ -135,9 +135,18 @@ def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:
         proxy_options=parse_model_options(proxy_spec, options_text(args.proxy_options), "--proxy-options"),
     )
     cfg = QueryConfig(k=k, settings=settings)
-    resolve_device(args.device)
+    device = str(resolve_device(args.device))
     spec = registered.datasets.get(args.dataset)
-    data = load_dataset(spec, args.data_path, args.train_limit, args.test_limit, args.dataset_options)
+    data = load_dataset(
+        spec,
+        args.data_path,
+        args.train_limit,
+        args.test_limit,
+        args.dataset_options,
+        args.backbone,
+        args.backbone_options,
+        device,
+    )
     return data, (selector_spec, proxy_spec), cfg
 
 

@@ -97,7 +97,16 @@ def _prepare(args: SuggestArgs) -> tuple[Dataset, SelectorSpec, tuple[Contender,
     cfg = SuggestConfig(one_size(str(args.pilot), "pilot"), args.k, check_seeds(args.seeds), settings)
     resolve_device(args.device)
     spec = get_plugins().datasets.get(args.dataset)
-    data = load_dataset(spec, args.data_path, args.train_limit, args.test_limit, args.dataset_options)
+    data = load_dataset(
+        spec,
+        args.data_path,
+        args.train_limit,
+        args.test_limit,
+        args.dataset_options,
+        args.backbone,
+        args.backbone_options,
+        str(resolve_device(args.device)),
+    )
     _check_inputs(data, [models[0], *models[1]])
     pilot_count(cfg, len(data.train))  # a pilot that leaves fewer than k examples is an error now
     return data, selector_spec, models, cfg

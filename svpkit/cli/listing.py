@@ -1,4 +1,4 @@
-"""``svpkit plugins|models|selectors|datasets list`` and ``svpkit models options``."""
+"""``svpkit plugins|models|selectors|datasets|backbones list`` and ``svpkit models options``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(models_app, name="models")
 app.add_typer(selectors_app, name="selectors")
 app.add_typer(datasets_app, name="datasets")
+backbones_app = typer.Typer(help="Registered pretrained backbones (--backbone).", no_args_is_help=True)
+app.add_typer(backbones_app, name="backbones")
 
 
 SUMMARISED_AT = 6
@@ -200,6 +202,25 @@ def datasets_list(pattern: Pattern = None, as_json: Json = False) -> None:
         for e in plugins().datasets.entries(pattern)
     ]
     _print_rows(rows, "svpkit datasets", as_json)
+
+
+@backbones_app.command("list")
+def backbones_list(pattern: Pattern = None, as_json: Json = False) -> None:
+    """Registered backbones: inputs, embedding width, input size, weights' source, license and sha256."""
+    rows = [
+        {
+            "name": e.spec.name,
+            "inputs": e.spec.modality,
+            "dim": e.spec.dim,
+            "preprocessing": e.spec.preprocessing.text() if e.spec.modality == "image" else "text",
+            "weights": e.spec.weights.source,
+            "license": e.spec.weights.license,
+            "sha256": e.spec.weights.sha256[:16] + "…",
+            "plugin": e.distribution,
+        }
+        for e in plugins().backbones.entries(pattern)
+    ]
+    _print_rows(rows, "svpkit backbones", as_json)
 
 
 def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:

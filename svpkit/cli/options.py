@@ -26,6 +26,13 @@ DatasetOptions = Annotated[
     Optional[str],
     typer.Option(help="Options of the data set, e.g. 'size=64' (svpkit datasets options NAME)."),
 ]
+Backbone = Annotated[
+    Optional[str],
+    typer.Option(help="Pretrained backbone (svpkit backbones list): models and selectors see its stored embeddings."),
+]
+BackboneOptions = Annotated[
+    Optional[str], typer.Option(help="Options of the backbone, e.g. 'size=96,dtype=float32' (docs/pretrained.md).")
+]
 
 Selector = Annotated[str, typer.Option(help="Selector name (svpkit selectors list).")]
 
@@ -95,6 +102,8 @@ SHARED = _declare(
     train_limit=(TrainLimit, None),
     test_limit=(TestLimit, None),
     dataset_options=(DatasetOptions, None),
+    backbone=(Backbone, None),
+    backbone_options=(BackboneOptions, None),
     seed=(Seed, 0),
     device=(Device, "auto"),
     proxy_epochs=(ProxyEpochs, None),
@@ -111,7 +120,7 @@ SHARED = _declare(
     quiet=(Quiet, False),
 )
 """The options several commands take, with the same help and default: name -> its parameter."""
-DATA = ("dataset", "data_path", "train_limit", "test_limit", "dataset_options")
+DATA = ("dataset", "data_path", "train_limit", "test_limit", "dataset_options", "backbone", "backbone_options")
 RUN = ("experiment", "run_name", "quiet")
 SELECTION = tuple(
     "seed device proxy_epochs target_epochs batch_size proxy_options target_options selector_options class_balance"

@@ -82,6 +82,9 @@ class Dataset:
     """The data-set options it was loaded with (declared defaults filled in; ``--dataset-options``)."""
     access: str = "memory"
     """How training, scoring and evaluation read it: ``memory`` (decoded, held in memory) or ``stream``."""
+    backbone: dict[str, str] = field(default_factory=dict)
+    """Seen through a pretrained backbone (``--backbone``): its name and the embedding store's key
+    (settings ``backbone``, ``embedding_store``; svpkit.backbones.embed). Empty: the raw inputs."""
     _digest: str | None = field(default=None, repr=False)
 
     @property

@@ -68,6 +68,8 @@ def resolve_model_options(spec: ModelSpec, given: Mapping[str, Any], flag: str =
             raise ConfigError(f"{flag}: set {name!r} with {own}, not as a model option")
         check_known(flag, f"model {spec.name!r}", name, known)
         out[name] = known[name].convert(value, spec.name)
+    if spec.check is not None:
+        spec.check(out)
     return out
 
 

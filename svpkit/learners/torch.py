@@ -242,6 +242,8 @@ class TorchLearner:
         """A fresh model from the run's seed, on the device (channels_last where that is on)."""
         torch.manual_seed(self.options.seed)
         model = self.spec.build(self.dataset.num_classes, self.dataset.input_shape)  # type: ignore[misc]
+        if self.spec.weights is not None:  # pretrained weights (ModelSpec.weights)
+            self.spec.weights(model, self.model_options)
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

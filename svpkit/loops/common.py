@@ -45,8 +45,9 @@ def selection_run_tags(
 
 
 def dataset_settings(dataset: Dataset) -> dict[str, str]:
-    """The data-set options the run loaded it with (canonical text) and how it reads it (memory or stream)."""
-    return {"dataset_options": format_options(dataset.options), "data_access": dataset.access}
+    """The data-set options the run loaded it with (canonical text), how it reads it (memory or stream)
+    and, seen through a backbone, the backbone and its embedding store (``backbone:<key digest>``)."""
+    return {"dataset_options": format_options(dataset.options), "data_access": dataset.access, **dataset.backbone}
 
 
 def numerics_tags(device: str) -> dict[str, str]:

@@ -9,7 +9,10 @@ asks for the same batches as ``svpkit active-learning`` with the same seed and s
 - with no labels at all the batch is a seeded random sample of the pool, ascending
   (``default_rng(seed)``: the active-learning loop's initial set). Not k-center on the untrained
   proxy's features: those say nothing about the classes yet, so they would only spread the batch
-  by input distance at the price of a forward pass over the whole pool;
+  by input distance at the price of a forward pass over the whole pool. With a pretrained
+  backbone (``--backbone``) the inputs already are features that say something about the classes,
+  so the first batch is TypiClust's on them (:data:`COLD_START`, svpkit.loops.cold_start; the
+  active-learning loop's ``--initial-selector typiclust``);
 - round ``r`` trains the proxy with ``derive_seed(seed, "selector", r)`` and selects with
   ``derive_seed(seed, "select", r)``.
 
@@ -30,6 +33,7 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.agreement import observer_signals, selector_observers
+from svpkit.loops.cold_start import initial_set
 from svpkit.loops.common import numerics_tags
 from svpkit.loops.fitting import timed_fit
 from svpkit.loops.settings import LoopSettings
@@ -46,6 +50,12 @@ RANDOM = "random"
 RANDOM_REASON = (
     "nothing is labeled yet, so this batch is a seeded random sample (the active-learning loop's initial set): "
     "an untrained proxy's features say nothing about the classes"
+)
+COLD_START = "typiclust"
+"""The selector of a project's first batch when its data set is seen through a backbone."""
+COLD_START_REASON = (
+    "nothing is labeled yet, so TypiClust picks this batch on the backbone's embeddings: typical examples of "
+    "as many clusters as the batch holds"
 )
 
 
@@ -113,6 +123,7 @@ def describe_project(
         "device": str(resolve_device(chosen.device)),
         "proxy_epochs": chosen.proxy_epochs or proxy.train.epochs,
         "proxy_options": format_options(chosen.proxy_options),
+        **dataset.backbone,
     }
     tags = {
         Tag.LOOP: LABELING.name,
@@ -164,6 +175,9 @@ def query_round(
 ) -> QueryRound:
     """Round ``round_no``: train the proxy on ``labeled`` (with ``labels``), pick ``cfg.k`` of the pool."""
     pool = check_pool(dataset, labeled, cfg.k)
+    if not labeled.size and dataset.backbone:
+        picks = initial_set(dataset, COLD_START, cfg.k, cfg.settings.seed)
+        return QueryRound(round_no, COLD_START, COLD_START_REASON, labeled, pool, picks, None)
     if not labeled.size:
         rng = np.random.default_rng(cfg.settings.seed)
         picks = np.sort(pool[rng.choice(pool.size, size=cfg.k, replace=False)]).astype(np.int64)

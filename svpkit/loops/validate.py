@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from svpkit.contract import ACTIVE_LEARNING, TRAIN
 from svpkit.data.base import DatasetSpec, resolve_dataset_options
@@ -26,6 +26,9 @@ from svpkit.errors import ConfigError, SvpkitError
 from svpkit.loops.budgets import check_size, one_size, parse_fraction, parse_sizes
 from svpkit.models.base import ModelSpec
 from svpkit.selectors.base import SelectorSpec, parse_selector_options
+
+if TYPE_CHECKING:
+    from svpkit.backbones.base import Backbone
 
 T = TypeVar("T")
 SEED_MAX = 2**32 - 1
@@ -72,6 +75,8 @@ class Resolved:
     proxy_options: dict[str, Any] = field(default_factory=dict)
     target_options: dict[str, Any] = field(default_factory=dict)
     selector_options: dict[str, Any] = field(default_factory=dict)
+    backbone: Backbone | None = None
+    """``--backbone`` resolved, its weights file verified (None: none given, or a problem)."""
     problems: list[SvpkitError] = field(default_factory=list)
 
 
@@ -87,6 +92,8 @@ def resolve(loop: str, values: Mapping[str, Any]) -> Resolved:
     got.dataset = p.attempt(_dataset_spec, registry, values)
     if got.dataset is not None:
         p.attempt(resolve_dataset_options, got.dataset, values.get("dataset_options"))
+    if values.get("backbone"):
+        got.backbone = p.attempt(_backbone, registry, got.dataset, values)
     if loop != TRAIN.name:
         got.selector = p.attempt(registry.selectors.get, values["selector"])
         got.proxy = p.attempt(registry.models.get, values["proxy"])
@@ -113,15 +120,15 @@ def resolve(loop: str, values: Mapping[str, Any]) -> Resolved:
 
 
 def _check_reads(p: _Problems, got: Resolved, values: Mapping[str, Any]) -> None:
-    """Each model that is trained reads the data set's inputs."""
-    if got.dataset is None:
+    """Each model that is trained reads the data set's inputs (with a backbone: its vectors)."""
+    if got.dataset is None or (values.get("backbone") and got.backbone is None):
         return
     trained = [("target", got.target)] if values.get("train_target", True) else []
     if got.selector is not None and got.selector.needs:
         trained.insert(0, ("proxy", got.proxy))
     for role, spec in trained:
         if spec is not None:
-            p.attempt(_reads, role, spec, got.dataset)
+            p.attempt(_reads, role, spec, got.dataset, "vector" if got.backbone else got.dataset.modality)
 
 
 def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
@@ -225,9 +232,19 @@ def _stop_when(text: str | None, train_target: bool) -> None:
         raise ConfigError("--stop-when reads the target trained at every level; it needs --train-target")
 
 
-def _reads(role: str, spec: ModelSpec, data: DatasetSpec) -> None:
-    if not set(data.modality.split("/")) & set(spec.modalities):
+def _reads(role: str, spec: ModelSpec, data: DatasetSpec, modality: str) -> None:
+    if not set(modality.split("/")) & set(spec.modalities):
+        seen = "seen through --backbone is vector" if modality != data.modality else f"is {modality}"
         raise ConfigError(
-            f"--{role}: model {spec.name!r} takes {'/'.join(spec.modalities)} inputs but data set "
-            f"{data.name!r} is {data.modality}"
+            f"--{role}: model {spec.name!r} takes {'/'.join(spec.modalities)} inputs but data set {data.name!r} {seen}"
         )
+
+
+def _backbone(registry: Any, dataset: DatasetSpec | None, values: Mapping[str, Any]) -> Backbone:
+    """The backbone exists, its options are known, its weights file is there and matches, it reads the data set."""
+    from svpkit.backbones.base import check_reads, resolve_backbone
+
+    spec = registry.backbones.get(values["backbone"])
+    if dataset is not None:
+        check_reads(spec, dataset.name, dataset.modality)
+    return resolve_backbone(spec, values.get("backbone_options"))

@@ -82,6 +82,11 @@ class ModelSpec:
     example_input_shape: tuple[int, ...] | None = None
     example_num_classes: int = 10
     options: tuple[ModelOption, ...] = ()
+    weights: Callable[[torch.nn.Module, Mapping[str, Any]], None] | None = None
+    """Sets a freshly built module's weights from the model's own options (pretrained weights, the
+    timm plugin's ``pretrained=``); None: the builder's initialisation stays."""
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    """Checks the model's given options before any run exists (a weights file that must be there)."""
 
     def num_parameters(self, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None) -> int | None:
         if self.build is None:

@@ -49,7 +49,7 @@ _RESERVED = {"experiment", "run_name", "quiet", "help"}
 # List-valued options that are one value (joined with commas), not an axis.
 _JOINED = {"budgets"}
 # Model options: a table (``proxy_options = {dim = 50}``) is one value; a list of tables an axis.
-_OPTION_TABLES = {"proxy_options", "target_options", "dataset_options"}
+_OPTION_TABLES = {"proxy_options", "target_options", "dataset_options", "backbone_options"}
 _ALIASES = {"seeds": "seed"}
 PRESET_TAG = Tag.PRESET
 KEY_TAG = Tag.PRESET_KEY

@@ -100,3 +100,33 @@ def test_timm_model_trains_through_svpkit() -> None:
     torch.testing.assert_close(probs.sum(1), torch.ones(3))
     assert learner.embed(np.arange(3)).shape == (3, 512)
     assert 0.0 <= learner.error("test") <= 1.0
+
+
+def test_pretrained_option_starts_the_body_from_a_local_checked_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``pretrained=<file>``: the body holds the file's tensors (its classifier dropped); a missing
+    file or a wrong ``pretrained_sha256`` is a ConfigError when the options are parsed."""
+    from svpkit.data.embeddings import file_digest
+    from svpkit.errors import ConfigError
+    from svpkit.learners.options import parse_model_options
+
+    torch.manual_seed(5)
+    source = timm.create_model("test_resnet", pretrained=False, num_classes=1000)
+    path = tmp_path / "test_resnet.pth"
+    torch.save(source.state_dict(), path)
+    spec = get_plugins().models.get("timm/test_resnet")
+    options = parse_model_options(spec, f"pretrained={path},pretrained_sha256={file_digest(path)}", "--proxy-options")
+    x = torch.zeros((12, 32, 32, 3), dtype=torch.uint8)
+    y = torch.arange(12) % 2
+    data = Dataset("tiny", Split(x, y), Split(x[:4], y[:4]), 2, "image", (32, 32, 3), mean=(0.0,) * 3, std=(1.0,) * 3)
+    learner = make_learner(spec, data, LearnerOptions(seed=0, device="cpu", extra=options))
+    model = learner.new_model()
+    body = model.body.state_dict()
+    expected = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    assert set(body) == set(expected)
+    assert all(torch.equal(body[k].cpu(), v) for k, v in expected.items())
+    fresh = make_learner(spec, data, LearnerOptions(seed=0, device="cpu")).new_model()
+    assert not torch.equal(fresh.body.state_dict()["conv1.0.weight"].cpu(), expected["conv1.0.weight"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        parse_model_options(spec, f"pretrained={tmp_path / 'none.pth'}", "--proxy-options")
+    with pytest.raises(ConfigError, match="expected 0000"):
+        parse_model_options(spec, f"pretrained={path},pretrained_sha256={'0' * 64}", "--proxy-options")

@@ -1,0 +1,178 @@
+"""The embedding store: a pool embedded once per key, kept on disk memory-mapped, resumable.
+
+A pretrained backbone (svpkit.backbones) turns each example into a fixed vector; computing it is
+the expensive part, so it is done once per :class:`StoreKey` — the backbone's name, the digest of
+its weights, its preprocessing, the data set's digest and the stored dtype — and reused by every
+later round, run, seed and command. Each key has its own directory under the cache
+(``$SVPKIT_CACHE``, default ``~/.cache/svpkit``)::
+
+    embeddings/<key digest>/key.json          what the key is made of
+    embeddings/<key digest>/<split>.npy       N×D fp16 or fp32 (``np.lib.format.open_memmap``)
+    embeddings/<key digest>/<split>.rows      how many leading rows are complete (written after each chunk)
+    embeddings/<key digest>/<split>.lock      held by the one process filling the split
+
+A pass writes its chunks in order and records the completed rows after each one (file replaced
+atomically), so a killed pass continues from the first row it had not finished. Stores of
+different keys never share a directory, so a different backbone, weights file, preprocessing or
+data set can never read another's vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from svpkit.errors import DataError
+
+CACHE_ENV = "SVPKIT_CACHE"
+DTYPES = ("float16", "float32")
+Batches = Callable[[int], Iterator[np.ndarray]]
+"""``batches(start)``: the embeddings of the rows ``start, start+1, ...`` of a split, batch by batch, in order."""
+
+
+def cache_dir() -> Path:
+    """svpkit's cache directory: ``$SVPKIT_CACHE``, else ``~/.cache/svpkit``."""
+    given = os.environ.get(CACHE_ENV)
+    return Path(given).expanduser() if given else Path.home() / ".cache" / "svpkit"
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoreKey:
+    """What a stored embedding depends on; its :attr:`digest` names the store's directory."""
+
+    backbone: str
+    weights: str
+    """The sha256 of the weights file (or another stable identity of the weights)."""
+    preprocessing: str
+    """The preprocessing as canonical text (``size=96,scale=[-1,1]``)."""
+    dataset: str
+    """The data set's digest (svpkit.data.base.Dataset.digest)."""
+    dtype: str = "float16"
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def label(self) -> str:
+        """How runs record the store: ``<backbone>:<digest>``."""
+        return f"{self.backbone}:{self.digest}"
+
+
+class EmbeddingStore:
+    """The stored embeddings of one key (module docstring)."""
+
+    def __init__(self, key: StoreKey, root: Path | None = None) -> None:
+        if key.dtype not in DTYPES:
+            raise DataError(f"embedding store dtype must be one of {', '.join(DTYPES)}, got {key.dtype!r}")
+        self.key = key
+        self.dir = (root or cache_dir()) / "embeddings" / key.digest
+
+    def _array(self, split: str) -> Path:
+        return self.dir / f"{split}.npy"
+
+    def _marker(self, split: str) -> Path:
+        return self.dir / f"{split}.rows"
+
+    def done_rows(self, split: str) -> int:
+        """How many leading rows of ``split`` are complete (0: none stored)."""
+        try:
+            return int(self._marker(split).read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def complete(self, split: str, rows: int) -> bool:
+        return self._array(split).exists() and self.done_rows(split) >= rows
+
+    def open(self, split: str, rows: int, dim: int) -> np.memmap:
+        """The split's array, memory-mapped: created when missing (or of another shape), else reopened."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key_file = self.dir / "key.json"
+        if not key_file.exists():
+            _write_atomic(key_file, json.dumps(asdict(self.key), indent=1, sort_keys=True))
+        path = self._array(split)
+        if path.exists():
+            array = np.load(path, mmap_mode="r+")
+            if array.shape == (rows, dim) and array.dtype == np.dtype(self.key.dtype):
+                return array
+            self._marker(split).unlink(missing_ok=True)
+        return np.lib.format.open_memmap(path, mode="w+", dtype=self.key.dtype, shape=(rows, dim))
+
+    def fill(
+        self, split: str, rows: int, dim: int, batches: Batches, advance: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """The split's embeddings (read-only memory map), computing only the rows not yet stored:
+        ``batches(start)`` is called once, from the first missing row, and only when one is missing.
+        One process fills a split at a time (a lock file beside it); another waits, then reads."""
+        if self.complete(split, rows):
+            return self.read(split)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with _locked(self.dir / f"{split}.lock"):
+            if self.complete(split, rows):  # filled while this process waited
+                return self.read(split)
+            return self._fill(split, rows, dim, batches, advance)
+
+    def _fill(
+        self, split: str, rows: int, dim: int, batches: Batches, advance: Callable[[int], None] | None
+    ) -> np.ndarray:
+        array = self.open(split, rows, dim)
+        start = min(self.done_rows(split), rows)
+        if advance is not None and start:
+            advance(start)
+        row = start
+        if row < rows:
+            for batch in batches(row):
+                stop = row + batch.shape[0]
+                if stop > rows or batch.shape[1:] != (dim,):
+                    raise DataError(f"embedding pass gave a batch of shape {batch.shape} at row {row} of {rows}×{dim}")
+                array[row:stop] = batch
+                array.flush()
+                row = stop
+                _write_atomic(self._marker(split), str(row))
+                if advance is not None:
+                    advance(batch.shape[0])
+        if row < rows:
+            raise DataError(f"embedding pass of {split} stopped at row {row} of {rows}")
+        del array
+        return self.read(split)
+
+    def read(self, split: str) -> np.ndarray:
+        return np.load(self._array(split), mmap_mode="r")
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` for the block (``fcntl``; none where it does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
