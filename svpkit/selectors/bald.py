@@ -9,9 +9,10 @@ The first term alone (:func:`mc_entropy_scores`) is "max entropy" under MC dropo
 float32 on the probabilities' device; ranking them (highest first) is the caller's, with ties
 towards the lower pool position (:func:`svpkit.selectors.base.rank_descending`).
 
-Memory stays O(N·C) whatever ``T``: :class:`MCAccumulator` takes the samples one by one, and
+The scoring pass runs the ``T`` passes batch by batch and keeps one value per pool example
+(:mod:`svpkit.selectors.reductions`): :class:`MCAccumulator` takes a batch's samples one by one, and
 :func:`mc_head_probabilities` yields them one by one (dropout on the penultimate features, then
-the final linear layer: the network body runs once, only the head ``T`` times).
+the final linear layer: the network body runs once per batch, only the head ``T`` times).
 """
 
 from __future__ import annotations
@@ -100,25 +101,29 @@ def check_mc(use: SelectorUse) -> None:
         raise ConfigError(f"MC dropout needs a torch classifier with a final nn.Linear layer; {use.proxy!r} has none")
 
 
-def _accumulated(ctx: SelectionContext) -> MCAccumulator:
+def _mc_scores(ctx: SelectionContext, need: str) -> torch.Tensor:
+    """The pool's ``need`` (``bald``/``mc_entropy``), reduced batch by batch as the pool was scored;
+    from ``ctx.mc_probabilities`` for a context that holds the MC sums instead."""
+    if need in ctx.per_example:
+        return ctx.per_example[need]
     if ctx.mc_probabilities is None:
-        raise RuntimeError("this selector needs the MC-dropout probabilities of the pool (none were computed)")
-    return ctx.mc_probabilities
+        raise RuntimeError("this selector needs the MC-dropout passes over the pool (none were computed)")
+    return ctx.mc_probabilities.bald() if need == "bald" else ctx.mc_probabilities.entropy()
 
 
 def select_bald(ctx: SelectionContext, k: int) -> Selection:
-    return top_k_by_score(ctx, _accumulated(ctx).bald(), k)
+    return top_k_by_score(ctx, _mc_scores(ctx, "bald"), k)
 
 
 def select_mc_entropy(ctx: SelectionContext, k: int) -> Selection:
-    return top_k_by_score(ctx, _accumulated(ctx).entropy(), k)
+    return top_k_by_score(ctx, _mc_scores(ctx, "mc_entropy"), k)
 
 
 def _spec(name: str, select: Callable[[SelectionContext, int], Selection], description: str) -> SelectorSpec:
     return SelectorSpec(
         name,
         select,
-        frozenset({"mc_probabilities"}),
+        frozenset({name}),
         description,
         options=MC_OPTIONS,
         check=check_mc,
