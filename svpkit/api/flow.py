@@ -81,20 +81,23 @@ def load_dataset(
     return data.limited(opt_int(train_limit), opt_int(test_limit))
 
 
-def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[[str], C]) -> tuple[Dataset, C]:
+def prepare(
+    args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[[str], C], progress: bool = False
+) -> tuple[Dataset, C]:
     """This rank's device for ``args.device`` (a loop's arguments), ``build(device)`` (the loop's config), the device
-    checked on this machine, then the data set the validation pass looked up."""
+    checked on this machine, then the data set the validation pass looked up (``progress``: its
+    listing and statistics passes show progress bars on rank 0)."""
     from svpkit import parallel
+    from svpkit.progress import make_progress, shown
     from svpkit.runtime import resolve_device
 
     device = parallel.replace_device(dist_info, args.device)
     built = build(device)
     resolve_device(device)
     assert resolved.dataset is not None  # the validation pass stops at an unknown data set
-    return (
-        load_dataset(resolved.dataset, args.data_path, args.train_limit, args.test_limit, args.dataset_options),
-        built,
-    )
+    with make_progress(not progress or not dist_info.is_main) as bars, shown(bars):
+        data = load_dataset(resolved.dataset, args.data_path, args.train_limit, args.test_limit, args.dataset_options)
+    return data, built
 
 
 @dataclass

@@ -94,7 +94,9 @@ def run_active_learning_args(
     dist_info = parallel.init_from_env(given.device, sync_batchnorm)
     resumed = resolve_resume(ACTIVE_LEARNING.name, resume, given)
     args, specs = resumed.args, Specs.of(resumed.resolved)
-    data, cfg = prepare(args, resumed.resolved, dist_info, lambda on: _al_config(args, resumed.resolved, on))
+    data, cfg = prepare(
+        args, resumed.resolved, dist_info, lambda on: _al_config(args, resumed.resolved, on), settings.progress
+    )
     tags, params = describe_run(data, *specs, cfg)  # validates the budgets
     name = settings.run_name or specs.run_name("al", args)
     run = LoopRun(run_active_learning, (data, *specs, cfg), name, tags, params, resumed=resumed)
@@ -148,7 +150,9 @@ def run_core_set_args(
     dist_info = parallel.init_from_env(given.device)
     resumed = resolve_resume(CORE_SET.name, resume, given)
     args, specs = resumed.args, Specs.of(resumed.resolved)
-    data, checked = prepare(args, resumed.resolved, dist_info, lambda on: _core_set_config(args, resumed.resolved, on))
+    data, checked = prepare(
+        args, resumed.resolved, dist_info, lambda on: _core_set_config(args, resumed.resolved, on), settings.progress
+    )
     tags, params = describe_run(data, *specs, checked)  # validates sizes before any run exists
     # The full-data reference is looked up on rank 0 (once the run is known valid) and broadcast.
     found = _full_reference(resumed, settings, data, specs.target, checked) if dist_info.is_main else None

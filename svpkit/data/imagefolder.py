@@ -27,6 +27,7 @@ line) or else its distinct labels. An example's id is its path relative to ``<pa
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -39,7 +40,9 @@ from svpkit.data.streaming import (
     image_moments,
     machine_memory,
 )
+from svpkit.data.stats_cache import Moments, cached_moments, listing_key
 from svpkit.errors import DataError
+from svpkit.progress import Advance, current
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_SIZE = 224
@@ -162,8 +165,9 @@ def load_imagefolder(
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
-    listing, classes = _training_images(root)
-    test_files = _test_images(root, classes, any(label == UNLABELED for _, label in listing))
+    with current().task(f"list {root}", total=None):
+        listing, classes = _training_images(root)
+        test_files = _test_images(root, classes, any(label == UNLABELED for _, label in listing))
     dropped = 0
     if on_corrupt == "skip":
         (listing, bad_train), (test_files, bad_test) = (_readable(f, size, workers) for f in (listing, test_files))
@@ -175,13 +179,33 @@ def load_imagefolder(
     train = _read(listing, size, root, settings)
     test = _read(test_files, size, root, settings) if test_files else Split(train.x[:0], train.y[:0], [])
     if isinstance(train.x, StreamedImages):
-        mean, std = image_moments(train.x.batches(None, 256))
+        mean, std = streamed_moments(train.x, root)
     else:
         mean, std = image_moments(iter(train.x.split(4096)))
     access = "stream" if streamed else "memory"
     skipped = f", {dropped} undecodable files skipped" if dropped else ""
     source = f"{root} (image folders at {size}x{size}, {access}{skipped})"
     return image_dataset("imagefolder", train, test, classes, (mean, std), source, access)
+
+
+def streamed_moments(pool: StreamedImages, root: Path) -> Moments:
+    """The pixel mean/std of a streamed pool: from the cache when its files are unchanged
+    (:mod:`svpkit.data.stats_cache`), else one decoding pass (then cached)."""
+    n = len(pool)
+    with current().task(f"check {n:,} training images against the statistics cache", total=n) as advance:
+        key = listing_key(pool.files, root, pool.size, advance)
+
+    def compute() -> Moments:
+        with current().task(f"pixel statistics of {n:,} training images", total=n) as advance:
+            return image_moments(_counted(pool.batches(None, 256), advance))
+
+    return cached_moments(key, compute, n)[0]
+
+
+def _counted(batches: Iterator[torch.Tensor], advance: Advance) -> Iterator[torch.Tensor]:
+    for batch in batches:
+        yield batch
+        advance(len(batch))
 
 
 def image_dataset(
