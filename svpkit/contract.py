@@ -95,6 +95,10 @@ class Metric:
     ROUND_SELECTION_SECONDS = "round/selection_seconds"
     ROUND_TOTAL_SECONDS = "round/total_seconds"
     ROUND_WARMUP_SECONDS = "round/warmup_seconds"
+    ROUND_EVAL_SECONDS = "round/eval_seconds"  # the selector model's test error on the --eval-sample sample
+    SELECTOR_MODEL_ERROR_LOW = "selector_model/test_error_low"  # its 95 % Wilson interval
+    SELECTOR_MODEL_ERROR_HIGH = "selector_model/test_error_high"
+    SELECTOR_MODEL_EVAL_COUNT = "selector_model/eval_count"  # test examples it was measured on
     SELECTION_CUMULATIVE_SECONDS = "selection/cumulative_seconds"
     SELECTION_TOTAL_SECONDS = "selection/total_seconds"
     SELECTION_CANDIDATES = "selection/candidates"  # k-center/BADGE subpool=M: the round's random candidates

@@ -114,6 +114,7 @@ def _al_config(args: ActiveLearningArgs, resolved: Resolved, device: str) -> ALC
         train_target=args.train_target,
         initial_selector=args.initial_selector,
         stop_when=args.stop_when or "",
+        eval_sample=args.eval_sample,
         settings=selection_settings(args, resolved, device),
     )
 
