@@ -22,9 +22,9 @@ from svpkit.learners import make_learner
 from svpkit.loops.scoring import fill_selection_context, select_batch
 from svpkit.plugins import get_plugins
 from svpkit.protocols import LearnerOptions
-from svpkit.selectors.bald import bald_scores, mc_entropy_scores, mc_head_probabilities
+from svpkit.selectors.bald import bald_scores, head_samples, keep_mask, mc_entropy_scores
 from svpkit.selectors.base import RankContext, SelectionContext, ranking_by_score, top_k_by_score
-from svpkit.selectors.reductions import MC_FULL, MCDropout, accumulator, reduce_examples
+from svpkit.selectors.reductions import reduce_examples
 from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
 
 FULL_MATRIX = {"least_confidence": least_confidence_scores, "margin": margin_scores, "entropy": entropy_scores}
@@ -87,22 +87,32 @@ def test_class_balance_picks_equal_the_full_matrix_picks(fitted: tuple) -> None:
 
 
 def _mc_reference(learner: object, pool: np.ndarray, samples: int, seed: int) -> torch.Tensor:
-    """T × N × C MC-dropout samples of the whole pool the way the full-matrix path drew them."""
-    gen = torch.Generator().manual_seed(seed)
+    """T × N × C MC-dropout samples of the whole pool, sample by sample over the whole pool (the
+    full-matrix path), with the masks of :func:`keep_mask`."""
     model = learner.model  # type: ignore[attr-defined]
     layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    rows = torch.as_tensor(pool)
     if not layers:  # embed the pool once, then dropout + the head, sample by sample
         head = model.fc
         feats = learner.embed(pool)  # type: ignore[attr-defined]
-        return torch.stack(list(mc_head_probabilities(feats, head.weight.detach(), head.bias.detach(), samples, 0.5, gen)))
+        return torch.stack(
+            list(head_samples(feats, rows, head.weight.detach(), head.bias.detach(), samples, 0.5, seed))
+        )
+    seen, sample = [0], [0]
 
     def drop(module: nn.Module, args: tuple[torch.Tensor, ...], _out: torch.Tensor) -> torch.Tensor:
-        keep = torch.rand(args[0].shape, generator=gen) >= module.p  # type: ignore[operator]
-        return args[0] * keep / (1.0 - module.p)  # type: ignore[operator]
+        x = args[0]
+        keep = keep_mask(rows[seen[0] : seen[0] + len(x)], x.shape, sample[0], seed, module.p)  # type: ignore[arg-type]
+        seen[0] += len(x)
+        return x * keep / (1.0 - module.p)  # type: ignore[operator]
 
     handles = [m.register_forward_hook(drop) for m in layers]
     try:
-        return torch.stack([learner.predict_proba(pool) for _ in range(samples)])  # type: ignore[attr-defined]
+        out = []
+        for sample[0] in range(samples):
+            seen[0] = 0
+            out.append(learner.predict_proba(pool))  # type: ignore[attr-defined]
+        return torch.stack(out)
     finally:
         for h in handles:
             h.remove()
@@ -111,8 +121,8 @@ def _mc_reference(learner: object, pool: np.ndarray, samples: int, seed: int) ->
 @pytest.mark.parametrize("model", ["digits_mlp", "dropout_mlp"])
 @pytest.mark.parametrize("name", ["bald", "mc_entropy"])
 def test_bald_picks_equal_the_full_matrix_picks(name: str, model: str) -> None:
-    """In one batch the pass draws the masks the full-matrix path drew: the same picks, bit for bit;
-    over several batches, the per-batch reductions equal the same samples' full-matrix scores."""
+    """The per-batch MC reductions pick what the T × N × C samples of the whole pool pick, and an
+    example's masks do not depend on the batch it is scored in."""
     data = load_digits().limited(train=200, test=30)
     spec = get_plugins().models.get("digits_mlp")
     if model == "dropout_mlp":
@@ -120,23 +130,36 @@ def test_bald_picks_equal_the_full_matrix_picks(name: str, model: str) -> None:
     pool, labeled = np.arange(30, 200, dtype=np.int64), np.arange(30, dtype=np.int64)
     selector = get_plugins().selectors.get(name)
     full_scores = {"bald": bald_scores, "mc_entropy": mc_entropy_scores}[name]
+    picked: dict[int, tuple[list[int], np.ndarray]] = {}
     for batch in (256, 48):
-        learner = make_learner(spec, data, LearnerOptions(device="cpu", epochs=2, extra={"inference_batch_size": batch}))
+        learner = make_learner(
+            spec, data, LearnerOptions(device="cpu", epochs=2, extra={"inference_batch_size": batch})
+        )
         learner.fit(labeled)
         ctx = _context(labeled, pool, mc_samples=4, mc_dropout=0.5)
-        seed = int(np.random.default_rng(7).integers(2**63 - 1))  # what the pass seeds its generator with
+        seed = int(np.random.default_rng(7).integers(2**63 - 1))  # what the pass draws its mask seed with
         fill_selection_context(ctx, learner, selector)
         assert ctx.mc_probabilities is None and ctx.per_example[name].shape == (170,)
         got = selector.select(ctx, 20)
-        if batch == 256:
-            want = top_k_by_score(ctx, full_scores(_mc_reference(learner, pool, 4, seed)), 20)
-        else:
-            mc = MCDropout(4, 0.5, torch.Generator().manual_seed(seed))
-            sums = reduce_examples(learner, pool, {MC_FULL}, mc=mc)[MC_FULL]
-            acc = accumulator(sums, 4)
-            want = top_k_by_score(ctx, acc.bald() if name == "bald" else acc.entropy(), 20)
+        want = top_k_by_score(ctx, full_scores(_mc_reference(learner, pool, 4, seed)), 20)
         assert got.picks.tolist() == want.picks.tolist()
-        assert np.array_equal(got.scores, want.scores)
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5, atol=1e-6)
+        if batch == 256:  # one batch: the very same float operations as the whole matrix
+            assert np.array_equal(got.scores, want.scores)
+        picked[batch] = got.picks.tolist(), got.scores
+    assert picked[256][0] == picked[48][0]  # the masks follow the example, not its batch
+    np.testing.assert_allclose(picked[256][1], picked[48][1], rtol=1e-5, atol=1e-6)
+
+
+def test_masks_are_a_function_of_seed_sample_and_example() -> None:
+    rows = torch.arange(100, 164)
+    whole = keep_mask(rows, (64, 32), 2, 9, 0.3)
+    parts = torch.cat([keep_mask(rows[:10], (10, 32), 2, 9, 0.3), keep_mask(rows[10:], (54, 32), 2, 9, 0.3)])
+    assert torch.equal(whole, parts)
+    assert abs(whole.float().mean().item() - 0.7) < 0.03  # keeps 1 - p of the entries
+    assert not torch.equal(whole, keep_mask(rows, (64, 32), 3, 9, 0.3))  # another sample
+    assert not torch.equal(whole, keep_mask(rows, (64, 32), 2, 10, 0.3))  # another seed
+    assert not torch.equal(whole, keep_mask(rows, (64, 32), 2, 9, 0.3, layer=1))  # another layer
 
 
 def test_core_set_ranking_equals_the_full_matrix_ranking(fitted: tuple) -> None:
@@ -186,4 +209,3 @@ def test_a_learner_that_does_not_stream_is_asked_in_blocks(fitted: tuple, monkey
     assert asked == [100, 100, 60]
     probs = learner.predict_proba(pool)
     assert torch.equal(got["entropy"], entropy_scores(probs)) and torch.equal(got["predicted_class"], probs.argmax(1))
-

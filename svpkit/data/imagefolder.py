@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split
+from svpkit.data.stats_cache import Moments, cached_moments, listing_key
 from svpkit.data.streaming import (
     MEMORY_FRACTION,
     StreamedImages,
@@ -40,7 +41,6 @@ from svpkit.data.streaming import (
     image_moments,
     machine_memory,
 )
-from svpkit.data.stats_cache import Moments, cached_moments, listing_key
 from svpkit.errors import DataError
 from svpkit.progress import Advance, current
 

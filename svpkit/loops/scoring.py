@@ -13,8 +13,9 @@ the pool embeddings; its picks are identical on every rank, so all ranks keep th
 MC dropout (``bald``, ``mc_entropy``) runs its ``mc_samples`` passes per batch: a model without
 dropout layers embeds the batch once and runs the passes as dropout (``mc_dropout``) + its final
 linear layer; a model with dropout layers runs that many forward passes with its dropout layers
-active. Masks come from one generator seeded from the selection RNG and consumed batch by batch
-(under ``torchrun`` each rank draws its own for its shard).
+active. The masks are a function of a seed drawn from the selection RNG and of each example's
+training index (:func:`svpkit.selectors.bald.keep_mask`), so BALD's scores are the same whatever
+the inference batch and under ``torchrun`` as in one process.
 """
 
 from __future__ import annotations
@@ -71,10 +72,9 @@ def fill_selection_context(
     if needs:
         mc = None
         if needs & MC_NEEDS:
-            generator = torch.Generator(device=learner.device)
-            generator.manual_seed(int(ctx.rng.integers(2**63 - 1)))
+            seed = int(ctx.rng.integers(2**63 - 1))
             options = resolve_selector_options(selector, {}) | ctx.options  # defaults where a context has none
-            mc = MCDropout(int(options["mc_samples"]), float(options["mc_dropout"]), generator)
+            mc = MCDropout(int(options["mc_samples"]), float(options["mc_dropout"]), seed)
         values = reduced_pool(learner, ctx.pool, needs, mc, progress)
         if FULL in values:
             ctx.probabilities = values.pop(FULL)
@@ -140,11 +140,9 @@ def check_picks(picks: np.ndarray, pool: np.ndarray, k: int, name: str) -> None:
         raise RuntimeError(f"selector {name!r} returned duplicate or already-labeled indices")
 
 
-def mc_accumulate(
-    learner: Learner, indices: np.ndarray, samples: int, dropout: float, generator: torch.Generator
-) -> MCAccumulator:
+def mc_accumulate(learner: Learner, indices: np.ndarray, samples: int, dropout: float, seed: int) -> MCAccumulator:
     """``samples`` MC-dropout softmax passes over training examples ``indices``, summed (N × C)."""
-    rows = reduce_examples(learner, indices, {MC_FULL}, mc=MCDropout(samples, dropout, generator))[MC_FULL]
+    rows = reduce_examples(learner, indices, {MC_FULL}, mc=MCDropout(samples, dropout, seed))[MC_FULL]
     return accumulator(rows, samples)
 
 

@@ -20,7 +20,8 @@ same float32 operations row by row), so picks are the same as from the full matr
 the full-matrix computation as their reference. ``probabilities`` (the full N × C softmax, for BADGE,
 ``auto`` and third-party rules) is written batch by batch into a memory-mapped file
 (:func:`file_tensor`), never onto the heap. MC-dropout needs run their ``mc_samples`` passes per
-batch (the batch is decoded once); the masks come from one generator consumed batch by batch.
+batch (the batch is decoded once); each example's masks are a function of the run's seed and its
+training index (:func:`svpkit.selectors.bald.keep_mask`), so they do not depend on batches or shards.
 
 A learner with :class:`svpkit.protocols.StreamsBatches` (the torch learner) streams its inference
 batches; any other learner is asked for blocks of :data:`BLOCK` rows.
@@ -39,7 +40,7 @@ import torch
 from svpkit.errors import ConfigError
 from svpkit.models.base import final_linear
 from svpkit.protocols import HasModule, Learner, StreamsBatches
-from svpkit.selectors.bald import mc_head_probabilities
+from svpkit.selectors.bald import head_samples, keep_mask
 from svpkit.selectors.scores import MCAccumulator, entropy_scores
 
 Reduction = Callable[[torch.Tensor], torch.Tensor]
@@ -78,11 +79,11 @@ SCRATCH_ENV = "SVPKIT_SCRATCH"
 
 @dataclass(frozen=True)
 class MCDropout:
-    """``samples`` stochastic passes per batch, masks drawn from ``generator``."""
+    """``samples`` stochastic passes per batch; the masks are keyed by ``seed`` (:func:`keep_mask`)."""
 
     samples: int
     dropout: float
-    generator: torch.Generator
+    seed: int
 
 
 def file_tensor(rows: int, cols: int, dtype: np.dtype = np.dtype(np.float32)) -> torch.Tensor:
@@ -100,13 +101,14 @@ def file_tensor(rows: int, cols: int, dtype: np.dtype = np.dtype(np.float32)) ->
 def _batches(learner: Learner, indices: np.ndarray, split: str) -> Iterator[_Batch]:
     """One scored unit at a time: an inference batch (streaming learners) or a block of rows."""
     if isinstance(learner, StreamsBatches):
-        streams = learner
+        streams, start = learner, 0
         for x in streams.input_batches(indices, split):
 
             def batch(e: bool, x: torch.Tensor = x) -> tuple[torch.Tensor, torch.Tensor | None]:
                 return streams.outputs(x, e)
 
-            yield _Batch(batch, len(x))
+            yield _Batch(batch, indices[start : start + len(x)])
+            start += len(x)
         return
     for start in range(0, len(indices), BLOCK):
         rows = indices[start : start + BLOCK]
@@ -114,14 +116,19 @@ def _batches(learner: Learner, indices: np.ndarray, split: str) -> Iterator[_Bat
         def block(e: bool, rows: np.ndarray = rows) -> tuple[torch.Tensor, torch.Tensor | None]:
             return learner.predict_proba(rows, split), (learner.embed(rows, split) if e else None)
 
-        yield _Batch(block, len(rows))
+        yield _Batch(block, rows)
 
 
 @dataclass(frozen=True)
 class _Batch:
     outputs: Callable[[bool], tuple[torch.Tensor, torch.Tensor | None]]
     """(probabilities, features if asked) of the batch; a second call runs the model again."""
-    rows: int
+    indices: np.ndarray
+    """The batch's examples (training indices)."""
+
+    @property
+    def rows(self) -> int:
+        return len(self.indices)
 
 
 def reduce_examples(
@@ -194,7 +201,7 @@ def accumulator(rows: torch.Tensor, samples: int) -> MCAccumulator:
 
 class _MCPasses:
     """MC dropout over a learner's model, batch by batch. While open, a model with dropout layers
-    has hooks on them that drop (masks from ``mc.generator``) during :meth:`sums` only; a model
+    has hooks on them that drop (:func:`keep_mask`) during :meth:`sums` only; a model
     without has ``head`` (its final linear layer): the passes are dropout on the batch's features,
     then that head."""
 
@@ -202,7 +209,9 @@ class _MCPasses:
         self.learner, self.mc = learner, mc
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
         self.head: torch.nn.Linear | None = None
-        self.dropping = False
+        self.rows: torch.Tensor | None = None
+        """The training indices of the batch in an MC pass (None: no pass, the hooks do nothing)."""
+        self.sample = 0
 
     def __enter__(self) -> _MCPasses:
         if self.mc is None:
@@ -214,17 +223,20 @@ class _MCPasses:
         if not layers:
             self.head = final_linear(model)
             return self
-        generator, dropout = self.mc.generator, self.mc.dropout
+        seed, dropout = self.mc.seed, self.mc.dropout
 
-        def drop(module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
-            if not self.dropping:
-                return out
-            x = args[0]
-            p = float(getattr(module, "p", dropout))
-            keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
-            return x * keep / (1.0 - p)
+        def dropper(layer: int) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...], torch.Tensor], torch.Tensor]:
+            def drop(module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
+                if self.rows is None:
+                    return out
+                x = args[0]
+                p = float(getattr(module, "p", dropout))
+                keep = keep_mask(self.rows.to(x.device), x.shape, self.sample, seed, p, layer)
+                return x * keep / (1.0 - p)
 
-        self.handles = [m.register_forward_hook(drop) for m in layers]
+            return drop
+
+        self.handles = [m.register_forward_hook(dropper(i)) for i, m in enumerate(layers)]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -241,13 +253,14 @@ class _MCPasses:
             assert features is not None
             head = self.head
             bias = None if head.bias is None else head.bias.detach()
-            for p in mc_head_probabilities(features, head.weight.detach(), bias, mc.samples, mc.dropout, mc.generator):
+            rows = torch.as_tensor(batch.indices, device=features.device)
+            for p in head_samples(features, rows, head.weight.detach(), bias, mc.samples, mc.dropout, mc.seed):
                 acc.add(p)
             return acc
-        self.dropping = True
+        self.rows = torch.as_tensor(batch.indices)
         try:
-            for _ in range(mc.samples):
+            for self.sample in range(mc.samples):
                 acc.add(batch.outputs(False)[0])
         finally:
-            self.dropping = False
+            self.rows = None
         return acc
