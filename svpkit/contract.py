@@ -117,7 +117,13 @@ class Metric:
     AGREEMENT_SECONDS = "agreement/seconds"
     WORST_CLASS_ERROR = "target/worst_class_error"
     STOP_KAPPA = "stopping/kappa"  # Cohen's kappa of consecutive rounds' targets on the stop set
+    DATA_LISTING_SECONDS = "data/listing_seconds"  # listing the data set's files (image folders)
+    DATA_STATISTICS_SECONDS = "data/statistics_seconds"  # its pixel statistics (cache check, or a pass)
     STOP_UNCERTAINTY = "stopping/uncertainty"  # the round's target: mean 1 - max p on the stop set
+
+
+DATA_PHASE_METRICS = {"listing": Metric.DATA_LISTING_SECONDS, "statistics": Metric.DATA_STATISTICS_SECONDS}
+"""The metric of each measured load phase (``Dataset.load_seconds``)."""
 
 
 def class_error_metric(class_name: str) -> str:

@@ -82,6 +82,9 @@ class Dataset:
     """The data-set options it was loaded with (declared defaults filled in; ``--dataset-options``)."""
     access: str = "memory"
     """How training, scoring and evaluation read it: ``memory`` (decoded, held in memory) or ``stream``."""
+    load_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds of the load's phases where the loader measures them (image folders: ``listing``,
+    ``statistics``), logged with the data set (``data/<phase>_seconds``)."""
     _digest: str | None = field(default=None, repr=False)
 
     @property

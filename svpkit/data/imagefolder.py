@@ -27,6 +27,7 @@ line) or else its distinct labels. An example's id is its path relative to ``<pa
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,9 +166,11 @@ def load_imagefolder(
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
+    t0 = time.perf_counter()
     with current().task(f"list {root}", total=None):
         listing, classes = _training_images(root)
         test_files = _test_images(root, classes, any(label == UNLABELED for _, label in listing))
+    seconds = {"listing": time.perf_counter() - t0}
     dropped = 0
     if on_corrupt == "skip":
         (listing, bad_train), (test_files, bad_test) = (_readable(f, size, workers) for f in (listing, test_files))
@@ -178,14 +181,18 @@ def load_imagefolder(
     settings = StreamedImages([], size, workers) if streamed else None
     train = _read(listing, size, root, settings)
     test = _read(test_files, size, root, settings) if test_files else Split(train.x[:0], train.y[:0], [])
+    t0 = time.perf_counter()
     if isinstance(train.x, StreamedImages):
         mean, std = streamed_moments(train.x, root)
     else:
         mean, std = image_moments(iter(train.x.split(4096)))
+    seconds["statistics"] = time.perf_counter() - t0
     access = "stream" if streamed else "memory"
     skipped = f", {dropped} undecodable files skipped" if dropped else ""
     source = f"{root} (image folders at {size}x{size}, {access}{skipped})"
-    return image_dataset("imagefolder", train, test, classes, (mean, std), source, access)
+    data = image_dataset("imagefolder", train, test, classes, (mean, std), source, access)
+    data.load_seconds.update(seconds)
+    return data
 
 
 def streamed_moments(pool: StreamedImages, root: Path) -> Moments:

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from svpkit.contract import DATA_PHASE_METRICS
+
 
 class MemoryTracker:
     """Keeps everything in memory: for tests and for using loops as a library (``track=False``)."""
@@ -56,6 +58,14 @@ class MemoryTracker:
 
     def log_dataset(self, dataset: Any, context: str = "training") -> None:
         self.datasets.append(f"{getattr(dataset, 'name', dataset)} ({context})")
+        if phases := load_metrics(dataset):
+            self.log_metrics(phases, step=0)
+
+
+def load_metrics(dataset: Any) -> dict[str, float]:
+    """The data set's measured load phases as metrics (``data/listing_seconds``, ...)."""
+    seconds = getattr(dataset, "load_seconds", None) or {}
+    return {DATA_PHASE_METRICS[k]: float(v) for k, v in seconds.items() if k in DATA_PHASE_METRICS}
 
 
 class NullTracker:
