@@ -104,7 +104,8 @@ def reduced_pool(
         local = reduce_examples(learner, pool[start:stop], needs, mc=mc, advance=advance)
     if shard is None:
         return local
-    out = {name: parallel.gather_shards(t, len(pool)) for name, t in local.items() if name != FULL}
+    # One collective per need, in the same order on every rank (a set's order differs between processes).
+    out = {name: parallel.gather_shards(local[name], len(pool)) for name in sorted(local) if name != FULL}
     if FULL in local:
         full = local[FULL]
         out[FULL] = parallel.gather_shards_into(full, file_tensor(len(pool), full.shape[1]))
