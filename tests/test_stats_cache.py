@@ -91,3 +91,49 @@ def test_an_unwritable_cache_only_means_the_pass_runs(tmp_path: Path, monkeypatc
     load_imagefolder(root, size=8, stream="on", workers=0)
     load_imagefolder(root, size=8, stream="on", workers=0)
     assert passes == [8, 8]
+
+
+class _Recorder:
+    """A progress that keeps each task's description and how far it advanced."""
+
+    def __init__(self) -> None:
+        self.tasks: list[list[object]] = []
+
+    def task(self, description: str, total: int | None):  # type: ignore[no-untyped-def]
+        from contextlib import contextmanager
+
+        @contextmanager
+        def opened():  # type: ignore[no-untyped-def]
+            record: list[object] = [description, total, 0]
+            self.tasks.append(record)
+
+            def advance(n: int = 1) -> None:
+                record[2] = int(record[2]) + n  # type: ignore[call-overload]
+
+            yield advance
+
+        return opened()
+
+    def log(self, message: str) -> None:
+        pass
+
+
+def test_listing_and_statistics_show_progress(tmp_path: Path) -> None:
+    from svpkit.progress import shown
+
+    root = tmp_path / "imgs"
+    _folder(root)
+    seen = _Recorder()
+    with shown(seen):  # type: ignore[arg-type]
+        first = load_imagefolder(root, size=8, stream="on", workers=0)
+        load_imagefolder(root, size=8, stream="on", workers=0)
+    names = [str(t[0]).split(" ")[0] for t in seen.tasks]
+    assert names == ["list", "check", "pixel", "list", "check"]  # the second load: no statistics pass
+    assert [t[1:] for t in seen.tasks if str(t[0]).startswith(("check", "pixel"))] == [[24, 24]] * 3
+    assert set(first.load_seconds) == {"listing", "statistics"}
+    from svpkit.contract import Metric
+    from svpkit.tracking.memory import MemoryTracker
+
+    tracker = MemoryTracker()
+    tracker.log_dataset(first.limited(train=10))  # the load's phases stay with the data set
+    assert {Metric.DATA_LISTING_SECONDS, Metric.DATA_STATISTICS_SECONDS} <= set(tracker.metrics)

@@ -360,11 +360,8 @@ class TorchLearner:
             yield self.prepare(raw.to(self.device, non_blocking=True))
 
     def outputs(self, x: torch.Tensor, embed: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(softmax probabilities, penultimate features or None) of one prepared batch, in eval mode.
-
-        float32 whatever the training precision: bf16 logits tie uncertainty scores and bf16
-        embeddings reorder k-center's picks (svpkit.learners.acceleration).
-        """
+        """(softmax, penultimate features or None) of one prepared batch, in eval mode; float32 whatever
+        the training precision (bf16 ties uncertainty scores and reorders k-center's picks)."""
         if self.model is None:
             raise RuntimeError("fit() must run before inference")
         model = self.model
@@ -382,13 +379,8 @@ class TorchLearner:
     def _forward_all(self, indices: np.ndarray | None, split: str, embed: bool) -> torch.Tensor:
         if self.model is None:
             raise RuntimeError("fit() must run before inference")
-        parts: list[torch.Tensor] = []
-        for x in self.input_batches(indices, split):
-            probs, features = self.outputs(x, embed)
-            parts.append(features if features is not None else probs)
-        if not parts:
-            return torch.empty((0, 0), device=self.device)
-        return torch.cat(parts)
+        parts = [self.outputs(x, embed)[1 if embed else 0] for x in self.input_batches(indices, split)]
+        return torch.cat(cast(list[torch.Tensor], parts)) if parts else torch.empty((0, 0), device=self.device)
 
     def predict_proba(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
         return self._forward_all(indices, split, embed=False)
