@@ -128,7 +128,10 @@ def test_listing_and_statistics_show_progress(tmp_path: Path) -> None:
         first = load_imagefolder(root, size=8, stream="on", workers=0)
         load_imagefolder(root, size=8, stream="on", workers=0)
     names = [str(t[0]).split(" ")[0] for t in seen.tasks]
-    assert names == ["list", "check", "pixel", "list", "check"]  # the second load: no statistics pass
+    # Each load: the folder, its train/ and val/ class folders (one step per class), then the cache
+    # check; only the first load has a statistics pass.
+    assert names == ["list", "list", "list", "check", "pixel", "list", "list", "list", "check"]
+    assert [t[1:] for t in seen.tasks[1:3]] == [[2, 2], [2, 2]]
     assert [t[1:] for t in seen.tasks if str(t[0]).startswith(("check", "pixel"))] == [[24, 24]] * 3
     assert set(first.load_seconds) == {"listing", "statistics"}
     from svpkit.contract import Metric

@@ -40,7 +40,7 @@ class Split:
 
     x: Any
     y: torch.Tensor
-    ids: list[str] | None = None
+    ids: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

@@ -20,6 +20,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from svpkit.data.file_list import FileList
+
 CACHE_ENV = "SVPKIT_CACHE"
 """Environment variable naming svpkit's cache folder."""
 DEFAULT_CACHE = "~/.cache/svpkit"
@@ -36,9 +38,13 @@ def cache_dir() -> Path:
 def listing_key(files: Sequence[Path], root: Path, size: int, advance: Callable[[int], None] | None = None) -> str:
     """The cache key of ``files`` decoded at ``size``: sha256 of (relative path, bytes, mtime) per file."""
     h = hashlib.sha256(f"{KIND}\0size={size}\0n={len(files)}\0".encode())
+    compact = isinstance(files, FileList) and files.root == root
     for i, file in enumerate(files, 1):
         st = file.stat()
-        rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
+        if compact:
+            rel = files.relative(i - 1)  # type: ignore[attr-defined]
+        else:
+            rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         if advance is not None and i % 4096 == 0:
             advance(4096)

@@ -4,7 +4,8 @@
 (``Split.x``): it has that tensor's ``shape``, ``dtype`` and ``device``, and indexing it
 (``x[idx]`` with an index tensor, ``x[a:b]``) returns exactly the decoded rows, in the order asked
 for, so random access by index and every seeded order of the in-memory path stay as they are;
-what is never held is the decoded pool. Whole passes (scoring, embedding, evaluation:
+what is never held is the decoded pool, and the file list is held compactly
+(:class:`~svpkit.data.file_list.FileList`: a relative path's bytes + 8 per file). Whole passes (scoring, embedding, evaluation:
 :meth:`StreamedImages.batches`) go through one ``torch.utils.data.DataLoader`` whose worker
 processes decode and resize while the model runs; single batches drawn in a random order
 (training on the labeled set) are decoded in the process that asks.
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from svpkit.data.file_list import FileList
 from svpkit.errors import DataError
 from svpkit.runtime import release_free_memory
 
@@ -117,7 +119,7 @@ class StreamedImages:
     device = torch.device("cpu")
 
     def __init__(self, files: Sequence[Path], size: int, workers: int | None = None) -> None:
-        self.files = list(files)
+        self.files = files if isinstance(files, FileList) else FileList.of(files)
         self.size = size
         self.workers = default_workers() if workers is None else workers
 
@@ -143,7 +145,7 @@ class StreamedImages:
 
     def take(self, idx: np.ndarray) -> StreamedImages:
         """The pool of the files ``idx`` (nothing decoded)."""
-        return StreamedImages([self.files[i] for i in idx], self.size, self.workers)
+        return StreamedImages(self.files.take(idx), self.size, self.workers)
 
     def decoder(self, fresh: bool = True) -> torch.utils.data.Dataset:  # type: ignore[type-arg]
         """What decodes row ``i`` (returning its error, never raising): for loader workers (``fresh``)
