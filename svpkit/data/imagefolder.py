@@ -73,6 +73,11 @@ class Listing:
     def keep(self, rows: np.ndarray) -> Listing:
         return Listing(self.files.take(rows), self.labels[rows])
 
+    def __iter__(self) -> Iterator[tuple[Path, int]]:
+        """(file, label) pairs, one at a time (what a list of them held)."""
+        for i, file in enumerate(self.files):
+            yield file, int(self.labels[i])
+
 
 def _listing(root: Path, relative: list[str], labels: list[int]) -> Listing:
     return Listing(FileList.build(root, relative), np.asarray(labels, dtype=np.int64).reshape(-1))
@@ -83,8 +88,10 @@ def _images(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if os.path.splitext(e.name)[1].lower() in EXTENSIONS)
 
 
-def _class_folders(folder: Path, classes: list[str], root: Path) -> Listing:
-    """The images of each class folder of ``folder`` in class order, without a Python object per file."""
+def _class_folders(folder: Path, classes: list[str], root: Path | None = None) -> Listing:
+    """The images of each class folder of ``folder`` in class order, without a Python object per
+    file; held relative to ``root`` (default: ``folder``)."""
+    root = folder if root is None else root
     base = folder.relative_to(root).as_posix()
     prefix = "" if base == "." else f"{base}/"
     files, labels = FileListBuilder(root), array("q")
