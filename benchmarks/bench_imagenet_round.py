@@ -190,6 +190,7 @@ def main() -> None:
         return
     scratch = Path(args.scratch)
     results = []
+    load_before = os.getloadavg()
     for n in (int(v) for v in args.pools.split(",") if v):
         t0 = time.perf_counter()
         root = synthetic_jpegs(scratch / f"imnet_{n}", n, SIZE, classes=CLASSES)
@@ -230,7 +231,15 @@ def main() -> None:
         "imagenet_round",
         args,
         torch.device("cpu"),
-        {"classes": CLASSES, "size": SIZE, "batch_size": BATCH, "results": results, "summary": summary},
+        {
+            "classes": CLASSES,
+            "size": SIZE,
+            "batch_size": BATCH,
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "results": results,
+            "summary": summary,
+        },
     )
 
 
