@@ -73,7 +73,8 @@ def _svpkit_arm(root: Path, initial: int, k: int, workers: int) -> dict[str, Any
         marks.setdefault("scoring_starts_after_seconds", time.perf_counter() - START)
         return reduced(*a, **kw)
 
-    base.load_with_options = timed_load  # type: ignore[assignment]  (the API looks it up when it loads)
+    # the API looks load_with_options up when it loads; fill_selection_context looks up reduced_pool
+    base.load_with_options = timed_load  # type: ignore[assignment]
     scoring.reduced_pool = marked  # type: ignore[assignment]
 
     with PeakRss() as rss:
