@@ -159,6 +159,40 @@ def shards_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
 
 
+def imagenet_round_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row per pool: the round's phases (cold and cached statistics) and the plain loop's scoring."""
+    out = []
+    summary = r["summary"]
+    for pool in list(dict.fromkeys(x["pool_images"] for x in r["results"])):
+        arms = {x["arm"]: x for x in r["results"] if x["pool_images"] == pool}
+        what = (
+            f"one least-confidence round, {pool:,} generated JPEGs in {r['classes']:,} classes at {r['size']} px, "
+            "preact_resnet20, 1 proxy epoch, stream=on"
+        )
+        parts = []
+        for arm in ("svpkit cold", "svpkit cached"):
+            x, ph = arms[arm], arms[arm]["phases_seconds"]
+            phases = ", ".join(f"{k} {_s(v)} s" for k, v in ph.items())
+            parts.append(
+                f"{arm}: {phases}, scoring {x['scoring_images_per_second']:,.0f} img/s, scoring starts after "
+                f"{_s(x['scoring_starts_after_seconds'])} s, peak PSS {x['peak_pss_mib']:,.0f} MiB"
+            )
+        plain = arms["plain"]
+        parts.append(
+            f"plain ImageFolder loop: scoring {plain['scoring_images_per_second']:,.0f} img/s, "
+            f"peak PSS {plain['peak_pss_mib']:,.0f} MiB"
+        )
+        ratios = summary["scoring_ratio_vs_plain"][str(pool)]
+        ratio = f"scoring **{ratios['svpkit cached']:.2f}×** plain's img/s (cold run {ratios['svpkit cold']:.2f}×)"
+        out.append(f"| {what} | {'; '.join(parts)} | {ratio} | {where} |")
+    per_image = summary.get("bytes_per_pool_image") or {}
+    if per_image:
+        what = f"pool-size-dependent memory of that round, slope of the peak between {len(out)} pools"
+        txt = "; ".join(f"{k} {v:,.0f} B per pool image" for k, v in per_image.items())
+        out.append(f"| {what} | {txt} | - | {where} |")
+    return out
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -201,6 +235,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out += k_center_scale_rows(r, where)
     elif name == "shards":
         out += shards_rows(r, where)
+    elif name == "imagenet_round":
+        out += imagenet_round_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"

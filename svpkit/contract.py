@@ -104,6 +104,10 @@ class Metric:
     ROUND_SELECTION_SECONDS = "round/selection_seconds"
     ROUND_TOTAL_SECONDS = "round/total_seconds"
     ROUND_WARMUP_SECONDS = "round/warmup_seconds"
+    ROUND_EVAL_SECONDS = "round/eval_seconds"  # the selector model's test error on the --eval-sample sample
+    SELECTOR_MODEL_ERROR_LOW = "selector_model/test_error_low"  # its 95 % Wilson interval
+    SELECTOR_MODEL_ERROR_HIGH = "selector_model/test_error_high"
+    SELECTOR_MODEL_EVAL_COUNT = "selector_model/eval_count"  # test examples it was measured on
     SELECTION_CUMULATIVE_SECONDS = "selection/cumulative_seconds"
     SELECTION_TOTAL_SECONDS = "selection/total_seconds"
     SELECTION_CANDIDATES = "selection/candidates"  # k-center/BADGE subpool=M: the round's random candidates
@@ -122,7 +126,13 @@ class Metric:
     AGREEMENT_SECONDS = "agreement/seconds"
     WORST_CLASS_ERROR = "target/worst_class_error"
     STOP_KAPPA = "stopping/kappa"  # Cohen's kappa of consecutive rounds' targets on the stop set
+    DATA_LISTING_SECONDS = "data/listing_seconds"  # listing the data set's files (image folders)
+    DATA_STATISTICS_SECONDS = "data/statistics_seconds"  # its pixel statistics (cache check, or a pass)
     STOP_UNCERTAINTY = "stopping/uncertainty"  # the round's target: mean 1 - max p on the stop set
+
+
+DATA_PHASE_METRICS = {"listing": Metric.DATA_LISTING_SECONDS, "statistics": Metric.DATA_STATISTICS_SECONDS}
+"""The metric of each measured load phase (``Dataset.load_seconds``)."""
 
 
 def class_error_metric(class_name: str) -> str:

@@ -11,8 +11,11 @@ What is distributed, and why it picks exactly what one process would:
 - **Training** (:func:`svpkit.learners.torch_ddp.fit_ddp`): DistributedDataParallel over the same
   per-epoch permutation on every rank; training observers see the gathered global minibatch
   (:func:`gather_batch`).
-- **Pool scoring** (:func:`sharded_rows`): each rank scores a contiguous shard of the pool; the
-  shards are all-gathered in rank order, so every rank holds the full score matrix in pool order.
+- **Pool scoring** (:func:`gather_shards`): each rank scores a contiguous shard of the pool and
+  reduces it to what the selector needs per example; only those reductions are all-gathered in rank
+  order, so every rank holds them in pool order. A full matrix (the softmax, for the selectors that
+  read it) is gathered block by block into a memory-mapped file (:func:`gather_shards_into`);
+  embeddings with :func:`sharded_rows`.
 - **Greedy k-center** (:func:`svpkit.selectors.k_center.sharded_greedy_k_center`): each rank keeps
   the running minima of its pool shard only; a pick is one all-reduce of a packed
   (distance, index) key (:func:`all_argmax`).
@@ -170,6 +173,33 @@ def sharded_rows(fn: Callable[[np.ndarray], torch.Tensor], indices: np.ndarray) 
     start, stop = shard
     local = fn(indices[start:stop])
     return gather_rows(local, shard_sizes(len(indices), _INFO.world_size))
+
+
+def gather_shards(local: torch.Tensor, n: int) -> torch.Tensor:
+    """Every rank's :func:`local_shard` rows of ``n`` items (``local``), gathered in pool order."""
+    return gather_rows(local, shard_sizes(n, _INFO.world_size))
+
+
+GATHER_BLOCK = 16_384
+"""Rows per rank and step of :func:`gather_shards_into` (bounded memory whatever the pool)."""
+
+
+def gather_shards_into(local: torch.Tensor, out: torch.Tensor, block: int = GATHER_BLOCK) -> torch.Tensor:
+    """:func:`gather_shards` of a large ``local`` into ``out`` (pool order), ``block`` rows of every
+    rank's shard per step, so neither the gathered whole nor a rank's shard is ever copied at once
+    (``out`` may be a memory-mapped tensor). Returns ``out``."""
+    world = _INFO.world_size
+    bounds = [shard_range(out.shape[0], r, world) for r in range(world)]
+    device = _INFO.device if _INFO.backend == "nccl" and _INFO.device is not None else torch.device("cpu")
+    for lo in range(0, max(b - a for a, b in bounds), block):
+        sizes = [max(0, min(b - a - lo, block)) for a, b in bounds]
+        mine = local[lo : lo + sizes[_INFO.rank]].to(device)
+        rows = gather_rows(mine, sizes).to(out.device)
+        done = 0
+        for (a, _b), size in zip(bounds, sizes):
+            out[a + lo : a + lo + size] = rows[done : done + size]
+            done += size
+    return out
 
 
 def gather_batch(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 Advance = Callable[[int], None]
 
@@ -51,17 +52,29 @@ class RichProgress:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
+            ProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
         from rich.progress import Progress as _RichProgress
+        from rich.text import Text
+
+        class Rate(ProgressColumn):
+            """Steps per second of the task (examples/s of a pass, epochs/s of a fit)."""
+
+            def render(self, task: Any) -> Text:
+                speed = task.finished_speed or task.speed
+                if speed is None:
+                    return Text("")
+                return Text(f"{speed:,.0f}/s" if speed >= 10 else f"{speed:.2f}/s", style="progress.data.speed")
 
         self.console = Console(stderr=True)
         self._progress = _RichProgress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            Rate(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
@@ -96,3 +109,34 @@ def make_progress(quiet: bool) -> NullProgress | RichProgress:
     if quiet or not sys.stderr.isatty():
         return NullProgress()
     return RichProgress()
+
+
+_CURRENT: ContextVar[Progress | None] = ContextVar("svpkit_progress", default=None)
+
+
+@contextmanager
+def shown(progress: Progress) -> Iterator[Progress]:
+    """Make ``progress`` the one :func:`current` returns inside the block (data loading: listing
+    and statistics passes report there without a progress argument in every loader)."""
+    token = _CURRENT.set(progress)
+    try:
+        yield progress
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> Progress:
+    """The progress of the enclosing :func:`shown` block, else one that reports nothing."""
+    found = _CURRENT.get()
+    return found if found is not None else NullProgress()
+
+
+@contextmanager
+def current_or_new() -> Iterator[Progress]:
+    """The progress of the enclosing :func:`shown` block (quiet there stays quiet), else new bars."""
+    found = _CURRENT.get()
+    if found is not None:
+        yield found
+        return
+    with make_progress(False) as bars:
+        yield bars

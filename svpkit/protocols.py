@@ -7,7 +7,7 @@ Loops program against these protocols only: a :class:`Learner` comes from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -96,6 +96,20 @@ class HasModule(Protocol):
     """A learner whose model is a torch module (MC dropout and BADGE read its layers)."""
 
     model: torch.nn.Module
+
+
+@runtime_checkable
+class StreamsBatches(Protocol):
+    """A learner that scores a pass one inference batch at a time (the scoring pass reduces each
+    batch to what the selector needs: :mod:`svpkit.selectors.reductions`)."""
+
+    def input_batches(self, indices: np.ndarray | None = None, split: str = "train") -> Iterator[torch.Tensor]:
+        """The rows ``indices`` of ``split`` as prepared model inputs, batch by batch, in order."""
+        ...
+
+    def outputs(self, x: torch.Tensor, embed: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(softmax probabilities, penultimate features when ``embed``) of one prepared batch."""
+        ...
 
 
 @runtime_checkable

@@ -12,6 +12,12 @@ import torch
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """svpkit's cache (pixel statistics, svpkit.data.stats_cache) in a fresh folder per test, never the user's."""
+    monkeypatch.setenv("SVPKIT_CACHE", str(tmp_path_factory.mktemp("svpkit-cache")))
+
+
 @pytest.fixture()
 def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh sqlite store (and artifact root) for the test; cwd is the temporary directory."""

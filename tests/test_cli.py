@@ -31,7 +31,8 @@ def test_listings() -> None:
     result = runner.invoke(app, ["selectors", "list", "--json"])
     assert result.exit_code == 0
     rows = {r["name"]: r for r in json.loads(result.stdout)}
-    assert rows["least_confidence"]["needs"] == "probabilities"
+    assert rows["least_confidence"]["needs"] == "max_probability"  # one value per pool example
+    assert rows["bald"]["needs"] == "bald" and rows["badge"]["needs"] == "embeddings, probabilities"
     assert rows["greedy_k_center"]["needs"] == "embeddings"
     assert rows["random"]["needs"] == "nothing"
     models = {r["name"]: r for r in json.loads(runner.invoke(app, ["models", "list", "digits_*", "--json"]).stdout)}

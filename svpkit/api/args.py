@@ -93,6 +93,7 @@ class ActiveLearningArgs(SelectionArgs):
     train_target: bool = True
     initial_selector: str = "random"
     stop_when: str = ""
+    eval_sample: int = 10_000
 
 
 @dataclass

@@ -97,17 +97,21 @@ def load_dataset(
         return data
     from svpkit.backbones.base import resolve_backbone
     from svpkit.backbones.embed import embedded_dataset
-    from svpkit.progress import make_progress
+    from svpkit.progress import current_or_new
 
     resolved = resolve_backbone(get_plugins().backbones.get(backbone), backbone_options)
-    with make_progress(False) as bars:
+    with current_or_new() as bars:
         return embedded_dataset(data, resolved, device, bars)
 
 
-def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[[str], C]) -> tuple[Dataset, C]:
+def prepare(
+    args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[[str], C], progress: bool = False
+) -> tuple[Dataset, C]:
     """This rank's device for ``args.device`` (a loop's arguments), ``build(device)`` (the loop's config), the device
-    checked on this machine, then the data set the validation pass looked up."""
+    checked on this machine, then the data set the validation pass looked up (``progress``: its
+    listing and statistics passes show progress bars on rank 0)."""
     from svpkit import parallel
+    from svpkit.progress import make_progress, shown
     from svpkit.runtime import resolve_device
 
     device = parallel.replace_device(dist_info, args.device)
@@ -125,7 +129,9 @@ def prepare(args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[
     )
     if args.backbone and dist_info.enabled:  # rank 0 fills the embedding store alone; the others then read it
         parallel.from_main(lambda: load_dataset(spec, *given, where) and None)
-    return load_dataset(spec, *given, where), built
+    with make_progress(not progress or not dist_info.is_main) as bars, shown(bars):
+        data = load_dataset(spec, *given, where)
+    return data, built
 
 
 @dataclass

@@ -94,7 +94,9 @@ def run_active_learning_args(
     dist_info = parallel.init_from_env(given.device, sync_batchnorm)
     resumed = resolve_resume(ACTIVE_LEARNING.name, resume, given)
     args, specs = resumed.args, Specs.of(resumed.resolved)
-    data, cfg = prepare(args, resumed.resolved, dist_info, lambda on: _al_config(args, resumed.resolved, on))
+    data, cfg = prepare(
+        args, resumed.resolved, dist_info, lambda on: _al_config(args, resumed.resolved, on), settings.progress
+    )
     tags, params = describe_run(data, *specs, cfg)  # validates the budgets
     tags |= _object_tags(data, {"proxy": specs.proxy, "target": specs.target}, specs.selector)
     name = settings.run_name or specs.run_name("al", args)
@@ -113,6 +115,7 @@ def _al_config(args: ActiveLearningArgs, resolved: Resolved, device: str) -> ALC
         train_target=args.train_target,
         initial_selector=args.initial_selector,
         stop_when=args.stop_when or "",
+        eval_sample=args.eval_sample,
         settings=selection_settings(args, resolved, device),
     )
 
@@ -149,7 +152,9 @@ def run_core_set_args(
     dist_info = parallel.init_from_env(given.device)
     resumed = resolve_resume(CORE_SET.name, resume, given)
     args, specs = resumed.args, Specs.of(resumed.resolved)
-    data, checked = prepare(args, resumed.resolved, dist_info, lambda on: _core_set_config(args, resumed.resolved, on))
+    data, checked = prepare(
+        args, resumed.resolved, dist_info, lambda on: _core_set_config(args, resumed.resolved, on), settings.progress
+    )
     tags, params = describe_run(data, *specs, checked)  # validates sizes before any run exists
     tags |= _object_tags(data, {"proxy": specs.proxy, "target": specs.target}, specs.selector)
     # The full-data reference is looked up on rank 0 (once the run is known valid) and broadcast.

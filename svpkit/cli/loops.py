@@ -40,6 +40,10 @@ def active_learning(
         str, typer.Option(help="Cumulative labeled sizes: fractions or counts.")
     ] = "0.1,0.2,0.3,0.4,0.5",
     train_target: Annotated[bool, typer.Option(help="Train and evaluate the target at every budget level.")] = True,
+    eval_sample: Annotated[
+        int,
+        typer.Option(help="Test examples (stratified, fixed) the selector model's error is measured on; 0: all."),
+    ] = 10_000,
     resume: Annotated[
         Optional[str],
         typer.Option(help="Continue this interrupted run from its last finished round (its own parameters are used)."),

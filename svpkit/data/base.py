@@ -40,7 +40,7 @@ class Split:
 
     x: Any
     y: torch.Tensor
-    ids: list[str] | None = None
+    ids: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -85,6 +85,9 @@ class Dataset:
     backbone: dict[str, str] = field(default_factory=dict)
     """Seen through a pretrained backbone (``--backbone``): its name and the embedding store's key
     (settings ``backbone``, ``embedding_store``; svpkit.backbones.embed). Empty: the raw inputs."""
+    load_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds of the load's phases where the loader measures them (image folders: ``listing``,
+    ``statistics``), logged with the data set (``data/<phase>_seconds``)."""
     _digest: str | None = field(default=None, repr=False)
 
     @property

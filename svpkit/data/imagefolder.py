@@ -27,11 +27,19 @@ line) or else its distinct labels. An example's id is its path relative to ``<pa
 from __future__ import annotations
 
 import csv
+import os
+import time
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split
+from svpkit.data.file_list import FileList, FileListBuilder
+from svpkit.data.stats_cache import Moments, cached_moments, listing_key
 from svpkit.data.streaming import (
     MEMORY_FRACTION,
     StreamedImages,
@@ -40,59 +48,95 @@ from svpkit.data.streaming import (
     machine_memory,
 )
 from svpkit.errors import DataError
+from svpkit.progress import Advance, current
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_SIZE = 224
 UNLABELED_DIR = "unlabeled"
 MANIFEST = "train.csv"
 
-Listing = list[tuple[Path, int]]
-"""Image files and their labels (``UNLABELED`` for none)."""
+
+@dataclass
+class Listing:
+    """Image files (held compactly: :class:`~svpkit.data.file_list.FileList`) and their labels
+    (``UNLABELED`` for none)."""
+
+    files: FileList
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __add__(self, other: Listing) -> Listing:
+        return Listing(self.files + other.files, np.concatenate([self.labels, other.labels]))
+
+    def keep(self, rows: np.ndarray) -> Listing:
+        return Listing(self.files.take(rows), self.labels[rows])
+
+    def __iter__(self) -> Iterator[tuple[Path, int]]:
+        """(file, label) pairs, one at a time (what a list of them held)."""
+        for i, file in enumerate(self.files):
+            yield file, int(self.labels[i])
 
 
-def _images(folder: Path) -> list[Path]:
-    return [f for f in sorted(folder.iterdir()) if f.suffix.lower() in EXTENSIONS]
+def _listing(root: Path, relative: list[str], labels: list[int]) -> Listing:
+    return Listing(FileList.build(root, relative), np.asarray(labels, dtype=np.int64).reshape(-1))
 
 
-def _class_folders(folder: Path, classes: list[str]) -> Listing:
-    return [
-        (file, label)
-        for label, name in enumerate(classes)
-        if (folder / name).is_dir()
-        for file in _images(folder / name)
-    ]
+def _images(folder: Path) -> list[str]:
+    """The image names in ``folder``, sorted (the order of its sorted paths)."""
+    return sorted(e.name for e in os.scandir(folder) if os.path.splitext(e.name)[1].lower() in EXTENSIONS)
+
+
+def _class_folders(folder: Path, classes: list[str], root: Path | None = None) -> Listing:
+    """The images of each class folder of ``folder`` in class order, without a Python object per
+    file; held relative to ``root`` (default: ``folder``)."""
+    root = folder if root is None else root
+    base = folder.relative_to(root).as_posix()
+    prefix = "" if base == "." else f"{base}/"
+    files, labels = FileListBuilder(root), array("q")
+    with current().task(f"list {folder}", total=len(classes)) as advance:
+        for label, name in enumerate(classes):
+            if (folder / name).is_dir():
+                names = _images(folder / name)
+                files.extend(f"{prefix}{name}/{n}" for n in names)
+                labels.extend([label] * len(names))
+            advance(1)
+    return Listing(files.build(), np.array(labels, dtype=np.int64))
 
 
 def _unlabeled(root: Path) -> Listing:
     folder = root / UNLABELED_DIR
     if not folder.is_dir():
-        return []
-    return [(f, UNLABELED) for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix.lower() in EXTENSIONS]
+        return _listing(root, [], [])
+    files = [f for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix.lower() in EXTENSIONS]
+    return _listing(root, [f.relative_to(root).as_posix() for f in files], [UNLABELED] * len(files))
 
 
-def _read(files: Listing, size: int, root: Path, stream: StreamedImages | None) -> Split:
+def _read(files: Listing, size: int, stream: StreamedImages | None) -> Split:
     """The split of ``files``: decoded now, or (``stream`` given: its settings) a streamed pool."""
-    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    ids = [file.relative_to(root).as_posix() for file, _ in files]
+    labels = torch.from_numpy(files.labels.copy())
+    ids = files.files.ids
     if stream is not None:
-        return Split(StreamedImages([f for f, _ in files], size, stream.workers), labels, ids)
+        return Split(StreamedImages(files.files, size, stream.workers), labels, ids)
     images = torch.empty((len(files), size, size, 3), dtype=torch.uint8)
-    for i, (file, _) in enumerate(files):
+    for i, file in enumerate(files.files):
         images[i] = decode_image_file(file, size)
     return Split(images, labels, ids)
 
 
 def _readable(files: Listing, size: int, workers: int | None) -> tuple[Listing, int]:
     """``files`` without those that cannot be decoded (a decoding pass) and how many were dropped."""
-    pool = StreamedImages([f for f, _ in files], size, workers)
+    pool = StreamedImages(files.files, size, workers)
     bad: set[int] = set()
     for start in range(0, len(files), 256):
         rows = list(range(start, min(start + 256, len(files))))
         try:
             next(pool.batches(rows, len(rows)))
         except DataError:
-            bad.update(i for i in rows if _undecodable(files[i][0], size))
-    return [f for i, f in enumerate(files) if i not in bad], len(bad)
+            bad.update(i for i in rows if _undecodable(files.files[i], size))
+    kept = np.asarray([i for i in range(len(files)) if i not in bad], dtype=np.int64)
+    return files.keep(kept), len(bad)
 
 
 def _undecodable(file: Path, size: int) -> bool:
@@ -125,8 +169,8 @@ def _manifest(root: Path) -> tuple[Listing, list[str]]:
     missing = [name for name in names if not (root / name).is_file()]
     if missing:
         raise DataError(f"{file} lists images that do not exist: {', '.join(missing[:3])}")
-    listing = [(root / name, classes.index(label) if label else UNLABELED) for name, label in zip(names, labels)]
-    return listing, classes
+    relative = [(root / name).relative_to(root).as_posix() for name in names]
+    return _listing(root, relative, [classes.index(label) if label else UNLABELED for label in labels]), classes
 
 
 def _training_images(root: Path) -> tuple[Listing, list[str]]:
@@ -138,11 +182,11 @@ def _training_images(root: Path) -> tuple[Listing, list[str]]:
         classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
         if not classes:
             raise DataError(f"{train_dir} has no class folders")
-        listing = _class_folders(train_dir, classes)
+        listing = _class_folders(train_dir, classes, root)
     else:
         raise DataError(f"{root} must contain train/ and val/ (or test/) folders of class folders")
     listing += _unlabeled(root)
-    if not listing:
+    if not len(listing):
         raise DataError(f"{train_dir} has no images ({', '.join(EXTENSIONS)}) in class folders")
     return listing, classes
 
@@ -162,8 +206,11 @@ def load_imagefolder(
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
-    listing, classes = _training_images(root)
-    test_files = _test_images(root, classes, any(label == UNLABELED for _, label in listing))
+    t0 = time.perf_counter()
+    with current().task(f"list {root}", total=None):
+        listing, classes = _training_images(root)
+        test_files = _test_images(root, classes, bool((listing.labels == UNLABELED).any()))
+    seconds = {"listing": time.perf_counter() - t0}
     dropped = 0
     if on_corrupt == "skip":
         (listing, bad_train), (test_files, bad_test) = (_readable(f, size, workers) for f in (listing, test_files))
@@ -172,16 +219,40 @@ def load_imagefolder(
     decoded = (len(listing) + len(test_files)) * size * size * 3
     streamed = stream == "on" or (stream == "auto" and decoded > budget)
     settings = StreamedImages([], size, workers) if streamed else None
-    train = _read(listing, size, root, settings)
-    test = _read(test_files, size, root, settings) if test_files else Split(train.x[:0], train.y[:0], [])
+    train = _read(listing, size, settings)
+    test = _read(test_files, size, settings) if len(test_files) else Split(train.x[:0], train.y[:0], [])
+    t0 = time.perf_counter()
     if isinstance(train.x, StreamedImages):
-        mean, std = image_moments(train.x.batches(None, 256))
+        mean, std = streamed_moments(train.x, root)
     else:
         mean, std = image_moments(iter(train.x.split(4096)))
+    seconds["statistics"] = time.perf_counter() - t0
     access = "stream" if streamed else "memory"
     skipped = f", {dropped} undecodable files skipped" if dropped else ""
     source = f"{root} (image folders at {size}x{size}, {access}{skipped})"
-    return image_dataset("imagefolder", train, test, classes, (mean, std), source, access)
+    data = image_dataset("imagefolder", train, test, classes, (mean, std), source, access)
+    data.load_seconds.update(seconds)
+    return data
+
+
+def streamed_moments(pool: StreamedImages, root: Path) -> Moments:
+    """The pixel mean/std of a streamed pool: from the cache when its files are unchanged
+    (:mod:`svpkit.data.stats_cache`), else one decoding pass (then cached)."""
+    n = len(pool)
+    with current().task(f"check {n:,} training images against the statistics cache", total=n) as advance:
+        key = listing_key(pool.files, root, pool.size, advance)
+
+    def compute() -> Moments:
+        with current().task(f"pixel statistics of {n:,} training images", total=n) as advance:
+            return image_moments(_counted(pool.batches(None, 256), advance))
+
+    return cached_moments(key, compute, n)[0]
+
+
+def _counted(batches: Iterator[torch.Tensor], advance: Advance) -> Iterator[torch.Tensor]:
+    for batch in batches:
+        yield batch
+        advance(len(batch))
 
 
 def image_dataset(
@@ -216,13 +287,13 @@ def _test_images(root: Path, classes: list[str], has_unlabeled: bool) -> Listing
     test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
     if test_dir is None and not has_unlabeled:
         raise DataError(f"{root} must contain train/ and val/ (or test/) folders of class folders")
-    test_files: Listing = []
+    test_files = _listing(root, [], [])
     if test_dir is not None:
         unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
         if unknown:
             raise DataError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown[:5])}")
-        test_files = _class_folders(test_dir, classes)
-        if not test_files:
+        test_files = _class_folders(test_dir, classes, root)
+        if not len(test_files):
             raise DataError(f"{test_dir} has no images ({', '.join(EXTENSIONS)}) in class folders")
     return test_files
 

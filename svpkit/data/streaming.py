@@ -4,7 +4,8 @@
 (``Split.x``): it has that tensor's ``shape``, ``dtype`` and ``device``, and indexing it
 (``x[idx]`` with an index tensor, ``x[a:b]``) returns exactly the decoded rows, in the order asked
 for, so random access by index and every seeded order of the in-memory path stay as they are;
-what is never held is the decoded pool. Whole passes (scoring, embedding, evaluation:
+what is never held is the decoded pool, and the file list is held compactly
+(:class:`~svpkit.data.file_list.FileList`: a relative path's bytes + 8 per file). Whole passes (scoring, embedding, evaluation:
 :meth:`StreamedImages.batches`) go through one ``torch.utils.data.DataLoader`` whose worker
 processes decode and resize while the model runs; single batches drawn in a random order
 (training on the labeled set) are decoded in the process that asks.
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from svpkit.data.file_list import FileList
 from svpkit.errors import DataError
 from svpkit.runtime import release_free_memory
 
@@ -117,7 +119,7 @@ class StreamedImages:
     device = torch.device("cpu")
 
     def __init__(self, files: Sequence[Path], size: int, workers: int | None = None) -> None:
-        self.files = list(files)
+        self.files = files if isinstance(files, FileList) else FileList.of(files)
         self.size = size
         self.workers = default_workers() if workers is None else workers
 
@@ -143,7 +145,7 @@ class StreamedImages:
 
     def take(self, idx: np.ndarray) -> StreamedImages:
         """The pool of the files ``idx`` (nothing decoded)."""
-        return StreamedImages([self.files[i] for i in idx], self.size, self.workers)
+        return StreamedImages(self.files.take(idx), self.size, self.workers)
 
     def decoder(self, fresh: bool = True) -> torch.utils.data.Dataset:  # type: ignore[type-arg]
         """What decodes row ``i`` (returning its error, never raising): for loader workers (``fresh``)
@@ -164,12 +166,14 @@ class StreamedImages:
             raise TypeError("index a StreamedImages with a slice or an index tensor")
         return [int(i) for i in torch.as_tensor(key).reshape(-1).tolist()]
 
-    def batches(self, indices: Sequence[int] | None, batch_size: int, pin: bool = False) -> Iterator[torch.Tensor]:
+    def batches(
+        self, indices: Sequence[int] | np.ndarray | None, batch_size: int, pin: bool = False
+    ) -> Iterator[torch.Tensor]:
         """Decoded batches of ``indices`` (None: all, in order), in that order, through worker processes."""
-        rows = list(range(len(self))) if indices is None else [int(i) for i in indices]
-        if not rows:
+        rows = np.arange(len(self), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+        if not len(rows):
             return
-        sampler = torch.utils.data.BatchSampler(rows, batch_size, drop_last=False)  # type: ignore[arg-type]
+        sampler = _IndexBatches(rows, batch_size)  # one small list per batch, made when it is sent
         workers = min(self.workers, len(sampler))
         import_decoders()  # before the workers fork: each would import them again (seconds per pass)
         loader = torch.utils.data.DataLoader(
@@ -192,6 +196,21 @@ class StreamedImages:
         for file in self.files:
             h.update(f"{file}\0{file.stat().st_size}\0".encode())
         return h.digest()
+
+
+class _IndexBatches:
+    """A batch sampler over an index array: the list of a batch's indices is made only when the
+    loader asks for it (a list of the whole pool's ints costs 36 bytes per index)."""
+
+    def __init__(self, rows: np.ndarray, batch_size: int) -> None:
+        self.rows, self.batch_size = rows, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for start in range(0, len(self.rows), self.batch_size):
+            yield self.rows[start : start + self.batch_size].tolist()
 
 
 def _raise_first(errors: list[str]) -> None:
@@ -225,7 +244,7 @@ def row_batches(x: Any, idx: torch.Tensor | None, batch_size: int) -> Iterator[t
     """Batches of the rows ``idx`` of ``x`` (None: all rows), in order, on ``x``'s device: a
     tensor's slices or gathered rows, a streamed pool's batches decoded by loader workers."""
     if isinstance(x, StreamedImages):
-        yield from x.batches(None if idx is None else idx.tolist(), batch_size)
+        yield from x.batches(None if idx is None else idx.cpu().numpy(), batch_size)
         return
     total = x.shape[0] if idx is None else idx.numel()
     for start in range(0, total, batch_size):

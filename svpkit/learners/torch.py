@@ -352,34 +352,37 @@ class TorchLearner:
         return seconds
 
     # -- inference ----------------------------------------------------------------------------
-    def _forward_all(self, indices: np.ndarray | None, split: str, embed: bool) -> torch.Tensor:
-        if self.model is None:
-            raise RuntimeError("fit() must run before inference")
+    def input_batches(self, indices: np.ndarray | None = None, split: str = "train") -> Iterator[torch.Tensor]:
+        """The rows ``indices`` of a split (None: all) as prepared model inputs on the device, one
+        inference batch at a time (:meth:`outputs` scores one). A streamed pool decodes each batch
+        in loader workers while the model runs on the one before."""
         x_all, _ = self.inputs(split)
         idx = None if indices is None else torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.device)
+        for raw in row_batches(x_all, idx, self.inference_batch_size):
+            yield self.prepare(raw.to(self.device, non_blocking=True))
+
+    def outputs(self, x: torch.Tensor, embed: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(softmax, penultimate features or None) of one prepared batch, in eval mode; float32 whatever
+        the training precision (bf16 ties uncertainty scores and reorders k-center's picks)."""
+        if self.model is None:
+            raise RuntimeError("fit() must run before inference")
         model = self.model
         model.eval()
-        outputs: list[torch.Tensor] = []
         captured: list[torch.Tensor] = []
-        handle = None
-        if embed:
-            handle = final_linear(model).register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        handle = final_linear(model).register_forward_pre_hook(lambda _m, a: captured.append(a[0])) if embed else None
         try:
-            # float32 whatever the training precision: bf16 logits tie uncertainty scores and
-            # bf16 embeddings reorder k-center's picks (svpkit.learners.acceleration).
             with torch.inference_mode():
-                for raw in row_batches(x_all, idx, self.inference_batch_size):
-                    logits = model(self.prepare(raw.to(self.device, non_blocking=True)))
-                    if embed:
-                        outputs.append(captured.pop().float().flatten(1))
-                    else:
-                        outputs.append(torch.softmax(logits.float(), dim=1))
+                probs = torch.softmax(model(x).float(), dim=1)
         finally:
             if handle is not None:
                 handle.remove()
-        if not outputs:
-            return torch.empty((0, 0), device=self.device)
-        return torch.cat(outputs)
+        return probs, (captured.pop().float().flatten(1) if embed else None)
+
+    def _forward_all(self, indices: np.ndarray | None, split: str, embed: bool) -> torch.Tensor:
+        if self.model is None:
+            raise RuntimeError("fit() must run before inference")
+        parts = [self.outputs(x, embed)[1 if embed else 0] for x in self.input_batches(indices, split)]
+        return torch.cat(cast(list[torch.Tensor], parts)) if parts else torch.empty((0, 0), device=self.device)
 
     def predict_proba(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
         return self._forward_all(indices, split, embed=False)
@@ -388,6 +391,11 @@ class TorchLearner:
         return self._forward_all(indices, split, embed=True)
 
     def error(self, split: str = "test") -> float:
-        probs = self.predict_proba(None, split)
+        """Top-1 error over the split, counted batch by batch (no N × C matrix is kept)."""
         _, y = self.inputs(split)
-        return float((probs.argmax(1) != y).float().mean().item())
+        wrong, start = torch.zeros((), dtype=torch.int64, device=self.device), 0
+        for x in self.input_batches(None, split):
+            probs, _ = self.outputs(x)
+            wrong += (probs.argmax(1) != y[start : start + len(probs)]).sum()
+            start += len(probs)
+        return float((wrong.to(torch.float32) / max(start, 1)).item())  # the float32 mean, as before

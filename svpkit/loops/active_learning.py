@@ -15,15 +15,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from svpkit import plots
-from svpkit.contract import ACTIVE_LEARNING, Artifact, Metric, Tag, round_artifact
+from svpkit.contract import ACTIVE_LEARNING, Artifact, Tag, round_artifact
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.agreement import InRunAgreement, active_learning_mode, observer_signals, selector_observers
+from svpkit.loops.al_records import ALResult, RoundRecord, log_round, log_summary
 from svpkit.loops.budgets import resolve_budgets
 from svpkit.loops.cold_start import initial_set, lazy_inputs
 from svpkit.loops.common import selection_run_params, selection_run_tags
+from svpkit.loops.eval_sample import DEFAULT_EVAL_SAMPLE, ErrorEstimate, sample_error, stratified_sample
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.loops.fitting import timed_fit
 from svpkit.loops.settings import LoopSettings, Role
@@ -32,8 +33,6 @@ from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions, Tracker
 from svpkit.runtime import derive_seed, resolve_device
-from svpkit.selectors import subpool
-from svpkit.selectors.auto import first_switch
 from svpkit.selectors.base import SelectionContext, SelectorSpec
 from svpkit.timing import Timer
 
@@ -51,51 +50,12 @@ class ALConfig:
     """``--initial-selector``: who picks the initial set (svpkit.loops.cold_start)."""
     stop_when: str = ""
     """``--stop-when``: end the run when a stopping criterion holds (svpkit.loops.stopping)."""
+    eval_sample: int = DEFAULT_EVAL_SAMPLE
+    """``--eval-sample``: test examples the selector model's error is measured on (svpkit.loops.eval_sample)."""
 
     def selection_variant(self) -> dict[str, Any]:
         """The selection settings beyond the selector (svpkit.loops.scoring.selector_settings)."""
         return {"class_balance": self.settings.class_balance, "initial_selector": self.initial_selector}
-
-
-@dataclass
-class RoundRecord:
-    round: int
-    labeled_before: int
-    labeled_after: int
-    train_seconds: float
-    inference_seconds: float
-    selection_seconds: float
-    selector_model_error: float | None
-    target_error: float | None
-    target_train_seconds: float | None
-    warmup_seconds: float = 0.0
-    """The process's one-off costs (lazy init, compilation), paid before round 1's selector fit."""
-    target_class_errors: list[float | None] | None = None
-    """The target's test error per class (svpkit.loops.evaluation)."""
-    selector_info: dict[str, Any] | None = None
-    """What the selector said about its picks (``auto``: which selector and why; svpkit.selectors.auto)."""
-
-    @property
-    def total_seconds(self) -> float:
-        return self.warmup_seconds + self.train_seconds + self.inference_seconds + self.selection_seconds
-
-
-@dataclass
-class ALResult:
-    initial: np.ndarray
-    selected: list[np.ndarray]
-    rounds: list[RoundRecord]
-    levels: list[int]
-    proxy_warning: str | None = None
-    """Why the proxy's picks looked no better than random picks of the target's (svpkit.selectors.agreement)."""
-
-    @property
-    def labeled(self) -> np.ndarray:
-        return np.concatenate([self.initial, *self.selected])
-
-    @property
-    def selection_seconds(self) -> float:
-        return sum(r.total_seconds for r in self.rounds)
 
 
 def describe_run(
@@ -143,7 +103,7 @@ def run_active_learning(
             record, scores, picks = rounds.play(round_no, labeled, levels[round_no - 1])
             selected.append(picks)
             records.append(record)
-            _log_round(tracker, record, scores, picks, np.concatenate([labeled, picks]), records)
+            log_round(tracker, record, scores, picks, np.concatenate([labeled, picks]), records)
             if record.target_class_errors is not None:
                 final = round_no == len(levels)
                 artifact = round_artifact(round_no, Artifact.PER_CLASS)
@@ -158,7 +118,7 @@ def run_active_learning(
                 break
     rounds.stopping.log_figure(tracker, f"{dataset.name}: stopping criteria ({selector.name})")
     result = ALResult(initial=initial, selected=selected, rounds=records, levels=levels[: len(records)])
-    _log_summary(tracker, result, dataset, selector, proxy, target)
+    log_summary(tracker, result, dataset, selector, proxy, target)
     result.proxy_warning = rounds.agreement.finish(tracker, f"{dataset.name}: {proxy.name} vs target {target.name}")
     return result
 
@@ -198,6 +158,8 @@ class _Rounds:
     """What class balance did in the last round (``--class-balance``)."""
     agreement: InRunAgreement = field(init=False)
     stopping: StopMonitor = field(init=False)
+    eval_positions: np.ndarray | None = field(init=False)
+    """The test examples of the selector model's error (None: the whole split)."""
 
     def __post_init__(self) -> None:
         models = (self.proxy, self.target)
@@ -205,6 +167,8 @@ class _Rounds:
             self.selector, models, self.settings, self.cfg.train_target, self.device
         )
         self.stopping = StopMonitor.for_run(len(self.dataset.train), self.settings.seed, self.cfg.stop_when)
+        labels = self.dataset.test.y.numpy()
+        self.eval_positions = stratified_sample(labels, self.cfg.eval_sample, self.settings.seed)
 
     @property
     def settings(self) -> LoopSettings:
@@ -226,11 +190,11 @@ class _Rounds:
         ctx = SelectionContext(pool, labeled, rng, self.device, options=dict(self.settings.selector_options))
         ctx.inputs = lazy_inputs(self.dataset)
         ctx.stop_kappas = [k for k in self.stopping.kappas if k is not None] if self.cfg.train_target else None
-        train_s = infer_s = warm_s = 0.0
-        selector_error: float | None = None
+        train_s = infer_s = warm_s = eval_s = 0.0
+        estimate: ErrorEstimate | None = None
         if self.selector.trains_model(ctx.options):
-            train_s, infer_s, warm_s, selector_error = self.score(ctx, round_no)
-        with Timer(self.device) as t:
+            train_s, infer_s, warm_s, estimate, eval_s = self.score(ctx, round_no)
+        with Timer(self.device) as t, self.progress.task(f"round {round_no}: select {k:,} of {len(pool):,}", None):
             # a sharded pool under torchrun; --class-balance: the labeled set's class proportions
             y = self.dataset.train.y[labeled]
             balance = y.bincount(minlength=self.dataset.num_classes).numpy() if self.settings.class_balance else None
@@ -252,18 +216,23 @@ class _Rounds:
             train_seconds=train_s,
             inference_seconds=infer_s,
             selection_seconds=t.seconds,
-            selector_model_error=selector_error,
+            selector_model_error=None if estimate is None else estimate.error,
             target_error=target_error,
             target_train_seconds=target_s,
             warmup_seconds=warm_s,
             target_class_errors=class_errors,
             selector_info=selection.info or None,
+            eval_seconds=eval_s,
         )
+        if estimate is not None:
+            record.selector_model_error_interval = [estimate.low, estimate.high]
+            record.selector_model_eval_count = estimate.n
         return record, selection.scores, picks
 
-    def score(self, ctx: SelectionContext, round_no: int) -> tuple[float, float, float, float]:
+    def score(self, ctx: SelectionContext, round_no: int) -> tuple[float, float, float, ErrorEstimate, float]:
         """Fit a fresh selector model on ``ctx.labeled`` and fill ``ctx`` with what the selector
-        needs. Returns (train, inference and warm-up seconds, the selector model's test error)."""
+        needs. Returns (train, inference and warm-up seconds, the selector model's test error on the
+        evaluation sample, the seconds of that pass)."""
         options = self.options("proxy", round_no)
         observers = selector_observers(self.selector)
         task = f"round {round_no}: train {self.proxy.name} on {len(ctx.labeled)}"
@@ -275,9 +244,12 @@ class _Rounds:
         self.warmed = True
         learner, train_s, warm_s = fitted.learner, fitted.seconds, fitted.warmup_seconds
         with Timer(self.device) as t:
-            scoring.fill_selection_context(ctx, learner, self.selector, self.settings.class_balance)
+            scoring.fill_selection_context(ctx, learner, self.selector, self.settings.class_balance, self.progress)
             ctx.signals.update(observer_signals(observers))
-        return train_s, t.seconds, warm_s, learner.error("test")
+        n = len(self.dataset.test) if self.eval_positions is None else len(self.eval_positions)
+        with Timer(self.device) as t_eval, self.progress.task(f"round {round_no}: test error on {n:,}", None):
+            estimate = sample_error(learner, self.dataset, self.eval_positions)
+        return train_s, t.seconds, warm_s, estimate, t_eval.seconds
 
     def train_target(self, labeled: np.ndarray, round_no: int) -> tuple[float, float, list[float | None]]:
         """(test error, train seconds, per-class test errors) of a fresh target trained on ``labeled``."""
@@ -314,86 +286,3 @@ def _state(
         "rng": {"seed": cfg.settings.seed, "derivation": "derive_seed(seed, role, round)"},
         "remaining_levels": len(cfg.budgets) - round_no,
     }
-
-
-def _log_round(
-    tracker: Tracker,
-    r: RoundRecord,
-    scores: np.ndarray,
-    picks: np.ndarray,
-    labeled: np.ndarray,
-    records: list[RoundRecord],
-) -> None:
-    step = r.labeled_after
-    metrics = {
-        Metric.ROUND_WARMUP_SECONDS: r.warmup_seconds,
-        Metric.ROUND_TRAIN_SECONDS: r.train_seconds,
-        Metric.ROUND_INFERENCE_SECONDS: r.inference_seconds,
-        Metric.ROUND_SELECTION_SECONDS: r.selection_seconds,
-        Metric.ROUND_TOTAL_SECONDS: r.total_seconds,
-        Metric.SELECTION_CUMULATIVE_SECONDS: sum(x.total_seconds for x in records),
-        Metric.LABELED_COUNT: float(step),
-    }
-    if r.selector_info and subpool.INFO_KEY in r.selector_info:
-        metrics[Metric.SELECTION_CANDIDATES] = float(r.selector_info[subpool.INFO_KEY]["candidates"])
-    if r.target_error is not None and r.target_train_seconds is not None:
-        metrics[Metric.TARGET_ERROR] = r.target_error
-        metrics[Metric.TARGET_TRAIN_SECONDS] = r.target_train_seconds
-    tracker.log_metrics(metrics, step=step)
-    if switch := first_switch([x.selector_info for x in records]):
-        tracker.set_tags({Tag.AUTO_SWITCH: switch})
-    if r.selector_model_error is not None:
-        tracker.log_metrics({Metric.SELECTOR_MODEL_ERROR: r.selector_model_error}, step=r.labeled_before)
-    tracker.log_array(round_artifact(r.round, "selected.npy"), picks)
-    tracker.log_array(round_artifact(r.round, "scores.npy"), np.asarray(scores, dtype=np.float32))
-    tracker.log_array(round_artifact(r.round, "labeled.npy"), np.sort(labeled))
-
-
-def _log_summary(
-    tracker: Tracker,
-    result: ALResult,
-    dataset: Dataset,
-    selector: SelectorSpec,
-    proxy: ModelSpec,
-    target: ModelSpec,
-) -> None:
-    rounds = [r.__dict__ | {"total_seconds": r.total_seconds} for r in result.rounds]
-    tracker.log_json(Artifact.TIMINGS, {"rounds": rounds, "selection_seconds": result.selection_seconds})
-    summary = {
-        "loop": ACTIVE_LEARNING.name,
-        "dataset": dataset.describe(),
-        "selector": selector.name,
-        "selector_model": proxy.name if selector.needs else None,
-        "target_model": target.name,
-        "labeled_levels": result.levels,
-        "initial_size": int(result.initial.size),
-        "target_error": [r.target_error for r in result.rounds],
-        "selector_model_error": [r.selector_model_error for r in result.rounds],
-        "selection_seconds": result.selection_seconds,
-        "target_train_seconds": sum(r.target_train_seconds or 0.0 for r in result.rounds),
-    }
-    tracker.log_json(Artifact.SUMMARY, summary)
-    if any(r.target_error is not None for r in result.rounds):
-        fig = plots.error_curve(
-            result.levels,
-            {
-                f"target {target.name} ({selector.name} via {proxy.name if selector.needs else 'no model'})": [
-                    r.target_error if r.target_error is not None else float("nan") for r in result.rounds
-                ]
-            },
-            len(dataset.train),
-            f"{dataset.name}: target error vs labeled set",
-        )
-        tracker.log_figure(fig, Artifact.AL_ERROR_FIGURE)
-        plots.close(fig)
-    fig = plots.stacked_seconds(
-        result.levels,
-        {
-            "train": [r.train_seconds for r in result.rounds],
-            "inference": [r.inference_seconds for r in result.rounds],
-            "selection": [r.selection_seconds for r in result.rounds],
-        },
-        f"{dataset.name}: selection time per round ({selector.name})",
-    )
-    tracker.log_figure(fig, Artifact.AL_SECONDS_FIGURE)
-    plots.close(fig)

@@ -1,17 +1,21 @@
 """What a selector needs from the selector model, computed across ``torchrun`` ranks.
 
-Under ``torchrun`` each rank scores a contiguous shard of the pool and the shards are gathered in
-pool order (:func:`svpkit.parallel.sharded_rows`), so every rank holds what one process would. A
-selector with a sharded implementation (``SelectorSpec.select_sharded``: greedy k-center) keeps
-only this rank's shard of the pool embeddings instead; its picks are identical on every rank, so
-all ranks keep the same labeled set.
+The pool is scored batch by batch and each batch is reduced at once to what the selector needs
+per example (``SelectorSpec.needs``; :mod:`svpkit.selectors.reductions`): least confidence keeps
+one float per pool example, not the pool's N × C softmax. Under ``torchrun`` each rank reduces a
+contiguous shard of the pool and only the reductions are gathered in pool order
+(:func:`svpkit.parallel.gather_shards`), so every rank holds what one process would. The full
+softmax, for the selectors that read it (``probabilities``: BADGE, ``auto``), goes batch by batch
+into a memory-mapped file, gathered block by block under ``torchrun``. A selector with a sharded
+implementation (``SelectorSpec.select_sharded``: greedy k-center) keeps only this rank's shard of
+the pool embeddings; its picks are identical on every rank, so all ranks keep the same labeled set.
 
-MC-dropout probabilities (``mc_probabilities``: BALD) are kept as running sums
-(:class:`~svpkit.selectors.scores.MCAccumulator`), so memory stays O(pool × classes) whatever the
-number of passes. A model without dropout layers embeds the pool once and runs ``mc_samples``
-passes of dropout (``mc_dropout``) + its final linear layer; a model with dropout layers runs
-``mc_samples`` full forward passes with its dropout layers active. Masks come from a generator
-seeded from the selection RNG (under ``torchrun`` each rank draws its own for its shard).
+MC dropout (``bald``, ``mc_entropy``) runs its ``mc_samples`` passes per batch: a model without
+dropout layers embeds the batch once and runs the passes as dropout (``mc_dropout``) + its final
+linear layer; a model with dropout layers runs that many forward passes with its dropout layers
+active. The masks are a function of a seed drawn from the selection RNG and of each example's
+training index (:func:`svpkit.selectors.bald.keep_mask`), so BALD's scores are the same whatever
+the inference batch and under ``torchrun`` as in one process.
 """
 
 from __future__ import annotations
@@ -27,12 +31,21 @@ from svpkit.contract import POOL_SHARD_OPTION, format_options
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops.settings import LoopSettings
-from svpkit.models.base import ModelSpec, final_linear
-from svpkit.protocols import HasModule, Learner
+from svpkit.models.base import ModelSpec
+from svpkit.progress import NullProgress, Progress
+from svpkit.protocols import Learner
 from svpkit.selectors import subpool
-from svpkit.selectors.bald import mc_head_probabilities
-from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, resolve_selector_options
+from svpkit.selectors.base import (
+    MC_NEEDS,
+    PER_EXAMPLE,
+    Selection,
+    SelectionContext,
+    SelectorSpec,
+    SelectorUse,
+    resolve_selector_options,
+)
 from svpkit.selectors.coverage import class_balanced_top_k
+from svpkit.selectors.reductions import FULL, MC_FULL, MCDropout, accumulator, file_tensor, reduce_examples
 from svpkit.selectors.scores import MCAccumulator
 
 SHARD_OPTION = POOL_SHARD_OPTION
@@ -40,21 +53,35 @@ SHARD_OPTION = POOL_SHARD_OPTION
 
 
 def fill_selection_context(
-    ctx: SelectionContext, learner: Learner, selector: SelectorSpec, class_balance: bool = False
+    ctx: SelectionContext,
+    learner: Learner,
+    selector: SelectorSpec,
+    class_balance: bool = False,
+    progress: Progress | None = None,
 ) -> None:
     """Compute what ``selector`` needs over ``ctx.pool`` / ``ctx.labeled``, sharded across ranks.
 
-    Probabilities (and embeddings for selectors without a sharded implementation) are gathered
-    in full on every rank; a sharded selector keeps only this rank's pool shard of embeddings.
-    ``class_balance`` needs the probabilities too (the pool's predicted classes).
+    One pass over the pool gives every per-example need (and the memory-mapped softmax where the
+    selector reads it); embeddings are a pass of their own. ``class_balance`` adds the pool's
+    predicted classes. ``progress`` shows the passes.
     """
-    if "mc_probabilities" in selector.needs:
-        generator = torch.Generator(device=learner.device)
-        generator.manual_seed(int(ctx.rng.integers(2**63 - 1)))
-        options = resolve_selector_options(selector, {}) | ctx.options  # defaults where a context has none
-        ctx.mc_probabilities = _gathered_mc(learner, ctx.pool, options, generator)
-    if "probabilities" in selector.needs or class_balance:
-        ctx.probabilities = parallel.sharded_rows(lambda ix: learner.predict_proba(ix), ctx.pool)
+    progress = progress or NullProgress()
+    needs = set(selector.needs) & (PER_EXAMPLE | {FULL, MC_FULL})
+    if class_balance:
+        needs.add("predicted_class")
+    if needs:
+        mc = None
+        if needs & MC_NEEDS:
+            seed = int(ctx.rng.integers(2**63 - 1))
+            options = resolve_selector_options(selector, {}) | ctx.options  # defaults where a context has none
+            mc = MCDropout(int(options["mc_samples"]), float(options["mc_dropout"]), seed)
+        values = reduced_pool(learner, ctx.pool, needs, mc, progress)
+        if FULL in values:
+            ctx.probabilities = values.pop(FULL)
+        if MC_FULL in values:
+            assert mc is not None
+            ctx.mc_probabilities = accumulator(values.pop(MC_FULL), mc.samples)
+        ctx.per_example.update(values)
     if "embeddings" in selector.needs:
         ctx.labeled_embeddings = parallel.sharded_rows(lambda ix: learner.embed(ix), ctx.labeled)
         shard = parallel.local_shard(len(ctx.pool)) if selector.select_sharded is not None else None
@@ -64,6 +91,25 @@ def fill_selection_context(
             ctx.options[SHARD_OPTION] = shard
         else:
             ctx.pool_embeddings = parallel.sharded_rows(lambda ix: embed_stored(learner, ix, ctx.options), ctx.pool)
+
+
+def reduced_pool(
+    learner: Learner, pool: np.ndarray, needs: set[str], mc: MCDropout | None, progress: Progress
+) -> dict[str, torch.Tensor]:
+    """:func:`~svpkit.selectors.reductions.reduce_examples` of ``pool``, each rank its shard, the
+    reductions gathered in pool order (the full softmax block by block, into its file)."""
+    shard = parallel.local_shard(len(pool))
+    start, stop = shard if shard is not None else (0, len(pool))
+    with progress.task(f"score the pool ({stop - start:,} examples)", total=stop - start) as advance:
+        local = reduce_examples(learner, pool[start:stop], needs, mc=mc, advance=advance)
+    if shard is None:
+        return local
+    # One collective per need, in the same order on every rank (a set's order differs between processes).
+    out = {name: parallel.gather_shards(local[name], len(pool)) for name in sorted(local) if name != FULL}
+    if FULL in local:
+        full = local[FULL]
+        out[FULL] = parallel.gather_shards_into(full, file_tensor(len(pool), full.shape[1]))
+    return out
 
 
 EMBED_BLOCK = 65_536
@@ -95,52 +141,10 @@ def check_picks(picks: np.ndarray, pool: np.ndarray, k: int, name: str) -> None:
         raise RuntimeError(f"selector {name!r} returned duplicate or already-labeled indices")
 
 
-def _gathered_mc(learner: Learner, pool: np.ndarray, options: dict[str, Any], gen: torch.Generator) -> MCAccumulator:
-    """MC sums over the pool, each rank its shard, gathered as [Σ p | Σ H] rows."""
-    samples, dropout = int(options["mc_samples"]), float(options["mc_dropout"])
-
-    def sums(ix: np.ndarray) -> torch.Tensor:
-        acc = mc_accumulate(learner, ix, samples, dropout, gen)
-        assert acc.sum_probs is not None and acc.sum_entropy is not None
-        return torch.cat([acc.sum_probs, acc.sum_entropy[:, None]], dim=1)
-
-    rows = parallel.sharded_rows(sums, pool)
-    acc = MCAccumulator()
-    acc.sum_probs, acc.sum_entropy, acc.count = rows[:, :-1].contiguous(), rows[:, -1].contiguous(), samples
-    return acc
-
-
-def mc_accumulate(
-    learner: Learner, indices: np.ndarray, samples: int, dropout: float, generator: torch.Generator
-) -> MCAccumulator:
-    """``samples`` MC-dropout softmax passes over training examples ``indices``, summed."""
-    if not isinstance(learner, HasModule) or not isinstance(learner.model, torch.nn.Module):
-        raise ConfigError("MC dropout needs a torch model (the learner has no nn.Module)")
-    model = learner.model
-    acc = MCAccumulator()
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
-    if not layers:  # embed once, then dropout + the final linear layer, ``samples`` times
-        head = final_linear(model)
-        bias = None if head.bias is None else head.bias.detach()
-        features = learner.embed(indices)
-        for probs in mc_head_probabilities(features, head.weight.detach(), bias, samples, dropout, generator):
-            acc.add(probs)
-        return acc
-
-    def active(module: torch.nn.Module, args: tuple[torch.Tensor, ...], _out: torch.Tensor) -> torch.Tensor:
-        x = args[0]
-        p = float(getattr(module, "p", dropout))
-        keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
-        return x * keep / (1.0 - p)
-
-    handles = [m.register_forward_hook(active) for m in layers]
-    try:
-        for _ in range(samples):
-            acc.add(learner.predict_proba(indices))
-    finally:
-        for h in handles:
-            h.remove()
-    return acc
+def mc_accumulate(learner: Learner, indices: np.ndarray, samples: int, dropout: float, seed: int) -> MCAccumulator:
+    """``samples`` MC-dropout softmax passes over training examples ``indices``, summed (N × C)."""
+    rows = reduce_examples(learner, indices, {MC_FULL}, mc=MCDropout(samples, dropout, seed))[MC_FULL]
+    return accumulator(rows, samples)
 
 
 def select_batch(
@@ -152,10 +156,13 @@ def select_batch(
     selection = select(selector, ctx, k)
     if proportions is None:
         return selection, None
-    if ctx.probabilities is None:
-        raise RuntimeError("class balance needs the selector model's probabilities of the pool")
+    if "predicted_class" in ctx.per_example:
+        predicted = ctx.per_example["predicted_class"].cpu()
+    elif ctx.probabilities is not None:  # a context built by hand
+        predicted = ctx.probabilities.argmax(dim=1).cpu()
+    else:
+        raise RuntimeError("class balance needs the selector model's predicted classes of the pool")
     scores = torch.as_tensor(np.asarray(selection.scores, dtype=np.float32))
-    predicted = ctx.probabilities.argmax(dim=1).cpu()
     chosen = class_balanced_top_k(scores, predicted, k, proportions.tolist())
     picks = ctx.pool[chosen.picks.numpy()].astype(np.int64)
     return Selection(picks, selection.scores), balance_report(chosen.quotas, predicted, chosen.filled, "predicted")

@@ -40,6 +40,7 @@ COUNTS = {
     "subset_size": "--keep decides",
     "proxy_epochs": "the model's default",
     "target_epochs": "the model's default",
+    "eval_sample": "the whole test split",
 }
 """Count options and what their 0 (the MLproject's "not given") means."""
 

@@ -9,9 +9,10 @@ The first term alone (:func:`mc_entropy_scores`) is "max entropy" under MC dropo
 float32 on the probabilities' device; ranking them (highest first) is the caller's, with ties
 towards the lower pool position (:func:`svpkit.selectors.base.rank_descending`).
 
-Memory stays O(N·C) whatever ``T``: :class:`MCAccumulator` takes the samples one by one, and
+The scoring pass runs the ``T`` passes batch by batch and keeps one value per pool example
+(:mod:`svpkit.selectors.reductions`): :class:`MCAccumulator` takes a batch's samples one by one, and
 :func:`mc_head_probabilities` yields them one by one (dropout on the penultimate features, then
-the final linear layer: the network body runs once, only the head ``T`` times).
+the final linear layer: the network body runs once per batch, only the head ``T`` times).
 """
 
 from __future__ import annotations
@@ -90,6 +91,62 @@ def mc_head_probabilities(
         yield out
 
 
+_M1 = 0xBF58476D1CE4E5B9 - (1 << 64)  # splitmix64's constants as signed int64
+_M2 = 0x94D049BB133111EB - (1 << 64)
+_GOLDEN = 0x9E3779B97F4A7C15 - (1 << 64)
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finaliser on int64 (logical shifts: the sign bits are masked off)."""
+    x = x ^ ((x >> 30) & ((1 << 34) - 1))
+    x = x * _M1
+    x = x ^ ((x >> 27) & ((1 << 37) - 1))
+    x = x * _M2
+    return x ^ ((x >> 31) & ((1 << 33) - 1))
+
+
+def keep_mask(
+    rows: torch.Tensor, shape: torch.Size | tuple[int, ...], sample: int, seed: int, dropout: float, layer: int = 0
+) -> torch.Tensor:
+    """The dropout keep-mask (``shape``, bool) of MC sample ``sample`` for the examples ``rows``
+    (training indices, one per leading entry of ``shape``) at dropout layer ``layer``.
+
+    Each entry is a function of (seed, sample, layer, example, position) alone, a counter-based
+    draw (splitmix64): an example gets the same masks whatever batch, shard or pool it is scored
+    in, so BALD's scores do not depend on the inference batch size or on ``torchrun``'s shards.
+    """
+    device = rows.device
+    rest = 1
+    for d in shape[1:]:
+        rest *= int(d)
+    start = (seed + _GOLDEN * (1 + sample) + _M1 * layer + (1 << 63)) % (1 << 64) - (1 << 63)  # wrapped to int64
+    stream = _mix(torch.tensor(start, dtype=torch.int64)).to(device)
+    key = rows.to(torch.int64)[:, None] * rest + torch.arange(rest, device=device, dtype=torch.int64)[None, :]
+    bits = (_mix(_mix(key ^ stream)) >> 11) & ((1 << 53) - 1)
+    return (bits.double() * 2.0**-53 >= dropout).reshape(shape)
+
+
+def head_samples(
+    features: torch.Tensor,
+    rows: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    samples: int,
+    dropout: float,
+    seed: int,
+) -> Iterator[torch.Tensor]:
+    """Yield ``samples`` softmax matrices of the examples ``rows``: dropout (:func:`keep_mask`) on
+    their penultimate ``features``, then the linear head (``nn.Dropout``'s training-mode scaling)."""
+    validate_mc_options(samples, dropout)
+    device = features.device
+    w_t = weight.to(device).float().T
+    b = torch.zeros(w_t.shape[1], device=device) if bias is None else bias.to(device).float()
+    h = features.float()
+    for t in range(samples):
+        keep = keep_mask(rows, h.shape, t, seed, dropout)
+        yield torch.softmax(torch.addmm(b, h * keep, w_t, alpha=1.0 / (1.0 - dropout)), dim=1)
+
+
 def check_mc(use: SelectorUse) -> None:
     """The options are valid and the proxy is a torch classifier with a final linear layer."""
     try:
@@ -100,25 +157,29 @@ def check_mc(use: SelectorUse) -> None:
         raise ConfigError(f"MC dropout needs a torch classifier with a final nn.Linear layer; {use.proxy!r} has none")
 
 
-def _accumulated(ctx: SelectionContext) -> MCAccumulator:
+def _mc_scores(ctx: SelectionContext, need: str) -> torch.Tensor:
+    """The pool's ``need`` (``bald``/``mc_entropy``), reduced batch by batch as the pool was scored;
+    from ``ctx.mc_probabilities`` for a context that holds the MC sums instead."""
+    if need in ctx.per_example:
+        return ctx.per_example[need]
     if ctx.mc_probabilities is None:
-        raise RuntimeError("this selector needs the MC-dropout probabilities of the pool (none were computed)")
-    return ctx.mc_probabilities
+        raise RuntimeError("this selector needs the MC-dropout passes over the pool (none were computed)")
+    return ctx.mc_probabilities.bald() if need == "bald" else ctx.mc_probabilities.entropy()
 
 
 def select_bald(ctx: SelectionContext, k: int) -> Selection:
-    return top_k_by_score(ctx, _accumulated(ctx).bald(), k)
+    return top_k_by_score(ctx, _mc_scores(ctx, "bald"), k)
 
 
 def select_mc_entropy(ctx: SelectionContext, k: int) -> Selection:
-    return top_k_by_score(ctx, _accumulated(ctx).entropy(), k)
+    return top_k_by_score(ctx, _mc_scores(ctx, "mc_entropy"), k)
 
 
 def _spec(name: str, select: Callable[[SelectionContext, int], Selection], description: str) -> SelectorSpec:
     return SelectorSpec(
         name,
         select,
-        frozenset({"mc_probabilities"}),
+        frozenset({name}),
         description,
         options=MC_OPTIONS,
         check=check_mc,

@@ -1,12 +1,16 @@
 """The selector contract.
 
-A selector declares what it needs from the selector model, and the loops compute only that:
-``"probabilities"`` (softmax over the pool), ``"embeddings"`` (penultimate activations of the pool
-and of the labeled/seed set), ``"training_dynamics"`` (a :class:`TrainObserver` attached to the
-selector model's training), ``"mc_probabilities"`` (``mc_samples`` Monte-Carlo dropout passes over
-the pool, kept as running sums: :class:`svpkit.selectors.scores.MCAccumulator`) or ``"labels"``
-(the labels of the scored examples: core-set selection only, where every training label is
-known). A selector with no needs (``random``) trains no model at all.
+A selector declares what it needs from the selector model, and the loops compute only that. Per
+pool example, reduced batch by batch as the pool is scored (:mod:`svpkit.selectors.reductions`;
+``SelectionContext.per_example``): ``"max_probability"``, ``"margin"`` (p₁ − p₂), ``"entropy"``,
+``"predicted_class"``, ``"bald"`` and ``"mc_entropy"`` (MC dropout, ``mc_samples`` passes per batch).
+Whole matrices: ``"probabilities"`` (the pool's softmax, N × C, memory-mapped),
+``"embeddings"`` (penultimate activations of the pool and of the labeled/seed set),
+``"mc_probabilities"`` (the MC-dropout sums over the pool:
+:class:`svpkit.selectors.scores.MCAccumulator`). Others: ``"training_dynamics"`` (a
+:class:`TrainObserver` attached to the selector model's training) or ``"labels"`` (the labels of
+the scored examples: core-set selection only, where every training label is known). A selector
+with no needs (``random``) trains no model at all.
 
 A selector declares its options (:class:`svpkit.models.options.ModelOption`, as models do; set
 with ``--selector-options``, :func:`resolve_selector_options`) and may check a run before it
@@ -29,14 +33,18 @@ from svpkit.protocols import Learner, TrainObserver
 if TYPE_CHECKING:
     from svpkit.selectors.scores import MCAccumulator
 
-NEEDS = frozenset({"probabilities", "embeddings", "training_dynamics", "mc_probabilities", "labels"})
+PER_EXAMPLE = frozenset({"max_probability", "margin", "entropy", "predicted_class", "bald", "mc_entropy"})
+"""Needs reduced to one value per pool example as the pool is scored (svpkit.selectors.reductions)."""
+MC_NEEDS = frozenset({"bald", "mc_entropy", "mc_probabilities"})
+"""Needs computed from MC-dropout passes (the selector's ``mc_samples``/``mc_dropout`` options)."""
+NEEDS = PER_EXAMPLE | {"probabilities", "embeddings", "training_dynamics", "mc_probabilities", "labels"}
 
 
 @dataclass
 class SelectionContext:
     """What a selector sees. Indices are training-set indices in the data set's original order.
 
-    ``probabilities`` and ``pool_embeddings`` rows align with ``pool``; ``labeled_embeddings``
+    ``per_example`` values, ``probabilities`` and ``pool_embeddings`` rows align with ``pool``; ``labeled_embeddings``
     rows align with ``labeled`` (the initial centres for k-center). ``signals`` holds what a
     training-dynamics observer returned (over *all* training examples).
     """
@@ -51,14 +59,23 @@ class SelectionContext:
     signals: dict[str, torch.Tensor] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     """The selector's resolved options (``--selector-options``, defaults filled in)."""
+    per_example: dict[str, torch.Tensor] = field(default_factory=dict)
+    """The per-example needs (:data:`PER_EXAMPLE`) by name, one value per pool example."""
     mc_probabilities: MCAccumulator | None = None
     """Running sums of the ``mc_samples`` MC-dropout softmax passes over ``pool`` (rows align)."""
+
     inputs: Callable[[np.ndarray], torch.Tensor] | None = None
     """The fixed input embedding of training indices (standardised inputs; svpkit.selectors.embedding),
     for selectors with ``embedding=input`` (cold start: no model yet)."""
     stop_kappas: list[float] | None = None
     """Cohen's κ between consecutive rounds' targets on the stop set so far (svpkit.loops.stopping),
     oldest first; None where the loop trains no target (``auto`` reads it)."""
+
+    def value(self, need: str) -> torch.Tensor:
+        """The per-example need ``need`` of the pool (a RuntimeError if it was not computed)."""
+        if need not in self.per_example:
+            raise RuntimeError(f"the pool's {need!r} was not computed (is it in the selector's needs?)")
+        return self.per_example[need]
 
 
 @dataclass

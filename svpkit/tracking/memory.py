@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from svpkit.contract import DATA_PHASE_METRICS
+
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset
 
@@ -59,6 +61,13 @@ class MemoryTracker:
 
     def log_dataset(self, dataset: Dataset, context: str = "training") -> None:
         self.datasets.append(f"{dataset.name} ({context})")
+        if phases := load_metrics(dataset):
+            self.log_metrics(phases, step=0)
+
+
+def load_metrics(dataset: Dataset) -> dict[str, float]:
+    """The data set's measured load phases as metrics (``data/listing_seconds``, ...)."""
+    return {DATA_PHASE_METRICS[k]: float(v) for k, v in dataset.load_seconds.items() if k in DATA_PHASE_METRICS}
 
 
 class NullTracker:

@@ -22,6 +22,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from svpkit.contract import Tag, state_artifact
 from svpkit.data.base import Dataset
 from svpkit.errors import SvpkitError
+from svpkit.tracking.memory import load_metrics
 from svpkit.tracking.store import (
     TrackingError,
     client,
@@ -107,6 +108,8 @@ class MlflowTracker:
         self.client.log_inputs(
             self.run_id, datasets=[DatasetInput(dataset=entity, tags=[InputTag("mlflow.data.context", context)])]
         )
+        if phases := load_metrics(dataset):
+            self.log_metrics(phases, step=0)
 
     def load_state(self) -> dict[str, Any] | None:
         """The newest readable state file of the run, if any."""
