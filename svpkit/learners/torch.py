@@ -353,9 +353,8 @@ class TorchLearner:
 
     # -- inference ----------------------------------------------------------------------------
     def input_batches(self, indices: np.ndarray | None = None, split: str = "train") -> Iterator[torch.Tensor]:
-        """The rows ``indices`` of a split (None: all) as prepared model inputs on the device, one
-        inference batch at a time (:meth:`outputs` scores one). A streamed pool decodes each batch
-        in loader workers while the model runs on the one before."""
+        """The rows ``indices`` of a split (None: all) as prepared inputs on the device, one inference batch
+        at a time (:meth:`outputs` scores one); a streamed pool decodes the next while the model runs."""
         x_all, _ = self.inputs(split)
         idx = None if indices is None else torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.device)
         for raw in row_batches(x_all, idx, self.inference_batch_size):
