@@ -119,19 +119,25 @@ def prepare(
     resolve_device(device)
     assert resolved.dataset is not None  # the validation pass stops at an unknown data set
     spec, where = resolved.dataset, str(resolve_device(device))
-    given = (
+    if args.backbone and dist_info.enabled:  # rank 0 fills the embedding store alone; the others then read it
+        parallel.from_main(lambda: load_args_dataset(args, spec, where) and None)
+    with make_progress(not progress or not dist_info.is_main) as bars, shown(bars):
+        data = load_args_dataset(args, spec, where)
+    return data, built
+
+
+def load_args_dataset(args: Any, spec: DatasetSpec, device: str) -> Dataset:
+    """The data set a command's settings name (path, limits, options, backbone), on ``device``."""
+    return load_dataset(
+        spec,
         args.data_path,
         args.train_limit,
         args.test_limit,
         args.dataset_options,
         args.backbone,
         args.backbone_options,
+        device,
     )
-    if args.backbone and dist_info.enabled:  # rank 0 fills the embedding store alone; the others then read it
-        parallel.from_main(lambda: load_dataset(spec, *given, where) and None)
-    with make_progress(not progress or not dist_info.is_main) as bars, shown(bars):
-        data = load_dataset(spec, *given, where)
-    return data, built
 
 
 @dataclass

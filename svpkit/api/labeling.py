@@ -117,7 +117,7 @@ def query_args(
 
 def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:
     """The data set, the selector and proxy, and the query's config (names looked up once)."""
-    from svpkit.api.flow import load_dataset
+    from svpkit.api.flow import load_args_dataset
     from svpkit.learners.options import parse_model_options
     from svpkit.loops.labeling import QueryConfig
     from svpkit.loops.settings import LoopSettings
@@ -137,16 +137,7 @@ def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:
     cfg = QueryConfig(k=k, settings=settings)
     device = str(resolve_device(args.device))
     spec = registered.datasets.get(args.dataset)
-    data = load_dataset(
-        spec,
-        args.data_path,
-        args.train_limit,
-        args.test_limit,
-        args.dataset_options,
-        args.backbone,
-        args.backbone_options,
-        device,
-    )
+    data = load_args_dataset(args, spec, device)
     return data, (selector_spec, proxy_spec), cfg
 
 

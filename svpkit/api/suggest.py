@@ -78,7 +78,7 @@ def suggest_proxy(
 def _prepare(args: SuggestArgs) -> tuple[Dataset, SelectorSpec, tuple[Contender, list[Contender]], SuggestConfig]:
     """Every setting checked (names looked up once), then the data loaded: the pilot's inputs."""
     from svpkit.analysis import suggest
-    from svpkit.api.flow import load_dataset
+    from svpkit.api.flow import load_args_dataset
     from svpkit.loops.budgets import one_size
     from svpkit.loops.settings import LoopSettings
     from svpkit.loops.suggest import SuggestConfig, check_seeds
@@ -97,16 +97,7 @@ def _prepare(args: SuggestArgs) -> tuple[Dataset, SelectorSpec, tuple[Contender,
     cfg = SuggestConfig(one_size(str(args.pilot), "pilot"), args.k, check_seeds(args.seeds), settings)
     resolve_device(args.device)
     spec = get_plugins().datasets.get(args.dataset)
-    data = load_dataset(
-        spec,
-        args.data_path,
-        args.train_limit,
-        args.test_limit,
-        args.dataset_options,
-        args.backbone,
-        args.backbone_options,
-        str(resolve_device(args.device)),
-    )
+    data = load_args_dataset(args, spec, str(resolve_device(args.device)))
     _check_inputs(data, [models[0], *models[1]])
     pilot_count(cfg, len(data.train))  # a pilot that leaves fewer than k examples is an error now
     return data, selector_spec, models, cfg
