@@ -186,3 +186,13 @@ def release_free_memory() -> None:
     trim = _glibc_trim()
     if trim is not None:
         trim(0)
+
+
+CACHE_ENV = "SVPKIT_CACHE"
+"""Environment variable naming svpkit's cache folder (embedding stores, pixel statistics)."""
+
+
+def cache_dir() -> Path:
+    """svpkit's cache folder: ``$SVPKIT_CACHE``, else ``~/.cache/svpkit``."""
+    given = os.environ.get(CACHE_ENV)
+    return Path(given).expanduser() if given else Path.home() / ".cache" / "svpkit"

@@ -86,7 +86,7 @@ def test_an_unwritable_cache_only_means_the_pass_runs(tmp_path: Path, monkeypatc
     _folder(root, 8, 2)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
-    monkeypatch.setenv(stats_cache.CACHE_ENV, str(blocker))
+    monkeypatch.setenv("SVPKIT_CACHE", str(blocker))
     passes = _counting_passes(monkeypatch)
     load_imagefolder(root, size=8, stream="on", workers=0)
     load_imagefolder(root, size=8, stream="on", workers=0)

@@ -30,17 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from svpkit.errors import DataError
+from svpkit.runtime import cache_dir
 
-CACHE_ENV = "SVPKIT_CACHE"
 DTYPES = ("float16", "float32")
 Batches = Callable[[int], Iterator[np.ndarray]]
 """``batches(start)``: the embeddings of the rows ``start, start+1, ...`` of a split, batch by batch, in order."""
-
-
-def cache_dir() -> Path:
-    """svpkit's cache directory: ``$SVPKIT_CACHE``, else ``~/.cache/svpkit``."""
-    given = os.environ.get(CACHE_ENV)
-    return Path(given).expanduser() if given else Path.home() / ".cache" / "svpkit"
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:

@@ -21,18 +21,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from svpkit.data.file_list import FileList
+from svpkit.runtime import cache_dir
 
-CACHE_ENV = "SVPKIT_CACHE"
-"""Environment variable naming svpkit's cache folder."""
-DEFAULT_CACHE = "~/.cache/svpkit"
 KIND = "image_moments"
 
 Moments = tuple[tuple[float, ...], tuple[float, ...]]
-
-
-def cache_dir() -> Path:
-    """svpkit's cache folder (``$SVPKIT_CACHE``, default ``~/.cache/svpkit``)."""
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
 def listing_key(files: Sequence[Path], root: Path, size: int, advance: Callable[[int], None] | None = None) -> str:
