@@ -2,7 +2,8 @@
 cluster is needed): docker/MLproject (the docker_env twin of MLproject), kubernetes_config.json and
 kubernetes_job_template.yaml, and the Job MLflow would submit for an entry point.
 
-``python tests/test_kubernetes_config.py --write`` regenerates docker/MLproject from MLproject.
+``python tests/test_settings_declared.py --write`` regenerates MLproject and docker/MLproject from the
+settings declarations (``python tests/test_kubernetes_config.py --write`` does the same).
 """
 
 from __future__ import annotations
@@ -17,21 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "svpkit:latest"
 IMAGE_REPO_DIR = "/opt/svpkit"  # WORKDIR of the Dockerfile
 
-DOCKER_HEADER = f"""# Generated from ../MLproject by `python tests/test_kubernetes_config.py --write`: the same entry
-# points in a Docker image (build it first: `docker build -t {IMAGE} .` in the repository root).
-# MLflow allows one environment per MLproject file, hence this separate project directory:
-#   mlflow run docker -e active_learning                         (local Docker)
-#   mlflow run docker -e active_learning --backend kubernetes --backend-config kubernetes_config.json
-"""
-
 
 def docker_mlproject(text: str) -> str:
-    """docker/MLproject from MLproject: docker_env instead of python_env; presets inside the image."""
-    if "python_env: python_env.yaml" not in text:
-        raise ValueError("MLproject no longer declares python_env: python_env.yaml")
-    text = text.replace("python_env: python_env.yaml", f"docker_env:\n  image: {IMAGE}")
-    text = text.replace("default: projects/", f"default: {IMAGE_REPO_DIR}/projects/")
-    return DOCKER_HEADER + text
+    """docker/MLproject from MLproject (svpkit.api.entries.docker_twin)."""
+    from svpkit.api.entries import docker_twin
+
+    return docker_twin(text)
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
@@ -43,7 +35,7 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
 def test_docker_mlproject_is_the_docker_twin_of_mlproject() -> None:
     expected = docker_mlproject((ROOT / "MLproject").read_text())
     actual = (ROOT / "docker" / "MLproject").read_text()
-    assert actual == expected, "docker/MLproject is stale: run `python tests/test_kubernetes_config.py --write`"
+    assert actual == expected, "docker/MLproject is stale: run `python tests/test_settings_declared.py --write`"
     from mlflow.projects.docker import validate_docker_env
 
     plain, docker = _load(ROOT), _load(ROOT / "docker")
@@ -119,6 +111,6 @@ def test_job_mlflow_would_submit(entry: str, tmp_path: Path, monkeypatch: pytest
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    (ROOT / "docker").mkdir(exist_ok=True)
-    (ROOT / "docker" / "MLproject").write_text(docker_mlproject((ROOT / "MLproject").read_text()))
-    print("wrote docker/MLproject")
+    from test_settings_declared import write_generated
+
+    write_generated()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Optional, TypeVar, Union
 
+from svpkit.api.declare import setting
 from svpkit.contract import format_options
 from svpkit.errors import ConfigError, SvpkitError
 
@@ -47,40 +48,58 @@ OBJECT_HINTS = {
 class LoopArgs:
     """The arguments that define a loop's run (the ones ``resume`` reuses); data first."""
 
-    dataset: str = "digits"
-    data_path: Optional[str] = None
-    train_limit: Optional[int] = None
-    test_limit: Optional[int] = None
-    dataset_options: Options = None
-    backbone: Optional[str] = None
-    """A pretrained backbone (svpkit backbones list): the loop sees the embedded pool (docs/pretrained.md)."""
-    backbone_options: Options = None
+    dataset: str = setting("digits", "Data set name (svpkit datasets list).")
+    data_path: Optional[str] = setting(None, "Where the data set's files are.")
+    train_limit: Optional[int] = setting(None, "Use only the first N training examples (0: all).")
+    test_limit: Optional[int] = setting(None, "Use a stratified sample of N test examples (0: all).")
+    dataset_options: Options = setting(None, "Options of the data set, e.g. 'size=64' (svpkit datasets options NAME).")
+    backbone: Optional[str] = setting(
+        None, "Pretrained backbone (svpkit backbones list): models and selectors see its stored embeddings."
+    )
+    backbone_options: Options = setting(
+        None, "Options of the backbone, e.g. 'size=96,dtype=float32' (docs/pretrained.md)."
+    )
 
 
 @dataclass
 class RunArgs(LoopArgs):
     """What every run of a model takes beside the data: its seed, device, batch size and determinism."""
 
-    seed: int = 0
-    device: str = "auto"
-    batch_size: Optional[int] = None
-    deterministic: Switch = False
+    seed: int = setting(0, "Seed of every random choice of the run, 0 to 4294967295.")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N.")
+    batch_size: Optional[int] = setting(None, "Override the models' batch size (0: each model's own).")
+    deterministic: Switch = setting(False, "true: PyTorch's deterministic algorithms (GPU reproducibility).")
+
+
+_SELECTOR = "Selector name (svpkit selectors list)."
+_TARGET_EPOCHS = "Train the target for this many epochs (0: the model's default)."
+_TARGET_OPTIONS = "Options of the target model, e.g. 'max_length=256' (svpkit models options NAME)."
+_PROXY_EPOCHS = "Train the proxy for this many epochs, schedule scaled (0: the model's default)."
+_PROXY_OPTIONS = "Options of the selector model, e.g. 'dim=50,word_ngrams=1' (svpkit models options NAME)."
 
 
 @dataclass
 class SelectionArgs(RunArgs):
     """The arguments both selection loops take."""
 
-    selector: str = "least_confidence"
-    proxy: str = "digits_mlp"
-    target: str = "digits_cnn"
-    proxy_epochs: Optional[int] = None
-    target_epochs: Optional[int] = None
-    agreement: str = "auto"
-    proxy_options: Options = None
-    target_options: Options = None
-    selector_options: Options = None
-    class_balance: Switch = False
+    selector: str = setting("least_confidence", _SELECTOR)
+    proxy: str = setting("digits_mlp", "Selector model: the proxy (or the target for a baseline).")
+    target: str = setting("digits_cnn", "Target model, trained at every budget level.")
+    proxy_epochs: Optional[int] = setting(None, _PROXY_EPOCHS)
+    target_epochs: Optional[int] = setting(None, _TARGET_EPOCHS)
+    agreement: str = setting(
+        "auto",
+        "Proxy agreement with the target (agreement/* metrics): auto (on when the target trains on the "
+        "proxy's labeled set), off, scores (no second k-center selection), full.",
+    )
+    proxy_options: Options = setting(None, _PROXY_OPTIONS)
+    target_options: Options = setting(None, _TARGET_OPTIONS)
+    selector_options: Options = setting(
+        None, "Options of the selector, e.g. 'mc_samples=20,mc_dropout=0.5' (svpkit selectors list)."
+    )
+    class_balance: Switch = setting(
+        False, "true: keep the class proportions (labeled set by predicted class; core-set: training set)."
+    )
 
 
 @dataclass
@@ -88,38 +107,46 @@ class ActiveLearningArgs(SelectionArgs):
     """``svpkit active-learning``'s settings: also the initial set, the budget levels, the target
     at every level, the initial set's selector and when to stop."""
 
-    initial: Size = "0.01"
-    budgets: Sizes = "0.1,0.2,0.3,0.4,0.5"
-    train_target: bool = True
-    initial_selector: str = "random"
-    stop_when: str = ""
-    eval_sample: int = 10_000
+    initial: Size = setting("0.01", "Initial labeled set: fraction in (0,1] or count.")
+    budgets: Sizes = setting("0.1,0.2,0.3,0.4,0.5", "Cumulative labeled sizes: fractions or counts.")
+    train_target: bool = setting(True, "Train and evaluate the target at every budget level.")
+    initial_selector: str = setting(
+        "random", "Who picks the initial set: random, or a cold-start selector (typiclust, probcover)."
+    )
+    stop_when: str = setting("", "End early when a stopping criterion holds: kappa:0.99[:3] or uncertainty:0.05[:1].")
+    eval_sample: int = setting(
+        10_000, "Test examples (stratified, fixed) the selector model's error is measured on; 0: all."
+    )
 
 
 @dataclass
 class CoreSetArgs(SelectionArgs):
     """``svpkit core-set``'s settings: also the subset's size and spread and the full-data reference."""
 
-    selector: str = "forgetting_events"
-    keep: Optional[Size] = None
-    subset_size: Optional[int] = None
-    seed_size: Size = "1000"
-    full_run: Optional[str] = None
-    compare_full: Switch = False
-    coverage: str = "none"
-    ccs_cutoff: float = 0.0
-    ccs_bins: int = 50
-    score_models: int = 1
+    selector: str = setting("forgetting_events", "Selector that ranks the training set.")
+    proxy: str = setting("digits_mlp", "Model trained on all data to rank it (the target for a baseline).")
+    target: str = setting("digits_cnn", "Model trained from scratch on the kept subset.")
+    keep: Optional[Size] = setting(None, "Fraction of the training set to keep, in (0,1] (default 0.5).")
+    subset_size: Optional[int] = setting(None, "Number of examples to keep (instead of --keep).")
+    seed_size: Size = setting("1000", "k-center's random seed points: count or fraction (count toward the subset).")
+    full_run: Optional[str] = setting(None, "Run id of a train run of the target on all data (speed-up reference).")
+    compare_full: Switch = setting(
+        False, "true: train the target on all data in this run when no reference run exists."
+    )
+    coverage: str = setting("none", "ccs: coverage-centric sampling of the subset over score strata (none: the top).")
+    ccs_cutoff: float = setting(0.0, "CCS: drop the hardest fraction first, in [0, 1).")
+    ccs_bins: int = setting(50, "CCS: equal-width score strata to sample evenly from.")
+    score_models: int = setting(1, "Average the ranking scores of N proxies trained from different seeds.")
 
 
 @dataclass
 class TrainArgs(RunArgs):
     """``svpkit train``'s settings: the target on all (or a seeded random part) of the data."""
 
-    target: str = "digits_cnn"
-    size: Size = "1.0"
-    target_epochs: Optional[int] = None
-    target_options: Options = None
+    target: str = setting("digits_cnn", "Model to train.")
+    size: Size = setting("1.0", "Training examples: fraction in (0,1] or count (a seeded random subset); 1.0 = all.")
+    target_epochs: Optional[int] = setting(None, _TARGET_EPOCHS)
+    target_options: Options = setting(None, _TARGET_OPTIONS)
 
 
 A = TypeVar("A", bound=LoopArgs)

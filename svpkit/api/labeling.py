@@ -21,6 +21,7 @@ from svpkit.api.args import (
     settle,
     takes,
 )
+from svpkit.api.declare import setting
 from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,11 +36,17 @@ if TYPE_CHECKING:
 class QueryArgs(RunArgs):
     """The settings a project keeps from its first query (``data_path`` and ``device`` may change)."""
 
-    selector: str = "least_confidence"
-    proxy: str = "digits_mlp"
-    proxy_epochs: Optional[int] = None
-    proxy_options: Options = None
-    stop_when: Optional[str] = None
+    selector: str = setting("least_confidence", "Selector name (svpkit selectors list).")
+    proxy: str = setting("digits_mlp", "The proxy: the selector model trained on the labeled set.")
+    proxy_epochs: Optional[int] = setting(
+        None, "Train the proxy for this many epochs, schedule scaled (0: the model's default)."
+    )
+    proxy_options: Options = setting(
+        None, "Options of the selector model, e.g. 'dim=50,word_ngrams=1' (svpkit models options NAME)."
+    )
+    stop_when: Optional[str] = setting(
+        None, "Stop the project when a criterion holds: kappa:0.99[:3], uncertainty:0.05[:1], or off."
+    )
 
 
 MAY_CHANGE = ("data_path", "device", "stop_when")

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from svpkit.api.args import Options, RunArgs, Size, opt_int, options_text, parse_deterministic, settle, takes
+from svpkit.api.declare import setting
 from svpkit.errors import ConfigError
 
 if TYPE_CHECKING:
     from svpkit.analysis.suggest_report import SuggestReport
+    from svpkit.api.flow import RunSettings
     from svpkit.data.base import Dataset
     from svpkit.loops.suggest import Contender, SuggestConfig
     from svpkit.selectors.base import SelectorSpec
@@ -29,16 +31,20 @@ class SuggestArgs(RunArgs):
     """``svpkit suggest-proxy``'s settings: the target, the selector, the candidates
     (``model[:epochs][{options}]``, comma-separated), the pilot, ``k``, the seeds and the thresholds."""
 
-    target: str = "digits_cnn"
-    selector: str = "least_confidence"
-    candidates: str = "digits_mlp:10,digits_cnn:3,digits_cnn:10"
-    pilot: Size = "0.1"
-    k: int = 100
-    seeds: int = 3
-    min_overlap: float = 0.5
-    min_spearman: float = 0.5
-    target_epochs: Optional[int] = None
-    target_options: Options = None
+    target: str = setting("digits_cnn", "The target model the proxy selects for.")
+    selector: str = setting("least_confidence", "Selector (svpkit selectors list); it must use a model.")
+    candidates: str = setting(
+        "digits_mlp:10,digits_cnn:3,digits_cnn:10", "Proxies to try: model[:epochs][{options}], comma-separated."
+    )
+    pilot: Size = setting("0.1", "The random pilot labeled set: fraction of the training set in (0,1) or count.")
+    k: int = setting(100, "The batch each model picks from the rest (the pool).", decls=("--k",))
+    seeds: int = setting(3, "Pilots (seeds SEED, SEED+1, ...) the agreement is averaged over.")
+    min_overlap: float = setting(0.5, "Top-k overlap a recommended proxy reaches, in [0, 1].")
+    min_spearman: float = setting(0.5, "Spearman a recommended proxy reaches, in [-1, 1].")
+    target_epochs: Optional[int] = setting(None, "Train the target for this many epochs (0: the model's default).")
+    target_options: Options = setting(
+        None, "Options of the target model, e.g. 'max_length=256' (svpkit models options NAME)."
+    )
 
 
 @takes(SuggestArgs)
@@ -55,13 +61,20 @@ def suggest_proxy(
     """Train the target and each candidate on a pilot, compare their picks, recommend the cheapest
     that agrees (``svpkit suggest-proxy``). ``settings`` (a :class:`SuggestArgs`) and/or its fields
     as keyword arguments."""
+    from svpkit.api.flow import RunSettings
+
+    args = settle(SuggestArgs, settings, given)
+    return suggest_proxy_args(args, RunSettings(experiment, run_name, track, progress))
+
+
+def suggest_proxy_args(args: SuggestArgs, run: RunSettings) -> SuggestOutcome:
+    """A suggest-proxy run of ``args`` (the command's settings)."""
     from svpkit.analysis import suggest, suggest_report
     from svpkit.loops.suggest import run_suggest
     from svpkit.progress import make_progress
 
-    args = settle(SuggestArgs, settings, given)
     data, selector_spec, (target_model, contenders), cfg = _prepare(args)
-    with make_progress(not progress):
+    with make_progress(not run.progress):
         rows = run_suggest(data, selector_spec, target_model, contenders, cfg)
     meta: dict[str, Any] = {"dataset": data.name, "selector": args.selector, "target": target_model.label}
     meta |= {"pilot": pilot_count(cfg, len(data.train)), "k": args.k}
@@ -71,8 +84,8 @@ def suggest_proxy(
     params = {**meta, "candidates": args.candidates, "seeds": args.seeds, "seed": args.seed, "device": args.device}
     params["deterministic"] = cfg.settings.deterministic
     params |= {"min_overlap": args.min_overlap, "min_spearman": args.min_spearman, "dataset_digest": data.digest}
-    name = run_name or f"suggest-{args.target}-{args.selector}-s{args.seed}"
-    return _logged(report, params, experiment or None, name, track)
+    name = run.run_name or f"suggest-{args.target}-{args.selector}-s{args.seed}"
+    return _logged(report, params, run.experiment or None, name, run.track)
 
 
 def _prepare(args: SuggestArgs) -> tuple[Dataset, SelectorSpec, tuple[Contender, list[Contender]], SuggestConfig]:

@@ -134,17 +134,14 @@ def loop_commands() -> LoopCommands:
     import click
     import typer.main
 
+    from svpkit.api.entries import preset_schema
     from svpkit.presets import LOOP_COMMANDS, CommandOption, LoopCommands, RejectedArguments
 
     group = typer.main.get_command(app)
     commands = {loop: group.commands[command] for loop, command in LOOP_COMMANDS.items()}  # type: ignore[attr-defined]
     options = {
-        loop: {
-            p.name: CommandOption(bool(getattr(p, "is_flag", False)), p.opts[0], next(iter(p.secondary_opts), None))
-            for p in command.params
-            if p.name
-        }
-        for loop, command in commands.items()
+        loop: {name: CommandOption(*spelling) for name, spelling in preset_schema(command).items()}
+        for loop, command in LOOP_COMMANDS.items()
     }
 
     def parse(loop: str, args: list[str]) -> dict[str, Any]:

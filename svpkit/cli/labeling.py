@@ -14,9 +14,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from svpkit.api.args import collect
 from svpkit.cli.base import app, out, print_run_link
-from svpkit.cli.options import DATA, RUN, Selector, with_shared
+from svpkit.cli.options import settings_of, takes_settings
 from svpkit.cli.tables import percent
 
 if TYPE_CHECKING:
@@ -24,35 +23,24 @@ if TYPE_CHECKING:
     from svpkit.labeling.session import AnswerCheck
     from svpkit.loops.labeling import QueryRound
 
-ProjectId = Annotated[Optional[str], typer.Option("--project", help="The labeling project's run id.")]
 SHOWN_ROWS = 10
 
 
 @app.command("query")
-@with_shared(DATA, ("seed", "device", "proxy_epochs", "batch_size", "proxy_options", "deterministic", *RUN))
-def query(
-    selector: Selector = "least_confidence",
-    proxy: Annotated[
-        str, typer.Option(help="The proxy: the selector model trained on the labeled set.")
-    ] = "digits_mlp",
-    k: Annotated[int, typer.Option("--k", help="How many examples to ask the annotators for.")] = 500,
-    project: ProjectId = None,
-    out_file: Annotated[
-        Optional[str], typer.Option("--out", help="Also write the batch to this CSV file (for the annotation tool).")
-    ] = None,
-    stop_when: Annotated[
-        Optional[str],
-        typer.Option(help="Stop the project when a criterion holds: kappa:0.99[:3], uncertainty:0.05[:1], or off."),
-    ] = None,
-    **shared: Any,
-) -> Any:  # the updated Project (Any: typer resolves these hints at import time)
+@takes_settings("query")
+def query(**values: Any) -> Any:  # the updated Project (Any: typer resolves these hints at import time)
     """Ask for the next batch to label: the proxy, trained on the labels so far, picks k of the unlabeled pool."""
     from svpkit.api.labeling import QueryArgs, StopCriterionHolds, query_args
 
-    given = collect(QueryArgs, locals() | shared)
+    given, out_file = settings_of(QueryArgs, values), values["out"]
     try:
         done = query_args(
-            given, k, project or None, out_file, (shared["experiment"], shared["run_name"]), not shared["quiet"]
+            given,
+            values["k"],
+            values["project"] or None,
+            out_file,
+            (values["experiment"], values["run_name"]),
+            not values["quiet"],
         )
     except StopCriterionHolds as stop:  # not an error: the project is done (docs/labeling.md)
         out.print(f"stop: {stop}; no batch written (`--stop-when off` asks anyway)")
