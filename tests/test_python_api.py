@@ -7,6 +7,7 @@ import collections
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,26 @@ def test_bad_settings_are_typed_errors_before_any_run(tracking_uri: str) -> None
 def test_a_settings_object_and_keywords_are_one_run_s_settings() -> None:
     """A settings object, keywords over it, and the command line's text are the same settings;
     an unknown keyword is a ConfigError with a did-you-mean, before anything runs."""
-    from svpkit.api.args import settle
+    from svpkit.api.args import recorded, settle
+    from svpkit.api.flow import validated
 
     base = svpkit.ActiveLearningArgs(budgets=[40, 60], initial=20, deterministic=True, **TINY)
-    over = settle(svpkit.ActiveLearningArgs, base, {"seed": 3, "proxy_options": {"hidden": 32}})
+    over = settle(svpkit.ActiveLearningArgs, base, {"seed": 3, "proxy_options": {"amp": "off"}})
     text = settle(svpkit.ActiveLearningArgs, None, {**TINY, "budgets": "40,60", "initial": "20", "seed": 3})
-    assert (over.budgets, over.initial, over.seed, over.deterministic) == ("40,60", "20", 3, "true")
-    assert over.proxy_options == "hidden=32" and base.budgets == [40, 60]  # the given object is not changed
-    assert (text.budgets, text.initial, text.deterministic) == ("40,60", "20", "false")
+    assert (over.budgets, over.initial, over.seed, over.deterministic) == ([40, 60], 20, 3, True)
+    assert over.proxy_options == {"amp": "off"} and base.seed == 0  # the given object is not changed
+    assert recorded(over)["budgets"] == "40,60" and recorded(over)["proxy_options"] == "amp=off"
+    typed, parsed = (
+        validated("active_learning", over),
+        validated("active_learning", replace(text, proxy_options="amp=off", deterministic="true")),
+    )
+    assert (typed.budgets, typed.initial, typed.deterministic, typed.proxy_options) == (
+        (40, 60),
+        20,
+        True,
+        {"amp": "off"},
+    )
+    assert typed == replace(parsed, problems=typed.problems)
     with pytest.raises(
         svpkit.ConfigError, match="unknown setting 'budget' of ActiveLearningArgs .did you mean 'budgets'"
     ):
@@ -97,13 +110,13 @@ def test_the_command_line_defaults_are_the_settings_objects(command: str, settin
 
     import typer.main
 
-    from svpkit.api.args import as_text
+    from svpkit.api.declare import declared
     from svpkit.cli import app
 
     cls = getattr(svpkit, settings)
     params = {p.name: p.default for p in typer.main.get_command(app).commands[command].params}  # type: ignore[attr-defined]
-    for f in fields(cls):
-        assert as_text(f.name, params[f.name]) == as_text(f.name, f.default), (command, f.name)
+    for row in declared(cls):
+        assert params[row.name] == row.default, (command, row.name)
     function = {"ActiveLearningArgs": svpkit.active_learning, "CoreSetArgs": svpkit.core_set}.get(settings)
     if function is not None:
         shown = inspect.signature(function).parameters
@@ -198,31 +211,77 @@ def test_query_and_label_through_the_api(tmp_path: Path, tracking_uri: str) -> N
     assert len(loaded.train) == 50 and svpkit.load_dataset(loaded).digest == loaded.digest
 
 
-def test_one_cli_run_looks_each_name_up_and_parses_each_option_once(
-    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from svpkit import options as model_options
-    from svpkit import registry
-    from svpkit.learners import options as learner_options
-    from svpkit.selectors import base as selector_base
+PARSERS = {
+    "parse_options_text": lambda args: args[1],  # (text, flag)
+    "parse_sizes": lambda args: args[1] if len(args) > 1 else "budget",  # (text, what); one_size's too
+    "parse_fraction": lambda args: args[1],
+    "parse_switch": lambda args: args[1],
+}
+"""The functions that turn a setting's text into a value, and which setting a call parses."""
 
-    looked_up: collections.Counter[tuple[str, str]] = collections.Counter()
-    parsed: collections.Counter[str] = collections.Counter()
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[tuple[str, str]]:
+    """Count every parse of a setting and every registry lookup (in every module that holds the parser)."""
+    from svpkit import registry
+    from svpkit.loops.stopping import StopRule
+
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    for name, key in PARSERS.items():
+        modules = [m for m in list(sys.modules.values()) if m and m.__name__.startswith("svpkit") and hasattr(m, name)]
+        original = getattr(modules[0], name)
+        for module in modules:
+            if getattr(module, name) is original:
+
+                def counting(*args: Any, _name: str = name, _key: Any = key, _f: Any = original) -> Any:
+                    if isinstance(args[0], str) or args[0] is None:  # text (or nothing) parsed
+                        counts[(_name, _key(args))] += 1
+                    return _f(*args)
+
+                monkeypatch.setattr(module, name, counting)
+    parse_stop = StopRule.parse.__func__  # type: ignore[attr-defined]
+
+    def counting_stop(cls: Any, text: Any) -> Any:
+        counts[("StopRule.parse", "--stop-when")] += 1
+        return parse_stop(cls, text)
+
+    monkeypatch.setattr(StopRule, "parse", classmethod(counting_stop))
     entry = registry.Registry.entry
 
     def counting_entry(self: Any, name: str) -> Any:
-        looked_up[(self.kind, name)] += 1
+        counts[(self.kind, name)] += 1
         return entry(self, name)
 
-    def counting_parse(text: Any, flag: str) -> Any:
-        parsed[flag] += 1
-        return model_options.parse_options_text(text, flag)
-
     monkeypatch.setattr(registry.Registry, "entry", counting_entry)
-    for module in (learner_options, selector_base):
-        monkeypatch.setattr(module, "parse_options_text", counting_parse)
+    return counts
+
+
+def test_one_cli_run_and_one_api_run_parse_each_value_once(tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each name is looked up and each text value parsed once, by the validation pass; every later
+    step (the loop's config, the data set, the stopping rule) uses its plan."""
+    import svpkit.api.loops  # noqa: F401  (every module that parses is loaded before counting)
+    import svpkit.cli.loops  # noqa: F401
+    import svpkit.loops.active_learning  # noqa: F401
+    import svpkit.loops.validate  # noqa: F401
+
+    counts = _count_parses(monkeypatch)
     _cli("active-learning", *TINY_ARGS, "--initial", "20", "--budgets", "40", "--proxy-epochs", "1",
          "--no-train-target", "--selector", "margin", "--proxy-options", "amp=off")  # fmt: skip
-    assert looked_up == {("dataset", "digits"): 1, ("selector", "margin"): 1, ("model", "digits_mlp"): 1,
-                         ("model", "digits_cnn"): 1}  # fmt: skip
-    assert parsed == {"--proxy-options": 1, "--target-options": 1, "--selector-options": 1}
+    options = {("parse_options_text", f"--{o}-options"): 1 for o in ("dataset", "proxy", "target", "selector")}
+    names = {
+        ("dataset", "digits"): 1,
+        ("selector", "margin"): 1,
+        ("model", "digits_mlp"): 1,
+        ("model", "digits_cnn"): 1,
+    }
+    sizes = {("parse_sizes", "initial"): 1, ("parse_sizes", "budget"): 1, ("StopRule.parse", "--stop-when"): 1}
+    switches = {("parse_switch", "deterministic"): 1, ("parse_switch", "class_balance"): 1}
+    assert counts == names | options | sizes | switches
+
+    counts.clear()  # typed values need no parsing; the text ones are parsed once
+    svpkit.active_learning(
+        **TINY, initial="20", budgets=[40, 60], proxy_epochs=1, target_epochs=1, selector="margin",
+        proxy_options={"amp": "off"}, selector_options="", stop_when="kappa:0.99", class_balance=True, track=False,
+    )  # fmt: skip
+    typed = {("parse_options_text", "--proxy-options"), ("parse_switch", "class_balance"), ("parse_sizes", "budget")}
+    typed |= {("parse_switch", "deterministic")}  # its default is a bool
+    assert counts == {k: 1 for k in (names | options | sizes | switches) if k not in typed}

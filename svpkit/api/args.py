@@ -11,12 +11,12 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Optional, TypeVar, Union
 
 from svpkit.api.declare import setting
 from svpkit.contract import format_options
-from svpkit.errors import ConfigError, SvpkitError
+from svpkit.errors import ConfigError
 
 Size = Union[float, int, str]
 """A fraction in (0, 1], a count, or their text."""
@@ -153,14 +153,16 @@ A = TypeVar("A", bound=LoopArgs)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def collect(cls: type[A], values: Mapping[str, Any]) -> A:
-    """``cls`` from a command's or a function's arguments (its ``locals()``), in their text forms."""
-    return cls(**{f.name: as_text(f.name, values[f.name]) for f in fields(cls)})
+def args_of(cls: type[A], values: Mapping[str, Any]) -> A:
+    """``cls`` from a command's parsed parameters (a preset's run in this process: the values as
+    the command line gives them; other parameters are left out)."""
+    return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
 def settle(cls: type[A], settings: Optional[A], given: Mapping[str, Any]) -> A:
     """The settings of an API call: ``settings`` (or the defaults) with the ``given`` keyword
-    arguments over them, in their text forms; an unknown name is a ConfigError (did-you-mean)."""
+    arguments over them, as given (the validation pass parses each once); an unknown name is a
+    ConfigError (did-you-mean)."""
     known = {f.name for f in fields(cls)}
     for name in given:
         if name not in known:
@@ -170,7 +172,7 @@ def settle(cls: type[A], settings: Optional[A], given: Mapping[str, Any]) -> A:
     base = settings if settings is not None else cls()
     if not isinstance(base, cls):
         raise ConfigError(f"settings must be a {cls.__name__}, got {type(base).__name__}")
-    args = collect(cls, {f.name: getattr(base, f.name) for f in fields(cls)} | dict(given))
+    args = replace(base, **given)
     if any(not isinstance(getattr(args, name, ""), (str, type(None))) for name in OBJECT_FIELDS):
         from svpkit.api.objects import adopt  # objects in place of names: registered in this process
 
@@ -200,17 +202,14 @@ def takes(cls: type[LoopArgs]) -> Callable[[F], F]:
     return decorate
 
 
-def as_text(name: str, value: Any) -> Any:
-    """A Python value of argument ``name`` as the command line writes it (text stays as it is)."""
-    if isinstance(value, bool) and name != "train_target":
-        return str(value).lower()
-    if name.endswith("_options") and isinstance(value, Mapping):
-        return format_options(value)
-    if name == "budgets" and isinstance(value, Sequence) and not isinstance(value, str):
-        return ",".join(str(v) for v in value)
-    if name in ("initial", "size", "seed_size", "keep", "pilot") and isinstance(value, (int, float)):
-        return str(value)
-    return value
+def recorded(args: LoopArgs) -> dict[str, Any]:
+    """The settings as a run's saved states record them (``resume`` and labeling projects read them
+    back): values of text options in the command line's text (``[40, 60]`` → ``"40,60"``)."""
+    from svpkit.api.declare import declared, text_of
+
+    text = {row.name for row in declared(type(args)) if row.kind is str}
+    values = {f.name: getattr(args, f.name) for f in fields(args)}
+    return {k: text_of(v) if k in text and v is not None and not isinstance(v, str) else v for k, v in values.items()}
 
 
 def options_text(value: Options) -> Optional[str]:
@@ -226,24 +225,8 @@ def opt_int(value: Optional[int]) -> Optional[int]:
     return None if value is None or value <= 0 else value
 
 
-def parse_deterministic(value: Switch, device: str) -> bool:
-    """``deterministic``: on a CPU run, also pin the portable CPU numerics now, before torch first runs
-    (:func:`svpkit.runtime.pin_portable_numerics`; docs/reliability.md)."""
-    deterministic = parse_bool(value, "deterministic")
-    if deterministic:
-        from svpkit.runtime import pin_portable_numerics, resolve_device
-
-        if resolve_device(device).type == "cpu":
-            pin_portable_numerics()
-    return deterministic
-
-
 def parse_bool(value: Switch, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise SvpkitError(f"{what} must be true or false, got {value!r}")
+    """A switch (svpkit.loops.validate.parse_switch)."""
+    from svpkit.loops.validate import parse_switch
+
+    return parse_switch(value, what)

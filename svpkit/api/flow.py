@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
-from svpkit.api.args import OBJECT_FIELDS, A, LoopArgs, opt_int
+from svpkit.api.args import OBJECT_FIELDS, A, LoopArgs, opt_int, recorded
 
 if TYPE_CHECKING:
     from svpkit.data.base import Dataset, DatasetSpec
-    from svpkit.loops.validate import Resolved
+    from svpkit.loops.plan import Plan
     from svpkit.parallel import DistInfo
     from svpkit.protocols import Tracker
     from svpkit.tracking.resume import ResumePoint
@@ -30,7 +30,7 @@ class ResumeState(Generic[A]):
     args: A
     given: dict[str, Any]
     """The arguments as given."""
-    resolved: Resolved
+    plan: Plan
     """What the validation pass looked up and parsed (:mod:`svpkit.loops.validate`)."""
     point: ResumePoint | None = None
 
@@ -40,8 +40,9 @@ class ResumeState(Generic[A]):
         return self.given if self.point is None else self.point.invocation
 
 
-def validated(loop: str, args: LoopArgs) -> Resolved:
-    """The validation pass over ``args`` (:mod:`svpkit.loops.validate`): its first problem is the error."""
+def validated(loop: str, args: LoopArgs) -> Plan:
+    """The validation pass over ``args`` (:mod:`svpkit.loops.validate`): its first problem is the
+    error; else the plan every later step uses."""
     from svpkit.loops.validate import check
 
     return check(loop, vars(args))
@@ -55,15 +56,15 @@ def resolve_resume(loop: str, resume: Optional[str], given: A) -> ResumeState[A]
     from svpkit import parallel
     from svpkit.tracking.resume import find_resume_point
 
-    values = {f.name: getattr(given, f.name) for f in fields(given)}
+    values = recorded(given)
     if not resume:
         return ResumeState(given, values, validated(loop, given))
     from svpkit.api.objects import check_resume
 
     point = parallel.from_main(lambda: find_resume_point(resume, loop))
-    recorded = point.invocation
-    check_resume(resume, values, recorded, OBJECT_FIELDS)
-    args = replace(given, **{k: recorded[k] for k in values if k in recorded})
+    saved = point.invocation
+    check_resume(resume, values, saved, OBJECT_FIELDS)
+    args = replace(given, **{k: saved[k] for k in values if k in saved})
     return ResumeState(args, values, validated(loop, args), point)
 
 
@@ -104,40 +105,40 @@ def load_dataset(
         return embedded_dataset(data, resolved, device, bars)
 
 
-def prepare(
-    args: Any, resolved: Resolved, dist_info: DistInfo, build: Callable[[str], C], progress: bool = False
-) -> tuple[Dataset, C]:
-    """This rank's device for ``args.device`` (a loop's arguments), ``build(device)`` (the loop's config), the device
-    checked on this machine, then the data set the validation pass looked up (``progress``: its
-    listing and statistics passes show progress bars on rank 0)."""
+def prepare(plan: Plan, dist_info: DistInfo, build: Callable[[str], C], progress: bool = False) -> tuple[Dataset, C]:
+    """This rank's device for the plan's, ``build(device)`` (the loop's config), the device checked
+    on this machine, then the planned data set (``progress``: its listing and statistics passes
+    show progress bars on rank 0)."""
     from svpkit import parallel
     from svpkit.progress import make_progress, shown
     from svpkit.runtime import resolve_device
 
-    device = parallel.replace_device(dist_info, args.device)
+    device = parallel.replace_device(dist_info, plan.device)
     built = build(device)
-    resolve_device(device)
-    assert resolved.dataset is not None  # the validation pass stops at an unknown data set
-    spec, where = resolved.dataset, str(resolve_device(device))
-    if args.backbone and dist_info.enabled:  # rank 0 fills the embedding store alone; the others then read it
-        parallel.from_main(lambda: load_args_dataset(args, spec, where) and None)
+    where = str(resolve_device(device))
+    if (
+        plan.backbone is not None and dist_info.enabled
+    ):  # rank 0 fills the embedding store alone; the others then read it
+        parallel.from_main(lambda: load_planned(plan, where) and None)
     with make_progress(not progress or not dist_info.is_main) as bars, shown(bars):
-        data = load_args_dataset(args, spec, where)
+        data = load_planned(plan, where)
     return data, built
 
 
-def load_args_dataset(args: Any, spec: DatasetSpec, device: str) -> Dataset:
-    """The data set a command's settings name (path, limits, options, backbone), on ``device``."""
-    return load_dataset(
-        spec,
-        args.data_path,
-        args.train_limit,
-        args.test_limit,
-        args.dataset_options,
-        args.backbone,
-        args.backbone_options,
-        device,
-    )
+def load_planned(plan: Plan, device: str) -> Dataset:
+    """The data set of a validated plan (options, limits and backbone as the plan resolved them), on ``device``."""
+    from svpkit.data.base import load_with_options
+
+    assert plan.dataset is not None  # the validation pass stops at an unknown data set
+    data = load_with_options(plan.dataset, plan.data_path, plan.dataset_options)
+    data = data.limited(plan.train_limit, plan.test_limit)
+    if plan.backbone is None:
+        return data
+    from svpkit.backbones.embed import embedded_dataset
+    from svpkit.progress import current_or_new
+
+    with current_or_new() as bars:
+        return embedded_dataset(data, plan.backbone, device, bars)
 
 
 @dataclass

@@ -11,16 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from svpkit.api.args import (
-    Options,
-    RunArgs,
-    as_text,
-    opt_int,
-    options_text,
-    parse_deterministic,
-    settle,
-    takes,
-)
+from svpkit.api.args import Options, RunArgs, recorded, settle, takes
 from svpkit.api.declare import setting
 from svpkit.errors import ConfigError
 
@@ -29,7 +20,9 @@ if TYPE_CHECKING:
     from svpkit.labeling.files import Answer
     from svpkit.labeling.project import Project
     from svpkit.labeling.session import AnswerCheck
-    from svpkit.loops.labeling import QueryRound
+    from svpkit.loops.labeling import QueryConfig, QueryRound
+    from svpkit.models.base import ModelSpec
+    from svpkit.selectors.base import SelectorSpec
 
 
 @dataclass
@@ -102,7 +95,7 @@ def query_args(
 
     opened, args = project_settings(project, given)
     data, specs, cfg = _query_setup(args, k)
-    state = opened or new_project({f.name: getattr(args, f.name) for f in fields(args)}, data.class_names)
+    state = opened or new_project(recorded(args), data.class_names)
     stop_status(state, args.stop_when)  # a bad --stop-when fails here, before any training
     if args.stop_when != state.invocation.get("stop_when"):  # set, changed or turned off: kept from now on
         state = replace(state, invocation=state.invocation | {"stop_when": args.stop_when})
@@ -122,30 +115,19 @@ def query_args(
     return QueryOutcome(updated, result, data, text, str(updated.run_id), experiment_id)
 
 
-def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:
-    """The data set, the selector and proxy, and the query's config (names looked up once)."""
-    from svpkit.api.flow import load_args_dataset
-    from svpkit.learners.options import parse_model_options
+def _query_setup(args: QueryArgs, k: int) -> tuple[Dataset, tuple[SelectorSpec, ModelSpec], QueryConfig]:
+    """The data set, the selector and proxy, and the query's config (the validation pass: names
+    looked up and options parsed once)."""
+    from svpkit.api.flow import load_planned, validated
+    from svpkit.contract import LABELING
     from svpkit.loops.labeling import QueryConfig
-    from svpkit.loops.settings import LoopSettings
-    from svpkit.plugins import get_plugins
     from svpkit.runtime import resolve_device
 
-    registered = get_plugins()
-    selector_spec, proxy_spec = registered.selectors.get(args.selector), registered.models.get(args.proxy)
-    settings = LoopSettings(
-        seed=args.seed,
-        device=args.device,
-        proxy_epochs=opt_int(args.proxy_epochs),
-        batch_size=opt_int(args.batch_size),
-        deterministic=parse_deterministic(args.deterministic, args.device),
-        proxy_options=parse_model_options(proxy_spec, options_text(args.proxy_options), "--proxy-options"),
-    )
-    cfg = QueryConfig(k=k, settings=settings)
-    device = str(resolve_device(args.device))
-    spec = registered.datasets.get(args.dataset)
-    data = load_args_dataset(args, spec, device)
-    return data, (selector_spec, proxy_spec), cfg
+    plan = validated(LABELING.name, args)
+    assert plan.selector is not None and plan.proxy is not None  # the validation pass found them
+    cfg = QueryConfig(k=k, settings=plan.loop_settings(args.device))
+    data = load_planned(plan, str(resolve_device(args.device)))
+    return data, (plan.selector, plan.proxy), cfg
 
 
 def project_settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optional[Project], QueryArgs]:
@@ -157,13 +139,14 @@ def project_settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optio
         return None, given
     opened = open_project(project_id)
     chosen: dict[str, Any] = {}
+    defaults, values = recorded(type(given)()), recorded(given)
     for f in fields(given):
-        value, recorded = getattr(given, f.name), opened.invocation.get(f.name)
-        explicit = _normal(value) != _normal(as_text(f.name, f.default))
-        if explicit and f.name not in MAY_CHANGE and _normal(value) != _normal(recorded):
+        value, saved = values[f.name], opened.invocation.get(f.name)
+        explicit = _normal(value) != _normal(defaults[f.name])
+        if explicit and f.name not in MAY_CHANGE and _normal(value) != _normal(saved):
             flag = "--" + f.name.replace("_", "-")
-            raise ConfigError(f"project {project_id} uses {flag} {recorded}, not {value}; leave {flag} out")
-        chosen[f.name] = value if explicit and f.name in MAY_CHANGE else recorded
+            raise ConfigError(f"project {project_id} uses {flag} {saved}, not {value}; leave {flag} out")
+        chosen[f.name] = value if explicit and f.name in MAY_CHANGE else saved
     return opened, replace(given, **chosen)
 
 

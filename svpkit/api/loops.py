@@ -13,18 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
-from svpkit.api.args import (
-    ActiveLearningArgs,
-    CoreSetArgs,
-    SelectionArgs,
-    TrainArgs,
-    collect,
-    opt_int,
-    parse_bool,
-    parse_deterministic,
-    settle,
-    takes,
-)
+from svpkit.api.args import ActiveLearningArgs, CoreSetArgs, SelectionArgs, TrainArgs, args_of, settle, takes
 from svpkit.api.flow import LoopRun, ResumeState, RunResult, RunSettings, prepare, resolve_resume
 from svpkit.contract import ACTIVE_LEARNING, CORE_SET, TRAIN, Tag
 from svpkit.errors import ConfigError
@@ -34,10 +23,9 @@ if TYPE_CHECKING:
     from svpkit.loops.active_learning import ALConfig, ALResult
     from svpkit.loops.core_set import CoreSetConfig
     from svpkit.loops.core_set_report import CoreSetResult
+    from svpkit.loops.plan import Plan
     from svpkit.loops.reference import FullReference
-    from svpkit.loops.settings import LoopSettings
     from svpkit.loops.train import TrainOutcome
-    from svpkit.loops.validate import Resolved
     from svpkit.models.base import ModelSpec
     from svpkit.parallel import DistInfo
     from svpkit.selectors.base import SelectorSpec
@@ -51,9 +39,9 @@ class Specs(NamedTuple):
     target: ModelSpec
 
     @classmethod
-    def of(cls, resolved: Resolved) -> Specs:
-        assert resolved.selector and resolved.proxy and resolved.target  # the validation pass found them
-        return cls(resolved.selector, resolved.proxy, resolved.target)
+    def of(cls, plan: Plan) -> Specs:
+        assert plan.selector and plan.proxy and plan.target  # the validation pass found them
+        return cls(plan.selector, plan.proxy, plan.target)
 
     def selector_model(self, random: str) -> str:
         """The proxy's name, or ``random`` for a selector that needs no model."""
@@ -61,25 +49,6 @@ class Specs(NamedTuple):
 
     def run_name(self, prefix: str, args: SelectionArgs) -> str:
         return f"{prefix}-{args.selector}-{self.selector_model('random')}-s{args.seed}"
-
-
-def selection_settings(args: SelectionArgs, resolved: Resolved, device: str) -> LoopSettings:
-    """The settings both selection loops share, from the validated arguments."""
-    from svpkit.loops.settings import LoopSettings
-
-    return LoopSettings(
-        seed=args.seed,
-        device=device,
-        batch_size=opt_int(args.batch_size),
-        deterministic=parse_deterministic(args.deterministic, device),
-        proxy_epochs=opt_int(args.proxy_epochs),
-        target_epochs=opt_int(args.target_epochs),
-        proxy_options=resolved.proxy_options,
-        target_options=resolved.target_options,
-        selector_options=resolved.selector_options,
-        class_balance=parse_bool(args.class_balance, "class-balance"),
-        agreement=args.agreement,
-    )
 
 
 # -- active learning ---------------------------------------------------------------------------
@@ -93,10 +62,9 @@ def run_active_learning_args(
     # Under torchrun: join the process group; only rank 0 reads or writes MLflow.
     dist_info = parallel.init_from_env(given.device, sync_batchnorm)
     resumed = resolve_resume(ACTIVE_LEARNING.name, resume, given)
-    args, specs = resumed.args, Specs.of(resumed.resolved)
-    data, cfg = prepare(
-        args, resumed.resolved, dist_info, lambda on: _al_config(args, resumed.resolved, on), settings.progress
-    )
+    args, plan = resumed.args, resumed.plan
+    specs = Specs.of(plan)
+    data, cfg = prepare(plan, dist_info, lambda on: _al_config(args, plan, on), settings.progress)
     tags, params = describe_run(data, *specs, cfg)  # validates the budgets
     tags |= _object_tags(data, {"proxy": specs.proxy, "target": specs.target}, specs.selector)
     name = settings.run_name or specs.run_name("al", args)
@@ -104,19 +72,18 @@ def run_active_learning_args(
     return _run(run, settings, dist_info)
 
 
-def _al_config(args: ActiveLearningArgs, resolved: Resolved, device: str) -> ALConfig:
+def _al_config(args: ActiveLearningArgs, plan: Plan, device: str) -> ALConfig:
     from svpkit.loops.active_learning import ALConfig
-    from svpkit.loops.budgets import one_size, parse_sizes
 
-    initial, budgets = one_size(str(args.initial), "initial"), parse_sizes(str(args.budgets))
+    assert plan.initial is not None  # the validation pass parsed it
     return ALConfig(
-        initial=initial,
-        budgets=budgets,
+        initial=plan.initial,
+        budgets=list(plan.budgets),
         train_target=args.train_target,
         initial_selector=args.initial_selector,
-        stop_when=args.stop_when or "",
+        stop_when=plan.stop_rule,
         eval_sample=args.eval_sample,
-        settings=selection_settings(args, resolved, device),
+        settings=plan.loop_settings(device),
     )
 
 
@@ -151,10 +118,9 @@ def run_core_set_args(
     # Under torchrun: DDP training on every rank; only rank 0 reads or writes MLflow.
     dist_info = parallel.init_from_env(given.device)
     resumed = resolve_resume(CORE_SET.name, resume, given)
-    args, specs = resumed.args, Specs.of(resumed.resolved)
-    data, checked = prepare(
-        args, resumed.resolved, dist_info, lambda on: _core_set_config(args, resumed.resolved, on), settings.progress
-    )
+    args, plan = resumed.args, resumed.plan
+    specs = Specs.of(plan)
+    data, checked = prepare(plan, dist_info, lambda on: _core_set_config(args, plan, on), settings.progress)
     tags, params = describe_run(data, *specs, checked)  # validates sizes before any run exists
     tags |= _object_tags(data, {"proxy": specs.proxy, "target": specs.target}, specs.selector)
     # The full-data reference is looked up on rank 0 (once the run is known valid) and broadcast.
@@ -167,18 +133,18 @@ def run_core_set_args(
     return _run(run, settings, dist_info)
 
 
-def _core_set_config(args: CoreSetArgs, resolved: Resolved, device: str) -> CoreSetConfig:
-    from svpkit.loops.budgets import one_size, parse_fraction
+def _core_set_config(args: CoreSetArgs, plan: Plan, device: str) -> CoreSetConfig:
     from svpkit.loops.core_set import CoreSetConfig
     from svpkit.loops.core_set_subset import SubsetVariant
 
+    assert plan.seed_size is not None  # the validation pass parsed it
     return CoreSetConfig(
-        keep=parse_fraction(None if args.keep is None else str(args.keep), "keep"),
-        subset_size=args.subset_size or None,  # the MLproject's "0" means "not given"
-        seed_size=one_size(str(args.seed_size), "seed size"),
-        settings=selection_settings(args, resolved, device),
+        keep=plan.keep,
+        subset_size=plan.subset_size,
+        seed_size=plan.seed_size,
+        settings=plan.loop_settings(device),
         subset=SubsetVariant(args.coverage, args.ccs_cutoff, args.ccs_bins, args.score_models),
-        compare_full=parse_bool(args.compare_full, "compare-full"),
+        compare_full=plan.compare_full,
     )
 
 
@@ -228,30 +194,21 @@ def run_train_args(given: TrainArgs, settings: RunSettings) -> RunResult[TrainOu
     """A train run of ``given`` (the command's arguments)."""
     from svpkit import parallel
     from svpkit.api.flow import validated
-    from svpkit.loops.budgets import one_size
-    from svpkit.loops.settings import LoopSettings
     from svpkit.loops.train import TrainRunConfig, describe_train_run, run_train
 
-    resolved = validated(TRAIN.name, given)
+    plan = validated(TRAIN.name, given)
     dist_info = parallel.init_from_env(given.device)  # torchrun: DDP; only rank 0 logs
-    assert resolved.target is not None  # the validation pass found it
+    target, size = plan.target, plan.size
+    assert target is not None and size is not None  # the validation pass found them
 
     def config(device: str) -> TrainRunConfig:
-        settings = LoopSettings(
-            seed=given.seed,
-            device=device,
-            batch_size=opt_int(given.batch_size),
-            deterministic=parse_deterministic(given.deterministic, device),
-            target_epochs=opt_int(given.target_epochs),
-            target_options=resolved.target_options,
-        )
-        return TrainRunConfig(size=one_size(str(given.size), "size"), settings=settings)
+        return TrainRunConfig(size=size, settings=plan.loop_settings(device))
 
-    data, cfg = prepare(given, resolved, dist_info, config)
-    tags, params = describe_train_run(data, resolved.target, cfg)
-    tags |= _object_tags(data, {"target": resolved.target}, None)
-    name = settings.run_name or f"train-{resolved.target.name}-{tags[Tag.SUBSET_SIZE]}-s{given.seed}"
-    return _run(LoopRun(run_train, (data, resolved.target, cfg), name, tags, params), settings, dist_info)
+    data, cfg = prepare(plan, dist_info, config)
+    tags, params = describe_train_run(data, target, cfg)
+    tags |= _object_tags(data, {"target": target}, None)
+    name = settings.run_name or f"train-{target.name}-{tags[Tag.SUBSET_SIZE]}-s{given.seed}"
+    return _run(LoopRun(run_train, (data, target, cfg), name, tags, params), settings, dist_info)
 
 
 @takes(TrainArgs)
@@ -276,12 +233,12 @@ def run_loop(loop: str, params: Mapping[str, Any], settings: RunSettings | None 
     parameters (the name → value mapping the command line gives; a preset's run in this process)."""
     settings = settings or RunSettings(params.get("experiment"), params.get("run_name"))
     if loop == ACTIVE_LEARNING.name:
-        given = collect(ActiveLearningArgs, params)
+        given = args_of(ActiveLearningArgs, params)
         return run_active_learning_args(given, settings, params.get("resume"), bool(params.get("sync_batchnorm")))
     if loop == CORE_SET.name:
-        return run_core_set_args(collect(CoreSetArgs, params), settings, params.get("resume"))
+        return run_core_set_args(args_of(CoreSetArgs, params), settings, params.get("resume"))
     if loop == TRAIN.name:
-        return run_train_args(collect(TrainArgs, params), settings)
+        return run_train_args(args_of(TrainArgs, params), settings)
     raise ConfigError(f"no loop {loop!r}: one of {ACTIVE_LEARNING.name}, {CORE_SET.name}, {TRAIN.name}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from svpkit.api.args import Options, RunArgs, Size, opt_int, options_text, parse_deterministic, settle, takes
+from svpkit.api.args import Options, RunArgs, Size, settle, takes
 from svpkit.api.declare import setting
 from svpkit.errors import ConfigError
 
@@ -89,31 +89,27 @@ def suggest_proxy_args(args: SuggestArgs, run: RunSettings) -> SuggestOutcome:
 
 
 def _prepare(args: SuggestArgs) -> tuple[Dataset, SelectorSpec, tuple[Contender, list[Contender]], SuggestConfig]:
-    """Every setting checked (names looked up once), then the data loaded: the pilot's inputs."""
+    """Every setting checked (the validation pass: names looked up once), then the data loaded: the pilot's inputs."""
     from svpkit.analysis import suggest
-    from svpkit.api.flow import load_args_dataset
-    from svpkit.loops.budgets import one_size
-    from svpkit.loops.settings import LoopSettings
-    from svpkit.loops.suggest import SuggestConfig, check_seeds
-    from svpkit.plugins import get_plugins
+    from svpkit.api.flow import load_planned, validated
+    from svpkit.loops.suggest import Contender, SuggestConfig, check_seeds
+    from svpkit.loops.validate import SUGGEST_PROXY
     from svpkit.runtime import resolve_device
 
     suggest.check_min_overlap(args.min_overlap)
     suggest.check_min_spearman(args.min_spearman)
     parsed = suggest.parse_candidates(args.candidates)
-    selector_spec = get_plugins().selectors.get(args.selector)
-    if not selector_spec.needs:
-        raise ConfigError(f"selector {args.selector!r} uses no model: there is no proxy to choose")
-    models = _models(args.target, args.target_epochs, args.target_options, parsed)
-    deterministic = parse_deterministic(args.deterministic, args.device)
-    settings = LoopSettings(args.seed, args.device, opt_int(args.batch_size), deterministic)
-    cfg = SuggestConfig(one_size(str(args.pilot), "pilot"), args.k, check_seeds(args.seeds), settings)
-    resolve_device(args.device)
-    spec = get_plugins().datasets.get(args.dataset)
-    data = load_args_dataset(args, spec, str(resolve_device(args.device)))
+    plan = validated(SUGGEST_PROXY, args)
+    assert plan.selector is not None and plan.target is not None and plan.pilot is not None
+    if not plan.selector.needs:
+        raise ConfigError(f"selector {plan.selector.name!r} uses no model: there is no proxy to choose")
+    target = Contender(plan.target.name, plan.target, plan.target_epochs, plan.target_options)
+    models = target, [_contender(c.name, c.epochs, c.options, f"candidate {c.text!r}", c.text) for c in parsed]
+    cfg = SuggestConfig(plan.pilot, args.k, check_seeds(args.seeds), plan.loop_settings(args.device))
+    data = load_planned(plan, str(resolve_device(args.device)))
     _check_inputs(data, [models[0], *models[1]])
     pilot_count(cfg, len(data.train))  # a pilot that leaves fewer than k examples is an error now
-    return data, selector_spec, models, cfg
+    return data, plan.selector, models, cfg
 
 
 def pilot_count(cfg: SuggestConfig, n: int) -> int:
@@ -121,14 +117,6 @@ def pilot_count(cfg: SuggestConfig, n: int) -> int:
     from svpkit.loops.suggest import pilot_size
 
     return pilot_size(cfg.pilot, n, cfg.k)
-
-
-def _models(
-    target: str, epochs: Optional[int], options: Options, parsed: list[Any]
-) -> tuple[Contender, list[Contender]]:
-    """The target and the candidates, their options checked against the models."""
-    target_model = _contender(target, opt_int(epochs), options_text(options), "--target-options")
-    return target_model, [_contender(c.name, c.epochs, c.options, f"candidate {c.text!r}", c.text) for c in parsed]
 
 
 def _check_inputs(data: Dataset, models: list[Contender]) -> None:

@@ -28,7 +28,7 @@ from svpkit.loops.eval_sample import DEFAULT_EVAL_SAMPLE, ErrorEstimate, sample_
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.loops.fitting import timed_fit
 from svpkit.loops.settings import LoopSettings, Role
-from svpkit.loops.stopping import StopMonitor
+from svpkit.loops.stopping import StopMonitor, StopRule
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner, LearnerOptions, Tracker
@@ -48,8 +48,8 @@ class ALConfig:
     train_target: bool = True
     initial_selector: str = "random"
     """``--initial-selector``: who picks the initial set (svpkit.loops.cold_start)."""
-    stop_when: str = ""
-    """``--stop-when``: end the run when a stopping criterion holds (svpkit.loops.stopping)."""
+    stop_when: StopRule | str | None = None
+    """``--stop-when``: end the run when a stopping criterion holds (svpkit.loops.stopping; None: never)."""
     eval_sample: int = DEFAULT_EVAL_SAMPLE
     """``--eval-sample``: test examples the selector model's error is measured on (svpkit.loops.eval_sample)."""
 

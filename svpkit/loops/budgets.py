@@ -31,16 +31,20 @@ def parse_sizes(value: str | Sequence[float | int], what: str = "budget") -> lis
     return list(value)
 
 
-def one_size(value: str, what: str) -> float | int:
-    """One size (a fraction in (0, 1] or a count), as :func:`parse_sizes` reads it."""
+def one_size(value: str | float | int, what: str) -> float | int:
+    """One size (a fraction in (0, 1] or a count), as :func:`parse_sizes` reads it; a number stays as it is."""
+    if not isinstance(value, str):
+        return value
     sizes = parse_sizes(value, what)
     if len(sizes) != 1:
         raise ConfigError(f"{what} must be one size, got {value!r}")
     return sizes[0]
 
 
-def parse_fraction(value: str | None, what: str) -> float | None:
-    """A fraction as text (None or blank: not given); checked against (0, 1] where it is used."""
+def parse_fraction(value: str | float | None, what: str) -> float | None:
+    """A fraction, or its text (None or blank: not given); checked against (0, 1] where it is used."""
+    if isinstance(value, (int, float)):
+        return float(value)
     if value is None or not value.strip():
         return None
     try:

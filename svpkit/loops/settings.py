@@ -4,7 +4,7 @@
 one :class:`LoopSettings` (``cfg.settings``) beside their own fields, so a setting has one
 definition, one default and one reader: :meth:`LoopSettings.learner_options` is how a loop hands a
 proxy or a target learner its seed, device, batch size, determinism, epochs and model options.
-The validation pass (:mod:`svpkit.loops.validate`) builds it once; nothing changes it afterwards
+The validation pass's plan builds it (:meth:`svpkit.loops.plan.Plan.loop_settings`); nothing changes it afterwards
 (it is frozen). This module imports nothing of the loops.
 """
 

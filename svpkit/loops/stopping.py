@@ -110,8 +110,10 @@ class StopMonitor:
     stopped: str | None = None
 
     @classmethod
-    def for_run(cls, n: int, seed: int, stop_when: str | None) -> StopMonitor:
-        return cls(stop_set(n, seed), StopRule.parse(stop_when))
+    def for_run(cls, n: int, seed: int, stop_when: StopRule | str | None) -> StopMonitor:
+        """The monitor of a run: ``stop_when`` as the validation pass parsed it (or its text)."""
+        rule = StopRule.parse(stop_when) if isinstance(stop_when, str) else stop_when
+        return cls(stop_set(n, seed), rule)
 
     def observe(self, learner: Learner, labeled_count: int) -> None:
         """Read the round's model on the stop set: κ against the previous round's, mean uncertainty."""

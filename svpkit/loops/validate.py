@@ -17,18 +17,21 @@ exists.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from svpkit.contract import ACTIVE_LEARNING, TRAIN
-from svpkit.data.base import DatasetSpec, resolve_dataset_options
+from svpkit.contract import ACTIVE_LEARNING, CORE_SET, TRAIN
+from svpkit.data.base import DATASET_OPTIONS_FLAG, DatasetSpec, resolve_dataset_options
 from svpkit.errors import ConfigError, SvpkitError
 from svpkit.loops.budgets import check_size, one_size, parse_fraction, parse_sizes
+from svpkit.loops.plan import Plan
 from svpkit.models.base import ModelSpec
-from svpkit.selectors.base import SelectorSpec, parse_selector_options
+from svpkit.options import parse_options_text
+from svpkit.selectors.base import SelectorSpec, resolve_selector_options
 
 if TYPE_CHECKING:
     from svpkit.backbones.base import Backbone
+    from svpkit.loops.stopping import StopRule
 
 T = TypeVar("T")
 SEED_MAX = 2**32 - 1
@@ -43,6 +46,10 @@ COUNTS = {
     "eval_sample": "the whole test split",
 }
 """Count options and what their 0 (the MLproject's "not given") means."""
+SWITCHES = ("deterministic", "class_balance", "compare_full")
+"""Switches: true or false."""
+SUGGEST_PROXY = "suggest_proxy"
+"""The loop name of ``svpkit suggest-proxy``'s pilot (the runs it logs are not loop runs)."""
 
 
 def flag(name: str) -> str:
@@ -64,63 +71,52 @@ class _Problems:
             return None
 
 
-@dataclass
-class Resolved:
-    """What the validation pass looked up and parsed: the specs and the typed options (None where a
-    problem was found). Loops are built from it, so names are looked up and options parsed once."""
-
-    dataset: DatasetSpec | None = None
-    selector: SelectorSpec | None = None
-    proxy: ModelSpec | None = None
-    target: ModelSpec | None = None
-    proxy_options: dict[str, Any] = field(default_factory=dict)
-    target_options: dict[str, Any] = field(default_factory=dict)
-    selector_options: dict[str, Any] = field(default_factory=dict)
-    backbone: Backbone | None = None
-    """``--backbone`` resolved, its weights file verified (None: none given, or a problem)."""
-    problems: list[SvpkitError] = field(default_factory=list)
-
-
-def resolve(loop: str, values: Mapping[str, Any]) -> Resolved:
-    """Every problem of a ``loop`` run (``active_learning``, ``core_set``, ``train``) with these
-    arguments, keyed by the command's parameter names (``proxy_epochs``, ``data_path``, ...), and
-    the specs and options it resolved on the way."""
+def resolve(loop: str, values: Mapping[str, Any]) -> Plan:
+    """Every problem of a ``loop`` run (``active_learning``, ``core_set``, ``train``, ``labeling``,
+    ``suggest_proxy``) with these settings, keyed by the command's parameter names (``proxy_epochs``,
+    ``data_path``, ...; text as the command line gives it, or Python values), and the plan: each
+    value looked up or parsed once. A setting the command does not take is not in ``values``."""
     from svpkit.plugins import get_plugins
 
     registry = get_plugins()
     p = _Problems()
-    got = Resolved(problems=p.found)
-    got.dataset = p.attempt(_dataset_spec, registry, values)
-    if got.dataset is not None:
-        p.attempt(resolve_dataset_options, got.dataset, values.get("dataset_options"))
+    got: dict[str, Any] = {"data_path": values.get("data_path") or None, "seed": values["seed"]}
+    got["dataset"] = dataset = p.attempt(_dataset_spec, registry, values)
+    if dataset is not None:
+        options = p.attempt(_option_values, values.get("dataset_options"), DATASET_OPTIONS_FLAG)
+        got["dataset_options"] = p.attempt(resolve_dataset_options, dataset, options) or {}
     if values.get("backbone"):
-        got.backbone = p.attempt(_backbone, registry, got.dataset, values)
-    if loop != TRAIN.name:
-        got.selector = p.attempt(registry.selectors.get, values["selector"])
-        got.proxy = p.attempt(registry.models.get, values["proxy"])
-    got.target = p.attempt(registry.models.get, values["target"])
-    _sizes(p, loop, values)
+        got["backbone"] = p.attempt(_backbone, registry, dataset, values)
+    for role, kind in (("selector", registry.selectors), ("proxy", registry.models), ("target", registry.models)):
+        if role in values:
+            got[role] = p.attempt(kind.get, values[role])
+    got |= _sizes(p, loop, values)
     p.attempt(_seed, values["seed"])
     for name, zero in COUNTS.items():
         if values.get(name) is not None:
             p.attempt(_count, name, values[name], zero)
+            got[name] = values[name] if name == "eval_sample" or values[name] > 0 else None
     p.attempt(_device, values["device"])
-    for role, spec in (("proxy", got.proxy), ("target", got.target)):
-        if spec is not None:
-            parsed = p.attempt(_model_options, spec, values.get(f"{role}_options"), f"--{role}-options")
-            setattr(got, f"{role}_options", parsed or {})
-    if got.selector is not None:
-        got.selector_options = p.attempt(parse_selector_options, got.selector, values.get("selector_options")) or {}
-        if loop == ACTIVE_LEARNING.name:
-            p.attempt(_fits_active_learning, got.selector)
+    got["device"], got["agreement"] = values["device"], values.get("agreement", "auto")
+    for name in SWITCHES:
+        if name in values:
+            got[name] = p.attempt(parse_switch, values[name], name) or False
+    for role in ("proxy", "target", "selector"):
+        if got.get(role) is not None and f"{role}_options" in values:
+            got[f"{role}_options"] = p.attempt(_typed_options, role, got[role], values[f"{role}_options"]) or {}
     if loop == ACTIVE_LEARNING.name:
+        if got["selector"] is not None:
+            p.attempt(_fits_active_learning, got["selector"])
         p.attempt(_initial_selector, registry, values.get("initial_selector", "random"))
-        p.attempt(_stop_when, values.get("stop_when"), values.get("train_target", True))
-    _check_reads(p, got, values)
-    return got
+        got["stop_rule"] = p.attempt(_stop_when, values.get("stop_when"), values.get("train_target", True))
+    got.pop("eval_sample", None)
+    plan = Plan(**got, problems=tuple(p.found))
+    if loop in (ACTIVE_LEARNING.name, CORE_SET.name, TRAIN.name):
+        p.attempt(_check_reads, plan, values)
+    return replace(plan, problems=tuple(p.found))
 
 
-def _check_reads(p: _Problems, got: Resolved, values: Mapping[str, Any]) -> None:
+def _check_reads(got: Plan, values: Mapping[str, Any]) -> None:
     """Each model that is trained reads the data set's inputs (with a backbone: its vectors)."""
     if got.dataset is None or (values.get("backbone") and got.backbone is None):
         return
@@ -129,15 +125,15 @@ def _check_reads(p: _Problems, got: Resolved, values: Mapping[str, Any]) -> None
         trained.insert(0, ("proxy", got.proxy))
     for role, spec in trained:
         if spec is not None:
-            p.attempt(_reads, role, spec, got.dataset, "vector" if got.backbone else got.dataset.modality)
+            _reads(role, spec, got.dataset, "vector" if got.backbone else got.dataset.modality)
 
 
 def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
     """Every problem of a ``loop`` run with these arguments (see :func:`resolve`)."""
-    return resolve(loop, values).problems
+    return list(resolve(loop, values).problems)
 
 
-def check(loop: str, values: Mapping[str, Any]) -> Resolved:
+def check(loop: str, values: Mapping[str, Any]) -> Plan:
     """What :func:`resolve` found; its first problem is raised (the one a command reports)."""
     got = resolve(loop, values)
     if got.problems:
@@ -156,27 +152,34 @@ def _dataset_spec(registry: Any, values: Mapping[str, Any]) -> DatasetSpec:
     return spec
 
 
-def _sizes(p: _Problems, loop: str, values: Mapping[str, Any]) -> None:
-    """The sizes of the loop, as far as they can be checked without the data set."""
+def _sizes(p: _Problems, loop: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The sizes of the loop, parsed, as far as they can be checked without the data set."""
     if loop == ACTIVE_LEARNING.name:
         initial = p.attempt(one_size, values["initial"], "initial")
         budgets = p.attempt(parse_sizes, values["budgets"]) or []
         for size, what in [(initial, "initial"), *((b, "budget") for b in budgets)]:
             if size is not None:
                 p.attempt(check_size, size, what)
-    elif loop == TRAIN.name:
-        size = p.attempt(one_size, values["size"], "size")
-        if size is not None:
+        return {"initial": initial, "budgets": tuple(budgets)}
+    if loop in (TRAIN.name, SUGGEST_PROXY):
+        name = "size" if loop == TRAIN.name else "pilot"
+        size = p.attempt(one_size, values[name], name)
+        if size is not None and loop == TRAIN.name:
             p.attempt(check_size, size, "size")
-    else:
-        p.attempt(_keep, values.get("keep"))
-        p.attempt(one_size, values["seed_size"], "seed size")  # its range depends on the selector and the data
+        return {name: size}
+    if loop == CORE_SET.name:  # the seed size's range depends on the selector and the data
+        return {
+            "keep": p.attempt(_keep, values.get("keep")),
+            "seed_size": p.attempt(one_size, values["seed_size"], "seed size"),
+        }
+    return {}
 
 
-def _keep(value: str | None) -> None:
+def _keep(value: str | float | None) -> float | None:
     keep = parse_fraction(value, "keep")
     if keep is not None and not 0 < keep <= 1:
         raise ConfigError(f"keep {keep:g} is outside (0, 1] (the fraction of the training set to keep)")
+    return keep
 
 
 def _seed(seed: int) -> None:
@@ -200,10 +203,32 @@ def _device(device: str) -> None:
         raise ConfigError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)") from None
 
 
-def _model_options(spec: ModelSpec, text: str | None, option: str) -> dict[str, Any]:
-    from svpkit.learners.options import parse_model_options
+def _option_values(given: Mapping[str, Any] | str | None, flag: str) -> dict[str, Any]:
+    """Options as a mapping (the Python API's) or the command line's ``name=value,...``, parsed once."""
+    return dict(given) if isinstance(given, Mapping) else parse_options_text(given or None, flag)
 
-    return parse_model_options(spec, text, option)
+
+def _typed_options(role: str, spec: Any, given: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """``--proxy-options``, ``--target-options`` or ``--selector-options``, typed against ``spec``."""
+    from svpkit.learners.options import resolve_model_options
+
+    flag = f"--{role}-options"
+    values = _option_values(given, flag)
+    if role == "selector":
+        return resolve_selector_options(spec, values, flag)
+    return resolve_model_options(spec, values, flag)
+
+
+def parse_switch(value: bool | str, name: str) -> bool:
+    """A switch: True/False, or the command line's true/false (also 1/0, yes/no, on/off)."""
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SvpkitError(f"{name.replace('_', '-')} must be true or false, got {value!r}")
 
 
 def _fits_active_learning(selector: SelectorSpec) -> None:
@@ -226,11 +251,13 @@ def _initial_selector(registry: Any, name: str) -> None:
         check_initial_selector(registry.selectors.get(name))
 
 
-def _stop_when(text: str | None, train_target: bool) -> None:
+def _stop_when(text: str | None, train_target: bool) -> StopRule | None:
     from svpkit.loops.stopping import StopRule
 
-    if StopRule.parse(text) is not None and not train_target:
+    rule = StopRule.parse(text)
+    if rule is not None and not train_target:
         raise ConfigError("--stop-when reads the target trained at every level; it needs --train-target")
+    return rule
 
 
 def _reads(role: str, spec: ModelSpec, data: DatasetSpec, modality: str) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable
-from typing import Annotated, Any, Optional
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Optional, Union
 
 import typer
 from rich.console import Console
@@ -97,7 +97,8 @@ def _target(project_id: Optional[str], url: Optional[str], ls_project: Optional[
 
 def ls_query(**kwargs: Any) -> None:
     """`svpkit query` with the batch sent to Label Studio as tasks (with the proxy's predictions)."""
-    from svpkit.labeling.project import open_project
+    from svpkit.api.args import args_of
+    from svpkit.api.labeling import QueryArgs, project_settings
     from svpkit_labelstudio.client import connect
     from svpkit_labelstudio.rounds import prepare_source, push_round
 
@@ -107,16 +108,14 @@ def ls_query(**kwargs: Any) -> None:
     ls = connect(target.url, ls_args["ls_token"])  # a wrong token or server: nothing has happened yet
     if target.project.isdigit():
         target.existing(ls)  # an id that does not exist is an error now, not after the query
-    recorded = open_project(project_id).invocation if project_id else {}
-    dataset = recorded.get("dataset") or kwargs["dataset"]
-    data_path = kwargs.get("data_path") or recorded.get("data_path")
-    limits = (
-        recorded.get("train_limit", kwargs.get("train_limit")),
-        recorded.get("test_limit", kwargs.get("test_limit")),
-        recorded.get("dataset_options", kwargs.get("dataset_options")),
-    )
+    # The project's own settings over the given ones, as `svpkit query` resolves them (svpkit.api.labeling).
+    _, settings = project_settings(project_id, args_of(QueryArgs, kwargs))
+    limits = (settings.train_limit, settings.test_limit, settings.dataset_options)
     source = prepare_source(
-        dataset, data_path, ls_args["ls_document_root"], lambda: load_dataset(dataset, data_path, *limits)
+        settings.dataset,
+        settings.data_path,
+        ls_args["ls_document_root"],
+        lambda: load_dataset(settings.dataset, settings.data_path, *limits),
     )
     project = _CORE["query"](**kwargs)
     info, _ = push_round(ls, project, target, source)
@@ -267,7 +266,7 @@ def load_dataset(
     path: Optional[str],
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
-    dataset_options: Optional[str] = None,
+    dataset_options: Union[Mapping[str, Any], str, None] = None,
 ) -> Any:
     """The project's data set by name, as ``svpkit query`` loads it (options and limits included)."""
     import svpkit
