@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from runhelpers import client
 from torch import nn
 
 import svpkit
@@ -94,7 +95,7 @@ class Pairs(torch.utils.data.Dataset):  # type: ignore[type-arg]
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ((np.zeros((4, 2), np.float32), np.zeros(4, np.int64)), "no test part"),
+        ((np.zeros((3, 2), np.float32), np.arange(3, dtype=np.int64)), "too few examples to hold some out"),
         ((np.zeros((4, 2)), np.zeros(3, np.int64), np.zeros((2, 2)), np.zeros(2, np.int64)), "4 inputs but labels"),
         ((np.zeros((4, 2)), np.zeros(4), np.zeros((2, 3)), np.zeros(2)), "labels must be integers"),
         ((np.zeros((4, 2)), np.arange(4) % 2, np.zeros((2, 3)), np.arange(2)), "the test inputs are"),
@@ -113,7 +114,6 @@ def test_data_svpkit_cannot_use_is_a_data_error(data: object, message: str) -> N
 def test_the_issue_calls_are_typed_errors_with_one_sentence() -> None:
     x, y, _, _ = _digits()
     calls: list[tuple[dict[str, Any], type[Exception], str]] = [
-        ({"dataset": (x, y), "budgets": [0.1]}, svpkit.DataError, "no test part"),
         ({"proxy": lambda: torch.nn.Linear(8, 2)}, svpkit.ConfigError, "mat1 and mat2 shapes cannot be multiplied"),
         ({"selector": lambda probs: probs.max(1)}, svpkit.DataError, "returned a torch.return_types.max"),
         ({"proxy": torch.nn.Linear(64, 10)}, svpkit.ConfigError, "not a module instance"),
@@ -260,3 +260,17 @@ def test_text_from_csv_files_with_an_encoding_model(tmp_path: Path) -> None:
     svpkit.register("short", lambda: nn.Linear(26, 2), kind="model", encode=lambda texts: [[1.0] * 26])
     with pytest.raises(svpkit.DataError, match=r"gave shape \(1, 26\) for 2 texts"):
         svpkit.active_learning(dataset=reviews, proxy="short", target="letters", **quick)
+
+
+def test_training_data_alone_gets_a_seeded_stratified_held_out_test_split(tracking_uri: str) -> None:
+    """(x, y) without test data: 20 % of each class (seed 0) is the test split, recorded in the run."""
+    x, y, _, _ = _digits(300)
+    data = svpkit.load_dataset((x, y))
+    assert len(data.test) == sum(round(0.2 * c) for c in np.bincount(y)) and len(data.train) + len(data.test) == 300
+    assert np.bincount(data.test.y.numpy()).tolist() == [round(0.2 * c) for c in np.bincount(y)]
+    again = dataset_from((list(x), list(y)))  # the same split from other containers
+    assert again.digest == data.digest and data.options == {"held_out": 0.2, "held_out_seed": 0}
+    run = svpkit.active_learning(dataset=(x, y), initial=20, budgets=[40], proxy_epochs=1, target_epochs=1,
+                                 device="cpu", experiment="held-out")  # fmt: skip
+    params = client().get_run(str(run.run_id)).data.params
+    assert params["dataset_digest"] == data.digest and params["dataset_options"] == "held_out=0.2,held_out_seed=0"

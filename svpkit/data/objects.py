@@ -29,6 +29,10 @@ TEST_SPLITS = ("test", "validation", "valid", "val")
 """``DatasetDict`` splits used as the test data, in this order (the training split is ``train``)."""
 WHAT = "numpy arrays (x, y) or (x, y, x_test, y_test), a dict of them, a torch Dataset or a datasets.Dataset"
 
+HELD_OUT = 0.2
+"""The fraction of each class held out as the test split of data given without one."""
+HELD_OUT_SEED = 0
+"""The seed of that split (fixed: the same data gives the same split, and the same digest)."""
 Raw = tuple[Any, Any, "list[str] | None"]
 """One split's inputs, labels and the label names its source declares (None: none)."""
 
@@ -82,12 +86,42 @@ def dataset_from(
         if found_test is not None:
             raise DataError("the data already holds test data; give test= only with training data alone")
         found_test = test
-    if found_test is None:
-        raise DataError(
-            "the data has no test part; give (x, y, x_test, y_test), a dict with x_test and y_test, a DatasetDict "
-            "with a test split or test=... (the loops measure the test error on it)"
-        )
-    return _assemble(name, _raw(train, x, y, "training"), _raw(found_test, x, y, "test"), kind_of(obj))
+    if found_test is not None:
+        return _assemble(name, _raw(train, x, y, "training"), _raw(found_test, x, y, "test"), kind_of(obj))
+    data = _assemble(name, *held_out(_raw(train, x, y, "training")), kind_of(obj))
+    data.options = {"held_out": HELD_OUT, "held_out_seed": HELD_OUT_SEED}  # a run's dataset_options param
+    return data
+
+
+def held_out(train: Raw, fraction: float = HELD_OUT, seed: int = HELD_OUT_SEED) -> tuple[Raw, Raw]:
+    """Training data without a test part, split: ``fraction`` of each class's examples (seeded;
+    at least one of a class with two or more, never all of it) become the test split. Both parts
+    keep the given order."""
+    inputs, labels = train[0], np.asarray(train[1])
+    if labels.ndim != 1 or len(labels) != len(inputs):
+        raise DataError(f"the training data has {len(inputs)} inputs but labels of shape {labels.shape}")
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
+        is_test[rng.permutation(members)[:count]] = True
+    if not is_test.any():
+        raise DataError("the data has no test part and too few examples to hold some out; give test data")
+    return _take(train, np.flatnonzero(~is_test)), _take(train, np.flatnonzero(is_test))
+
+
+def _take(raw: Raw, index: np.ndarray) -> Raw:
+    """The examples ``index`` of one split (inputs a list, a torch tensor or an array)."""
+
+    def pick(values: Any) -> Any:
+        if isinstance(values, (list, tuple)):
+            return [values[i] for i in index]
+        if isinstance(values, torch.Tensor):
+            return values[torch.from_numpy(index)]
+        return np.asarray(values)[index]
+
+    return pick(raw[0]), pick(raw[1]), raw[2]
 
 
 def _sources(obj: object) -> tuple[object, object]:
