@@ -191,7 +191,7 @@ class RunSettings:
     """Progress bars on stderr."""
 
 
-def _opened(run: LoopRun, settings: RunSettings, dist_info: DistInfo) -> AbstractContextManager[Any]:
+def _opened(run: LoopRun, settings: RunSettings, dist_info: DistInfo) -> AbstractContextManager[Tracker]:
     from svpkit import tracking
     from svpkit.tracking.memory import memory_run, null_run
 

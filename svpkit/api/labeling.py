@@ -150,7 +150,7 @@ def project_settings(project_id: Optional[str], given: QueryArgs) -> tuple[Optio
     return opened, replace(given, **chosen)
 
 
-def _normal(value: Any) -> Any:
+def _normal(value: object) -> str | None:
     """An option value as it acts: 0 or '' (the MLproject's "not given") are None."""
     return None if value in (0, "", None) else str(value)
 

@@ -19,6 +19,7 @@ from svpkit.cli.options import settings_of, takes_settings
 from svpkit.cli.tables import percent
 
 if TYPE_CHECKING:
+    from svpkit.data.base import Dataset
     from svpkit.labeling.project import Project
     from svpkit.labeling.session import AnswerCheck
     from svpkit.loops.labeling import QueryRound
@@ -50,7 +51,7 @@ def query(**values: Any) -> Any:  # the updated Project (Any: typer resolves the
     return done.project  # for commands that wrap this one (the Label Studio plugin's ls-query)
 
 
-def _print_query(project: Project, result: QueryRound, data: Any, out_file: Optional[str]) -> None:
+def _print_query(project: Project, result: QueryRound, data: Dataset, out_file: Optional[str]) -> None:
     from svpkit.contract import to_label_artifact
 
     out.print(f"round {result.round}: {result.reason}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from svpkit.api.args import ActiveLearningArgs, CoreSetArgs, TrainArgs
 from svpkit.api.flow import RunSettings
@@ -11,6 +11,10 @@ from svpkit.cli.options import settings_of, takes_settings
 from svpkit.cli.runs import report_run
 from svpkit.cli.tables import print_active_learning, print_core_set
 from svpkit.contract import Tag
+
+if TYPE_CHECKING:
+    from svpkit.loops.active_learning import ALResult
+    from svpkit.loops.train import TrainOutcome
 
 
 def _settings(values: dict[str, Any]) -> RunSettings:
@@ -30,7 +34,7 @@ def active_learning(**values: Any) -> None:
     report_run(ran, _report_active_learning)
 
 
-def _report_active_learning(result: Any) -> None:
+def _report_active_learning(result: ALResult) -> None:
     """The rounds' table, then the proxy warning (svpkit.proxy_warning) in yellow."""
     print_active_learning(result)
     if result.proxy_warning:
@@ -62,7 +66,7 @@ def train(**values: Any) -> None:
     ran = run_train_args(settings_of(TrainArgs, values), _settings(values))
     subset, target_name, n = ran.tags[Tag.SUBSET_SIZE], ran.tags[Tag.TARGET_MODEL], ran.params["train_size"]
 
-    def report(outcome: Any) -> None:
+    def report(outcome: TrainOutcome) -> None:
         out.print(
             f"{target_name} on {subset} of {n} examples: "
             f"test error {100 * outcome.test_error:.2f}%, {outcome.train_seconds:.2f} s training"

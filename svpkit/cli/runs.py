@@ -7,15 +7,17 @@ only rank 0 prints.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from svpkit.cli.base import print_run_link
 
 if TYPE_CHECKING:
     from svpkit.api.flow import RunResult
 
+R = TypeVar("R")
 
-def report_run(ran: RunResult[Any], report: Callable[[Any], None]) -> None:
+
+def report_run(ran: RunResult[R], report: Callable[[R], None]) -> None:
     """``report(result)`` and the run's link, on rank 0 (other ranks' runs have no id)."""
     if ran.run_id:
         report(ran.result)

@@ -32,6 +32,7 @@ from svpkit.selectors.base import SelectorSpec, resolve_selector_options
 if TYPE_CHECKING:
     from svpkit.backbones.base import Backbone
     from svpkit.loops.stopping import StopRule
+    from svpkit.plugins import Plugins
 
 T = TypeVar("T")
 SEED_MAX = 2**32 - 1
@@ -146,7 +147,7 @@ def require_path(spec: DatasetSpec, path: str | None) -> None:
         raise ConfigError(f"data set {spec.name!r} needs --data-path (a directory or file with its data)")
 
 
-def _dataset_spec(registry: Any, values: Mapping[str, Any]) -> DatasetSpec:
+def _dataset_spec(registry: Plugins, values: Mapping[str, Any]) -> DatasetSpec:
     spec: DatasetSpec = registry.datasets.get(values["dataset"])
     require_path(spec, values.get("data_path"))
     return spec
@@ -244,7 +245,7 @@ def _fits_active_learning(selector: SelectorSpec) -> None:
         )
 
 
-def _initial_selector(registry: Any, name: str) -> None:
+def _initial_selector(registry: Plugins, name: str) -> None:
     from svpkit.loops.cold_start import check_initial_selector
 
     if name != "random":
@@ -268,7 +269,7 @@ def _reads(role: str, spec: ModelSpec, data: DatasetSpec, modality: str) -> None
         )
 
 
-def _backbone(registry: Any, dataset: DatasetSpec | None, values: Mapping[str, Any]) -> Backbone:
+def _backbone(registry: Plugins, dataset: DatasetSpec | None, values: Mapping[str, Any]) -> Backbone:
     """The backbone exists, its options are known, its weights file is there and matches, it reads the data set."""
     from svpkit.backbones.base import check_reads, resolve_backbone
 
