@@ -15,7 +15,6 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Optional, TypeVar, Union
 
 from svpkit.api.declare import setting
-from svpkit.contract import format_options
 from svpkit.errors import ConfigError
 
 Size = Union[float, int, str]
@@ -212,21 +211,9 @@ def recorded(args: LoopArgs) -> dict[str, Any]:
     return {k: text_of(v) if k in text and v is not None and not isinstance(v, str) else v for k, v in values.items()}
 
 
-def options_text(value: Options) -> Optional[str]:
-    """Options as the command line writes them (``name=value,...``; None: none given)."""
-    return format_options(value) if isinstance(value, Mapping) else value
-
-
 def opt_int(value: Optional[int]) -> Optional[int]:
     """A count where 0 (the MLproject's "not given") means not given.
 
     The loops' validation pass (:mod:`svpkit.loops.validate`) rejects negative counts first.
     """
     return None if value is None or value <= 0 else value
-
-
-def parse_bool(value: Switch, what: str) -> bool:
-    """A switch (svpkit.loops.validate.parse_switch)."""
-    from svpkit.loops.validate import parse_switch
-
-    return parse_switch(value, what)
