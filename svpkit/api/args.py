@@ -1,9 +1,10 @@
-"""The arguments of the loops as the command line gives them, and their conversion from Python values.
+"""The settings objects of the loops: one declaration per setting (:func:`svpkit.api.declare.setting`).
 
 Every way of starting a run (the Python API, the command line, presets, MLproject entries) ends in
 one of these dataclasses, so a run is validated (:mod:`svpkit.loops.validate`) and described the
-same way whatever started it. The text forms are the command line's: ``"0.1,0.2"`` budgets,
-``"true"`` switches, ``"dim=50"`` model options; 0 counts mean "not given" (the MLproject's).
+same way whatever started it. A field holds a Python value (``[0.1, 0.2]``, ``True``, ``{"dim": 50}``)
+or the command line's text (``"0.1,0.2"``, ``"true"``, ``"dim=50"``); the validation pass parses
+each once. 0 counts mean "not given" (the MLproject's).
 """
 
 from __future__ import annotations
