@@ -28,8 +28,18 @@ KIND = "image_moments"
 Moments = tuple[tuple[float, ...], tuple[float, ...]]
 
 
-def listing_key(files: Sequence[Path], root: Path, size: int, advance: Callable[[int], None] | None = None) -> str:
-    """The cache key of ``files`` decoded at ``size``: sha256 of (relative path, bytes, mtime) per file."""
+def listing_key(
+    files: Sequence[Path],
+    root: Path,
+    size: int,
+    advance: Callable[[int], None] | None = None,
+    each: Callable[[Path, os.stat_result], None] | None = None,
+) -> str:
+    """The cache key of ``files`` decoded at ``size``: sha256 of (relative path, bytes, mtime) per file.
+
+    ``each`` sees every file with its ``stat`` result, so what else needs the files' sizes (the
+    data set's digest: :meth:`svpkit.data.streaming.StreamedImages.stat_key`) comes from this
+    same pass: a load stats the folder once."""
     h = hashlib.sha256(f"{KIND}\0size={size}\0n={len(files)}\0".encode())
     compact = isinstance(files, FileList) and files.root == root
     for i, file in enumerate(files, 1):
@@ -39,6 +49,8 @@ def listing_key(files: Sequence[Path], root: Path, size: int, advance: Callable[
         else:
             rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        if each is not None:
+            each(file, st)
         if advance is not None and i % 4096 == 0:
             advance(4096)
     if advance is not None:
