@@ -161,8 +161,11 @@ class TorchLearner:
 
     After ``fit``, ``timings`` holds ``train_seconds`` (the whole fit, CUDA synchronised),
     ``compile_seconds`` (the first compiled step, included in ``train_seconds``), ``steps`` and
-    ``images``; ``warm_up()`` returns and records ``warmup_seconds``.
+    ``images``; ``warm_up()`` returns and records ``warmup_seconds``. ``fit``'s progress advances
+    by the examples of each minibatch (:class:`svpkit.protocols.CountsExamples`).
     """
+
+    counts_examples = True
 
     def __init__(self, spec: ModelSpec, dataset: Dataset, options: LearnerOptions) -> None:
         if spec.build is None:
