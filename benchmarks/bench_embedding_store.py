@@ -5,8 +5,8 @@ On a streamed ImageNet-layout folder (``bench_imagenet_round.py`` generates one:
 tree (:class:`benchmarks.bench_data_scale.PeakRss`: summed PSS of the process and its DataLoader
 workers):
 
-* ``store``: the first ``--train`` training images (``--train-limit``) and the whole val split
-  embedded into an empty embedding store (:func:`svpkit.backbones.embed.embed_splits`: loader
+* ``store``: the first ``--train`` training images (``--train-limit``) and the val split (or
+  ``--test`` of its images, ``--test-limit``) embedded into an empty embedding store (:func:`svpkit.backbones.embed.embed_splits`: loader
   workers decode, the backbone runs on each batch, fp16 rows written to the memory-mapped store);
 * ``plain``: the loop one would write with the same backbone network and weights: torchvision
   ``ImageFolder`` (a prefix of ``--plain`` images in the folder's order) + ``DataLoader`` (the same
@@ -75,6 +75,12 @@ class _Timed:
     def log(self, message: str) -> None:
         pass
 
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
 
 def _store_arm(args: argparse.Namespace) -> dict[str, Any]:
     from svpkit.api.flow import load_dataset
@@ -88,7 +94,7 @@ def _store_arm(args: argparse.Namespace) -> dict[str, Any]:
         loaded = time.perf_counter()
         backbone = resolve_backbone(get_plugins().backbones.get(BACKBONE), _backbone_options(args))
         timed = _Timed(rss)
-        key, train, test = embed_splits(data, backbone, "cpu", timed)  # type: ignore[arg-type]
+        key, train, test = embed_splits(data, backbone, "cpu", timed)
         done = time.perf_counter()
     passes = {d.split(" ")[2]: v for d, v in timed.tasks.items()}  # "embedding <data> <split> with ..."
     return {
@@ -154,6 +160,7 @@ def _round_arm(args: argparse.Namespace) -> dict[str, Any]:
             data_path=args.root,
             dataset_options=_options(args),
             train_limit=args.train,
+            test_limit=args.test or None,
             backbone=BACKBONE,
             backbone_options=_backbone_options(args),
             selector="least_confidence",
@@ -208,6 +215,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", required=True, help="an ImageNet-layout folder (train/<class>/, val/<class>/)")
     p.add_argument("--train", type=int, default=1_000_000, help="training images embedded (the folder's first)")
+    p.add_argument("--test", type=int, default=0, help="val images embedded (a class-stratified sample; 0: all)")
     p.add_argument("--plain", type=int, default=100_000, help="images of the plain loop (a prefix)")
     p.add_argument("--size", type=int, default=32, help="image side the backbone reads")
     p.add_argument("--batch", type=int, default=64, help="images per backbone call (both pipelines)")

@@ -55,13 +55,20 @@ START = time.perf_counter()
 
 
 def _svpkit_arm(
-    root: Path, initial: int, k: int, workers: int, selector: str = "least_confidence", stop_at_scoring: bool = False
+    root: Path,
+    initial: int,
+    k: int,
+    workers: int,
+    selector: str = "least_confidence",
+    stop_at_scoring: bool = False,
+    score_limit: int = 0,
 ) -> dict[str, Any]:
     """One round through the Python API, with the load and the start of scoring timed from outside.
 
     ``selector``: a name, ``name[opt=value,...]`` for its options, ``+balance`` appended for
     ``--class-balance``. ``stop_at_scoring``: the process reports and exits when the pool's scoring
-    starts (what a second run on a cached folder is checked for)."""
+    starts (what a second run on a cached folder is checked for); ``score_limit``: when that many
+    pool images are scored (the round cut short: its load, training, scoring rate and peak so far)."""
     import svpkit
     from svpkit.contract import Metric
     from svpkit.data import base
@@ -83,7 +90,14 @@ def _svpkit_arm(
             print(json.dumps({**_stopped(marks, rss), "pool": len(a[1])}), flush=True)
             os._exit(0)
         marks["pool"] = len(a[1])
-        return reduced(*a[:4], _Timeline(timeline, rss), **kw)
+
+        def cut(seconds: float, scored: int) -> None:  # --score-limit: report what was measured, then stop
+            rate = {"scoring_images_per_second": scored / seconds, "scored_before_cut": scored}
+            record = {**_stopped(marks, rss), **rate, "pool": len(a[1]), "scoring_timeline": timeline}
+            print(json.dumps(record), flush=True)
+            os._exit(0)
+
+        return reduced(a[0], a[1], a[2], a[3], _Timeline(timeline, rss, score_limit, cut), **kw)
 
     name, options, balance = _selector(selector)
     timeline: list[tuple[float, int]] = []
@@ -138,8 +152,10 @@ class _Timeline:
     """A progress for the pool's scoring that keeps (seconds since it started, images scored) about
     every 2 % and prints them with the peak so far to stderr (a run cut short still shows its rate)."""
 
-    def __init__(self, points: list[tuple[float, int]], rss: PeakRss) -> None:
-        self.points, self.rss = points, rss
+    def __init__(
+        self, points: list[tuple[float, int]], rss: PeakRss, limit: int = 0, cut: Callable[[float, int], None] = print
+    ) -> None:
+        self.points, self.rss, self.limit, self.cut = points, rss, limit, cut
 
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
@@ -156,11 +172,19 @@ class _Timeline:
                     file=sys.stderr,
                     flush=True,
                 )
+            if self.limit and done[0] >= self.limit:
+                self.cut(time.perf_counter() - t0, done[0])
 
         yield advance
 
     def log(self, message: str) -> None:
         pass
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _selector(text: str) -> tuple[str, str | None, bool]:
@@ -231,7 +255,7 @@ def _plain_arm(root: Path, k: int, workers: int, limit: int = 0) -> dict[str, An
 def _run(arm: str, root: Path, cache: Path, args: argparse.Namespace, selector: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--arm", arm, "--root", str(root), "--workers", str(args.workers)]
     cmd += ["--initial", str(args.initial), "--k", str(args.k), "--selectors", selector]
-    cmd += ["--plain-limit", str(args.plain_limit)]
+    cmd += ["--plain-limit", str(args.plain_limit), "--score-limit", str(args.score_limit)]
     env = dict(os.environ, SVPKIT_CACHE=str(cache), OMP_NUM_THREADS=str(args.threads))
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)  # stderr: the arm's timeline
     if done.returncode != 0:
@@ -255,6 +279,7 @@ def main() -> None:
         help="selectors of the svpkit arms, ';'-separated: name, name[opt=v,...], +balance for class balance",
     )
     p.add_argument("--stop-cached", action="store_true", help="the cached arm stops when the pool's scoring starts")
+    p.add_argument("--score-limit", type=int, default=0, help="svpkit arms stop after scoring this many (0: all)")
     p.add_argument("--keep-cache", action="store_true", help="keep the statistics cache of an earlier run")
     p.add_argument("--plain-limit", type=int, default=0, help="the plain arm scores this prefix only (0: all)")
     p.add_argument("--arm", default="", help=argparse.SUPPRESS)
@@ -268,7 +293,10 @@ def main() -> None:
         return
     if args.arm:
         stop = args.arm == "svpkit cached (to scoring)"
-        print(json.dumps(_svpkit_arm(Path(args.root), args.initial, args.k, args.workers, args.selectors, stop)))
+        record = _svpkit_arm(
+            Path(args.root), args.initial, args.k, args.workers, args.selectors, stop, args.score_limit
+        )
+        print(json.dumps(record))
         return
     scratch = Path(args.scratch)
     results = []
