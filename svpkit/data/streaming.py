@@ -211,7 +211,7 @@ class StreamedImages:
         return key
 
 
-def _digest_line(file: Path, st: os.stat_result) -> bytes:
+def _digest_line(file: Path | str, st: os.stat_result) -> bytes:
     return f"{file}\0{st.st_size}\0".encode()
 
 
