@@ -200,6 +200,8 @@ def _imagenet_lc_row(r: dict[str, Any], pool: int, arms: dict[str, Any], summary
         phases = ", ".join(f"{k} {_s(v)} s" for k, v in ph.items())
         rate = x["scoring_images_per_second"]
         scoring = f"scoring {rate:,.0f} img/s, " if rate == rate else ""
+        if "scored_before_cut" in x:
+            scoring += f"cut after {x['scored_before_cut']:,} of {x['pool']:,} pool images scored, "
         parts.append(
             f"{arm}: {phases}, {scoring}scoring starts after "
             f"{_s(x['scoring_starts_after_seconds'])} s, peak PSS {x['peak_pss_mib']:,.0f} MiB"
@@ -214,7 +216,9 @@ def _imagenet_lc_row(r: dict[str, Any], pool: int, arms: dict[str, Any], summary
     if "svpkit cached" in ratios:  # results written before the selector was part of an arm's name
         ratio = f"scoring **{ratios['svpkit cached']:.2f}×** plain's img/s (cold run {ratios['svpkit cold']:.2f}×)"
     else:
+        cached = ratios.get("svpkit cached least_confidence")
         ratio = f"scoring **{ratios['svpkit cold least_confidence']:.2f}×** plain's img/s"
+        ratio += f" (second run {cached:.2f}×)" if cached else ""
     second = (summary.get("second_run") or {}).get(str(pool))
     if second:
         ok = "within" if second["within_60_s"] else "**not** within"
