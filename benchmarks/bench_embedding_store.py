@@ -90,7 +90,7 @@ def _store_arm(args: argparse.Namespace) -> dict[str, Any]:
 
     with PeakRss() as rss:
         t0 = time.perf_counter()
-        data = load_dataset("imagefolder", args.root, train_limit=args.train, dataset_options=_options(args))
+        data = load_dataset("imagefolder", args.root, args.train, args.test or None, dataset_options=_options(args))
         loaded = time.perf_counter()
         backbone = resolve_backbone(get_plugins().backbones.get(BACKBONE), _backbone_options(args))
         timed = _Timed(rss)
