@@ -93,7 +93,7 @@ def _selections(root: Path) -> dict[str, Any]:
             "picks": selection.picks.tolist(),
             "scores": np.asarray(selection.scores).tolist(),
             "scored_rows": sum(scored),  # BADGE: its softmax pass, then the embeddings of both sets
-            "held_bytes": sum(held) + (ctx.pool_embeddings.nbytes if name == "greedy_k_center" else 0),
+            "held_bytes": sum(held) + (ctx.pool_embeddings.nbytes if ctx.pool_embeddings is not None else 0),
         }
         if ctx.probabilities is not None:
             out[name]["probabilities"] = ctx.probabilities.clone()
