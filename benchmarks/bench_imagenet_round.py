@@ -82,6 +82,7 @@ def _svpkit_arm(
         data = load(*a, **kw)
         marks["load_seconds"] = time.perf_counter() - t0
         marks.update({f"{phase}_seconds": v for phase, v in data.load_seconds.items()})
+        marks["train_size"] = len(data.train)
         return data
 
     def marked(*a: Any, **kw: Any) -> Any:
@@ -124,7 +125,7 @@ def _svpkit_arm(
             track=False,
         )
     m = {key: values[-1][1] for key, values in result.tracker.metrics.items()}
-    pool = marks["pool"]
+    pool = marks.get("pool", marks["train_size"] - result.rounds[0].labeled_before)  # k-center: no reduced pass
     phases = {
         "load": marks.get("load_seconds", float("nan")),
         "train": m[Metric.ROUND_TRAIN_SECONDS] + m[Metric.ROUND_WARMUP_SECONDS],

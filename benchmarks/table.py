@@ -206,6 +206,8 @@ def _imagenet_lc_row(r: dict[str, Any], pool: int, arms: dict[str, Any], summary
             f"{arm}: {phases}, {scoring}scoring starts after "
             f"{_s(x['scoring_starts_after_seconds'])} s, peak PSS {x['peak_pss_mib']:,.0f} MiB"
         )
+    if "plain" not in arms:  # a run of selectors only
+        return f"| {what} | {'; '.join(parts)} | - | {where} |"
     plain = arms["plain"]
     prefix = f" (first {plain['pool']:,} images)" if plain.get("folder_images", plain["pool"]) != plain["pool"] else ""
     parts.append(
