@@ -181,14 +181,14 @@ def _plain(root: Path, size: int, workers: int) -> tuple[Any, int]:
     return (xb for xb, _ in loader), len(folder)
 
 
-def synthetic_jpegs(root: Path, n: int, size: int, classes: int = 10, seed: int = 0) -> Path:
-    """An ImageNet-layout folder of ``n`` training and ``n // 10`` validation JPEGs (smooth noise)."""
+def synthetic_jpegs(root: Path, n: int, size: int, classes: int = 10, seed: int = 0, val: int | None = None) -> Path:
+    """An ImageNet-layout folder of ``n`` training and ``val`` (default ``n // 10``) validation JPEGs (smooth noise)."""
     from torchvision.io import encode_jpeg
 
     if (root / "done").is_file():
         return root
     rng = np.random.default_rng(seed)
-    for split, count in (("train", n), ("val", max(n // 10, classes))):
+    for split, count in (("train", n), ("val", max(n // 10 if val is None else val, classes))):
         for i in range(count):
             folder = root / split / f"c{i % classes:03d}"
             folder.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +54,21 @@ BATCH = 1024  # the torch learner's CPU inference batch
 START = time.perf_counter()
 
 
-def _svpkit_arm(root: Path, initial: int, k: int, workers: int) -> dict[str, Any]:
-    """One round through the Python API, with the load and the start of scoring timed from outside."""
+def _svpkit_arm(
+    root: Path,
+    initial: int,
+    k: int,
+    workers: int,
+    selector: str = "least_confidence",
+    stop_at_scoring: bool = False,
+    score_limit: int = 0,
+) -> dict[str, Any]:
+    """One round through the Python API, with the load and the start of scoring timed from outside.
+
+    ``selector``: a name, ``name[opt=value,...]`` for its options, ``+balance`` appended for
+    ``--class-balance``. ``stop_at_scoring``: the process reports and exits when the pool's scoring
+    starts (what a second run on a cached folder is checked for); ``score_limit``: when that many
+    pool images are scored (the round cut short: its load, training, scoring rate and peak so far)."""
     import svpkit
     from svpkit.contract import Metric
     from svpkit.data import base
@@ -64,14 +79,29 @@ def _svpkit_arm(root: Path, initial: int, k: int, workers: int) -> dict[str, Any
 
     def timed_load(*a: Any, **kw: Any) -> Any:
         t0 = time.perf_counter()
-        try:
-            return load(*a, **kw)
-        finally:
-            marks["load_seconds"] = time.perf_counter() - t0
+        data = load(*a, **kw)
+        marks["load_seconds"] = time.perf_counter() - t0
+        marks.update({f"{phase}_seconds": v for phase, v in data.load_seconds.items()})
+        marks["train_size"] = len(data.train)
+        return data
 
     def marked(*a: Any, **kw: Any) -> Any:
         marks.setdefault("scoring_starts_after_seconds", time.perf_counter() - START)
-        return reduced(*a, **kw)
+        if stop_at_scoring:
+            print(json.dumps({**_stopped(marks, rss), "pool": len(a[1])}), flush=True)
+            os._exit(0)
+        marks["pool"] = len(a[1])
+
+        def cut(seconds: float, scored: int) -> None:  # --score-limit: report what was measured, then stop
+            rate = {"scoring_images_per_second": scored / seconds, "scored_before_cut": scored}
+            record = {**_stopped(marks, rss), **rate, "pool": len(a[1]), "scoring_timeline": timeline}
+            print(json.dumps(record), flush=True)
+            os._exit(0)
+
+        return reduced(a[0], a[1], a[2], a[3], _Timeline(timeline, rss, score_limit, cut), **kw)
+
+    name, options, balance = _selector(selector)
+    timeline: list[tuple[float, int]] = []
 
     # the API looks load_with_options up when it loads; fill_selection_context looks up reduced_pool
     base.load_with_options = timed_load  # type: ignore[assignment]
@@ -82,7 +112,9 @@ def _svpkit_arm(root: Path, initial: int, k: int, workers: int) -> dict[str, Any
             dataset="imagefolder",
             data_path=str(root),
             dataset_options=f"size={SIZE},stream=on,workers={workers}",
-            selector="least_confidence",
+            selector=name,
+            selector_options=options,
+            class_balance=balance,
             proxy="preact_resnet20",
             target="preact_resnet20",
             train_target=False,
@@ -93,7 +125,7 @@ def _svpkit_arm(root: Path, initial: int, k: int, workers: int) -> dict[str, Any
             track=False,
         )
     m = {key: values[-1][1] for key, values in result.tracker.metrics.items()}
-    pool = _count(root, "train") - result.rounds[0].labeled_before
+    pool = marks.get("pool", marks["train_size"] - result.rounds[0].labeled_before)  # k-center: no reduced pass
     phases = {
         "load": marks.get("load_seconds", float("nan")),
         "train": m[Metric.ROUND_TRAIN_SECONDS] + m[Metric.ROUND_WARMUP_SECONDS],
@@ -106,6 +138,9 @@ def _svpkit_arm(root: Path, initial: int, k: int, workers: int) -> dict[str, Any
         "pool": pool,
         "scoring_images_per_second": pool / phases["score"],
         "scoring_starts_after_seconds": marks.get("scoring_starts_after_seconds"),
+        "listing_seconds": marks.get("listing_seconds"),
+        "statistics_seconds": marks.get("statistics_seconds"),
+        "scoring_timeline": timeline,
         "proxy_val_error": m[Metric.SELECTOR_MODEL_ERROR],
         "proxy_val_interval": [m[Metric.SELECTOR_MODEL_ERROR_LOW], m[Metric.SELECTOR_MODEL_ERROR_HIGH]],
         "picks": [int(i) for i in result.selected[0][:5]],
@@ -114,12 +149,69 @@ def _svpkit_arm(root: Path, initial: int, k: int, workers: int) -> dict[str, Any
     }
 
 
-def _count(root: Path, split: str) -> int:
-    return sum(1 for _ in (root / split).glob("*/*.jpg"))
+class _Timeline:
+    """A progress for the pool's scoring that keeps (seconds since it started, images scored) about
+    every 2 % and prints them with the peak so far to stderr (a run cut short still shows its rate)."""
+
+    def __init__(
+        self, points: list[tuple[float, int]], rss: PeakRss, limit: int = 0, cut: Callable[[float, int], None] = print
+    ) -> None:
+        self.points, self.rss, self.limit, self.cut = points, rss, limit, cut
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        t0, done, step = time.perf_counter(), [0, 0], max(1, (total or 1) // 50)
+
+        def advance(n: int = 1) -> None:
+            done[0] += n
+            if done[0] - done[1] >= step or done[0] == total:
+                done[1] = done[0]
+                self.points.append((time.perf_counter() - t0, done[0]))
+                print(
+                    f"scored {done[0]:,}/{total:,} in {self.points[-1][0]:.0f} s, peak PSS "
+                    f"{self.rss.peak_pss_kib / 1024:.0f} MiB, load {os.getloadavg()[0]:.1f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if self.limit and done[0] >= self.limit:
+                self.cut(time.perf_counter() - t0, done[0])
+
+        yield advance
+
+    def log(self, message: str) -> None:
+        pass
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
-def _plain_arm(root: Path, k: int, workers: int) -> dict[str, Any]:
-    """ImageFolder + DataLoader + inference_mode over preact_resnet20; softmax kept, then top-k."""
+def _selector(text: str) -> tuple[str, str | None, bool]:
+    """``name[options]+balance`` → (name, options or None, class balance)."""
+    balance = text.endswith("+balance")
+    text = text.removesuffix("+balance")
+    name, _, options = text.partition("[")
+    return name, (options.rstrip("]") or None), balance
+
+
+def _stopped(marks: dict[str, float], rss: PeakRss) -> dict[str, Any]:
+    """What an arm stopped at the start of scoring reports."""
+    return {
+        "phases_seconds": {"load": marks.get("load_seconds", float("nan"))},
+        "listing_seconds": marks.get("listing_seconds"),
+        "statistics_seconds": marks.get("statistics_seconds"),
+        "scoring_starts_after_seconds": marks["scoring_starts_after_seconds"],
+        "scoring_images_per_second": float("nan"),
+        "peak_pss_mib": rss.peak_pss_kib / 1024,
+        "peak_data_mib": rss.peak_data_kib / 1024,
+    }
+
+
+def _plain_arm(root: Path, k: int, workers: int, limit: int = 0) -> dict[str, Any]:
+    """ImageFolder + DataLoader + inference_mode over preact_resnet20; softmax kept, then top-k.
+    ``limit``: score only the first ``limit`` images (a prefix in the folder's order)."""
     from torchvision import datasets, transforms
 
     from svpkit.plugins import get_plugins
@@ -139,7 +231,8 @@ def _plain_arm(root: Path, k: int, workers: int) -> dict[str, Any]:
     with PeakRss() as rss:
         t0 = time.perf_counter()
         folder = datasets.ImageFolder(str(root / "train"), transform=tf)
-        loader = torch.utils.data.DataLoader(folder, batch_size=BATCH, num_workers=workers, shuffle=False)
+        scored_set = torch.utils.data.Subset(folder, range(limit)) if 0 < limit < len(folder) else folder
+        loader = torch.utils.data.DataLoader(scored_set, batch_size=BATCH, num_workers=workers, shuffle=False)
         listed = time.perf_counter()
         probs = []
         with torch.inference_mode():
@@ -148,10 +241,11 @@ def _plain_arm(root: Path, k: int, workers: int) -> dict[str, Any]:
         scored = time.perf_counter()
         picks = torch.topk(1 - torch.cat(probs).max(1).values, k).indices
         done = time.perf_counter()
-    n = len(folder)
+    n = len(scored_set)
     return {
         "phases_seconds": {"load": listed - t0, "score": scored - listed, "select": done - scored},
         "pool": n,
+        "folder_images": len(folder),
         "scoring_images_per_second": n / (scored - listed),
         "picks": picks[:5].tolist(),
         "peak_pss_mib": rss.peak_pss_kib / 1024,
@@ -159,14 +253,15 @@ def _plain_arm(root: Path, k: int, workers: int) -> dict[str, Any]:
     }
 
 
-def _run(arm: str, root: Path, cache: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _run(arm: str, root: Path, cache: Path, args: argparse.Namespace, selector: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--arm", arm, "--root", str(root), "--workers", str(args.workers)]
-    cmd += ["--initial", str(args.initial), "--k", str(args.k)]
+    cmd += ["--initial", str(args.initial), "--k", str(args.k), "--selectors", selector]
+    cmd += ["--plain-limit", str(args.plain_limit), "--score-limit", str(args.score_limit)]
     env = dict(os.environ, SVPKIT_CACHE=str(cache), OMP_NUM_THREADS=str(args.threads))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)  # stderr: the arm's timeline
     if done.returncode != 0:
-        raise SystemExit(f"arm {arm} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
+        raise SystemExit(f"arm {arm} failed (its stderr is above)")
+    return {"load_average_after": os.getloadavg(), **json.loads(done.stdout.splitlines()[-1])}
 
 
 def main() -> None:
@@ -177,6 +272,17 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers (both pipelines)")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--scratch", default="/tmp/svpkit_bench_imagenet_round")
+    p.add_argument("--val", type=int, default=0, help="val images of a generated folder (0: a tenth of the pool)")
+    p.add_argument("--arms", default="svpkit cold,svpkit cached,plain", help="arms per pool (comma-separated)")
+    p.add_argument(
+        "--selectors",
+        default="least_confidence",
+        help="selectors of the svpkit arms, ';'-separated: name, name[opt=v,...], +balance for class balance",
+    )
+    p.add_argument("--stop-cached", action="store_true", help="the cached arm stops when the pool's scoring starts")
+    p.add_argument("--score-limit", type=int, default=0, help="svpkit arms stop after scoring this many (0: all)")
+    p.add_argument("--keep-cache", action="store_true", help="keep the statistics cache of an earlier run")
+    p.add_argument("--plain-limit", type=int, default=0, help="the plain arm scores this prefix only (0: all)")
     p.add_argument("--arm", default="", help=argparse.SUPPRESS)
     p.add_argument("--root", default="", help=argparse.SUPPRESS)
     p.add_argument("--machine", default="")
@@ -184,29 +290,43 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.arm == "plain":
-        print(json.dumps(_plain_arm(Path(args.root), args.k, args.workers)))
+        print(json.dumps(_plain_arm(Path(args.root), args.k, args.workers, args.plain_limit)))
         return
     if args.arm:
-        print(json.dumps(_svpkit_arm(Path(args.root), args.initial, args.k, args.workers)))
+        stop = args.arm == "svpkit cached (to scoring)"
+        record = _svpkit_arm(
+            Path(args.root), args.initial, args.k, args.workers, args.selectors, stop, args.score_limit
+        )
+        print(json.dumps(record))
         return
     scratch = Path(args.scratch)
     results = []
     load_before = os.getloadavg()
     for n in (int(v) for v in args.pools.split(",") if v):
         t0 = time.perf_counter()
-        root = synthetic_jpegs(scratch / f"imnet_{n}", n, SIZE, classes=CLASSES)
+        root = synthetic_jpegs(scratch / f"imnet_{n}", n, SIZE, classes=CLASSES, val=args.val or None)
         print(f"folder of {n:,} JPEGs in {CLASSES} classes ready in {time.perf_counter() - t0:.1f} s", flush=True)
         cache = scratch / f"cache_{n}"
-        subprocess.run(["rm", "-rf", str(cache)], check=True)
-        for arm in ("svpkit cold", "svpkit cached", "plain"):
-            record = {"pool_images": n, "arm": arm, **_run(arm, root, cache, args)}
-            print(json.dumps(record), flush=True)
-            results.append(record)
+        if not args.keep_cache:
+            subprocess.run(["rm", "-rf", str(cache)], check=True)
+        arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+        for arm in arms:
+            for selector in args.selectors.split(";") if arm.startswith("svpkit") else ["least_confidence"]:
+                name = "svpkit cached (to scoring)" if arm == "svpkit cached" and args.stop_cached else arm
+                record = {
+                    "pool_images": n,
+                    "arm": name,
+                    "selector": selector,
+                    **_run(name, root, cache, args, selector),
+                }
+                print(json.dumps(record), flush=True)
+                results.append(record)
     summary = _summary(results)
     rows = [
         [
             r["pool_images"],
             r["arm"],
+            r["selector"],
             *(r["phases_seconds"].get(ph, float("nan")) for ph in ("load", "train", "score", "select", "eval")),
             r["scoring_images_per_second"],
             r.get("scoring_starts_after_seconds") or float("nan"),
@@ -217,6 +337,7 @@ def main() -> None:
     columns = [
         "pool",
         "arm",
+        "selector",
         "load s",
         "train s",
         "score s",
@@ -226,7 +347,7 @@ def main() -> None:
         "to scoring s",
         "PSS MiB",
     ]
-    print_table("one least-confidence round, 1,000 classes, 32 px", columns, rows)
+    print_table("one active-learning round, 1,000 classes, 32 px", columns, rows)
     print(json.dumps(summary, indent=1))
     write_results(
         "imagenet_round",
@@ -245,21 +366,44 @@ def main() -> None:
 
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Scoring images/s against the plain loop per pool, and the peak's slope between the two pools."""
-    by = {(r["pool_images"], r["arm"]): r for r in results}
+    """Per pool: each arm's scoring images/s against the plain loop's, the time to scoring, and
+    each selector's peak against least confidence's; the peak's slope between the smallest and
+    the largest pool per (arm, selector)."""
+    by = {(r["pool_images"], r["arm"], r["selector"]): r for r in results}
     pools = sorted({r["pool_images"] for r in results})
-    out: dict[str, Any] = {"scoring_ratio_vs_plain": {}, "bytes_per_pool_image": {}}
+    out: dict[str, Any] = {"scoring_ratio_vs_plain": {}, "peak_vs_least_confidence": {}, "bytes_per_pool_image": {}}
     for n in pools:
-        plain = by[(n, "plain")]["scoring_images_per_second"]
-        out["scoring_ratio_vs_plain"][n] = {
-            arm: by[(n, arm)]["scoring_images_per_second"] / plain for arm in ("svpkit cold", "svpkit cached")
-        }
+        rows = [r for r in results if r["pool_images"] == n]
+        plain = by.get((n, "plain", "least_confidence"))
+        lc = by.get((n, "svpkit cold", "least_confidence"))
+        for r in rows:
+            label = f"{r['arm']} {r['selector']}"
+            if (
+                plain is not None
+                and r["arm"] != "plain"
+                and r["scoring_images_per_second"] == r["scoring_images_per_second"]
+            ):
+                ratio = r["scoring_images_per_second"] / plain["scoring_images_per_second"]
+                out["scoring_ratio_vs_plain"].setdefault(n, {})[label] = ratio
+            if lc is not None and r["arm"].startswith("svpkit cached") and r["selector"] == "least_confidence":
+                # no second load pass: the second run reaches scoring within 60 s of the first's listing
+                late = r["scoring_starts_after_seconds"] - lc["listing_seconds"]
+                out.setdefault("second_run", {})[n] = {
+                    "to_scoring_minus_first_listing_s": late,
+                    "within_60_s": late <= 60,
+                }
+            if lc is not None and r["arm"] == "svpkit cold":
+                out["peak_vs_least_confidence"].setdefault(n, {})[r["selector"]] = (
+                    r["peak_pss_mib"] / lc["peak_pss_mib"]
+                )
     if len(pools) >= 2:
         lo, hi = pools[0], pools[-1]
-        for arm in ("svpkit cold", "svpkit cached", "plain"):
+        for (n, arm, selector), r in by.items():
+            if n != hi or (lo, arm, selector) not in by:
+                continue
             for key in ("peak_pss_mib", "peak_data_mib"):
-                slope = (by[(hi, arm)][key] - by[(lo, arm)][key]) * 2**20 / (hi - lo)
-                out["bytes_per_pool_image"][f"{arm} ({key[5:-4]})"] = slope
+                slope = (r[key] - by[(lo, arm, selector)][key]) * 2**20 / (hi - lo)
+                out["bytes_per_pool_image"][f"{arm} {selector} ({key[5:-4]})"] = slope
     return out
 
 

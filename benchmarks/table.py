@@ -160,36 +160,105 @@ def shards_rows(r: dict[str, Any], where: str) -> list[str]:
 
 
 def imagenet_round_rows(r: dict[str, Any], where: str) -> list[str]:
-    """One row per pool: the round's phases (cold and cached statistics) and the plain loop's scoring."""
+    """One row per pool: the least-confidence round's phases (cold and cached statistics) and the
+    plain loop's scoring; then the other selectors' peaks and the pool-size-dependent memory."""
     out = []
     summary = r["summary"]
     for pool in list(dict.fromkeys(x["pool_images"] for x in r["results"])):
-        arms = {x["arm"]: x for x in r["results"] if x["pool_images"] == pool}
-        what = (
-            f"one least-confidence round, {pool:,} generated JPEGs in {r['classes']:,} classes at {r['size']} px, "
-            "preact_resnet20, 1 proxy epoch, stream=on"
-        )
-        parts = []
-        for arm in ("svpkit cold", "svpkit cached"):
-            x, ph = arms[arm], arms[arm]["phases_seconds"]
-            phases = ", ".join(f"{k} {_s(v)} s" for k, v in ph.items())
-            parts.append(
-                f"{arm}: {phases}, scoring {x['scoring_images_per_second']:,.0f} img/s, scoring starts after "
-                f"{_s(x['scoring_starts_after_seconds'])} s, peak PSS {x['peak_pss_mib']:,.0f} MiB"
+        here = [x for x in r["results"] if x["pool_images"] == pool]
+        arms = {x["arm"]: x for x in here if x.get("selector", "least_confidence") == "least_confidence"}
+        if "svpkit cold" in arms:
+            out.append(_imagenet_lc_row(r, pool, arms, summary, where))
+        others = [x for x in here if x.get("selector", "least_confidence") != "least_confidence"]
+        if others:
+            lc = arms.get("svpkit cold")
+            what = f"the same round with other selectors, {pool:,} images"
+            txt = "; ".join(
+                f"{x['selector']}: peak PSS {x['peak_pss_mib']:,.0f} MiB"
+                + (f" ({x['peak_pss_mib'] / lc['peak_pss_mib']:.2f}× least confidence's)" if lc else "")
+                + f", score {_s(x['phases_seconds']['score'])} s, select {_s(x['phases_seconds']['select'])} s"
+                for x in others
             )
-        plain = arms["plain"]
-        parts.append(
-            f"plain ImageFolder loop: scoring {plain['scoring_images_per_second']:,.0f} img/s, "
-            f"peak PSS {plain['peak_pss_mib']:,.0f} MiB"
-        )
-        ratios = summary["scoring_ratio_vs_plain"][str(pool)]
-        ratio = f"scoring **{ratios['svpkit cached']:.2f}×** plain's img/s (cold run {ratios['svpkit cold']:.2f}×)"
-        out.append(f"| {what} | {'; '.join(parts)} | {ratio} | {where} |")
+            out.append(f"| {what} | {txt} | - | {where} |")
     per_image = summary.get("bytes_per_pool_image") or {}
     if per_image:
-        what = f"pool-size-dependent memory of that round, slope of the peak between {len(out)} pools"
+        pools = len({x["pool_images"] for x in r["results"]})
+        what = f"pool-size-dependent memory of that round, slope of the peak between {pools} pools"
         txt = "; ".join(f"{k} {v:,.0f} B per pool image" for k, v in per_image.items())
         out.append(f"| {what} | {txt} | - | {where} |")
+    return out
+
+
+def _imagenet_lc_row(r: dict[str, Any], pool: int, arms: dict[str, Any], summary: dict[str, Any], where: str) -> str:
+    what = (
+        f"one least-confidence round, {pool:,} generated JPEGs in {r['classes']:,} classes at {r['size']} px, "
+        "preact_resnet20, 1 proxy epoch, stream=on"
+    )
+    parts = []
+    for arm in (a for a in arms if a.startswith("svpkit")):
+        x, ph = arms[arm], arms[arm]["phases_seconds"]
+        phases = ", ".join(f"{k} {_s(v)} s" for k, v in ph.items())
+        rate = x["scoring_images_per_second"]
+        scoring = f"scoring {rate:,.0f} img/s, " if rate == rate else ""
+        if "scored_before_cut" in x:
+            scoring += f"cut after {x['scored_before_cut']:,} of {x['pool']:,} pool images scored, "
+        parts.append(
+            f"{arm}: {phases}, {scoring}scoring starts after "
+            f"{_s(x['scoring_starts_after_seconds'])} s, peak PSS {x['peak_pss_mib']:,.0f} MiB"
+        )
+    if "plain" not in arms:  # a run of selectors only
+        return f"| {what} | {'; '.join(parts)} | - | {where} |"
+    plain = arms["plain"]
+    prefix = f" (first {plain['pool']:,} images)" if plain.get("folder_images", plain["pool"]) != plain["pool"] else ""
+    parts.append(
+        f"plain ImageFolder loop{prefix}: scoring {plain['scoring_images_per_second']:,.0f} img/s, "
+        f"peak PSS {plain['peak_pss_mib']:,.0f} MiB"
+    )
+    ratios = summary["scoring_ratio_vs_plain"][str(pool)]
+    if "svpkit cached" in ratios:  # results written before the selector was part of an arm's name
+        ratio = f"scoring **{ratios['svpkit cached']:.2f}×** plain's img/s (cold run {ratios['svpkit cold']:.2f}×)"
+    else:
+        cached = ratios.get("svpkit cached least_confidence")
+        ratio = f"scoring **{ratios['svpkit cold least_confidence']:.2f}×** plain's img/s"
+        ratio += f" (second run {cached:.2f}×)" if cached else ""
+    second = (summary.get("second_run") or {}).get(str(pool))
+    if second:
+        ok = "within" if second["within_60_s"] else "**not** within"
+        ratio += f"; the second run scores {_s(second['to_scoring_minus_first_listing_s'])} s after the first's listing ({ok} 60 s)"
+    return f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"
+
+
+def embedding_store_rows(r: dict[str, Any], where: str) -> list[str]:
+    """The store pass against the plain loop, and the round from the store."""
+    by = {x["arm"]: x for x in r["results"]}
+    out = []
+    if "store" in by:
+        st = by["store"]
+        what = (
+            f"embedding store pass, {r['backbone']} at {r['size']} px, {st['train_images']:,} streamed training JPEGs"
+        )
+        txt = (
+            f"store: {st['images_per_second']:,.0f} img/s ({_s(st['pass_seconds']['train'])} s for the training images), "
+            f"load {_s(st['load_seconds'])} s, peak PSS {st['peak_pss_mib']:,.0f} MiB"
+        )
+        ratio = "-"
+        if "plain" in by:
+            pl = by["plain"]
+            txt += (
+                f"; plain ImageFolder + DataLoader + no_grad loop (first {pl['images']:,} images): "
+                f"{pl['images_per_second']:,.0f} img/s, peak PSS {pl['peak_pss_mib']:,.0f} MiB"
+            )
+            ratio = f"store pass **{r['summary']['store_vs_plain_images_per_second']:.2f}×** plain's img/s"
+        out.append(f"| {what} | {txt} | {ratio} | {where} |")
+    if "round" in by:
+        rd, ph = by["round"], by["round"]["phases_seconds"]
+        what = f"one least-confidence round from the store (linear_head, {rd['picked']:,} picks)"
+        txt = (
+            f"train {_s(ph['train'])} s, score {_s(ph['score'])} s, select {_s(ph['select'])} s; the whole call "
+            f"(load, read and standardise the stored vectors, round, eval) {_s(rd['total_seconds'])} s, "
+            f"peak PSS {rd['peak_pss_mib']:,.0f} MiB"
+        )
+        out.append(f"| {what} | {txt} | round **{_s(rd['round_seconds'])} s** | {where} |")
     return out
 
 
@@ -237,6 +306,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out += shards_rows(r, where)
     elif name == "imagenet_round":
         out += imagenet_round_rows(r, where)
+    elif name == "embedding_store":
+        out += embedding_store_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"

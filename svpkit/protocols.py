@@ -46,7 +46,8 @@ class Learner(Protocol):
         observers: Sequence[TrainObserver] = (),
         progress: Advance | None = None,
     ) -> None:
-        """Train from a fresh initialisation on training examples ``indices``."""
+        """Train from a fresh initialisation on training examples ``indices``; ``progress(n)``
+        follows it: once per epoch, or per minibatch by its examples (:class:`CountsExamples`)."""
         ...
 
     def predict_proba(self, indices: np.ndarray | None = None, split: str = "train") -> torch.Tensor:
@@ -73,6 +74,15 @@ class Scheduled(Protocol):
     """A learner whose training recipe is known before it fits (progress bars count its epochs)."""
 
     config: Schedule
+
+
+@runtime_checkable
+class CountsExamples(Protocol):
+    """A learner whose ``fit`` advances its progress by the examples of each minibatch (of every
+    epoch) rather than once per epoch, so the bar moves within an ImageNet-size epoch; the loops
+    then give the bar ``epochs × examples`` as its total. ``counts_examples`` is True."""
+
+    counts_examples: bool
 
 
 @runtime_checkable

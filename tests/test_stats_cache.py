@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -140,3 +141,27 @@ def test_listing_and_statistics_show_progress(tmp_path: Path) -> None:
     tracker = MemoryTracker()
     tracker.log_dataset(first.limited(train=10))  # the load's phases stay with the data set
     assert {Metric.DATA_LISTING_SECONDS, Metric.DATA_STATISTICS_SECONDS} <= set(tracker.metrics)
+
+
+def test_a_load_and_its_digest_stat_each_training_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The statistics cache's key and the data set's digest come from one ``stat`` pass over train/."""
+    root = tmp_path / "imgs"
+    _folder(root)
+    seen: list[str] = []
+    real = os.stat
+
+    def counted(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        name = os.fspath(path)
+        if isinstance(name, str) and f"{os.sep}train{os.sep}" in name and name.endswith(".png"):
+            seen.append(name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counted)  # Path.stat calls it too
+    data = load_imagefolder(root, size=8, stream="on", workers=0)
+    digest = data.digest
+    assert len(seen) == 24 and len(set(seen)) == 24
+    # the digest is what a fresh stat of every file gives (the pool's own fallback computes it that way)
+    again = load_imagefolder(root, size=8, stream="on", workers=0)
+    fresh = type(again.train.x)(again.train.x.files, 8, 0)
+    assert fresh.digest_bytes() == again.train.x.digest_bytes()
+    assert again.digest == digest

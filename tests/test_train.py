@@ -222,3 +222,31 @@ def test_active_learning_reports_warm_up_once_and_counts_it() -> None:
         first.warmup_seconds + first.train_seconds + first.inference_seconds + first.selection_seconds
     )
     assert [v for _, v in tracker.metrics["round/warmup_seconds"]] == warm
+
+
+def test_training_progress_moves_per_minibatch_by_its_examples() -> None:
+    """An ImageNet-size epoch must not sit at 0 %: the torch learner advances the bar by each
+    minibatch's examples, and the loops give it epochs × examples as its total."""
+    from contextlib import contextmanager
+
+    from svpkit.loops.fitting import timed_fit
+
+    steps: list[int] = []
+    totals: list[int | None] = []
+
+    class Recorder:
+        @contextmanager
+        def task(self, description: str, total: int | None):  # type: ignore[no-untyped-def]
+            totals.append(total)
+            yield steps.append
+
+        def log(self, message: str) -> None:
+            pass
+
+    data = get_plugins().datasets.get("digits").load()
+    spec = get_plugins().models.get("digits_mlp")
+    indices = np.arange(70)
+    fitted = timed_fit(spec, data, LearnerOptions(seed=0, device="cpu", epochs=2), indices, Recorder(), "train")  # type: ignore[arg-type]
+    batch = fitted.learner.config.batch_size  # type: ignore[attr-defined]
+    per_epoch = [batch] * (70 // batch) + ([70 % batch] if 70 % batch else [])
+    assert totals == [2 * 70] and steps == per_epoch * 2 and len(per_epoch) > 1

@@ -39,7 +39,7 @@ import torch
 
 from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split
 from svpkit.data.file_list import FileList, FileListBuilder
-from svpkit.data.stats_cache import Moments, cached_moments, listing_key
+from svpkit.data.stats_cache import Moments, cached_moments
 from svpkit.data.streaming import (
     MEMORY_FRACTION,
     StreamedImages,
@@ -240,7 +240,7 @@ def streamed_moments(pool: StreamedImages, root: Path) -> Moments:
     (:mod:`svpkit.data.stats_cache`), else one decoding pass (then cached)."""
     n = len(pool)
     with current().task(f"check {n:,} training images against the statistics cache", total=n) as advance:
-        key = listing_key(pool.files, root, pool.size, advance)
+        key = pool.stat_key(root, advance)
 
     def compute() -> Moments:
         with current().task(f"pixel statistics of {n:,} training images", total=n) as advance:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from svpkit.data.file_list import FileList
@@ -28,22 +28,44 @@ KIND = "image_moments"
 Moments = tuple[tuple[float, ...], tuple[float, ...]]
 
 
-def listing_key(files: Sequence[Path], root: Path, size: int, advance: Callable[[int], None] | None = None) -> str:
-    """The cache key of ``files`` decoded at ``size``: sha256 of (relative path, bytes, mtime) per file."""
+def listing_key(
+    files: Sequence[Path],
+    root: Path,
+    size: int,
+    advance: Callable[[int], None] | None = None,
+    each: Callable[[str, os.stat_result], None] | None = None,
+) -> str:
+    """The cache key of ``files`` decoded at ``size``: sha256 of (relative path, bytes, mtime) per file.
+
+    ``each`` sees every file (its path as a string, ``str(file)``) with its ``stat`` result, so
+    what else needs the files' sizes (the data set's digest:
+    :meth:`svpkit.data.streaming.StreamedImages.stat_key`) comes from this same pass: a load stats
+    the folder once. A :class:`FileList` under ``root`` is read as strings (no ``Path`` per file)."""
     h = hashlib.sha256(f"{KIND}\0size={size}\0n={len(files)}\0".encode())
-    compact = isinstance(files, FileList) and files.root == root
-    for i, file in enumerate(files, 1):
-        st = file.stat()
-        if compact:
-            rel = files.relative(i - 1)  # type: ignore[attr-defined]
-        else:
-            rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
+    for i, (rel, full) in enumerate(_relative_and_full(files, root), 1):
+        st = os.stat(full)
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        if each is not None:
+            each(full, st)
         if advance is not None and i % 4096 == 0:
             advance(4096)
     if advance is not None:
         advance(len(files) % 4096)
     return h.hexdigest()
+
+
+def _relative_and_full(files: Sequence[Path], root: Path) -> Iterator[tuple[str, str]]:
+    """(path relative to ``root``, ``str`` of the path) of each file."""
+    if isinstance(files, FileList) and files.root == root:
+        base = str(files.root)
+        base = "" if base == "." else base  # str(Path("") / r) is r
+        for i in range(len(files)):
+            rel = files.relative(i)
+            yield rel, os.path.join(base, rel)
+        return
+    for file in files:
+        rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
+        yield rel, str(file)
 
 
 def _entry(key: str) -> Path:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from svpkit.data.file_list import FileList
+from svpkit.data.stats_cache import listing_key
 from svpkit.errors import DataError
 from svpkit.runtime import release_free_memory
 
@@ -122,6 +123,7 @@ class StreamedImages:
         self.files = files if isinstance(files, FileList) else FileList.of(files)
         self.size = size
         self.workers = default_workers() if workers is None else workers
+        self._digest: bytes | None = None
 
     @property
     def shape(self) -> torch.Size:
@@ -191,11 +193,26 @@ class StreamedImages:
                 release_free_memory()
 
     def digest_bytes(self) -> bytes:
-        """What the data set's digest hashes for this split: each file's name and size (not its pixels)."""
+        """What the data set's digest hashes for this split: each file's name and size (not its
+        pixels); kept from :meth:`stat_key`'s pass when it ran, else one ``stat`` per file now."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            for file in self.files:
+                h.update(_digest_line(file, file.stat()))
+            self._digest = h.digest()
+        return self._digest
+
+    def stat_key(self, root: Path, advance: Callable[[int], None] | None = None) -> str:
+        """The pixel-statistics cache key of this pool (:func:`svpkit.data.stats_cache.listing_key`),
+        and from the same ``stat`` of each file its :meth:`digest_bytes`: one pass over the folder."""
         h = hashlib.sha256()
-        for file in self.files:
-            h.update(f"{file}\0{file.stat().st_size}\0".encode())
-        return h.digest()
+        key = listing_key(self.files, root, self.size, advance, lambda file, st: h.update(_digest_line(file, st)))
+        self._digest = h.digest()
+        return key
+
+
+def _digest_line(file: Path | str, st: os.stat_result) -> bytes:
+    return f"{file}\0{st.st_size}\0".encode()
 
 
 class _IndexBatches:

@@ -117,11 +117,11 @@ def run_epochs(
                 loss, total = step(batch)
                 sgd_step(fit.optimizer, loss)
                 loss_sum += total
+            if progress is not None:
+                progress(int(batch.numel()))  # per example: an ImageNet-size epoch shows its progress
         if reduce_loss is not None:
             reduce_loss(loss_sum)
         history.append(loss_sum / max(n, 1))
-        if progress is not None:
-            progress(1)
     return history
 
 

@@ -164,12 +164,12 @@ class TorchLearner:
     ``images``; ``warm_up()`` returns and records ``warmup_seconds``.
     """
 
+    counts_examples = True  # fit's progress advances by each minibatch's examples (protocols.CountsExamples)
+
     def __init__(self, spec: ModelSpec, dataset: Dataset, options: LearnerOptions) -> None:
         if spec.build is None:
             raise TypeError(f"model {spec.name!r} has no torch module builder")
-        self.spec = spec
-        self.dataset = dataset
-        self.options = options
+        self.spec, self.dataset, self.options = spec, dataset, options
         self.device = resolve_device(options.device)
         # Unknown names and values of the wrong type are a ConfigError (svpkit.learners.options).
         extra = resolve_model_options(spec, options.extra, f"options of {spec.name}")

@@ -1,5 +1,6 @@
 """Fitting a fresh learner the way every loop does: an optional warm-up, a progress bar over its
-epochs, and a CUDA-synchronised timer around ``fit`` (the training seconds the runs report)."""
+epochs (over every epoch's examples for a learner that counts them), and a CUDA-synchronised timer
+around ``fit`` (the training seconds the runs report)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from svpkit.data.base import Dataset
 from svpkit.learners import make_learner
 from svpkit.models.base import ModelSpec
 from svpkit.progress import Progress
-from svpkit.protocols import KeepsLosses, Learner, LearnerOptions, Scheduled, TrainObserver, WarmsUp
+from svpkit.protocols import CountsExamples, KeepsLosses, Learner, LearnerOptions, Scheduled, TrainObserver, WarmsUp
 from svpkit.timing import Timer
 
 
@@ -50,7 +51,9 @@ def timed_fit(
     learner = make_learner(spec, dataset, options)
     warm_seconds = warm_up(learner) if warm else 0.0
     epochs = learner.config.epochs if isinstance(learner, Scheduled) else spec.train.epochs
-    with progress.task(task, total=epochs) as advance:
+    # a learner that counts examples moves its bar per minibatch (epochs × examples in all)
+    total = epochs * len(indices) if isinstance(learner, CountsExamples) else epochs
+    with progress.task(task, total=total) as advance:
         with Timer(learner.device) as timer:
             learner.fit(indices, observers=observers, progress=advance)
     return TimedFit(learner, timer.seconds, warm_seconds, int(epochs))
