@@ -37,6 +37,7 @@ class QueryArgs(RunArgs):
 
     selector: str = "least_confidence"
     proxy: str = "digits_mlp"
+    """The proxy; with a ``backbone`` and this default a new project uses ``linear_head`` (:func:`with_default_proxy`)."""
     proxy_epochs: Optional[int] = None
     proxy_options: Options = None
     stop_when: Optional[str] = None
@@ -94,6 +95,8 @@ def query_args(
     from svpkit.progress import make_progress
 
     opened, args = project_settings(project, given)
+    if opened is None:
+        args = with_default_proxy(args)
     data, specs, cfg = _query_setup(args, k)
     state = opened or new_project({f.name: getattr(args, f.name) for f in fields(args)}, data.class_names)
     stop_status(state, args.stop_when)  # a bad --stop-when fails here, before any training
@@ -113,6 +116,20 @@ def query_args(
     if out:
         Path(out).write_text(text, encoding="utf-8")
     return QueryOutcome(updated, result, data, text, str(updated.run_id), experiment_id)
+
+
+DEFAULT_PROXY = "digits_mlp"
+BACKBONE_PROXY = "linear_head"
+"""A project on a backbone's embeddings starts with the frozen-embedding head as its proxy
+(docs/pretrained.md) unless another proxy is given: the default digits network does not read them."""
+
+
+def with_default_proxy(args: QueryArgs) -> QueryArgs:
+    """``args`` with the proxy a new project gets: ``linear_head`` when a backbone is given and the
+    proxy was left at its default (``digits_mlp``), else the proxy as given."""
+    if args.backbone and args.proxy in (None, "", DEFAULT_PROXY):
+        return replace(args, proxy=BACKBONE_PROXY)
+    return args
 
 
 def _query_setup(args: QueryArgs, k: int) -> tuple[Any, tuple[Any, Any], Any]:

@@ -29,11 +29,12 @@ from dataclasses import replace
 from svpkit.models.options import ModelOption
 from svpkit.selectors.badge import check_badge, select_badge
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
+from svpkit.selectors.maxherding import select_maxherding
 from svpkit.selectors.probcover import select_probcover
 from svpkit.selectors.typiclust import check_cold_start, select_typiclust
 from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
 
-COLD_START = {"typiclust": select_typiclust, "probcover": select_probcover}
+COLD_START = {"typiclust": select_typiclust, "probcover": select_probcover, "maxherding": select_maxherding}
 UNCERTAINTY = {"least_confidence": least_confidence_scores, "margin": margin_scores, "entropy": entropy_scores}
 
 
