@@ -67,7 +67,7 @@ def test_maxherding_ties_go_to_the_lowest_position_and_it_picks_one_per_blob() -
 
 
 def test_maxherding_selector_and_initial_set_on_digits() -> None:
-    data = load_digits()
+    data = load_digits().limited(train=400, test=50)
     spec = get_plugins().selectors.get("maxherding")
     assert not spec.trains_model({"embedding": "input"}) and spec.trains_model({"embedding": "model"})
     first = initial_set(data, "maxherding", 20, 0)
@@ -94,7 +94,7 @@ def test_maxherding_selector_and_initial_set_on_digits() -> None:
 
 
 def test_auto_starts_with_maxherding_when_asked() -> None:
-    data = load_digits()
+    data = load_digits().limited(train=300, test=50)
     x = data.train.x.reshape(len(data.train), -1).float()
     labeled = np.arange(20)
     pool = np.arange(20, len(data.train))
@@ -115,3 +115,30 @@ def test_auto_starts_with_maxherding_when_asked() -> None:
     direct = plugins.get("maxherding").select(ctx("maxherding", {"embedding": "input"}), 8)
     assert auto.picks.tolist() == direct.picks.tolist()
     assert auto.info["selector"] == "maxherding" and auto.info["phase"] == "cold start"
+
+
+def test_pca_keeps_the_distances_of_low_rank_data_and_the_initial_selector_takes_it() -> None:
+    """``pca=N`` (the cold-start selectors' representation): data of rank 3 in 12 dimensions keeps
+    every pairwise distance with 3 components, so the picks are those without it; the initial
+    selector picks in the run selector's representation."""
+    from svpkit.loops.cold_start import initial_options
+    from svpkit.selectors.embedding import features, principal_components, sq_distances
+
+    rng = np.random.default_rng(0)
+    points = torch.tensor(rng.normal(size=(80, 3)) @ rng.normal(size=(3, 12)), dtype=torch.float32)
+    projected = principal_components(points, 3)
+    assert projected.shape == (80, 3)
+    np.testing.assert_allclose(sq_distances(projected, projected), sq_distances(points, points), atol=1e-3)
+    labeled, pool = np.arange(5), np.arange(5, 80)
+
+    def ctx(options: dict[str, object]) -> SelectionContext:
+        return SelectionContext(pool, labeled, np.random.default_rng(1), options=options, inputs=lambda i: points[i])
+
+    pool_x, labeled_x = features(ctx({"embedding": "input", "pca": 3}), "x")
+    assert pool_x.shape == (75, 3) and labeled_x.shape == (5, 3)
+    maxherding = get_plugins().selectors.get("maxherding")
+    with_pca = maxherding.select(ctx({"embedding": "input", "pca": 3, "gamma": 0.1, "normalize": False}), 6)
+    without = maxherding.select(ctx({"embedding": "input", "pca": 0, "gamma": 0.1, "normalize": False}), 6)
+    assert with_pca.picks.tolist() == without.picks.tolist()
+    assert initial_options(get_plugins().selectors.get("typiclust"), {"pca": 64, "k_nn": 3})["pca"] == 64
+    assert initial_options(get_plugins().selectors.get("typiclust"), {"pca": 64, "k_nn": 3})["k_nn"] == 20

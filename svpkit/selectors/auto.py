@@ -29,6 +29,7 @@ from dataclasses import replace
 from svpkit.models.options import ModelOption
 from svpkit.selectors.badge import check_badge, select_badge
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
+from svpkit.selectors.embedding import PCA_OPTION
 from svpkit.selectors.maxherding import select_maxherding
 from svpkit.selectors.probcover import select_probcover
 from svpkit.selectors.typiclust import check_cold_start, select_typiclust
@@ -72,7 +73,8 @@ def select_auto(ctx: SelectionContext, k: int) -> Selection:
     if not hand_over:
         name = str(options["cold_start"])
         embedding = "input" if ctx.inputs is not None else "model"
-        selection = COLD_START[name](replace(ctx, options={"embedding": embedding, "classes": classes}), k)
+        given = {"embedding": embedding, "classes": classes, "pca": int(options["pca"])}
+        selection = COLD_START[name](replace(ctx, options=given), k)
     else:
         name = str(options["then"])
         if name == "badge":
@@ -112,6 +114,7 @@ OPTIONS = (
         minimum=0.0,
     ),
 )
+OPTIONS = (*OPTIONS, PCA_OPTION)
 NAMES = frozenset(o.name for o in OPTIONS)
 
 SPECS = [

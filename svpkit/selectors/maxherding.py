@@ -33,7 +33,7 @@ import torch
 from svpkit.errors import ConfigError
 from svpkit.models.options import ModelOption
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
-from svpkit.selectors.embedding import EMBEDDING_OPTION, features, sq_distances, uses_inputs
+from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, features, sq_distances, uses_inputs
 from svpkit.selectors.typiclust import check_cold_start
 
 DENSE_LIMIT = 16_384
@@ -123,6 +123,7 @@ def _resolved(options: dict[str, Any]) -> dict[str, Any]:
 
 OPTIONS = (
     EMBEDDING_OPTION,
+    PCA_OPTION,
     ModelOption("gamma", float, 0.0, "Gaussian kernel exp(-gamma·d²) (0: 1 / the representation's width)", minimum=0.0),
     ModelOption("normalize", bool, True, "scale every point to unit length before the kernel"),
 )

@@ -31,7 +31,7 @@ import torch
 from svpkit.errors import ConfigError
 from svpkit.models.options import ModelOption
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
-from svpkit.selectors.embedding import EMBEDDING_OPTION, features, sq_distances, uses_inputs
+from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, features, sq_distances, uses_inputs
 from svpkit.selectors.typiclust import check_cold_start, kmeans_labels
 
 
@@ -130,6 +130,7 @@ def _resolved(options: dict[str, Any]) -> dict[str, Any]:
 
 OPTIONS = (
     EMBEDDING_OPTION,
+    PCA_OPTION,
     ModelOption("delta", float, 0.0, "ball radius δ (0: the purity rule picks it)", minimum=0.0),
     ModelOption("alpha", float, 0.95, "purity rule: the largest δ whose balls are pure for this fraction", minimum=0.0),
     ModelOption("classes", int, 10, "purity rule: k-means clusters (the number of classes)", minimum=1),
