@@ -34,7 +34,9 @@ BUDGETS = (0.05, 0.1, 0.2, 0.3)
 INITIAL = 0.01
 
 
-def yardstick(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, idx: np.ndarray) -> float:
+def yardstick(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, idx: np.ndarray
+) -> float:
     """Test error (%) of a logistic regression trained on the labeled rows ``idx``."""
     from sklearn.linear_model import LogisticRegression
 
@@ -69,7 +71,9 @@ def svpkit_levels(selector: str, seed: int, options: str, train_target: bool) ->
     return labeled[1:]
 
 
-def skactiveml_levels(x: np.ndarray, initial: np.ndarray, y: np.ndarray, levels: list[int], seed: int) -> list[np.ndarray]:
+def skactiveml_levels(
+    x: np.ndarray, initial: np.ndarray, y: np.ndarray, levels: list[int], seed: int
+) -> list[np.ndarray]:
     from skactiveml.pool import MaxHerding
 
     strategy = MaxHerding(random_state=seed)
@@ -96,11 +100,20 @@ def summary(aucs: dict[str, list[float]]) -> dict[str, Any]:
 def main() -> None:
     p: argparse.ArgumentParser = base_parser(__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0-9", help="a-b (inclusive) or a comma list")
-    p.add_argument("--auto", action="append", default=None, help="auto's --selector-options (repeatable; '' = its defaults)")
+    p.add_argument(
+        "--auto",
+        action="append",
+        default=None,
+        help="auto's --selector-options (repeatable; '' = its defaults; 'none': no auto)",
+    )
+    p.add_argument(
+        "--maxherding", action="append", default=None, help="svpkit maxherding's --selector-options (repeatable)"
+    )
     args = p.parse_args()
     device, _ = setup(args)
     seeds = _seeds(args.seeds)
-    autos = args.auto if args.auto is not None else [""]
+    autos = [a for a in (args.auto if args.auto is not None else [""]) if a != "none"]
+    herdings = args.maxherding if args.maxherding is not None else [""]
     from svpkit.data.digits import load_digits
     from svpkit.selectors.embedding import input_embedding
 
@@ -116,7 +129,7 @@ def main() -> None:
     for seed in seeds:
         initial = np.sort(np.random.default_rng(seed).choice(n, size=int(round(INITIAL * n)), replace=False))
         sets: dict[str, list[np.ndarray]] = {}
-        for name, make in _methods(autos, x, initial, y, levels, seed):
+        for name, make in _methods(autos, herdings, x, initial, y, levels, seed):
             start = time.perf_counter()
             sets[name] = make()
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
@@ -129,7 +142,13 @@ def main() -> None:
     result = summary(aucs)
     for name, r in result.items():
         print(f"{name:45s} AUC {r['auc_mean']:.2f}  minus random {r['auc_minus_random']:+.2f} ± {r['half_width']:.2f}")
-    payload = {"seeds": seeds, "levels": levels, "initial": int(round(INITIAL * n)), "errors": errors, "summary": result}
+    payload = {
+        "seeds": seeds,
+        "levels": levels,
+        "initial": int(round(INITIAL * n)),
+        "errors": errors,
+        "summary": result,
+    }
     write_results("maxherding_digits", args, device, payload | {"selection_seconds": seconds})
 
 
@@ -140,14 +159,26 @@ def _standardised_test(data: Any) -> np.ndarray:
     return ((data.test.x.reshape(len(data.test), -1).double() - mean) / std).float().numpy()
 
 
-def _methods(autos: list[str], x: np.ndarray, initial: np.ndarray, y: np.ndarray, levels: list[int], seed: int) -> list[Any]:
+def _methods(
+    autos: list[str],
+    herdings: list[str],
+    x: np.ndarray,
+    initial: np.ndarray,
+    y: np.ndarray,
+    levels: list[int],
+    seed: int,
+) -> list[Any]:
     methods: list[Any] = [
         ("random", lambda: svpkit_levels("random", seed, "", False)),
         ("skactiveml MaxHerding", lambda: skactiveml_levels(x, initial, y, levels, seed)),
-        ("maxherding", lambda: svpkit_levels("maxherding", seed, "", False)),
     ]
+    for options in herdings:
+        name = f"maxherding[{options}]" if options else "maxherding"
+        methods.append((name, lambda o=options: svpkit_levels("maxherding", seed, o, False)))
     for options in autos:
-        methods.append((f"auto[{options}]" if options else "auto", lambda o=options: svpkit_levels("auto", seed, o, True)))
+        methods.append(
+            (f"auto[{options}]" if options else "auto", lambda o=options: svpkit_levels("auto", seed, o, True))
+        )
     return methods
 
 
