@@ -17,8 +17,10 @@ keeps no κ at all (``svpkit query``: no target is trained) only the count decid
 lost to random on digits at 10 % labeled: docs/reproducing.md; ``switch_kappa=0`` restores it).
 Once handed over it does not go back; the round that switches and why are in the round's
 ``selector_info`` (``timings.json``, the run's state) and the tag ``svpkit.auto_switch``. The
-cold-start selector picks on the standardised inputs (``embedding=input``) where the loop
-provides them, else on the selector model's embeddings.
+cold-start selector (``cold_start``, default ``maxherding``: chosen on issue 35's tuning seeds,
+docs/reproducing.md; it was ``typiclust`` before) picks on the standardised inputs
+(``embedding=input``: the stored embeddings with a backbone) where the loop provides them, else
+on the selector model's embeddings.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def check_auto(use: SelectorUse) -> None:
 
 
 OPTIONS = (
-    ModelOption("cold_start", str, "typiclust", "the selector below the switch point", choices=tuple(COLD_START)),
+    ModelOption("cold_start", str, "maxherding", "the selector below the switch point", choices=tuple(COLD_START)),
     ModelOption(
         "then", str, "least_confidence", "the selector from the switch point on", choices=(*UNCERTAINTY, "badge")
     ),
@@ -122,7 +124,7 @@ SPECS = [
         "auto",
         select_auto,
         frozenset({"probabilities", "embeddings"}),
-        "budget-aware: typiclust until switch_per_class labels per class and stable predictions (kappa), then least confidence",
+        "budget-aware: maxherding until switch_per_class labels per class and stable predictions (kappa), then least confidence",
         options=OPTIONS,
         check=check_auto,
     )
