@@ -18,8 +18,14 @@ from typing import Any
 
 
 def _short(selector: str) -> str:
-    """``auto[cold_start=...,...,initial_selector=x]`` → ``auto (options) ← x``, defaults left as printed."""
-    return selector.replace("|", "\\|")
+    """``auto[cold_start=...,pca=128,...,initial_selector=x]`` → ``auto (pca=128; first set x)``:
+    the options left out are the selector's defaults as the run printed them."""
+    name, _, rest = selector.partition("[")
+    options = dict(o.split("=", 1) for o in rest.rstrip("]").split(",") if "=" in o)
+    parts = [f"pca={options['pca']}"] if options.get("pca", "0") != "0" else []
+    if "initial_selector" in options:
+        parts.append(f"first set {options['initial_selector']}")
+    return f"`{name}`" + (f" ({'; '.join(parts)})" if parts else "")
 
 
 def _labeled(level: str, pool: int) -> str:
