@@ -1,7 +1,7 @@
 """The condensed tables of docs/reproducing.md from ``svpkit compare --json`` output.
 
-    svpkit compare --experiment pretrained-cifar10 --no-log --json > benchmarks/results/pretrained_cifar10_compare.json
-    python benchmarks/compare_table.py benchmarks/results/pretrained_cifar10_compare.json
+    svpkit compare --experiment pretrained-cifar10 --no-log --json > benchmarks/results/studies/pretrained_cifar10_compare.json
+    python benchmarks/compare_table.py benchmarks/results/studies/pretrained_cifar10_compare.json
 
 One row per selector: the target's mean test error (%) at each level, then the AUC and AUC −
 random (mean ± the 95 % t half-width over the paired seeds) with the verdict; a second table
