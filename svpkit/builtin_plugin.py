@@ -25,13 +25,26 @@ def register_selectors(register: Callable[..., None]) -> None:
         data_scores,
         forgetting,
         k_center,
+        maxherding,
         probcover,
         typiclust,
         uncertainty,
         uniform,
     )
 
-    for module in (uniform, uncertainty, k_center, forgetting, bald, badge, data_scores, typiclust, probcover, auto):
+    for module in (
+        uniform,
+        uncertainty,
+        k_center,
+        forgetting,
+        bald,
+        badge,
+        data_scores,
+        typiclust,
+        probcover,
+        maxherding,
+        auto,
+    ):
         for spec in module.SPECS:
             register(spec)
 

@@ -76,10 +76,13 @@ def _context(labeled: int, options: dict[str, object]) -> SelectionContext:
 
 def test_each_phase_picks_what_its_selector_picks() -> None:
     registry = get_plugins().selectors
-    auto, typiclust, least = registry.get("auto"), registry.get("typiclust"), registry.get("least_confidence")
+    auto, herding, least = registry.get("auto"), registry.get("maxherding"), registry.get("least_confidence")
     cold = auto.select(_context(6, {"switch_per_class": 3.0}), 5)  # 6 / 3 classes = 2 per class: cold start
-    assert cold.info["phase"] == "cold start" and cold.info["selector"] == "typiclust"
-    assert cold.picks.tolist() == typiclust.select(_context(6, {"embedding": "input"}), 5).picks.tolist()
+    assert cold.info["phase"] == "cold start" and cold.info["selector"] == "maxherding"  # the default (issue 35)
+    assert cold.picks.tolist() == herding.select(_context(6, {"embedding": "input"}), 5).picks.tolist()
+    typiclust = registry.get("typiclust")
+    chosen = auto.select(_context(6, {"switch_per_class": 3.0, "cold_start": "typiclust"}), 5)
+    assert chosen.picks.tolist() == typiclust.select(_context(6, {"embedding": "input"}), 5).picks.tolist()
     warm = auto.select(_context(9, {"switch_per_class": 3.0}), 5)  # 3 per class, no κ kept: hand over
     assert warm.info["phase"] == "hand-over" and "3.00 per class ≥ 3" in warm.info["reason"]
     unsettled = _context(9, {"switch_per_class": 3.0})
@@ -101,7 +104,7 @@ def test_active_learning_with_auto_logs_the_switch(tracking_uri: str, tmp_path: 
         "round 2: least_confidence because 40 labeled / 10 classes = 4.00 per class ≥ 3"
     )
     timings = json.loads(Path(client.download_artifacts(run.info.run_id, "timings.json", str(tmp_path))).read_text())
-    assert [r["selector_info"]["selector"] for r in timings["rounds"]] == ["typiclust", "least_confidence"]
+    assert [r["selector_info"]["selector"] for r in timings["rounds"]] == ["maxherding", "least_confidence"]
 
 
 def test_active_learning_feeds_auto_the_stop_set_kappa(tracking_uri: str, tmp_path: Path) -> None:

@@ -367,6 +367,33 @@ def test_a_labeling_project_starts_with_typiclust_on_the_embeddings(
     assert CALLS["load"] == 1  # one embedding pass for the whole project
 
 
+def test_a_labeling_project_on_a_backbone_defaults_to_the_frozen_head(
+    backbones: dict[str, BackboneSpec], tmp_path: Path, tracking_uri: str
+) -> None:
+    """``svpkit query --backbone`` without ``--proxy``: the project's proxy is ``linear_head`` (the
+    default ``digits_mlp`` does not read embeddings); a given proxy is kept."""
+    from svpkit.api.labeling import QueryArgs, with_default_proxy
+    from svpkit.labeling.project import open_project
+
+    root = _npz(tmp_path / "npz")
+    with np.load(root / "train.npz") as f:
+        x, truth = f["x"], f["y"]
+    np.savez(root / "train.npz", x=x, y=np.full(len(x), -1), classes=np.array(["a", "b", "c", "d"]))
+    settings = dict(dataset="npz", data_path=str(root), backbone="tiny_conv", proxy_epochs=3)
+    first = svpkit.query(k=6, **settings)
+    assert open_project(first.run_id).invocation["proxy"] == "linear_head"
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,label\n" + "".join(f"{i},{'abcd'[truth[i]]}\n" for i in first.round.picks))
+    svpkit.label(answers, project=first.run_id)
+    second = svpkit.query(
+        k=4, project=first.run_id, proxy="digits_mlp", **settings
+    )  # the CLI's default, as typer passes it
+    assert second.round.strategy == "least_confidence" and second.round.train_seconds > 0
+    assert open_project(second.run_id).invocation["proxy"] == "linear_head"
+    assert with_default_proxy(QueryArgs(backbone="tiny_conv", proxy="mlp_head")).proxy == "mlp_head"
+    assert with_default_proxy(QueryArgs()).proxy == "digits_mlp"
+
+
 def test_a_streamed_folder_is_embedded_in_one_streamed_pass(backbones: dict[str, BackboneSpec], tmp_path: Path) -> None:
     """``imagefolder`` with ``stream=on``: the pool is never decoded as a whole; the vectors equal the in-memory path's."""
     from torchvision.io import write_png

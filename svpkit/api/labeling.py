@@ -30,7 +30,10 @@ class QueryArgs(RunArgs):
     """The settings a project keeps from its first query (``data_path`` and ``device`` may change)."""
 
     selector: str = setting("least_confidence", "Selector name (svpkit selectors list).")
-    proxy: str = setting("digits_mlp", "The proxy: the selector model trained on the labeled set.")
+    proxy: str = setting(
+        "digits_mlp",
+        "The proxy: the selector model trained on the labeled set (with --backbone and this default, a new project uses linear_head).",
+    )
     proxy_epochs: Optional[int] = setting(
         None, "Train the proxy for this many epochs, schedule scaled (0: the model's default)."
     )
@@ -94,6 +97,8 @@ def query_args(
     from svpkit.progress import make_progress
 
     opened, args = project_settings(project, given)
+    if opened is None:
+        args = with_default_proxy(args)
     data, specs, cfg = _query_setup(args, k)
     state = opened or new_project(recorded(args), data.class_names)
     stop_status(state, args.stop_when)  # a bad --stop-when fails here, before any training
@@ -113,6 +118,20 @@ def query_args(
     if out:
         Path(out).write_text(text, encoding="utf-8")
     return QueryOutcome(updated, result, data, text, str(updated.run_id), experiment_id)
+
+
+DEFAULT_PROXY = "digits_mlp"
+BACKBONE_PROXY = "linear_head"
+"""A project on a backbone's embeddings starts with the frozen-embedding head as its proxy
+(docs/pretrained.md) unless another proxy is given: the default digits network does not read them."""
+
+
+def with_default_proxy(args: QueryArgs) -> QueryArgs:
+    """``args`` with the proxy a new project gets: ``linear_head`` when a backbone is given and the
+    proxy was left at its default (``digits_mlp``), else the proxy as given."""
+    if args.backbone and args.proxy in (None, "", DEFAULT_PROXY):
+        return replace(args, proxy=BACKBONE_PROXY)
+    return args
 
 
 def _query_setup(args: QueryArgs, k: int) -> tuple[Dataset, tuple[SelectorSpec, ModelSpec], QueryConfig]:

@@ -91,7 +91,7 @@ def run_active_learning(
     n = len(dataset.train)
     init_count, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
     device = resolve_device(cfg.settings.device)
-    initial = initial_set(dataset, cfg.initial_selector, init_count, cfg.settings.seed)
+    initial = initial_set(dataset, cfg.initial_selector, init_count, cfg.settings.seed, cfg.settings.selector_options)
     selected, records = _restore(resume_state, initial, tracker, cfg)
     rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
     rounds.agreement.restore(resume_state)

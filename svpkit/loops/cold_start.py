@@ -9,7 +9,8 @@ standardised inputs (svpkit.selectors.embedding), its RNG derived from ``(seed, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,9 +36,17 @@ def lazy_inputs(dataset: Dataset) -> Callable[[np.ndarray], torch.Tensor]:
     return rows
 
 
-def initial_options(spec: SelectorSpec) -> dict[str, object]:
-    """The options an initial selector runs with: its defaults, ``embedding=input`` where it has the option."""
-    given = {"embedding": "input"} if any(o.name == "embedding" for o in spec.options) else {}
+SHARED_OPTIONS = frozenset({"pca"})
+"""Options of the run's selector that its initial selector takes over when it has them too (the
+representation's ``pca``: the initial set is picked in the representation the rounds pick in)."""
+
+
+def initial_options(spec: SelectorSpec, run_options: Mapping[str, Any] | None = None) -> dict[str, object]:
+    """The options an initial selector runs with: its defaults, ``embedding=input`` where it has the
+    option, and the run selector's :data:`SHARED_OPTIONS` it also has."""
+    names = {o.name for o in spec.options}
+    given: dict[str, Any] = {"embedding": "input"} if "embedding" in names else {}
+    given |= {k: v for k, v in (run_options or {}).items() if k in SHARED_OPTIONS and k in names}
     return resolve_selector_options(spec, given, "--initial-selector")
 
 
@@ -50,8 +59,11 @@ def check_initial_selector(spec: SelectorSpec) -> None:
         )
 
 
-def initial_set(dataset: Dataset, selector: str, count: int, seed: int) -> np.ndarray:
-    """The sorted initial labeled set: uniform random (``selector`` ``random``), else that selector's picks."""
+def initial_set(
+    dataset: Dataset, selector: str, count: int, seed: int, run_options: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """The sorted initial labeled set: uniform random (``selector`` ``random``), else that selector's
+    picks (with the run selector's :data:`SHARED_OPTIONS`, ``run_options``)."""
     from svpkit.plugins import get_plugins
 
     n = len(dataset.train)
@@ -65,7 +77,7 @@ def initial_set(dataset: Dataset, selector: str, count: int, seed: int) -> np.nd
         np.arange(n, dtype=np.int64),
         np.empty(0, dtype=np.int64),
         rng,
-        options=initial_options(spec),
+        options=initial_options(spec, run_options),
         inputs=lazy_inputs(dataset),
     )
     picks = np.asarray(spec.select(ctx, count).picks, dtype=np.int64)

@@ -17,8 +17,10 @@ keeps no κ at all (``svpkit query``: no target is trained) only the count decid
 lost to random on digits at 10 % labeled: docs/reproducing.md; ``switch_kappa=0`` restores it).
 Once handed over it does not go back; the round that switches and why are in the round's
 ``selector_info`` (``timings.json``, the run's state) and the tag ``svpkit.auto_switch``. The
-cold-start selector picks on the standardised inputs (``embedding=input``) where the loop
-provides them, else on the selector model's embeddings.
+cold-start selector (``cold_start``, default ``maxherding``: chosen on issue 35's tuning seeds,
+docs/reproducing.md; it was ``typiclust`` before) picks on the standardised inputs
+(``embedding=input``: the stored embeddings with a backbone) where the loop provides them, else
+on the selector model's embeddings.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from dataclasses import replace
 from svpkit.models.options import ModelOption
 from svpkit.selectors.badge import check_badge, select_badge
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
+from svpkit.selectors.embedding import PCA_OPTION
+from svpkit.selectors.maxherding import select_maxherding
 from svpkit.selectors.probcover import select_probcover
 from svpkit.selectors.typiclust import check_cold_start, select_typiclust
 from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
 
-COLD_START = {"typiclust": select_typiclust, "probcover": select_probcover}
+COLD_START = {"typiclust": select_typiclust, "probcover": select_probcover, "maxherding": select_maxherding}
 UNCERTAINTY = {"least_confidence": least_confidence_scores, "margin": margin_scores, "entropy": entropy_scores}
 
 
@@ -71,7 +75,8 @@ def select_auto(ctx: SelectionContext, k: int) -> Selection:
     if not hand_over:
         name = str(options["cold_start"])
         embedding = "input" if ctx.inputs is not None else "model"
-        selection = COLD_START[name](replace(ctx, options={"embedding": embedding, "classes": classes}), k)
+        given = {"embedding": embedding, "classes": classes, "pca": int(options["pca"])}
+        selection = COLD_START[name](replace(ctx, options=given), k)
     else:
         name = str(options["then"])
         if name == "badge":
@@ -98,7 +103,7 @@ def check_auto(use: SelectorUse) -> None:
 
 
 OPTIONS = (
-    ModelOption("cold_start", str, "typiclust", "the selector below the switch point", choices=tuple(COLD_START)),
+    ModelOption("cold_start", str, "maxherding", "the selector below the switch point", choices=tuple(COLD_START)),
     ModelOption(
         "then", str, "least_confidence", "the selector from the switch point on", choices=(*UNCERTAINTY, "badge")
     ),
@@ -111,6 +116,7 @@ OPTIONS = (
         minimum=0.0,
     ),
 )
+OPTIONS = (*OPTIONS, PCA_OPTION)
 NAMES = frozenset(o.name for o in OPTIONS)
 
 SPECS = [
@@ -118,7 +124,7 @@ SPECS = [
         "auto",
         select_auto,
         frozenset({"probabilities", "embeddings"}),
-        "budget-aware: typiclust until switch_per_class labels per class and stable predictions (kappa), then least confidence",
+        "budget-aware: maxherding until switch_per_class labels per class and stable predictions (kappa), then least confidence",
         options=OPTIONS,
         check=check_auto,
     )

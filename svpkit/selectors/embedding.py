@@ -32,6 +32,13 @@ EMBEDDING_OPTION = ModelOption(
     "input: standardised inputs (no model needed); model: the selector model's penultimate features",
     choices=("input", "model"),
 )
+PCA_OPTION = ModelOption(
+    "pca",
+    int,
+    0,
+    "project the representation onto its first N principal components (of labeled ∪ pool) first; 0: off",
+    minimum=0,
+)
 STD_FLOOR = 1e-3
 
 
@@ -72,14 +79,30 @@ def input_embedding(dataset: Dataset, chunk: int = 65_536) -> Callable[[np.ndarr
 
 
 def features(ctx: SelectionContext, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pool, labeled) feature rows in the representation the ``embedding`` option names (float32, CPU)."""
+    """(pool, labeled) feature rows in the representation the ``embedding`` option names (float32,
+    CPU), projected onto their first ``pca`` principal components when that option is set."""
     if uses_inputs(ctx.options):
         if ctx.inputs is None:
             raise RuntimeError(f"{name} with embedding=input needs the context's input embedding")
-        return ctx.inputs(ctx.pool).float().cpu(), ctx.inputs(ctx.labeled).float().cpu()
-    if ctx.pool_embeddings is None or ctx.labeled_embeddings is None:
-        raise RuntimeError(f"{name} with embedding=model needs the pool's and the labeled set's embeddings")
-    return ctx.pool_embeddings.float().cpu(), ctx.labeled_embeddings.float().cpu()
+        pool_x, labeled_x = ctx.inputs(ctx.pool).float().cpu(), ctx.inputs(ctx.labeled).float().cpu()
+    else:
+        if ctx.pool_embeddings is None or ctx.labeled_embeddings is None:
+            raise RuntimeError(f"{name} with embedding=model needs the pool's and the labeled set's embeddings")
+        pool_x, labeled_x = ctx.pool_embeddings.float().cpu(), ctx.labeled_embeddings.float().cpu()
+    components = int(ctx.options.get("pca", 0) or 0)
+    if 0 < components < pool_x.shape[1]:
+        projected = principal_components(torch.cat([labeled_x, pool_x]), components)
+        return projected[labeled_x.shape[0] :], projected[: labeled_x.shape[0]]
+    return pool_x, labeled_x
+
+
+def principal_components(points: torch.Tensor, components: int) -> torch.Tensor:
+    """The rows centred and projected onto the ``components`` leading eigenvectors of their
+    covariance (float64 ``eigh``; an eigenvector's sign does not change any distance), float32."""
+    x = points.double()
+    x = x - x.mean(dim=0, keepdim=True)
+    _, vectors = torch.linalg.eigh(x.T @ x)
+    return (x @ vectors[:, -components:].flip(1)).float()
 
 
 def sq_distances(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:

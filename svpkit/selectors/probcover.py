@@ -31,7 +31,7 @@ import torch
 from svpkit.errors import ConfigError
 from svpkit.models.options import ModelOption
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
-from svpkit.selectors.embedding import EMBEDDING_OPTION, features, sq_distances, uses_inputs
+from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, features, sq_distances, uses_inputs
 from svpkit.selectors.typiclust import check_cold_start, kmeans_labels
 
 
@@ -75,6 +75,15 @@ class Balls:
     def ball(self, i: int) -> np.ndarray:
         return self.members[self.start[i] : self.start[i + 1]]
 
+    def members_of(self, rows: np.ndarray) -> np.ndarray:
+        """The members of the balls of ``rows``, concatenated (with repeats), without a Python loop."""
+        starts, ends = self.start[rows], self.start[np.asarray(rows) + 1]
+        sizes = ends - starts
+        if not sizes.sum():
+            return np.empty(0, dtype=np.int64)
+        offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+        return self.members[np.arange(int(sizes.sum())) + offsets]
+
 
 def probcover_picks(
     balls: Balls, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator
@@ -88,7 +97,7 @@ def probcover_picks(
     for i in np.flatnonzero(labeled_mask):
         covered[balls.ball(int(i))] = True
     # The graph is symmetric: a point's uncovered-degree is the number of uncovered points in its ball.
-    degree = np.array([int((~covered[balls.ball(i)]).sum()) for i in range(n)], dtype=np.int64)
+    degree = np.bincount(balls.members_of(np.flatnonzero(~covered)), minlength=n).astype(np.int64)
     initial = degree.copy()
     picks: list[int] = []
     while len(picks) < budget:
@@ -103,8 +112,8 @@ def probcover_picks(
         candidate[best] = False
         newly = balls.ball(best)[~covered[balls.ball(best)]]
         covered[newly] = True
-        for y in newly:  # y is covered now: every ball holding y loses one uncovered point
-            degree[balls.ball(int(y))] -= 1
+        # each y in newly is covered now: every ball holding y (= every member of y's ball) loses one
+        degree -= np.bincount(balls.members_of(newly), minlength=n)
     return np.asarray(picks, dtype=np.int64), initial
 
 
@@ -130,6 +139,7 @@ def _resolved(options: dict[str, Any]) -> dict[str, Any]:
 
 OPTIONS = (
     EMBEDDING_OPTION,
+    PCA_OPTION,
     ModelOption("delta", float, 0.0, "ball radius δ (0: the purity rule picks it)", minimum=0.0),
     ModelOption("alpha", float, 0.95, "purity rule: the largest δ whose balls are pure for this fraction", minimum=0.0),
     ModelOption("classes", int, 10, "purity rule: k-means clusters (the number of classes)", minimum=1),

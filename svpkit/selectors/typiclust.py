@@ -31,7 +31,7 @@ import torch
 from svpkit.errors import ConfigError
 from svpkit.models.options import ModelOption
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse
-from svpkit.selectors.embedding import EMBEDDING_OPTION, features, sq_distances, uses_inputs
+from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, features, sq_distances, uses_inputs
 
 
 def typicality(points: torch.Tensor, k_nn: int) -> np.ndarray:
@@ -135,6 +135,7 @@ def check_cold_start(use: SelectorUse) -> None:
 
 OPTIONS = (
     EMBEDDING_OPTION,
+    PCA_OPTION,
     ModelOption("k_nn", int, 20, "neighbours in the typicality (fewer in clusters under 2·k_nn points)", minimum=1),
     ModelOption("min_cluster_size", int, 5, "clusters of at most this many points are never chosen", minimum=0),
     ModelOption("max_clusters", int, 500, "at most this many k-means clusters (|L| + B otherwise)", minimum=1),
