@@ -341,11 +341,11 @@ def test_selectors_pick_in_the_backbone_embedding(backbones: dict[str, BackboneS
     torch.testing.assert_close(learner.embed(idx).float(), seen.train.x[idx])
 
 
-def test_a_labeling_project_starts_with_typiclust_on_the_embeddings(
+def test_a_labeling_project_starts_with_maxherding_on_the_embeddings(
     backbones: dict[str, BackboneSpec], tmp_path: Path, tracking_uri: str
 ) -> None:
-    """``svpkit query --backbone``: the first batch is TypiClust's on the stored vectors, not a random
-    sample; after the answers the frozen head is the proxy; the project records the store."""
+    """``svpkit query --backbone``: the first batch is MaxHerding's (auto's cold start) on the stored
+    vectors, not a random sample; after the answers the frozen head is the proxy; the project records the store."""
     from svpkit.loops.cold_start import initial_set
 
     root = _npz(tmp_path / "npz")
@@ -354,9 +354,9 @@ def test_a_labeling_project_starts_with_typiclust_on_the_embeddings(
     np.savez(root / "train.npz", x=x, y=np.full(len(x), -1), classes=np.array(["a", "b", "c", "d"]))
     settings = dict(dataset="npz", data_path=str(root), backbone="tiny_conv", proxy="linear_head", proxy_epochs=3)
     first = svpkit.query(k=6, **settings)
-    assert first.round.strategy == "typiclust" and "backbone" in first.round.reason
+    assert first.round.strategy == "maxherding" and "backbone" in first.round.reason
     assert first.dataset.name == "npz@tiny_conv"
-    np.testing.assert_array_equal(first.round.picks, initial_set(first.dataset, "typiclust", 6, 0))
+    np.testing.assert_array_equal(first.round.picks, initial_set(first.dataset, "maxherding", 6, 0))
     assert mlflow.get_run(first.run_id).data.tags[Tag.EMBEDDING_STORE].startswith("tiny_conv:")
     answers = tmp_path / "answers.csv"
     picks = first.round.picks

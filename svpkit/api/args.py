@@ -82,7 +82,7 @@ _PROXY_OPTIONS = "Options of the selector model, e.g. 'dim=50,word_ngrams=1' (sv
 class SelectionArgs(RunArgs):
     """The arguments both selection loops take."""
 
-    selector: str = setting("least_confidence", _SELECTOR)
+    selector: str = setting("auto", _SELECTOR)
     proxy: str = setting("digits_mlp", "Selector model: the proxy (or the target for a baseline).")
     target: str = setting("digits_cnn", "Target model, trained at every budget level.")
     proxy_epochs: Optional[int] = setting(None, _PROXY_EPOCHS)
@@ -111,7 +111,8 @@ class ActiveLearningArgs(SelectionArgs):
     budgets: Sizes = setting("0.1,0.2,0.3,0.4,0.5", "Cumulative labeled sizes: fractions or counts.")
     train_target: bool = setting(True, "Train and evaluate the target at every budget level.")
     initial_selector: str = setting(
-        "random", "Who picks the initial set: random, or a cold-start selector (typiclust, probcover)."
+        "random",
+        "Who picks the initial set: random, or a cold-start selector (maxherding, typiclust, probcover).",
     )
     stop_when: str = setting("", "End early when a stopping criterion holds: kappa:0.99[:3] or uncertainty:0.05[:1].")
     eval_sample: int = setting(

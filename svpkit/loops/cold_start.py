@@ -55,7 +55,7 @@ def check_initial_selector(spec: SelectorSpec) -> None:
     if spec.name != RANDOM and spec.trains_model(initial_options(spec)):
         raise ConfigError(
             f"--initial-selector {spec.name!r} needs a selector model, and nothing is labeled before the first "
-            "round; use random, typiclust or probcover"
+            "round; use random, maxherding, typiclust or probcover"
         )
 
 

@@ -11,8 +11,8 @@ asks for the same batches as ``svpkit active-learning`` with the same seed and s
   proxy's features: those say nothing about the classes yet, so they would only spread the batch
   by input distance at the price of a forward pass over the whole pool. With a pretrained
   backbone (``--backbone``) the inputs already are features that say something about the classes,
-  so the first batch is TypiClust's on them (:data:`COLD_START`, svpkit.loops.cold_start; the
-  active-learning loop's ``--initial-selector typiclust``);
+  so the first batch is MaxHerding's on them (:data:`COLD_START`, svpkit.loops.cold_start; the
+  active-learning loop's ``--initial-selector maxherding``);
 - round ``r`` trains the proxy with ``derive_seed(seed, "selector", r)`` and selects with
   ``derive_seed(seed, "select", r)``.
 
@@ -51,11 +51,11 @@ RANDOM_REASON = (
     "nothing is labeled yet, so this batch is a seeded random sample (the active-learning loop's initial set): "
     "an untrained proxy's features say nothing about the classes"
 )
-COLD_START = "typiclust"
+COLD_START = "maxherding"
 """The selector of a project's first batch when its data set is seen through a backbone."""
 COLD_START_REASON = (
-    "nothing is labeled yet, so TypiClust picks this batch on the backbone's embeddings: typical examples of "
-    "as many clusters as the batch holds"
+    "nothing is labeled yet, so MaxHerding (auto's cold start) picks this batch on the backbone's embeddings: the examples "
+    "that best cover the pool under a Gaussian kernel"
 )
 
 
