@@ -22,7 +22,7 @@ Size = Union[float, int, str]
 """A fraction in (0, 1], a count, or their text."""
 Switch = Union[bool, str]
 """True/False, or the command line's ``true``/``false``."""
-Options = Union[Mapping[str, Any], str, None]
+Options = Union[Mapping[str, object], str, None]
 """Model or selector options: a mapping, or the command line's ``name=value,...``."""
 
 

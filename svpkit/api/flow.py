@@ -73,9 +73,9 @@ def load_dataset(
     data_path: Optional[str] = None,
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
-    dataset_options: Mapping[str, Any] | str | None = None,
+    dataset_options: Mapping[str, object] | str | None = None,
     backbone: Optional[str] = None,
-    backbone_options: Mapping[str, Any] | str | None = None,
+    backbone_options: Mapping[str, object] | str | None = None,
     device: str = "cpu",
 ) -> Dataset:
     """A data set as the loops load it (``svpkit.load_dataset``): by name or spec, or from a

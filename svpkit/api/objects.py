@@ -261,7 +261,9 @@ def _tried(spec: ModelSpec, data: Dataset, role: str, encode: object = None) -> 
     return module
 
 
-def check_resume(run_id: str, given: Mapping[str, Any], recorded: Mapping[str, Any], kinds: Mapping[str, str]) -> None:
+def check_resume(
+    run_id: str, given: Mapping[str, object], recorded: Mapping[str, object], kinds: Mapping[str, str]
+) -> None:
     """A resumed run needs the objects it was made with: the same data (same digest) and the same
     in-process model and selector names (a ConfigError or DataError naming what differs);
     ``kinds``: the name fields and their kinds."""
@@ -284,7 +286,7 @@ def check_resume(run_id: str, given: Mapping[str, Any], recorded: Mapping[str, A
             raise ConfigError(f"run {run_id} was made with {field} {was!r}, not {now!r}; resume needs the same objects")
 
 
-def check_digest(run_id: str, state: Mapping[str, Any], data: Dataset) -> None:
+def check_digest(run_id: str, state: Mapping[str, object], data: Dataset) -> None:
     """The data of a resumed run has the digest its saved state records (states before it: not checked)."""
     recorded = state.get(STATE_DIGEST)
     if recorded is not None and recorded != data.digest:

@@ -119,7 +119,7 @@ class Backbone:
         return self.spec.name
 
 
-def parse_backbone_options(given: Mapping[str, Any] | str | None) -> dict[str, Any]:
+def parse_backbone_options(given: Mapping[str, object] | str | None) -> dict[str, Any]:
     """``--backbone-options`` typed (unknown names get a did-you-mean)."""
     values = parse_options_text(given, OPTIONS_FLAG) if given is None or isinstance(given, str) else dict(given)
     known = {o.name: o for o in BACKBONE_OPTIONS}
@@ -130,7 +130,7 @@ def parse_backbone_options(given: Mapping[str, Any] | str | None) -> dict[str, A
     return out
 
 
-def resolve_backbone(spec: BackboneSpec, given: Mapping[str, Any] | str | None = None) -> Backbone:
+def resolve_backbone(spec: BackboneSpec, given: Mapping[str, object] | str | None = None) -> Backbone:
     """The backbone with these options, its weights file found and verified (:class:`WeightsError`)."""
     options = parse_backbone_options(given)
     own = options.get("weights") is None

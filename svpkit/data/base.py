@@ -225,7 +225,7 @@ DATASET_OPTIONS_FLAG = "--dataset-options"
 
 
 def resolve_dataset_options(
-    spec: DatasetSpec, given: Mapping[str, Any] | str | None, flag: str = DATASET_OPTIONS_FLAG
+    spec: DatasetSpec, given: Mapping[str, object] | str | None, flag: str = DATASET_OPTIONS_FLAG
 ) -> dict[str, Any]:
     """``given`` (the command line's text, or a mapping) checked against what ``spec`` declares:
     the typed values, in the given order (unknown names get a did-you-mean)."""
@@ -238,7 +238,7 @@ def resolve_dataset_options(
     return out
 
 
-def load_with_options(spec: DatasetSpec, path: str | None, given: Mapping[str, Any] | str | None = None) -> Dataset:
+def load_with_options(spec: DatasetSpec, path: str | None, given: Mapping[str, object] | str | None = None) -> Dataset:
     """``spec.load(path, **options)`` with the options checked first; the data set records them
     (declared defaults filled in, what the loader resolved kept) in ``Dataset.options``."""
     options = resolve_dataset_options(spec, given)

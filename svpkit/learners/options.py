@@ -55,7 +55,7 @@ def option_specs(spec: ModelSpec) -> dict[str, ModelOption]:
     return {o.name: o for o in (*learner_options, *spec.options)}
 
 
-def resolve_model_options(spec: ModelSpec, given: Mapping[str, Any], flag: str = "options") -> dict[str, Any]:
+def resolve_model_options(spec: ModelSpec, given: Mapping[str, object], flag: str = "options") -> dict[str, Any]:
     """Check ``given`` against what ``spec`` declares; typed values, in the given order."""
     known = option_specs(spec)
     out: dict[str, Any] = {}

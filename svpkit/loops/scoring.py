@@ -202,7 +202,7 @@ SCALE_DEFAULTS = {o.name: o.default for o in subpool.OPTIONS}
 nothing, so they are not written there: plain runs keep the label they had before the options existed."""
 
 
-def selector_settings(settings: LoopSettings, variant: Mapping[str, Any]) -> dict[str, str]:
+def selector_settings(settings: LoopSettings, variant: Mapping[str, object]) -> dict[str, str]:
     """The resolved settings ``selector_options`` and ``selection`` (tags ``svpkit.<name>``): the
     selector's options (less the large-pool options at their defaults) and the loop's selection
     ``variant`` (class balance, initial selector, coverage, score models, …) where it differs from

@@ -59,7 +59,7 @@ class LoopSettings:
         run's device, batch size, determinism, epochs and model options."""
         return self.options_for(seed, self.epochs(role), self.model_options(role))
 
-    def options_for(self, seed: int, epochs: int | None, model_options: Mapping[str, Any]) -> LearnerOptions:
+    def options_for(self, seed: int, epochs: int | None, model_options: Mapping[str, object]) -> LearnerOptions:
         """Learner options with this run's device, batch size and determinism and the given schedule
         (suggest-proxy's candidates each bring their own epochs and options)."""
         return LearnerOptions(

@@ -117,7 +117,7 @@ def resolve(loop: str, values: Mapping[str, Any]) -> Plan:
     return replace(plan, problems=tuple(p.found))
 
 
-def _check_reads(got: Plan, values: Mapping[str, Any]) -> None:
+def _check_reads(got: Plan, values: Mapping[str, object]) -> None:
     """Each model that is trained reads the data set's inputs (with a backbone: its vectors)."""
     if got.dataset is None or (values.get("backbone") and got.backbone is None):
         return
@@ -129,12 +129,12 @@ def _check_reads(got: Plan, values: Mapping[str, Any]) -> None:
             _reads(role, spec, got.dataset, "vector" if got.backbone else got.dataset.modality)
 
 
-def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
+def problems(loop: str, values: Mapping[str, object]) -> list[SvpkitError]:
     """Every problem of a ``loop`` run with these arguments (see :func:`resolve`)."""
     return list(resolve(loop, values).problems)
 
 
-def check(loop: str, values: Mapping[str, Any]) -> Plan:
+def check(loop: str, values: Mapping[str, object]) -> Plan:
     """What :func:`resolve` found; its first problem is raised (the one a command reports)."""
     got = resolve(loop, values)
     if got.problems:
@@ -153,7 +153,7 @@ def _dataset_spec(registry: Plugins, values: Mapping[str, Any]) -> DatasetSpec:
     return spec
 
 
-def _sizes(p: _Problems, loop: str, values: Mapping[str, Any]) -> dict[str, Any]:
+def _sizes(p: _Problems, loop: str, values: Mapping[str, object]) -> dict[str, Any]:
     """The sizes of the loop, parsed, as far as they can be checked without the data set."""
     if loop == ACTIVE_LEARNING.name:
         initial = p.attempt(one_size, values["initial"], "initial")
@@ -204,12 +204,12 @@ def _device(device: str) -> None:
         raise ConfigError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)") from None
 
 
-def _option_values(given: Mapping[str, Any] | str | None, flag: str) -> dict[str, Any]:
+def _option_values(given: Mapping[str, object] | str | None, flag: str) -> dict[str, Any]:
     """Options as a mapping (the Python API's) or the command line's ``name=value,...``, parsed once."""
     return dict(given) if isinstance(given, Mapping) else parse_options_text(given or None, flag)
 
 
-def _typed_options(role: str, spec: Any, given: Mapping[str, Any] | str | None) -> dict[str, Any]:
+def _typed_options(role: str, spec: Any, given: Mapping[str, object] | str | None) -> dict[str, Any]:
     """``--proxy-options``, ``--target-options`` or ``--selector-options``, typed against ``spec``."""
     from svpkit.learners.options import resolve_model_options
 

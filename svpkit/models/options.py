@@ -22,6 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["ModelOption", "check_known", "option_defaults", "parse_options_text"]
 
 
-def option_defaults(spec: ModelSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+def option_defaults(spec: ModelSpec, given: Mapping[str, object]) -> dict[str, Any]:
     """The model's own declared options (not the learner's), defaults overridden by ``given``."""
     return {o.name: given.get(o.name, o.default) for o in spec.options}

@@ -80,7 +80,7 @@ class LoopCommands:
 
     options: Mapping[str, Mapping[str, CommandOption]]
     """Loop (``active_learning``, ...) → the command's option names → how to write them."""
-    parse: Callable[[str, list[str]], Mapping[str, Any]]
+    parse: Callable[[str, list[str]], Mapping[str, object]]
     """``parse(loop, args)``: the loop command's parameters for ``args`` (typed, defaults filled in) without
     running it; raises :class:`RejectedArguments` when the command rejects them."""
 
