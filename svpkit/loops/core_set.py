@@ -13,6 +13,7 @@ beyond the head of one ranking (``--score-models``, ``--coverage ccs``, ``--clas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -332,7 +333,7 @@ def _initial_state(resume_state: dict[str, Any] | None) -> dict[str, Any]:
     return state
 
 
-def _saved_ranking(state: dict[str, Any]) -> Ranking:
+def _saved_ranking(state: Mapping[str, object]) -> Ranking:
     """The ranking as stage 1 saved it (the same whether this process ranked or resumed)."""
     return Ranking(
         np.asarray(state["order"], dtype=np.int64),

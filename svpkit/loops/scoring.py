@@ -117,7 +117,7 @@ EMBED_BLOCK = 65_536
 learners' inference batch sizes, so each row's float32 value is the one a whole-pool pass gives)."""
 
 
-def embed_stored(learner: Learner, rows: np.ndarray, options: dict[str, Any]) -> torch.Tensor:
+def embed_stored(learner: Learner, rows: np.ndarray, options: Mapping[str, object]) -> torch.Tensor:
     """``learner.embed(rows)`` in the selector's ``storage`` dtype: with 16-bit storage, block by
     block, so the float32 embeddings of the whole pool never exist at once."""
     if subpool.storage_dtype(options) == torch.float32 or not len(rows):
