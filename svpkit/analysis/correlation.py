@@ -106,9 +106,7 @@ class RankingSet:
         return int(self.shared.size)
 
 
-class OverlapRow(TypedDict):
-    """How many of two rankings' top ``k`` examples are shared."""
-
+class OverlapRow(TypedDict):  # how many of two rankings' top k examples are shared
     a: str
     b: str
     k: int
