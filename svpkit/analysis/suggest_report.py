@@ -25,6 +25,9 @@ from svpkit.contract import SUGGEST_PROXY, Artifact, Tag, compare_metric
 from svpkit.loops.suggest import SeedRow
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from rich.table import Table
+
     from svpkit.protocols import Tracker
 
 COLUMNS = ("candidate", "seconds", "speed-up", "top-k overlap", "random", "Spearman", "test error")
@@ -134,7 +137,7 @@ def csv_text(report: SuggestReport) -> str:
     return buffer.getvalue()
 
 
-def rich_table(report: SuggestReport) -> Any:
+def rich_table(report: SuggestReport) -> Table:
     from rich.table import Table
 
     table = Table(title=headline(report), title_justify="left")
@@ -178,7 +181,7 @@ def as_json(report: SuggestReport) -> dict[str, Any]:
     }
 
 
-def figure(report: SuggestReport) -> Any:
+def figure(report: SuggestReport) -> Figure:
     """Top-k overlap against projected speed-up, the Pareto front joined, the threshold dashed."""
     points = [(r.result.overlap.mean, r.result.speedup) for r in report.rows]
     front = sorted(pareto_front(points), key=lambda i: points[i][1])
