@@ -66,7 +66,7 @@ class CoreSetConfig:
     compare_full: bool = False
     full_reference: FullReference | None = None
 
-    def selection_variant(self) -> dict[str, Any]:
+    def selection_variant(self) -> dict[str, object]:
         """The selection settings beyond the selector (svpkit.loops.scoring.selector_settings)."""
         return {"class_balance": self.settings.class_balance, **self.subset.described()}
 
