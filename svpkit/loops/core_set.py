@@ -103,7 +103,7 @@ def resolve_sizes(n: int, selector: SelectorSpec, cfg: CoreSetConfig) -> tuple[i
     return m, seeds
 
 
-def reference_description(cfg: CoreSetConfig) -> tuple[dict[str, str], dict[str, Any]]:
+def reference_description(cfg: CoreSetConfig) -> tuple[dict[str, str], dict[str, str]]:
     """The tag and param that name the run's full-data reference (a run id, or this run)."""
     tags = {}
     if cfg.full_reference is not None:
@@ -115,7 +115,7 @@ def reference_description(cfg: CoreSetConfig) -> tuple[dict[str, str], dict[str,
 
 def describe_run(
     dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: CoreSetConfig
-) -> tuple[dict[str, str], dict[str, Any]]:
+) -> tuple[dict[str, str], dict[str, object]]:
     """Tags and params of a core-set run (validated: raises ConfigError on impossible sizes)."""
     n = len(dataset.train)
     m, seeds = resolve_sizes(n, selector, cfg)
