@@ -202,7 +202,7 @@ def takes(cls: type[LoopArgs]) -> Callable[[F], F]:
     return decorate
 
 
-def recorded(args: LoopArgs) -> dict[str, Any]:
+def recorded(args: LoopArgs) -> dict[str, object]:
     """The settings as a run's saved states record them (``resume`` and labeling projects read them
     back): values of text options in the command line's text (``[40, 60]`` → ``"40,60"``)."""
     from svpkit.api.declare import declared, text_of

@@ -157,7 +157,7 @@ def adopt(args: A, kinds: Mapping[str, str]) -> A:
     """``args`` (a loop's settings) with every object in a name field (``kinds``: field → kind,
     :data:`svpkit.api.args.OBJECT_FIELDS`) registered in this process and replaced by its name; a
     module factory reads the modality of the call's data set."""
-    names: dict[str, Any] = {}
+    names: dict[str, object] = {}
     used: dict[tuple[str, str], object] = {}
     modalities: tuple[str, ...] = MODALITIES
     for f in fields(args):  # type: ignore[arg-type]  # the data set comes first

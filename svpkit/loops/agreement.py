@@ -128,7 +128,7 @@ class InRunAgreement:
         """True when round ``round_no`` should be measured but has no kept target (the first round after a resume)."""
         return self.mode != "off" and self.previous is None and round_no >= 2
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, object]:
         """What a resumed run needs to go on with the same warning and figure (merged into the loop's state)."""
         return {"agreement": {"history": [asdict(h) for h in self.history], "rows": self.rows}}
 

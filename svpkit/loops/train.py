@@ -88,7 +88,7 @@ def subset_indices(n: int, size: float | int, seed: int) -> np.ndarray:
 
 def describe_train_run(
     dataset: Dataset, target: ModelSpec, cfg: TrainRunConfig
-) -> tuple[dict[str, str], dict[str, Any]]:
+) -> tuple[dict[str, str], dict[str, object]]:
     """Tags and params of a ``train`` run (what the core-set loop matches a full reference by)."""
     dataset.require_labels("the train loop")
     n = len(dataset.train)
