@@ -148,7 +148,7 @@ def rich_table(report: SuggestReport) -> Table:
     return table
 
 
-def as_json(report: SuggestReport) -> dict[str, Any]:
+def as_json(report: SuggestReport) -> dict[str, object]:
     """What ``--json`` prints and ``suggest/summary.json`` holds."""
     choice = report.recommendation.choice
     return {
@@ -213,7 +213,7 @@ def tags(report: SuggestReport) -> dict[str, str]:
     }
 
 
-def log_report(tracker: Tracker, report: SuggestReport, params: dict[str, Any]) -> None:
+def log_report(tracker: Tracker, report: SuggestReport, params: dict[str, object]) -> None:
     """The table (CSV, Markdown, description), summary, per-candidate metrics and the figure."""
     tracker.log_params(params)
     table = markdown(report)

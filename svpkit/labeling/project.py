@@ -68,7 +68,7 @@ class Project:
         """(id, label, round) of every imported label, in labeling order (rounds, then rank)."""
         return [(i, label, r.round) for r in self.rounds for i, label in r.answered()]
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, object]:
         return {
             "loop": LABELING.name,
             "seq": self.seq,

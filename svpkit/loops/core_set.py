@@ -149,7 +149,7 @@ def run_core_set(
     cfg: CoreSetConfig,
     tracker: Tracker,
     progress: Progress | None = None,
-    resume_state: dict[str, Any] | None = None,
+    resume_state: dict[str, object] | None = None,
 ) -> CoreSetResult:
     """Rank with the proxy, train the target on the head of the ranking, compare with all data.
 
@@ -200,7 +200,7 @@ class _Stages:
     cfg: CoreSetConfig
     tracker: Tracker
     progress: Progress
-    state: dict[str, Any]
+    state: dict[str, object]
     subset_size: int
     seed_count: int
 
@@ -327,7 +327,7 @@ def agreement_mode(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, 
 
 
 def _initial_state(resume_state: dict[str, Any] | None) -> dict[str, Any]:
-    state: dict[str, Any] = dict(resume_state or {"loop": CORE_SET.name, "round": 0})
+    state: dict[str, object] = dict(resume_state or {"loop": CORE_SET.name, "round": 0})
     if state.get("loop") != CORE_SET.name:
         raise ConfigError(f"cannot resume a core-set run from {state.get('loop')!r} state")
     return state

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def log_summary(
     target: ModelSpec,
 ) -> None:
     n, m = len(dataset.train), int(result.subset.size)
-    timings: dict[str, Any] = {
+    timings: dict[str, object] = {
         "proxy_train_seconds": result.proxy_train_seconds,
         "ranking_seconds": result.ranking_seconds,
         "selection_seconds": result.selection_seconds,

@@ -117,7 +117,7 @@ class RankContext:
     rng: np.random.Generator
     labels: torch.Tensor | None = None
     """Every training label (selectors that need ``labels``), on the learner's device."""
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
     """The selector's resolved options."""
 
     def draw_seeds(self) -> np.ndarray:
@@ -195,7 +195,7 @@ def resolve_selector_options(
         raise ConfigError(f"{flag}: {e}") from None
 
 
-def parse_selector_options(spec: SelectorSpec, text: str | None, flag: str = "--selector-options") -> dict[str, Any]:
+def parse_selector_options(spec: SelectorSpec, text: str | None, flag: str = "--selector-options") -> dict[str, object]:
     """The command line's ``--selector-options "mc_samples=20,mc_dropout=0.5"`` for ``spec``, typed."""
     return resolve_selector_options(spec, parse_options_text(text, flag), flag)
 

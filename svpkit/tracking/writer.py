@@ -114,7 +114,7 @@ class MlflowTracker:
         if phases := load_metrics(dataset):
             self.log_metrics(phases, step=0)
 
-    def load_state(self) -> dict[str, Any] | None:
+    def load_state(self) -> dict[str, object] | None:
         """The newest readable state file of the run, if any."""
         try:
             files = self.client.list_artifacts(self.run_id, "state")
