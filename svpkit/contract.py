@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -218,7 +217,7 @@ def setting_tag(name: str) -> str:
     return f"svpkit.{name}"
 
 
-def setting_tags(settings: Mapping[str, Any]) -> dict[str, str]:
+def setting_tags(settings: Mapping[str, object]) -> dict[str, str]:
     """Tags ``svpkit.<name>`` for the resolved run settings that other runs are matched by.
 
     The same names are params too, but under ``mlflow run`` the entry point has already logged
@@ -234,17 +233,17 @@ def run_setting(tags: Mapping[str, str], params: Mapping[str, str], name: str, d
     return value if value is not None else params.get(name, default)
 
 
-def format_value(value: Any) -> str:
+def format_value(value: object) -> str:
     """An option value as the command line writes it (booleans lower-case)."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def format_options(options: Mapping[str, Any]) -> str:
+def format_options(options: Mapping[str, object]) -> str:
     """Canonical text of options: sorted ``name=value`` pairs, booleans lower-case; "" for none."""
     return ",".join(f"{k}={format_value(v)}" for k, v in sorted(options.items()))
 
 
-def model_label(name: str, options: Mapping[str, Any] | str) -> str:
+def model_label(name: str, options: Mapping[str, object] | str) -> str:
     """A model's identity in comparisons: ``name`` or ``name[a=1,b=2]``."""
     text = options if isinstance(options, str) else format_options(options)
     return f"{name}[{text}]" if text else name

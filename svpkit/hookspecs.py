@@ -8,9 +8,12 @@ provides. Built-in models, selectors and data sets are registered through these 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:
+    import typer
 
 hookspec = pluggy.HookspecMarker("svpkit")
 hookimpl = pluggy.HookimplMarker("svpkit")
@@ -37,5 +40,5 @@ def register_backbones(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def register_commands(app: Any) -> None:
+def register_commands(app: typer.Typer) -> None:
     """Add commands to the ``svpkit`` typer app (optional)."""

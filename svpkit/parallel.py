@@ -248,7 +248,7 @@ def from_main(fn: Callable[[], Any]) -> Any:
     return box[0]
 
 
-def run_params(dist_info: DistInfo) -> dict[str, Any]:
+def run_params(dist_info: DistInfo) -> dict[str, object]:
     """Params rank 0 logs for a distributed run."""
     return {
         "distributed.world_size": dist_info.world_size,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def error_curve(
@@ -16,7 +20,7 @@ def error_curve(
     series: dict[str, Sequence[float]],
     n_train: int,
     title: str,
-) -> Any:
+) -> Figure:
     """Test error (%) against labeled fraction, one line per series."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     fractions = [100.0 * n / n_train for n in labeled]
@@ -27,7 +31,7 @@ def error_curve(
     return _finished(fig, ax, ("labeled examples (% of training set)", "top-1 test error (%)"), title)
 
 
-def stacked_seconds(labeled: Sequence[int], parts: dict[str, Sequence[float]], title: str) -> Any:
+def stacked_seconds(labeled: Sequence[int], parts: dict[str, Sequence[float]], title: str) -> Figure:
     """Per-round seconds stacked by phase (train / inference / selection)."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     bottom = [0.0] * len(labeled)
@@ -40,7 +44,7 @@ def stacked_seconds(labeled: Sequence[int], parts: dict[str, Sequence[float]], t
 
 def criterion_curve(
     labeled: Sequence[int], series: dict[str, Sequence[float]], title: str, threshold: tuple[str, float] | None
-) -> Any:
+) -> Figure:
     """Stopping criteria against the labeled count, one line per criterion; the ``--stop-when``
     threshold as a dashed line."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
@@ -53,7 +57,7 @@ def criterion_curve(
     return _finished(fig, ax, ("labeled examples", "criterion"), title)
 
 
-def _finished(fig: Any, ax: Any, labels: tuple[str, str], title: str, grid: bool = True) -> Any:
+def _finished(fig: Figure, ax: Axes, labels: tuple[str, str], title: str, grid: bool = True) -> Figure:
     """The figure with its axis labels, title, legend (and a light grid), laid out."""
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
@@ -65,5 +69,5 @@ def _finished(fig: Any, ax: Any, labels: tuple[str, str], title: str, grid: bool
     return fig
 
 
-def close(fig: Any) -> None:
+def close(fig: Figure) -> None:
     plt.close(fig)

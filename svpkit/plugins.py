@@ -17,6 +17,8 @@ from svpkit import hookspecs
 from svpkit.registry import ConflictError, Registry
 
 if TYPE_CHECKING:  # importing this module must stay cheap (svpkit --help reads plugin metadata)
+    import typer
+
     from svpkit.backbones.base import BackboneSpec
     from svpkit.data.base import DatasetSpec
     from svpkit.models.base import ModelSpec
@@ -51,7 +53,7 @@ class PluginInfo:
     def ok(self) -> bool:
         return not self.errors
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "distribution": self.distribution,
@@ -137,7 +139,7 @@ class Plugins:
                 info = self.info[impl.plugin_name]
                 if impl.plugin_name in unloaded:
                     continue
-                staged: list[Any] = []
+                staged: list[ModelSpec | SelectorSpec | DatasetSpec | BackboneSpec] = []
                 try:
                     impl.function(register=staged.append)
                 except Exception as exc:
@@ -152,7 +154,7 @@ class Plugins:
                     else:
                         names.append(spec.name)
 
-    def register_commands(self, app: Any) -> None:
+    def register_commands(self, app: typer.Typer) -> None:
         """Let every plugin add its commands to the typer ``app`` (once; what each added is in ``commands``)."""
         if self._commands_added:
             return
@@ -170,7 +172,7 @@ class Plugins:
         return list(self.info.values())
 
 
-def command_names(app: Any) -> set[str]:
+def command_names(app: typer.Typer) -> set[str]:
     """The names of a typer app's commands and command groups."""
     from typer.main import get_command_name
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Protocol
 
 Advance = Callable[[int], None]
 
@@ -53,6 +53,7 @@ class RichProgress:
             BarColumn,
             MofNCompleteColumn,
             ProgressColumn,
+            Task,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
@@ -63,7 +64,7 @@ class RichProgress:
         class Rate(ProgressColumn):
             """Steps per second of the task (examples/s of a pass, epochs/s of a fit)."""
 
-            def render(self, task: Any) -> Text:
+            def render(self, task: Task) -> Text:
                 speed = task.finished_speed or task.speed
                 if speed is None:
                     return Text("")

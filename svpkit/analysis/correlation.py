@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 from scipy import stats
@@ -40,6 +40,9 @@ from svpkit.contract import (
 from svpkit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from rich.table import Table
+
     from svpkit.protocols import Tracker
 
 RANKING_LOOPS = (CORE_SET.name, ACTIVE_LEARNING.name)
@@ -103,13 +106,21 @@ class RankingSet:
         return int(self.shared.size)
 
 
+class OverlapRow(TypedDict):  # how many of two rankings' top k examples are shared
+    a: str
+    b: str
+    k: int
+    overlap: int
+    fraction: float
+
+
 @dataclass
 class CorrelationReport:
     labels: list[str]
     run_ids: list[str]
     spearman: np.ndarray
     pearson: np.ndarray
-    overlap: list[dict[str, Any]]
+    overlap: list[OverlapRow]
     num_shared: int
     dataset: str = ""
     digest: str = ""
@@ -123,7 +134,7 @@ class CorrelationReport:
             Tag.RUNS: ",".join(self.run_ids)[:5000],
         }
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, object]:
         return {
             "runs": ",".join(self.run_ids),
             "labels": "; ".join(self.labels),
@@ -183,7 +194,7 @@ def correlate(rankings: RankingSet, ks: list[int], round_no: int | None = None) 
         for j in range(i + 1, m):
             spearman[i, j] = spearman[j, i] = float(stats.spearmanr(values[i], values[j]).statistic)
             pearson[i, j] = pearson[j, i] = float(stats.pearsonr(values[i], values[j]).statistic)
-    overlap: list[dict[str, Any]] = []
+    overlap: list[OverlapRow] = []
     for k in ks:
         tops = [set(s.top(shared, k).tolist()) for s in sources]
         for i in range(m):
@@ -306,7 +317,7 @@ def matrix_csv(labels: list[str], matrix: np.ndarray) -> str:
     return buf.getvalue()
 
 
-def overlap_csv(rows: list[dict[str, Any]]) -> str:
+def overlap_csv(rows: list[OverlapRow]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["a", "b", "k", "overlap", "fraction"])
     writer.writeheader()
@@ -314,7 +325,7 @@ def overlap_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def rich_tables(report: CorrelationReport) -> list[Any]:
+def rich_tables(report: CorrelationReport) -> list[Table]:
     from rich.markup import escape
     from rich.table import Table
 
@@ -336,7 +347,7 @@ def rich_tables(report: CorrelationReport) -> list[Any]:
     return tables
 
 
-def heatmap(report: CorrelationReport) -> Any:
+def heatmap(report: CorrelationReport) -> Figure:
     m = len(report.labels)
     size = max(4.0, 1.0 + 0.9 * m)
     fig, axes = plots.plt.subplots(1, 2, figsize=(2 * size + 1, size), dpi=100)

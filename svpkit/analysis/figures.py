@@ -5,12 +5,15 @@ Bands and error bars are 95 % t-intervals over seeds (none where a level has one
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from svpkit.analysis.pairing import Block, Cell
 from svpkit.analysis.stats import Interval
 from svpkit.contract import ACTIVE_LEARNING
 from svpkit.plots import plt
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _percent(block: Block, level: int) -> float:
@@ -22,7 +25,7 @@ def _half_width(interval: Interval) -> float:
     return 0.0 if interval.half_width is None or not math.isfinite(interval.half_width) else interval.half_width
 
 
-def error_figure(block: Block) -> Any:
+def error_figure(block: Block) -> Figure:
     """Target error against labeled fraction per method, with 95 % interval bands; random dashed."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     for row in block.rows:
@@ -47,7 +50,7 @@ def error_figure(block: Block) -> Any:
     return fig
 
 
-def speedup_figure(block: Block) -> Any:
+def speedup_figure(block: Block) -> Figure:
     """Data-selection speed-up per level, one bar per proxy method (mean over seeds, 95 % interval)."""
     rows = [r for r in block.rows if r.role == "proxy" and any(c.speedups for c in r.cells.values())]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)

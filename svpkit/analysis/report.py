@@ -14,7 +14,7 @@ import io
 import json
 import math
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING
 
 from svpkit.analysis.pairing import Block, Cell, Comparison, Row
 from svpkit.analysis.stats import (
@@ -28,6 +28,9 @@ from svpkit.analysis.stats import (
     seeds_needed,
 )
 from svpkit.contract import CORE_SET
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 _CSV_COLUMNS = [
     "loop",
@@ -213,7 +216,7 @@ def _bounds_g(value: Interval | PairedDifference | None) -> list[str]:
     return ["", "", ""] if interval is None else [_g(interval.mean), _g(interval.low), _g(interval.high)]
 
 
-def _csv_line(block: Block, row: Row, level: int) -> list[Any]:
+def _csv_line(block: Block, row: Row, level: int) -> list[object]:
     cell = row.cells.get(level, Cell())
     worst = cell.worst_class_error
     return [
@@ -266,12 +269,12 @@ def pairs_csv(result: Comparison) -> str:
     return buf.getvalue()
 
 
-def rich_tables(result: Comparison) -> list[Any]:
+def rich_tables(result: Comparison) -> list[Table]:
     """Per block: the main table (the verdict rule as its caption) and the paired differences."""
     from rich.markup import escape
     from rich.table import Table
 
-    def table(title: str, caption: str, header: list[str], body: list[list[str]], left: int) -> Any:
+    def table(title: str, caption: str, header: list[str], body: list[list[str]], left: int) -> Table:
         # Labels such as vdcnn9[max_length=256] are text, not rich markup.
         out = Table(title=escape(title), caption=escape(caption))
         for i, col in enumerate(header):
@@ -304,18 +307,18 @@ def summary_lines(result: Comparison) -> list[str]:
     return lines
 
 
-def _interval_json(value: Interval | PairedDifference | None) -> dict[str, Any] | None:
+def _interval_json(value: Interval | PairedDifference | None) -> dict[str, object] | None:
     if value is None:
         return None
     interval = value.interval if isinstance(value, PairedDifference) else value
-    doc: dict[str, Any] = {"mean": interval.mean, "half_width": interval.half_width, "n": interval.n}
+    doc: dict[str, object] = {"mean": interval.mean, "half_width": interval.half_width, "n": interval.n}
     doc |= {"low": interval.low, "high": interval.high}
     if isinstance(value, PairedDifference):
         doc |= {"seeds": list(value.seeds), "differences": list(value.differences)}
     return doc
 
 
-def _row_json(block: Block, row: Row) -> dict[str, Any]:
+def _row_json(block: Block, row: Row) -> dict[str, object]:
     levels = {}
     for level in block.levels:
         cell = row.cells.get(level, Cell())
@@ -348,7 +351,7 @@ def _row_json(block: Block, row: Row) -> dict[str, Any]:
     }
 
 
-def comparison_numbers(result: Comparison) -> dict[str, Any]:
+def comparison_numbers(result: Comparison) -> dict[str, object]:
     """Every number of the tables (errors as fractions), the verdicts and their rule."""
     blocks = [
         {"title": b.title, "loop": b.loop, "dataset": b.dataset, "train_size": b.train_size}

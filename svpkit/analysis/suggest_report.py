@@ -25,6 +25,9 @@ from svpkit.contract import SUGGEST_PROXY, Artifact, Tag, compare_metric
 from svpkit.loops.suggest import SeedRow
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from rich.table import Table
+
     from svpkit.protocols import Tracker
 
 COLUMNS = ("candidate", "seconds", "speed-up", "top-k overlap", "random", "Spearman", "test error")
@@ -134,7 +137,7 @@ def csv_text(report: SuggestReport) -> str:
     return buffer.getvalue()
 
 
-def rich_table(report: SuggestReport) -> Any:
+def rich_table(report: SuggestReport) -> Table:
     from rich.table import Table
 
     table = Table(title=headline(report), title_justify="left")
@@ -145,7 +148,7 @@ def rich_table(report: SuggestReport) -> Any:
     return table
 
 
-def as_json(report: SuggestReport) -> dict[str, Any]:
+def as_json(report: SuggestReport) -> dict[str, object]:
     """What ``--json`` prints and ``suggest/summary.json`` holds."""
     choice = report.recommendation.choice
     return {
@@ -178,7 +181,7 @@ def as_json(report: SuggestReport) -> dict[str, Any]:
     }
 
 
-def figure(report: SuggestReport) -> Any:
+def figure(report: SuggestReport) -> Figure:
     """Top-k overlap against projected speed-up, the Pareto front joined, the threshold dashed."""
     points = [(r.result.overlap.mean, r.result.speedup) for r in report.rows]
     front = sorted(pareto_front(points), key=lambda i: points[i][1])
@@ -210,7 +213,7 @@ def tags(report: SuggestReport) -> dict[str, str]:
     }
 
 
-def log_report(tracker: Tracker, report: SuggestReport, params: dict[str, Any]) -> None:
+def log_report(tracker: Tracker, report: SuggestReport, params: dict[str, object]) -> None:
     """The table (CSV, Markdown, description), summary, per-candidate metrics and the figure."""
     tracker.log_params(params)
     table = markdown(report)

@@ -22,7 +22,7 @@ Size = Union[float, int, str]
 """A fraction in (0, 1], a count, or their text."""
 Switch = Union[bool, str]
 """True/False, or the command line's ``true``/``false``."""
-Options = Union[Mapping[str, Any], str, None]
+Options = Union[Mapping[str, object], str, None]
 """Model or selector options: a mapping, or the command line's ``name=value,...``."""
 
 
@@ -203,7 +203,7 @@ def takes(cls: type[LoopArgs]) -> Callable[[F], F]:
     return decorate
 
 
-def recorded(args: LoopArgs) -> dict[str, Any]:
+def recorded(args: LoopArgs) -> dict[str, object]:
     """The settings as a run's saved states record them (``resume`` and labeling projects read them
     back): values of text options in the command line's text (``[40, 60]`` → ``"40,60"``)."""
     from svpkit.api.declare import declared, text_of

@@ -28,14 +28,14 @@ class ResumeState(Generic[A]):
     """The arguments a run is made of (the run's own when it is resumed) and where it continues."""
 
     args: A
-    given: dict[str, Any]
+    given: dict[str, object]
     """The arguments as given."""
     plan: Plan
     """What the validation pass looked up and parsed (:mod:`svpkit.loops.validate`)."""
     point: ResumePoint | None = None
 
     @property
-    def invocation(self) -> dict[str, Any]:
+    def invocation(self) -> dict[str, object]:
         """What the run's saved states record as its arguments."""
         return self.given if self.point is None else self.point.invocation
 
@@ -73,9 +73,9 @@ def load_dataset(
     data_path: Optional[str] = None,
     train_limit: Optional[int] = None,
     test_limit: Optional[int] = None,
-    dataset_options: Mapping[str, Any] | str | None = None,
+    dataset_options: Mapping[str, object] | str | None = None,
     backbone: Optional[str] = None,
-    backbone_options: Mapping[str, Any] | str | None = None,
+    backbone_options: Mapping[str, object] | str | None = None,
     device: str = "cpu",
 ) -> Dataset:
     """A data set as the loops load it (``svpkit.load_dataset``): by name or spec, or from a
@@ -152,7 +152,7 @@ class RunResult(Generic[R]):
     run_id: str | None
     experiment_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
     tracker: Tracker | None = None
     """The tracker the loop reported to (a :class:`~svpkit.tracking.memory.MemoryTracker` when not
     tracked: every logged value)."""
@@ -172,8 +172,8 @@ class LoopRun:
     """The data set first."""
     name: str
     tags: dict[str, str]
-    params: dict[str, Any]
-    first_state: dict[str, Any] | None = None
+    params: dict[str, object]
+    first_state: dict[str, object] | None = None
     """Saved as soon as a fresh run opens (resumable from its first stage on)."""
     resumed: ResumeState[Any] | None = None
     """None for a loop without ``resume``."""

@@ -157,7 +157,7 @@ def adopt(args: A, kinds: Mapping[str, str]) -> A:
     """``args`` (a loop's settings) with every object in a name field (``kinds``: field → kind,
     :data:`svpkit.api.args.OBJECT_FIELDS`) registered in this process and replaced by its name; a
     module factory reads the modality of the call's data set."""
-    names: dict[str, Any] = {}
+    names: dict[str, object] = {}
     used: dict[tuple[str, str], object] = {}
     modalities: tuple[str, ...] = MODALITIES
     for f in fields(args):  # type: ignore[arg-type]  # the data set comes first
@@ -261,7 +261,9 @@ def _tried(spec: ModelSpec, data: Dataset, role: str, encode: object = None) -> 
     return module
 
 
-def check_resume(run_id: str, given: Mapping[str, Any], recorded: Mapping[str, Any], kinds: Mapping[str, str]) -> None:
+def check_resume(
+    run_id: str, given: Mapping[str, object], recorded: Mapping[str, object], kinds: Mapping[str, str]
+) -> None:
     """A resumed run needs the objects it was made with: the same data (same digest) and the same
     in-process model and selector names (a ConfigError or DataError naming what differs);
     ``kinds``: the name fields and their kinds."""
@@ -284,7 +286,7 @@ def check_resume(run_id: str, given: Mapping[str, Any], recorded: Mapping[str, A
             raise ConfigError(f"run {run_id} was made with {field} {was!r}, not {now!r}; resume needs the same objects")
 
 
-def check_digest(run_id: str, state: Mapping[str, Any], data: Dataset) -> None:
+def check_digest(run_id: str, state: Mapping[str, object], data: Dataset) -> None:
     """The data of a resumed run has the digest its saved state records (states before it: not checked)."""
     recorded = state.get(STATE_DIGEST)
     if recorded is not None and recorded != data.digest:

@@ -76,7 +76,7 @@ def suggest_proxy_args(args: SuggestArgs, run: RunSettings) -> SuggestOutcome:
     data, selector_spec, (target_model, contenders), cfg = _prepare(args)
     with make_progress(not run.progress):
         rows = run_suggest(data, selector_spec, target_model, contenders, cfg)
-    meta: dict[str, Any] = {"dataset": data.name, "selector": args.selector, "target": target_model.label}
+    meta: dict[str, object] = {"dataset": data.name, "selector": args.selector, "target": target_model.label}
     meta |= {"pilot": pilot_count(cfg, len(data.train)), "k": args.k}
     report = suggest_report.summarise(
         rows, suggest.parse_candidates(args.candidates), meta, args.min_overlap, args.min_spearman
@@ -127,7 +127,7 @@ def _check_inputs(data: Dataset, models: list[Contender]) -> None:
 
 
 def _logged(
-    report: SuggestReport, params: dict[str, Any], experiment: Optional[str], name: str, track: bool
+    report: SuggestReport, params: dict[str, object], experiment: Optional[str], name: str, track: bool
 ) -> SuggestOutcome:
     """The report logged to a suggest-proxy run (``track`` False: kept in memory)."""
     from svpkit import tracking

@@ -107,7 +107,7 @@ class Backbone:
     """A run's backbone: the spec, its resolved options and preprocessing, the verified weights file."""
 
     spec: BackboneSpec
-    options: dict[str, Any]
+    options: dict[str, object]
     preprocessing: Preprocessing
     weights_path: Path
     weights_digest: str
@@ -119,18 +119,18 @@ class Backbone:
         return self.spec.name
 
 
-def parse_backbone_options(given: Mapping[str, Any] | str | None) -> dict[str, Any]:
+def parse_backbone_options(given: Mapping[str, object] | str | None) -> dict[str, Any]:
     """``--backbone-options`` typed (unknown names get a did-you-mean)."""
     values = parse_options_text(given, OPTIONS_FLAG) if given is None or isinstance(given, str) else dict(given)
     known = {o.name: o for o in BACKBONE_OPTIONS}
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for name, value in values.items():
         check_known(OPTIONS_FLAG, "a backbone", name, known)
         out[name] = known[name].convert(value, "backbone", kind="backbone")
     return out
 
 
-def resolve_backbone(spec: BackboneSpec, given: Mapping[str, Any] | str | None = None) -> Backbone:
+def resolve_backbone(spec: BackboneSpec, given: Mapping[str, object] | str | None = None) -> Backbone:
     """The backbone with these options, its weights file found and verified (:class:`WeightsError`)."""
     options = parse_backbone_options(given)
     own = options.get("weights") is None

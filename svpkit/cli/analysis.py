@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -144,7 +144,7 @@ def loop_commands() -> LoopCommands:
         for loop, command in LOOP_COMMANDS.items()
     }
 
-    def parse(loop: str, args: list[str]) -> dict[str, Any]:
+    def parse(loop: str, args: list[str]) -> dict[str, object]:
         try:
             with commands[loop].make_context(LOOP_COMMANDS[loop], list(args)) as ctx:
                 return dict(ctx.params)

@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, cast
 
 import click
 import typer
@@ -14,6 +14,9 @@ import typer.core
 from rich.console import Console
 
 from svpkit.errors import SvpkitError
+
+if TYPE_CHECKING:
+    from svpkit.plugins import Plugins
 
 # Wide tables when piped (rich assumes 80 columns without a terminal), folded rather than cut.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -183,7 +186,7 @@ def builtin_commands() -> set[str]:
     return command_names(app)
 
 
-def plugins() -> Any:
+def plugins() -> Plugins:
     """The process-wide plugin set (loaded on first use)."""
     from svpkit.plugins import get_plugins
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated, Any, Optional
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -12,6 +13,12 @@ from rich.table import Table
 
 from svpkit.cli.base import app, out, plugins
 from svpkit.cli.options import Json, Pattern
+
+if TYPE_CHECKING:
+    from svpkit.models.base import ModelSpec
+    from svpkit.plugins import PluginInfo
+    from svpkit.registry import Entry
+    from svpkit.selectors.base import SelectorSpec
 
 plugins_app = typer.Typer(help="Installed plugins.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
@@ -61,7 +68,7 @@ def plugins_list(
                 out.print(f"{info.name}: {error}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _provides(info: Any) -> str:
+def _provides(info: PluginInfo) -> str:
     """What a plugin registered, in short: ``10 models, 6 selectors``; ``1,371 models (timm/*)``."""
     parts = [_summary(names, kind) for kind, names in info.registered.items() if names]
     if info.commands:
@@ -91,7 +98,7 @@ def models_list(
     if pattern or show_all or as_json:
         _print_rows([_model_row(entry) for entry in entries], "svpkit models", as_json)
         return
-    by_plugin: dict[str, list[Any]] = {}
+    by_plugin: dict[str, list[Entry[ModelSpec]]] = {}
     for entry in entries:
         by_plugin.setdefault(entry.distribution, []).append(entry)
     rows = []
@@ -103,7 +110,7 @@ def models_list(
     _print_rows(rows, "svpkit models", as_json=False)
 
 
-def _model_row(entry: Any) -> dict[str, Any]:
+def _model_row(entry: Entry[ModelSpec]) -> dict[str, object]:
     spec = entry.spec
     try:
         params = spec.num_parameters()
@@ -120,7 +127,7 @@ def _model_row(entry: Any) -> dict[str, Any]:
     }
 
 
-def _model_summary(distribution: str, group: list[Any]) -> dict[str, Any]:
+def _model_summary(distribution: str, group: list[Entry[ModelSpec]]) -> dict[str, object]:
     """One row for a plugin's many models."""
     names = [e.name for e in group]
     glob = os.path.commonprefix(names) + "*"
@@ -179,7 +186,7 @@ def selectors_list(pattern: Pattern = None, as_json: Json = False) -> None:
     _print_rows(rows, "svpkit selectors", as_json)
 
 
-def _needs_text(spec: Any) -> str:
+def _needs_text(spec: SelectorSpec) -> str:
     """What a selector needs; a selector that needs no model at its defaults says so (``embedding=input``)."""
     needs = ", ".join(sorted(spec.needs)) or "nothing"
     defaults = {o.name: o.default for o in spec.options}
@@ -223,7 +230,7 @@ def backbones_list(pattern: Pattern = None, as_json: Json = False) -> None:
     _print_rows(rows, "svpkit backbones", as_json)
 
 
-def _print_rows(rows: list[dict[str, Any]], title: str, as_json: bool) -> None:
+def _print_rows(rows: Sequence[Mapping[str, object]], title: str, as_json: bool) -> None:
     from svpkit.contract import format_value
 
     if as_json:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from rich.table import Table
 
 from svpkit.cli.base import out
 
+if TYPE_CHECKING:
+    from svpkit.loops.al_records import ALResult
+    from svpkit.loops.core_set_report import CoreSetResult
 
-def print_active_learning(result: Any) -> None:
+
+def print_active_learning(result: ALResult) -> None:
     table = Table(title="active learning")
     for col in ("round", "labeled", "selector model error", "target error", "train s", "infer s", "select s"):
         table.add_column(col, justify="right")
@@ -31,7 +35,7 @@ def percent(error: Optional[float]) -> str:
     return "" if error is None else f"{100 * error:.2f}%"
 
 
-def print_core_set(result: Any, title: str) -> None:
+def print_core_set(result: CoreSetResult, title: str) -> None:
     table = Table(title=title)
     columns = ("kept", "proxy error", "target error", "full-data error", "proxy s", "ranking s", "target s")
     for col in (*columns, "full s", "speed-up"):

@@ -78,7 +78,7 @@ class Dataset:
     classes: list[str] | None = None
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
     """The data-set options it was loaded with (declared defaults filled in; ``--dataset-options``)."""
     access: str = "memory"
     """How training, scoring and evaluation read it: ``memory`` (decoded, held in memory) or ``stream``."""
@@ -170,7 +170,7 @@ class Dataset:
         train = Split(self.train.x, y, self.train.ids)
         return replace(self, train=train, extra={}, _digest=None)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, object]:
         return {
             "name": self.name,
             "train_size": len(self.train),
@@ -225,20 +225,20 @@ DATASET_OPTIONS_FLAG = "--dataset-options"
 
 
 def resolve_dataset_options(
-    spec: DatasetSpec, given: Mapping[str, Any] | str | None, flag: str = DATASET_OPTIONS_FLAG
-) -> dict[str, Any]:
+    spec: DatasetSpec, given: Mapping[str, object] | str | None, flag: str = DATASET_OPTIONS_FLAG
+) -> dict[str, object]:
     """``given`` (the command line's text, or a mapping) checked against what ``spec`` declares:
     the typed values, in the given order (unknown names get a did-you-mean)."""
     values = parse_options_text(given, flag) if given is None or isinstance(given, str) else dict(given)
     known = {o.name: o for o in spec.options}
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for name, value in values.items():
         check_known(flag, f"data set {spec.name!r}", name, known)
         out[name] = known[name].convert(value, spec.name, kind="data set")
     return out
 
 
-def load_with_options(spec: DatasetSpec, path: str | None, given: Mapping[str, Any] | str | None = None) -> Dataset:
+def load_with_options(spec: DatasetSpec, path: str | None, given: Mapping[str, object] | str | None = None) -> Dataset:
     """``spec.load(path, **options)`` with the options checked first; the data set records them
     (declared defaults filled in, what the loader resolved kept) in ``Dataset.options``."""
     options = resolve_dataset_options(spec, given)

@@ -10,6 +10,7 @@ command that gets that far.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -67,7 +68,7 @@ class Project:
         """(id, label, round) of every imported label, in labeling order (rounds, then rank)."""
         return [(i, label, r.round) for r in self.rounds for i, label in r.answered()]
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, object]:
         return {
             "loop": LABELING.name,
             "seq": self.seq,
@@ -97,7 +98,7 @@ class Project:
         return np.concatenate([own, index]).astype(np.int64), np.concatenate([own_labels, labels]).astype(np.int64)
 
 
-def new_project(invocation: dict[str, Any], classes: list[str]) -> Project:
+def new_project(invocation: Mapping[str, object], classes: list[str]) -> Project:
     return Project(run_id=None, invocation=dict(invocation), classes=list(classes))
 
 

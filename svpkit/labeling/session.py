@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
@@ -41,11 +40,11 @@ class RunInfo:
 
     name: str
     tags: dict[str, str]
-    params: dict[str, Any]
+    params: dict[str, object]
     experiment: str | None = None
 
 
-def stopping_of(project: Project, result: QueryRound) -> dict[str, Any] | None:
+def stopping_of(project: Project, result: QueryRound) -> dict[str, object] | None:
     """The round's stopping criteria: κ against the newest earlier round with a proxy, mean uncertainty."""
     if result.stop_predictions is None:
         return None
@@ -55,7 +54,7 @@ def stopping_of(project: Project, result: QueryRound) -> dict[str, Any] | None:
     return {"kappa": value, "uncertainty": result.stop_uncertainty, "predictions": result.stop_predictions.tolist()}
 
 
-def stop_status(project: Project, stop_when: str | None, newest: dict[str, Any] | None = None) -> str | None:
+def stop_status(project: Project, stop_when: str | None, newest: dict[str, object] | None = None) -> str | None:
     """``--stop-when`` on the project's history of stopping criteria (and the ``newest`` values of a
     query not yet committed): why it holds, or None (no rule, too few rounds, or it does not hold)."""
     rule = StopRule.parse(None if stop_when in STOP_OFF else stop_when)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 
@@ -73,13 +72,13 @@ def use_compile(setting: str, device: torch.device, full_steps: int) -> bool:
     return threshold is not None and full_steps >= threshold
 
 
-def model_precision(spec: ModelSpec, options: Mapping[str, Any], device: torch.device) -> str:
+def model_precision(spec: ModelSpec, options: Mapping[str, object], device: torch.device) -> str:
     """``bf16`` or ``fp32``: what the torch learner trains ``spec`` in; ``none`` for other learners."""
     if spec.learner is not None or spec.build is None:
         return "none"
     return "bf16" if resolve_amp(str(options.get("amp", "auto")), device, spec.modalities) else "fp32"
 
 
-def amp_tag(models: Mapping[str, tuple[ModelSpec, Mapping[str, Any]]], device: torch.device) -> str:
+def amp_tag(models: Mapping[str, tuple[ModelSpec, Mapping[str, object]]], device: torch.device) -> str:
     """The ``svpkit.amp`` value: ``role=precision`` per model of the run (``proxy=bf16,target=bf16``)."""
     return ",".join(f"{role}={model_precision(spec, opts, device)}" for role, (spec, opts) in sorted(models.items()))

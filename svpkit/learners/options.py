@@ -55,10 +55,10 @@ def option_specs(spec: ModelSpec) -> dict[str, ModelOption]:
     return {o.name: o for o in (*learner_options, *spec.options)}
 
 
-def resolve_model_options(spec: ModelSpec, given: Mapping[str, Any], flag: str = "options") -> dict[str, Any]:
+def resolve_model_options(spec: ModelSpec, given: Mapping[str, object], flag: str = "options") -> dict[str, Any]:
     """Check ``given`` against what ``spec`` declares; typed values, in the given order."""
     known = option_specs(spec)
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for name, value in given.items():
         if name in _OWN_FLAGS and name not in known:
             role = (
@@ -73,6 +73,6 @@ def resolve_model_options(spec: ModelSpec, given: Mapping[str, Any], flag: str =
     return out
 
 
-def parse_model_options(spec: ModelSpec, text: str | None, flag: str) -> dict[str, Any]:
+def parse_model_options(spec: ModelSpec, text: str | None, flag: str) -> dict[str, object]:
     """The command line's ``--proxy-options``/``--target-options`` string for ``spec``, typed."""
     return resolve_model_options(spec, parse_options_text(text, flag), flag)

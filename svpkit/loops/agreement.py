@@ -23,7 +23,7 @@ ranking of its in-run full-data fit (``--compare-full true``); both modes rank t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from svpkit.runtime import derive_seed
 from svpkit.selectors.agreement import RoundAgreement, pool_agreement, proxy_warning
 from svpkit.selectors.base import Ranking, Selection, SelectionContext, SelectorSpec
 from svpkit.timing import Timer
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MODES = ("auto", "off", "scores", "full")
 
@@ -125,7 +128,7 @@ class InRunAgreement:
         """True when round ``round_no`` should be measured but has no kept target (the first round after a resume)."""
         return self.mode != "off" and self.previous is None and round_no >= 2
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, object]:
         """What a resumed run needs to go on with the same warning and figure (merged into the loop's state)."""
         return {"agreement": {"history": [asdict(h) for h in self.history], "rows": self.rows}}
 
@@ -195,7 +198,7 @@ class InRunAgreement:
         return warning
 
 
-def agreement_figure(rows: list[dict[str, float]], title: str) -> Any:
+def agreement_figure(rows: list[dict[str, float]], title: str) -> Figure:
     """Top-k overlap with its random line, and Spearman, against the labeled count."""
     fig, ax = plots.plt.subplots(figsize=(6, 4), dpi=100)
     for key, label, style in (

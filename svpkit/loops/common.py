@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from svpkit.contract import Tag, format_options, setting_tags
 from svpkit.data.base import Dataset
 from svpkit.learners.acceleration import amp_tag
@@ -57,10 +55,10 @@ def numerics_tags(device: str) -> dict[str, str]:
     return setting_tags(numerics_fingerprint(device))
 
 
-def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, settings: LoopSettings) -> dict[str, Any]:
+def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, settings: LoopSettings) -> dict[str, object]:
     """Device, epochs and model options as the run uses them (``None`` epochs: the model's own)."""
     device = resolve_device(settings.device)
-    resolved: dict[str, Any] = {"device": str(device)}
+    resolved: dict[str, object] = {"device": str(device)}
     models = {"target": (target, settings.target_options)}
     if proxy is not None:
         models["proxy"] = (proxy, settings.proxy_options)
@@ -74,7 +72,7 @@ def resolved_settings(proxy: ModelSpec | None, target: ModelSpec, settings: Loop
 
 def selection_run_params(
     dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: SelectionConfig
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The params every selection run logs: names, seed, device, schedules, data set identity."""
     settings = cfg.settings
     return {

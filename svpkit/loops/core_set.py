@@ -13,6 +13,7 @@ beyond the head of one ranking (``--score-models``, ``--coverage ccs``, ``--clas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -65,7 +66,7 @@ class CoreSetConfig:
     compare_full: bool = False
     full_reference: FullReference | None = None
 
-    def selection_variant(self) -> dict[str, Any]:
+    def selection_variant(self) -> dict[str, object]:
         """The selection settings beyond the selector (svpkit.loops.scoring.selector_settings)."""
         return {"class_balance": self.settings.class_balance, **self.subset.described()}
 
@@ -102,7 +103,7 @@ def resolve_sizes(n: int, selector: SelectorSpec, cfg: CoreSetConfig) -> tuple[i
     return m, seeds
 
 
-def reference_description(cfg: CoreSetConfig) -> tuple[dict[str, str], dict[str, Any]]:
+def reference_description(cfg: CoreSetConfig) -> tuple[dict[str, str], dict[str, str]]:
     """The tag and param that name the run's full-data reference (a run id, or this run)."""
     tags = {}
     if cfg.full_reference is not None:
@@ -114,7 +115,7 @@ def reference_description(cfg: CoreSetConfig) -> tuple[dict[str, str], dict[str,
 
 def describe_run(
     dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: CoreSetConfig
-) -> tuple[dict[str, str], dict[str, Any]]:
+) -> tuple[dict[str, str], dict[str, object]]:
     """Tags and params of a core-set run (validated: raises ConfigError on impossible sizes)."""
     n = len(dataset.train)
     m, seeds = resolve_sizes(n, selector, cfg)
@@ -148,7 +149,7 @@ def run_core_set(
     cfg: CoreSetConfig,
     tracker: Tracker,
     progress: Progress | None = None,
-    resume_state: dict[str, Any] | None = None,
+    resume_state: dict[str, object] | None = None,
 ) -> CoreSetResult:
     """Rank with the proxy, train the target on the head of the ranking, compare with all data.
 
@@ -199,7 +200,7 @@ class _Stages:
     cfg: CoreSetConfig
     tracker: Tracker
     progress: Progress
-    state: dict[str, Any]
+    state: dict[str, object]
     subset_size: int
     seed_count: int
 
@@ -326,13 +327,13 @@ def agreement_mode(selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, 
 
 
 def _initial_state(resume_state: dict[str, Any] | None) -> dict[str, Any]:
-    state: dict[str, Any] = dict(resume_state or {"loop": CORE_SET.name, "round": 0})
+    state: dict[str, object] = dict(resume_state or {"loop": CORE_SET.name, "round": 0})
     if state.get("loop") != CORE_SET.name:
         raise ConfigError(f"cannot resume a core-set run from {state.get('loop')!r} state")
     return state
 
 
-def _saved_ranking(state: dict[str, Any]) -> Ranking:
+def _saved_ranking(state: Mapping[str, object]) -> Ranking:
     """The ranking as stage 1 saved it (the same whether this process ranked or resumed)."""
     return Ranking(
         np.asarray(state["order"], dtype=np.int64),

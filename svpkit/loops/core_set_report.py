@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from svpkit.loops.train import TrainOutcome
 from svpkit.models.base import ModelSpec
 from svpkit.protocols import Tracker
 from svpkit.selectors.base import Ranking, SelectorSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -51,7 +54,7 @@ def log_summary(
     target: ModelSpec,
 ) -> None:
     n, m = len(dataset.train), int(result.subset.size)
-    timings: dict[str, Any] = {
+    timings: dict[str, object] = {
         "proxy_train_seconds": result.proxy_train_seconds,
         "ranking_seconds": result.ranking_seconds,
         "selection_seconds": result.selection_seconds,
@@ -92,7 +95,7 @@ def log_summary(
     plots.close(fig)
 
 
-def ranking_figure(result: CoreSetResult, selector: str, proxy: str, target: str, dataset: str) -> Any:
+def ranking_figure(result: CoreSetResult, selector: str, proxy: str, target: str, dataset: str) -> Figure:
     """Left: score distribution of kept vs dropped examples. Right: test error and seconds."""
     fig, (ax_s, ax_e) = plots.plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     scores = result.ranking.scores

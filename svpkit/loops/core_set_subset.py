@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +49,7 @@ class SubsetVariant:
     score_models: int = 1
     """Proxies whose ranking scores are averaged (score-based selectors)."""
 
-    def described(self) -> dict[str, Any]:
+    def described(self) -> dict[str, object]:
         """The variant's settings for the ``selection`` tag (the CCS parameters only with CCS)."""
         ccs = {"ccs_cutoff": self.ccs_cutoff, "ccs_bins": self.ccs_bins} if self.coverage == "ccs" else {}
         return {"coverage": self.coverage, "score_models": self.score_models, **ccs}
@@ -101,7 +100,7 @@ def average_rankings(rankings: Sequence[Ranking]) -> Ranking:
 
 def choose_subset(
     ranking: Ranking, m: int, cfg: SubsetVariant, settings: LoopSettings, labels: torch.Tensor, num_classes: int
-) -> tuple[Ranking, dict[str, Any]]:
+) -> tuple[Ranking, dict[str, object]]:
     """The ranking reordered so that its head of ``m`` is the subset, and the JSON artifacts to log."""
     if cfg.coverage == "ccs":
         scores = torch.from_numpy(ranking.scores.astype(np.float32))

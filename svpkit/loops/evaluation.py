@@ -9,7 +9,6 @@ no error (``null`` in the JSON, no metric) and is left out of the worst class.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import torch
 
@@ -42,7 +41,7 @@ def log_class_errors(
     tracker.log_metrics({Metric.WORST_CLASS_ERROR: present[worst]}, step=step)
     if final:
         tracker.log_metrics({class_error_metric(_metric_safe(n)): e for n, e in present.items()}, step=step)
-    report: dict[str, Any] = {
+    report: dict[str, object] = {
         "step": step,
         "worst_class": worst,
         "worst_class_error": present[worst],

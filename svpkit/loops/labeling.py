@@ -24,7 +24,6 @@ trains on the labeled indices only; a warm-up's throwaway model may step on the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -116,7 +115,7 @@ class QueryRound:
 
 def describe_project(
     dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, cfg: QueryConfig
-) -> tuple[dict[str, str], dict[str, Any]]:
+) -> tuple[dict[str, str], dict[str, object]]:
     """Tags and params of a labeling project's run."""
     chosen = cfg.settings
     settings = {

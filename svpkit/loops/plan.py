@@ -9,7 +9,7 @@ are built from it, so nothing is parsed twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Union
 
 from svpkit.loops.settings import LoopSettings
 
@@ -37,10 +37,10 @@ class Plan:
     backbone: Backbone | None = None
     """``--backbone`` resolved, its weights file verified (None: none given, or a problem)."""
     data_path: str | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    proxy_options: dict[str, Any] = field(default_factory=dict)
-    target_options: dict[str, Any] = field(default_factory=dict)
-    selector_options: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, object] = field(default_factory=dict)
+    proxy_options: dict[str, object] = field(default_factory=dict)
+    target_options: dict[str, object] = field(default_factory=dict)
+    selector_options: dict[str, object] = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
     """As given; each rank's own device comes from it where the run runs."""

@@ -8,8 +8,6 @@ selector (plugins, ``random``, BALD, BADGE) is asked to pick the whole pool in o
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -33,7 +31,7 @@ def rank_training_set(
     seed_count: int,
     rng: np.random.Generator,
     labels: torch.Tensor | None = None,
-    options: dict[str, Any] | None = None,
+    options: dict[str, object] | None = None,
 ) -> Ranking:
     """Rank all ``num_train`` training examples with ``selector`` using a trained ``learner``.
 
@@ -83,7 +81,7 @@ def rank_with_proxy(
     seed_count: int,
     rng: np.random.Generator,
     progress: Progress | None = None,
-    selector_options: dict[str, Any] | None = None,
+    selector_options: dict[str, object] | None = None,
 ) -> tuple[Ranking, float, float, float | None]:
     """Train ``proxy`` on the whole training set and rank it: (ranking, proxy train seconds,
     ranking seconds, proxy test error). Selectors with no needs train nothing."""

@@ -21,7 +21,6 @@ the inference batch and under ``torchrun`` as in one process.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import torch
@@ -117,7 +116,7 @@ EMBED_BLOCK = 65_536
 learners' inference batch sizes, so each row's float32 value is the one a whole-pool pass gives)."""
 
 
-def embed_stored(learner: Learner, rows: np.ndarray, options: dict[str, Any]) -> torch.Tensor:
+def embed_stored(learner: Learner, rows: np.ndarray, options: Mapping[str, object]) -> torch.Tensor:
     """``learner.embed(rows)`` in the selector's ``storage`` dtype: with 16-bit storage, block by
     block, so the float32 embeddings of the whole pool never exist at once."""
     if subpool.storage_dtype(options) == torch.float32 or not len(rows):
@@ -149,7 +148,7 @@ def mc_accumulate(learner: Learner, indices: np.ndarray, samples: int, dropout: 
 
 def select_batch(
     selector: SelectorSpec, ctx: SelectionContext, k: int, proportions: np.ndarray | None = None
-) -> tuple[Selection, dict[str, Any] | None]:
+) -> tuple[Selection, dict[str, object] | None]:
     """:func:`select`, or with class ``proportions`` (``--class-balance``) the selector's top ``k``
     pool scores under class quotas, the pool's classes predicted by the selector model. Returns
     the selection and what the quotas did (None without class balance)."""
@@ -168,7 +167,7 @@ def select_batch(
     return Selection(picks, selection.scores), balance_report(chosen.quotas, predicted, chosen.filled, "predicted")
 
 
-def balance_report(quotas: list[int], classes: torch.Tensor, filled: torch.Tensor, source: str) -> dict[str, Any]:
+def balance_report(quotas: list[int], classes: torch.Tensor, filled: torch.Tensor, source: str) -> dict[str, object]:
     """What class balance did (``class_balance.json``): quotas, candidates per class, fills."""
     available = torch.bincount(classes.cpu().long(), minlength=len(quotas)).tolist()
     short = [c for c, (q, a) in enumerate(zip(quotas, available)) if a < q]
@@ -187,7 +186,7 @@ def balance_report(quotas: list[int], classes: torch.Tensor, filled: torch.Tenso
     }
 
 
-VARIANT_DEFAULTS: dict[str, Any] = {
+VARIANT_DEFAULTS: dict[str, object] = {
     "class_balance": False,
     "coverage": "none",
     "score_models": 1,
@@ -202,7 +201,7 @@ SCALE_DEFAULTS = {o.name: o.default for o in subpool.OPTIONS}
 nothing, so they are not written there: plain runs keep the label they had before the options existed."""
 
 
-def selector_settings(settings: LoopSettings, variant: Mapping[str, Any]) -> dict[str, str]:
+def selector_settings(settings: LoopSettings, variant: Mapping[str, object]) -> dict[str, str]:
     """The resolved settings ``selector_options`` and ``selection`` (tags ``svpkit.<name>``): the
     selector's options (less the large-pool options at their defaults) and the loop's selection
     ``variant`` (class balance, initial selector, coverage, score models, …) where it differs from

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from svpkit.protocols import LearnerOptions
 from svpkit.runtime import resolve_device
@@ -36,10 +36,10 @@ class LoopSettings:
     proxy_epochs: int | None = None
     """None: the selector model's default schedule."""
     target_epochs: int | None = None
-    proxy_options: dict[str, Any] = field(default_factory=dict)
+    proxy_options: dict[str, object] = field(default_factory=dict)
     """Options of the selector model (``--proxy-options``; svpkit.learners.options)."""
-    target_options: dict[str, Any] = field(default_factory=dict)
-    selector_options: dict[str, Any] = field(default_factory=dict)
+    target_options: dict[str, object] = field(default_factory=dict)
+    selector_options: dict[str, object] = field(default_factory=dict)
     """The selector's resolved options (``--selector-options``)."""
     class_balance: bool = False
     """Selections keep class proportions (active learning: over the selector model's predicted classes)."""
@@ -50,7 +50,7 @@ class LoopSettings:
         """The run's epochs for ``role`` (None: the model's own)."""
         return self.proxy_epochs if role == "proxy" else self.target_epochs
 
-    def model_options(self, role: Role) -> dict[str, Any]:
+    def model_options(self, role: Role) -> dict[str, object]:
         """The run's model options for ``role``."""
         return self.proxy_options if role == "proxy" else self.target_options
 
@@ -59,7 +59,7 @@ class LoopSettings:
         run's device, batch size, determinism, epochs and model options."""
         return self.options_for(seed, self.epochs(role), self.model_options(role))
 
-    def options_for(self, seed: int, epochs: int | None, model_options: Mapping[str, Any]) -> LearnerOptions:
+    def options_for(self, seed: int, epochs: int | None, model_options: Mapping[str, object]) -> LearnerOptions:
         """Learner options with this run's device, batch size and determinism and the given schedule
         (suggest-proxy's candidates each bring their own epochs and options)."""
         return LearnerOptions(
@@ -79,4 +79,4 @@ class SelectionConfig(Protocol):
     @property
     def settings(self) -> LoopSettings: ...
 
-    def selection_variant(self) -> dict[str, Any]: ...
+    def selection_variant(self) -> dict[str, object]: ...

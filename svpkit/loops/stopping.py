@@ -157,7 +157,7 @@ class StopMonitor:
         tracker.log_figure(fig, Artifact.STOPPING_FIGURE)
         plots.close(fig)
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, object]:
         previous = None if self.previous is None else self.previous.tolist()
         history = {"labeled": self.labeled, "kappas": self.kappas, "uncertainties": self.uncertainties}
         return {"stopping": history | {"previous": previous}}

@@ -13,7 +13,6 @@ The one-off warm-up of each model is paid before its timed fit (as in the loops)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -39,7 +38,7 @@ class Contender:
     label: str
     spec: ModelSpec
     epochs: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ speed-up divides the target's time on *all* data by proxy + ranking + target-on-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import LearnerOptions, Tracker, TrainObserver
 from svpkit.runtime import derive_seed
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def subset_indices(n: int, size: float | int, seed: int) -> np.ndarray:
 
 def describe_train_run(
     dataset: Dataset, target: ModelSpec, cfg: TrainRunConfig
-) -> tuple[dict[str, str], dict[str, Any]]:
+) -> tuple[dict[str, str], dict[str, object]]:
     """Tags and params of a ``train`` run (what the core-set loop matches a full reference by)."""
     dataset.require_labels("the train loop")
     n = len(dataset.train)
@@ -165,7 +168,7 @@ def run_train(
     return outcome
 
 
-def loss_figure(losses: list[float], title: str) -> Any:
+def loss_figure(losses: list[float], title: str) -> Figure:
     """Mean training loss per epoch."""
     fig, ax = plots.plt.subplots(figsize=(6, 4), dpi=100)
     ax.plot(range(1, len(losses) + 1), losses, marker=".")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from svpkit.contract import ACTIVE_LEARNING, CORE_SET, TRAIN
 from svpkit.data.base import DATASET_OPTIONS_FLAG, DatasetSpec, resolve_dataset_options
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from svpkit.plugins import Plugins
 
 T = TypeVar("T")
+P = ParamSpec("P")
 SEED_MAX = 2**32 - 1
 """The largest seed (numpy's legacy seeding takes 0 to 2**32 - 1)."""
 COUNTS = {
@@ -64,9 +65,9 @@ class _Problems:
     def __init__(self) -> None:
         self.found: list[SvpkitError] = []
 
-    def attempt(self, check: Callable[..., T], *args: Any) -> T | None:
+    def attempt(self, check: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
         try:
-            return check(*args)
+            return check(*args, **kwargs)
         except SvpkitError as exc:
             self.found.append(exc)
             return None
@@ -117,7 +118,7 @@ def resolve(loop: str, values: Mapping[str, Any]) -> Plan:
     return replace(plan, problems=tuple(p.found))
 
 
-def _check_reads(got: Plan, values: Mapping[str, Any]) -> None:
+def _check_reads(got: Plan, values: Mapping[str, object]) -> None:
     """Each model that is trained reads the data set's inputs (with a backbone: its vectors)."""
     if got.dataset is None or (values.get("backbone") and got.backbone is None):
         return
@@ -129,12 +130,12 @@ def _check_reads(got: Plan, values: Mapping[str, Any]) -> None:
             _reads(role, spec, got.dataset, "vector" if got.backbone else got.dataset.modality)
 
 
-def problems(loop: str, values: Mapping[str, Any]) -> list[SvpkitError]:
+def problems(loop: str, values: Mapping[str, object]) -> list[SvpkitError]:
     """Every problem of a ``loop`` run with these arguments (see :func:`resolve`)."""
     return list(resolve(loop, values).problems)
 
 
-def check(loop: str, values: Mapping[str, Any]) -> Plan:
+def check(loop: str, values: Mapping[str, object]) -> Plan:
     """What :func:`resolve` found; its first problem is raised (the one a command reports)."""
     got = resolve(loop, values)
     if got.problems:
@@ -153,7 +154,7 @@ def _dataset_spec(registry: Plugins, values: Mapping[str, Any]) -> DatasetSpec:
     return spec
 
 
-def _sizes(p: _Problems, loop: str, values: Mapping[str, Any]) -> dict[str, Any]:
+def _sizes(p: _Problems, loop: str, values: Mapping[str, Any]) -> dict[str, object]:
     """The sizes of the loop, parsed, as far as they can be checked without the data set."""
     if loop == ACTIVE_LEARNING.name:
         initial = p.attempt(one_size, values["initial"], "initial")
@@ -204,12 +205,12 @@ def _device(device: str) -> None:
         raise ConfigError(f"--device {device!r} is not a device (auto, cpu, cuda, cuda:N)") from None
 
 
-def _option_values(given: Mapping[str, Any] | str | None, flag: str) -> dict[str, Any]:
+def _option_values(given: Mapping[str, object] | str | None, flag: str) -> Mapping[str, object]:
     """Options as a mapping (the Python API's) or the command line's ``name=value,...``, parsed once."""
     return dict(given) if isinstance(given, Mapping) else parse_options_text(given or None, flag)
 
 
-def _typed_options(role: str, spec: Any, given: Mapping[str, Any] | str | None) -> dict[str, Any]:
+def _typed_options(role: str, spec: Any, given: Mapping[str, object] | str | None) -> dict[str, Any]:
     """``--proxy-options``, ``--target-options`` or ``--selector-options``, typed against ``spec``."""
     from svpkit.learners.options import resolve_model_options
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -78,14 +78,14 @@ class ModelSpec:
     learner: Callable[[ModelSpec, Dataset, LearnerOptions], Learner] | None = None
     modalities: tuple[str, ...] = ("image",)
     description: str = ""
-    encode: Callable[[Dataset, str, Mapping[str, Any]], torch.Tensor] | None = None
+    encode: Callable[[Dataset, str, Mapping[str, object]], torch.Tensor] | None = None
     example_input_shape: tuple[int, ...] | None = None
     example_num_classes: int = 10
     options: tuple[ModelOption, ...] = ()
-    weights: Callable[[torch.nn.Module, Mapping[str, Any]], None] | None = None
+    weights: Callable[[torch.nn.Module, Mapping[str, object]], None] | None = None
     """Sets a freshly built module's weights from the model's own options (pretrained weights, the
     timm plugin's ``pretrained=``); None: the builder's initialisation stays."""
-    check: Callable[[Mapping[str, Any]], None] | None = None
+    check: Callable[[Mapping[str, object]], None] | None = None
     """Checks the model's given options before any run exists (a weights file that must be there)."""
 
     def num_parameters(self, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None) -> int | None:

@@ -78,7 +78,7 @@ def model_spec(
     encoder = None
     if encode is not None:
 
-        def encoder(data: Dataset, split: str, options: Mapping[str, Any]) -> torch.Tensor:
+        def encoder(data: Dataset, split: str, options: Mapping[str, object]) -> torch.Tensor:
             return encoded(encode, getattr(data, split).x)
 
         encoder.__qualname__ = f"encode[{qualname(encode)}]"  # the learner caches inputs per encoder

@@ -12,7 +12,7 @@ log them in canonical form (sorted ``key=value`` pairs) as params ``proxy_option
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from svpkit.options import ModelOption, check_known, parse_options_text
 
@@ -22,6 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["ModelOption", "check_known", "option_defaults", "parse_options_text"]
 
 
-def option_defaults(spec: ModelSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+def option_defaults(spec: ModelSpec, given: Mapping[str, object]) -> dict[str, object]:
     """The model's own declared options (not the learner's), defaults overridden by ``given``."""
     return {o.name: given.get(o.name, o.default) for o in spec.options}

@@ -80,7 +80,7 @@ class LoopCommands:
 
     options: Mapping[str, Mapping[str, CommandOption]]
     """Loop (``active_learning``, ...) → the command's option names → how to write them."""
-    parse: Callable[[str, list[str]], Mapping[str, Any]]
+    parse: Callable[[str, list[str]], Mapping[str, object]]
     """``parse(loop, args)``: the loop command's parameters for ``args`` (typed, defaults filled in) without
     running it; raises :class:`RejectedArguments` when the command rejects them."""
 
@@ -92,7 +92,7 @@ class PlannedRun:
     index: int
     loop: str
     name: str
-    options: dict[str, Any]
+    options: dict[str, object]
     key: str
     args: list[str] = field(default_factory=list)
     done_run_id: str | None = None
@@ -186,8 +186,8 @@ def _read(file: Path, path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def _normalise(table: dict[str, Any], file: Path, where: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _normalise(table: Mapping[str, object], file: Path, where: str) -> dict[str, object]:
+    out: dict[str, object] = {}
     for key, value in table.items():
         key = _ALIASES.get(key, key).replace("-", "_")
         if key in _RESERVED:
@@ -202,26 +202,26 @@ def _normalise(table: dict[str, Any], file: Path, where: str) -> dict[str, Any]:
     return out
 
 
-def _options_text(value: Any) -> str:
+def _options_text(value: object) -> str:
     """A model-options table as the command line's ``name=value,...`` (strings pass through)."""
     return format_options(value) if isinstance(value, dict) else str(value)
 
 
-def _expand(options: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    axes = [k for k, v in options.items() if isinstance(v, list)]
-    for values in itertools.product(*(options[k] for k in axes)):
+def _expand(options: dict[str, object]) -> Iterator[dict[str, object]]:
+    axes = {k: v for k, v in options.items() if isinstance(v, list)}
+    for values in itertools.product(*axes.values()):
         run = dict(options)
         run.update(zip(axes, values))
         yield run
 
 
-def run_key(loop: str, options: dict[str, Any]) -> str:
+def run_key(loop: str, options: Mapping[str, object]) -> str:
     """A stable identity of a run (options as written, so moving the checkout keeps it)."""
     text = json.dumps({"loop": loop, **options}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _run_name(loop: str, label: str, options: dict[str, Any]) -> str:
+def _run_name(loop: str, label: str, options: Mapping[str, object]) -> str:
     prefix = RUN_LOOPS[loop].prefix
     parts = [prefix] + ([label] if label else [])
     selector = options.get("selector")
@@ -240,7 +240,7 @@ def _run_name(loop: str, label: str, options: dict[str, Any]) -> str:
     return "-".join(p for p in parts if p)
 
 
-def _check_options(loop: str, options: dict[str, Any], known: Mapping[str, CommandOption], file: Path) -> None:
+def _check_options(loop: str, options: Mapping[str, object], known: Mapping[str, CommandOption], file: Path) -> None:
     for key in options:
         if key not in known or key in _RESERVED:
             close = difflib.get_close_matches(key, list(known), n=1)
@@ -248,7 +248,7 @@ def _check_options(loop: str, options: dict[str, Any], known: Mapping[str, Comma
             raise PresetError(f"preset {file}: {LOOP_COMMANDS[loop]} has no option {key!r}{hint}")
 
 
-def _to_args(options: dict[str, Any], known: Mapping[str, CommandOption], file: Path) -> list[str]:
+def _to_args(options: Mapping[str, object], known: Mapping[str, CommandOption], file: Path) -> list[str]:
     args: list[str] = []
     for key, value in options.items():
         option = known.get(key)

@@ -117,7 +117,7 @@ class RankContext:
     rng: np.random.Generator
     labels: torch.Tensor | None = None
     """Every training label (selectors that need ``labels``), on the learner's device."""
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
     """The selector's resolved options."""
 
     def draw_seeds(self) -> np.ndarray:
@@ -148,12 +148,12 @@ class SelectorSpec:
     score_based: bool = False
     """``select`` is the top-k of its ``scores`` and ``rank`` orders by ``Ranking.scores``, so class
     balance, ``--score-models`` averaging and coverage-centric sampling apply to its scores."""
-    model_free: Callable[[Mapping[str, Any]], bool] | None = None
+    model_free: Callable[[Mapping[str, object]], bool] | None = None
     """Whether the selector picks without a selector model under these resolved options (cold-start
     selectors with ``embedding=input``); such a selector may also pick the initial set
     (``--initial-selector``). None: it needs a model whenever ``needs`` is not empty."""
 
-    def trains_model(self, options: Mapping[str, Any]) -> bool:
+    def trains_model(self, options: Mapping[str, object]) -> bool:
         """Whether a round of this selector with these resolved options trains a selector model."""
         if self.model_free is not None and self.model_free(options):
             return False
@@ -180,7 +180,7 @@ class SelectorUse:
 
 
 def resolve_selector_options(
-    spec: SelectorSpec, given: Mapping[str, Any], flag: str = "--selector-options"
+    spec: SelectorSpec, given: Mapping[str, object], flag: str = "--selector-options"
 ) -> dict[str, Any]:
     """``given`` checked against ``spec.options`` (unknown name: did-you-mean), typed, defaults filled in."""
     known = {o.name: o for o in spec.options}
@@ -195,7 +195,7 @@ def resolve_selector_options(
         raise ConfigError(f"{flag}: {e}") from None
 
 
-def parse_selector_options(spec: SelectorSpec, text: str | None, flag: str = "--selector-options") -> dict[str, Any]:
+def parse_selector_options(spec: SelectorSpec, text: str | None, flag: str = "--selector-options") -> dict[str, object]:
     """The command line's ``--selector-options "mc_samples=20,mc_dropout=0.5"`` for ``spec``, typed."""
     return resolve_selector_options(spec, parse_options_text(text, flag), flag)
 

@@ -24,6 +24,8 @@ of the rounded features, identical to float32's whenever the features are repres
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
@@ -59,12 +61,12 @@ def draw_candidates(ctx: SelectionContext, k: int) -> np.ndarray | None:
     return np.sort(ctx.rng.choice(n, size=size, replace=False)).astype(np.int64)
 
 
-def storage_dtype(options: dict[str, object]) -> torch.dtype:
+def storage_dtype(options: Mapping[str, object]) -> torch.dtype:
     """The dtype the ``storage`` option names (float32 where it is missing)."""
     return DTYPES[str(options.get(STORAGE_OPTION.name, STORAGE_OPTION.default))]
 
 
-def stored(x: torch.Tensor, options: dict[str, object]) -> torch.Tensor:
+def stored(x: torch.Tensor, options: Mapping[str, object]) -> torch.Tensor:
     """``x`` in the ``storage`` dtype the options name (unchanged for fp32 or a missing option)."""
     dtype = storage_dtype(options)
     return x if dtype == torch.float32 else x.to(dtype)

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from svpkit.contract import DATA_PHASE_METRICS
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from svpkit.data.base import Dataset
 
 
@@ -23,18 +25,18 @@ class MemoryTracker:
     experiment_id: str | None = None
 
     def __init__(self) -> None:
-        self.state_extra: dict[str, Any] = {}
+        self.state_extra: dict[str, object] = {}
         self.texts: dict[str, str] = {}
         self.datasets: list[str] = []
-        self.params: dict[str, Any] = {}
+        self.params: dict[str, object] = {}
         self.tags: dict[str, str] = {}
         self.metrics: dict[str, list[tuple[int, float]]] = {}
         self.arrays: dict[str, np.ndarray] = {}
-        self.json: dict[str, Any] = {}
+        self.json: dict[str, object] = {}
         self.figures: list[str] = []
-        self.states: list[dict[str, Any]] = []
+        self.states: list[dict[str, object]] = []
 
-    def log_params(self, params: dict[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, object]) -> None:
         self.params.update(params)
 
     def set_tags(self, tags: dict[str, str]) -> None:
@@ -47,13 +49,13 @@ class MemoryTracker:
     def log_array(self, path: str, array: np.ndarray) -> None:
         self.arrays[path] = np.array(array, copy=True)
 
-    def log_json(self, path: str, obj: Any) -> None:
+    def log_json(self, path: str, obj: object) -> None:
         self.json[path] = json.loads(json.dumps(obj))
 
-    def log_figure(self, figure: Any, path: str) -> None:
+    def log_figure(self, figure: Figure, path: str) -> None:
         self.figures.append(path)
 
-    def save_state(self, state: dict[str, Any]) -> None:
+    def save_state(self, state: Mapping[str, object]) -> None:
         self.states.append(json.loads(json.dumps({**self.state_extra, **state})))
 
     def log_text(self, path: str, text: str) -> None:
@@ -77,9 +79,9 @@ class NullTracker:
     experiment_id = ""
 
     def __init__(self) -> None:
-        self.state_extra: dict[str, Any] = {}
+        self.state_extra: dict[str, object] = {}
 
-    def log_params(self, params: dict[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, object]) -> None:
         pass
 
     def set_tags(self, tags: dict[str, str]) -> None:
@@ -91,16 +93,16 @@ class NullTracker:
     def log_array(self, path: str, array: np.ndarray) -> None:
         pass
 
-    def log_json(self, path: str, obj: Any) -> None:
+    def log_json(self, path: str, obj: object) -> None:
         pass
 
     def log_text(self, path: str, text: str) -> None:
         pass
 
-    def log_figure(self, figure: Any, path: str) -> None:
+    def log_figure(self, figure: Figure, path: str) -> None:
         pass
 
-    def save_state(self, state: dict[str, Any]) -> None:
+    def save_state(self, state: Mapping[str, object]) -> None:
         pass
 
     def log_dataset(self, dataset: Dataset, context: str = "training") -> None:

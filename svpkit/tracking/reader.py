@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -14,6 +14,9 @@ from mlflow.tracking.fluent import SEARCH_MAX_RESULTS_PANDAS
 from svpkit.errors import SvpkitError
 from svpkit.tracking.store import TrackingError, client, experiment_name_or_default, one_line, unreachable
 from svpkit.tracking.writer import MlflowTracker
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
 @dataclass
@@ -29,7 +32,7 @@ class RunRecord:
     metrics: dict[str, float]
 
 
-def _record(run: Any) -> RunRecord:
+def _record(run: Run) -> RunRecord:
     return RunRecord(
         run_id=run.info.run_id,
         experiment_id=run.info.experiment_id,

@@ -35,7 +35,7 @@ class ResumePoint:
     tags: dict[str, str]
 
     @property
-    def invocation(self) -> dict[str, Any]:
+    def invocation(self) -> dict[str, object]:
         return dict(self.state.get("invocation") or {})
 
     @property

@@ -10,10 +10,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -32,6 +32,9 @@ from svpkit.tracking.store import (
     unreachable,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 _MAX_BATCH = 900
 
 
@@ -43,7 +46,7 @@ class MlflowTracker:
         self.run_id = run_id
         self.run = self.client.get_run(run_id)
         self.experiment_id = self.run.info.experiment_id
-        self.state_extra: dict[str, Any] = {}
+        self.state_extra: dict[str, object] = {}
         """Merged into every saved state (the CLI puts the run's invocation here for ``--resume``)."""
         self._logged_steps: set[tuple[str, int]] | None = None
 
@@ -58,7 +61,7 @@ class MlflowTracker:
             (key, m.step) for key in run.data.metrics for m in self.client.get_metric_history(self.run_id, key)
         }
 
-    def log_params(self, params: dict[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, object]) -> None:
         existing = self.client.get_run(self.run_id).data.params
         items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
         for i in range(0, len(items), 100):
@@ -83,13 +86,13 @@ class MlflowTracker:
             np.save(local, np.asarray(array))
             self.client.log_artifact(self.run_id, str(local), artifact_path=directory or None)
 
-    def log_json(self, path: str, obj: Any) -> None:
+    def log_json(self, path: str, obj: object) -> None:
         self.client.log_dict(self.run_id, json.loads(json.dumps(obj, default=_json_default)), path)
 
     def log_text(self, path: str, text: str) -> None:
         self.client.log_text(self.run_id, text, path)
 
-    def log_figure(self, figure: Any, path: str) -> None:
+    def log_figure(self, figure: Figure, path: str) -> None:
         self.client.log_figure(self.run_id, figure, path)
 
     def save_state(self, state: dict[str, Any]) -> None:
@@ -111,7 +114,7 @@ class MlflowTracker:
         if phases := load_metrics(dataset):
             self.log_metrics(phases, step=0)
 
-    def load_state(self) -> dict[str, Any] | None:
+    def load_state(self) -> dict[str, object] | None:
         """The newest readable state file of the run, if any."""
         try:
             files = self.client.list_artifacts(self.run_id, "state")
@@ -127,7 +130,7 @@ class MlflowTracker:
         return None
 
 
-def _json_default(obj: Any) -> Any:
+def _json_default(obj: object) -> object:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
