@@ -115,8 +115,8 @@ OPTIONS = (
         "and once Cohen's kappa between the last two targets on the stop set reaches this",
         minimum=0.0,
     ),
+    PCA_OPTION,
 )
-OPTIONS = (*OPTIONS, PCA_OPTION)
 NAMES = frozenset(o.name for o in OPTIONS)
 
 SPECS = [
