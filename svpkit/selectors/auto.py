@@ -31,7 +31,7 @@ from dataclasses import replace
 from svpkit.models.options import ModelOption
 from svpkit.selectors.badge import check_badge, select_badge
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
-from svpkit.selectors.embedding import PCA_OPTION
+from svpkit.selectors.embedding import PCA_OPTION, resolved_options
 from svpkit.selectors.maxherding import select_maxherding
 from svpkit.selectors.probcover import select_probcover
 from svpkit.selectors.typiclust import check_cold_start, select_typiclust
@@ -68,7 +68,7 @@ def select_auto(ctx: SelectionContext, k: int) -> Selection:
     """The cold-start selector below the switch point, the hand-over selector from it on."""
     if ctx.probabilities is None:
         raise RuntimeError("auto needs the selector model's probabilities of the pool")
-    options = {o.name: o.default for o in OPTIONS} | {n: v for n, v in ctx.options.items() if n in NAMES}
+    options = resolved_options(ctx.options, OPTIONS)
     classes = int(ctx.probabilities.shape[1])
     switch = float(options["switch_per_class"]), float(options["switch_kappa"])
     hand_over, why = auto_phase(len(ctx.labeled), classes, switch[0], ctx.stop_kappas, switch[1])

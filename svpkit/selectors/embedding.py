@@ -23,7 +23,7 @@ import torch
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.models.options import ModelOption
-from svpkit.selectors.base import SelectionContext
+from svpkit.selectors.base import Selection, SelectionContext
 
 EMBEDDING_OPTION = ModelOption(
     "embedding",
@@ -114,3 +114,26 @@ def sq_distances(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     a64, b64 = a.double().numpy(), b.double().numpy()
     d = np.square(a64).sum(1)[:, None] + np.square(b64).sum(1)[None, :] - 2.0 * (a64 @ b64.T)
     return np.maximum(d, 0.0, out=d)
+
+
+def labeled_then_pool(ctx: SelectionContext, name: str) -> tuple[torch.Tensor, np.ndarray]:
+    """The points of labeled ∪ pool (labeled rows first) in the representation ``embedding`` names,
+    and the mask of the labeled rows: what the cold-start selectors pick over."""
+    pool_x, labeled_x = features(ctx, name)
+    points = torch.cat([labeled_x, pool_x])
+    labeled_mask = np.zeros(points.shape[0], dtype=bool)
+    labeled_mask[: len(ctx.labeled)] = True
+    return points, labeled_mask
+
+
+def pool_selection(ctx: SelectionContext, rows: np.ndarray, initial: np.ndarray) -> Selection:
+    """A selection from rows of :func:`labeled_then_pool`'s points: the pool examples picked, and
+    each pool example's initial score."""
+    scores = initial[len(ctx.labeled) :].astype(np.float32)
+    return Selection(picks=ctx.pool[rows - len(ctx.labeled)].astype(np.int64), scores=scores)
+
+
+def resolved_options(options: Mapping[str, Any], declared: tuple[ModelOption, ...]) -> dict[str, Any]:
+    """A selector's options: the declared defaults, overridden by the given ones it declares."""
+    names = {o.name for o in declared}
+    return {o.name: o.default for o in declared} | {k: v for k, v in options.items() if k in names}

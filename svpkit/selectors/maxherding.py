@@ -25,7 +25,6 @@ Scores (``scores.npy``): each pool point's gain before the first pick.
 from __future__ import annotations
 
 import heapq
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +32,15 @@ import torch
 from svpkit.errors import ConfigError
 from svpkit.models.options import ModelOption
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
-from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, features, sq_distances, uses_inputs
+from svpkit.selectors.embedding import (
+    EMBEDDING_OPTION,
+    PCA_OPTION,
+    labeled_then_pool,
+    pool_selection,
+    resolved_options,
+    sq_distances,
+    uses_inputs,
+)
 from svpkit.selectors.typiclust import check_cold_start
 
 DENSE_LIMIT = 16_384
@@ -106,19 +113,11 @@ def maxherding_picks(
 
 def select_maxherding(ctx: SelectionContext, k: int) -> Selection:
     """MaxHerding over labeled ∪ pool in the representation ``embedding`` names (see the module doc)."""
-    pool_x, labeled_x = features(ctx, "maxherding")
-    options = _resolved(ctx.options)
-    points = torch.cat([labeled_x, pool_x])
-    labeled_mask = np.zeros(points.shape[0], dtype=bool)
-    labeled_mask[: len(ctx.labeled)] = True
+    points, labeled_mask = labeled_then_pool(ctx, "maxherding")
+    options = resolved_options(ctx.options, OPTIONS)
     kernel = Kernel(points, float(options["gamma"]), bool(options["normalize"]))
     rows, initial = maxherding_picks(kernel, labeled_mask, k)
-    scores = initial[len(ctx.labeled) :].astype(np.float32)
-    return Selection(picks=ctx.pool[rows - len(ctx.labeled)].astype(np.int64), scores=scores)
-
-
-def _resolved(options: dict[str, Any]) -> dict[str, Any]:
-    return {o.name: o.default for o in OPTIONS} | {k: v for k, v in options.items() if k in NAMES}
+    return pool_selection(ctx, rows, initial)
 
 
 OPTIONS = (

@@ -23,7 +23,6 @@ Scores (``scores.npy``): each pool point's ball size among the uncovered points 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +30,15 @@ import torch
 from svpkit.errors import ConfigError
 from svpkit.models.options import ModelOption
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec
-from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, features, sq_distances, uses_inputs
+from svpkit.selectors.embedding import (
+    EMBEDDING_OPTION,
+    PCA_OPTION,
+    labeled_then_pool,
+    pool_selection,
+    resolved_options,
+    sq_distances,
+    uses_inputs,
+)
 from svpkit.selectors.typiclust import check_cold_start, kmeans_labels
 
 
@@ -119,22 +126,14 @@ def probcover_picks(
 
 def select_probcover(ctx: SelectionContext, k: int) -> Selection:
     """ProbCover over labeled ∪ pool in the representation ``embedding`` names (see the module doc)."""
-    pool_x, labeled_x = features(ctx, "probcover")
-    options = _resolved(ctx.options)
-    points = torch.cat([labeled_x, pool_x])
+    points, labeled_mask = labeled_then_pool(ctx, "probcover")
+    options = resolved_options(ctx.options, OPTIONS)
     delta = float(options["delta"])
     if delta <= 0:
         clusters = kmeans_labels(points, int(options["classes"]), int(ctx.rng.integers(2**31 - 1)))
         delta = purity_delta(impurity_radii(points, clusters), float(options["alpha"]))
-    labeled_mask = np.zeros(points.shape[0], dtype=bool)
-    labeled_mask[: len(ctx.labeled)] = True
     rows, initial = probcover_picks(Balls.build(points, delta), labeled_mask, k, ctx.rng)
-    scores = initial[len(ctx.labeled) :].astype(np.float32)
-    return Selection(picks=ctx.pool[rows - len(ctx.labeled)].astype(np.int64), scores=scores)
-
-
-def _resolved(options: dict[str, Any]) -> dict[str, Any]:
-    return {o.name: o.default for o in OPTIONS} | {k: v for k, v in options.items() if k in NAMES}
+    return pool_selection(ctx, rows, initial)
 
 
 OPTIONS = (

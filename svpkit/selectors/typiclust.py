@@ -31,7 +31,13 @@ import torch
 from svpkit.errors import ConfigError
 from svpkit.models.options import ModelOption
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse
-from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, features, sq_distances, uses_inputs
+from svpkit.selectors.embedding import (
+    EMBEDDING_OPTION,
+    PCA_OPTION,
+    labeled_then_pool,
+    sq_distances,
+    uses_inputs,
+)
 
 
 def typicality(points: torch.Tensor, k_nn: int) -> np.ndarray:
@@ -102,17 +108,14 @@ def kmeans_labels(points: torch.Tensor, n_clusters: int, seed: int) -> np.ndarra
 
 def select_typiclust(ctx: SelectionContext, k: int) -> Selection:
     """TypiClust over labeled ∪ pool in the representation ``embedding`` names (see the module doc)."""
-    pool_x, labeled_x = features(ctx, "typiclust")
+    points, labeled_mask = labeled_then_pool(ctx, "typiclust")
     options = _options(ctx.options)
-    points = torch.cat([labeled_x, pool_x])
-    labeled_mask = np.zeros(points.shape[0], dtype=bool)
-    labeled_mask[: len(ctx.labeled)] = True
     n_clusters = min(len(ctx.labeled) + k, options["max_clusters"])
     clusters = kmeans_labels(points, n_clusters, int(ctx.rng.integers(2**31 - 1)))
     rows = typiclust_picks(points, labeled_mask, clusters, k, options["k_nn"], options["min_cluster_size"])
     positions = rows - len(ctx.labeled)
     scores = np.zeros(len(ctx.pool), dtype=np.float32)
-    pool_clusters = clusters[len(ctx.labeled) :]
+    pool_x, pool_clusters = points[len(ctx.labeled) :], clusters[len(ctx.labeled) :]
     for c in np.unique(pool_clusters):
         members = np.flatnonzero(pool_clusters == c)
         scores[members] = typicality(pool_x[torch.as_tensor(members)], options["k_nn"])
