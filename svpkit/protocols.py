@@ -7,7 +7,7 @@ Loops program against these protocols only: a :class:`Learner` comes from
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from svpkit.data.base import Dataset
     from svpkit.progress import Advance
 
@@ -98,7 +100,7 @@ class WarmsUp(Protocol):
 class KeepsLosses(Protocol):
     """A learner that keeps the mean training loss of each epoch of its last fit."""
 
-    loss_history: Sequence[Any]
+    loss_history: Sequence[torch.Tensor | float]
 
 
 @runtime_checkable
@@ -164,7 +166,7 @@ class Tracker(Protocol):
     @property
     def experiment_id(self) -> str | None: ...
 
-    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_params(self, params: Mapping[str, object]) -> None: ...
 
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
@@ -172,9 +174,9 @@ class Tracker(Protocol):
 
     def log_array(self, path: str, array: np.ndarray) -> None: ...
 
-    def log_json(self, path: str, obj: Any) -> None: ...
+    def log_json(self, path: str, obj: object) -> None: ...
 
-    def log_figure(self, figure: Any, path: str) -> None: ...
+    def log_figure(self, figure: Figure, path: str) -> None: ...
 
     def log_text(self, path: str, text: str) -> None: ...
 

@@ -53,14 +53,14 @@ class ALConfig:
     eval_sample: int = DEFAULT_EVAL_SAMPLE
     """``--eval-sample``: test examples the selector model's error is measured on (svpkit.loops.eval_sample)."""
 
-    def selection_variant(self) -> dict[str, Any]:
+    def selection_variant(self) -> dict[str, object]:
         """The selection settings beyond the selector (svpkit.loops.scoring.selector_settings)."""
         return {"class_balance": self.settings.class_balance, "initial_selector": self.initial_selector}
 
 
 def describe_run(
     dataset: Dataset, selector: SelectorSpec, proxy: ModelSpec, target: ModelSpec, cfg: ALConfig
-) -> tuple[dict[str, str], dict[str, Any]]:
+) -> tuple[dict[str, str], dict[str, object]]:
     """Tags and params of an active-learning run (the cross-run comparison keys)."""
     n = len(dataset.train)
     init, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
@@ -154,7 +154,7 @@ class _Rounds:
     device: torch.device
     warmed: bool = False
     target_warmed: bool = False
-    balance: dict[str, Any] | None = None
+    balance: dict[str, object] | None = None
     """What class balance did in the last round (``--class-balance``)."""
     agreement: InRunAgreement = field(init=False)
     stopping: StopMonitor = field(init=False)
@@ -275,7 +275,7 @@ class _Rounds:
 
 def _state(
     round_no: int, initial: np.ndarray, selected: list[np.ndarray], records: list[RoundRecord], cfg: ALConfig
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """What ``--resume`` needs after a finished round (see svpkit.tracking.resume)."""
     return {
         "loop": ACTIVE_LEARNING.name,
