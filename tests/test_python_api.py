@@ -265,11 +265,13 @@ def test_one_cli_run_and_one_api_run_parse_each_value_once(tracking_uri: str, mo
 
     counts = _count_parses(monkeypatch)
     _cli("active-learning", *TINY_ARGS, "--initial", "20", "--budgets", "40", "--proxy-epochs", "1",
-         "--no-train-target", "--selector", "margin", "--proxy-options", "amp=off")  # fmt: skip
+         "--no-train-target", "--selector", "margin", "--proxy-options", "amp=off",
+         "--initial-selector", "typiclust")  # fmt: skip
     options = {("parse_options_text", f"--{o}-options"): 1 for o in ("dataset", "proxy", "target", "selector")}
     names = {
         ("dataset", "digits"): 1,
         ("selector", "margin"): 1,
+        ("selector", "typiclust"): 1,  # the initial selector: looked up by the validation pass only
         ("model", "digits_mlp"): 1,
         ("model", "digits_cnn"): 1,
     }
@@ -280,6 +282,7 @@ def test_one_cli_run_and_one_api_run_parse_each_value_once(tracking_uri: str, mo
     counts.clear()  # typed values need no parsing; the text ones are parsed once
     svpkit.active_learning(
         **TINY, initial="20", budgets=[40, 60], proxy_epochs=1, target_epochs=1, selector="margin",
+        initial_selector="typiclust",
         proxy_options={"amp": "off"}, selector_options="", stop_when="kappa:0.99", class_balance=True, track=False,
     )  # fmt: skip
     typed = {("parse_options_text", "--proxy-options"), ("parse_switch", "class_balance"), ("parse_sizes", "budget")}

@@ -80,7 +80,7 @@ def _al_config(args: ActiveLearningArgs, plan: Plan, device: str) -> ALConfig:
         initial=plan.initial,
         budgets=list(plan.budgets),
         train_target=args.train_target,
-        initial_selector=args.initial_selector,
+        initial_selector=plan.initial_selector or args.initial_selector,  # a spec, or "random"
         stop_when=plan.stop_rule,
         eval_sample=args.eval_sample,
         settings=plan.loop_settings(device),

@@ -22,7 +22,7 @@ from svpkit.loops import scoring
 from svpkit.loops.agreement import InRunAgreement, active_learning_mode, observer_signals, selector_observers
 from svpkit.loops.al_records import ALResult, RoundRecord, log_round, log_summary
 from svpkit.loops.budgets import resolve_budgets
-from svpkit.loops.cold_start import initial_set, lazy_inputs
+from svpkit.loops.cold_start import initial_set, lazy_inputs, selector_name
 from svpkit.loops.common import selection_run_params, selection_run_tags
 from svpkit.loops.eval_sample import DEFAULT_EVAL_SAMPLE, ErrorEstimate, sample_error, stratified_sample
 from svpkit.loops.evaluation import log_class_errors, split_errors
@@ -46,8 +46,8 @@ class ALConfig:
     budgets: list[float | int] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5])
     settings: LoopSettings = field(default_factory=LoopSettings)
     train_target: bool = True
-    initial_selector: str = "random"
-    """``--initial-selector``: who picks the initial set (svpkit.loops.cold_start)."""
+    initial_selector: SelectorSpec | str = "random"
+    """``--initial-selector``: who picks the initial set (svpkit.loops.cold_start), its spec or name."""
     stop_when: StopRule | str | None = None
     """``--stop-when``: end the run when a stopping criterion holds (svpkit.loops.stopping; None: never)."""
     eval_sample: int = DEFAULT_EVAL_SAMPLE
@@ -55,7 +55,7 @@ class ALConfig:
 
     def selection_variant(self) -> dict[str, object]:
         """The selection settings beyond the selector (svpkit.loops.scoring.selector_settings)."""
-        return {"class_balance": self.settings.class_balance, "initial_selector": self.initial_selector}
+        return {"class_balance": self.settings.class_balance, "initial_selector": selector_name(self.initial_selector)}
 
 
 def describe_run(

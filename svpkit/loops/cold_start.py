@@ -59,18 +59,30 @@ def check_initial_selector(spec: SelectorSpec) -> None:
         )
 
 
+def selector_name(selector: SelectorSpec | str) -> str:
+    """The name of an initial selector given by spec or by name."""
+    return selector if isinstance(selector, str) else selector.name
+
+
 def initial_set(
-    dataset: Dataset, selector: str, count: int, seed: int, run_options: Mapping[str, Any] | None = None
+    dataset: Dataset,
+    selector: SelectorSpec | str,
+    count: int,
+    seed: int,
+    run_options: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
     """The sorted initial labeled set: uniform random (``selector`` ``random``), else that selector's
-    picks (with the run selector's :data:`SHARED_OPTIONS`, ``run_options``)."""
+    picks (with the run selector's :data:`SHARED_OPTIONS`, ``run_options``). A spec (the validation
+    pass's) is used as it is; a name is looked up and checked here."""
     from svpkit.plugins import get_plugins
 
     n = len(dataset.train)
     if selector == RANDOM:
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(n, size=count, replace=False)).astype(np.int64)
-    spec = get_plugins().selectors.get(selector)
+    if isinstance(selector, str):
+        selector = get_plugins().selectors.get(selector)
+    spec = selector
     check_initial_selector(spec)
     rng = np.random.default_rng(derive_seed(seed, "select", 0))
     ctx = SelectionContext(

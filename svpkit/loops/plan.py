@@ -32,6 +32,8 @@ class Plan:
 
     dataset: DatasetSpec | None = None
     selector: SelectorSpec | None = None
+    initial_selector: SelectorSpec | None = None
+    """``--initial-selector`` looked up (None: ``random``, or a problem)."""
     proxy: ModelSpec | None = None
     target: ModelSpec | None = None
     backbone: Backbone | None = None

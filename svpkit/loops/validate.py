@@ -109,7 +109,7 @@ def resolve(loop: str, values: Mapping[str, Any]) -> Plan:
     if loop == ACTIVE_LEARNING.name:
         if got["selector"] is not None:
             p.attempt(_fits_active_learning, got["selector"])
-        p.attempt(_initial_selector, registry, values.get("initial_selector", "random"))
+        got["initial_selector"] = p.attempt(_initial_selector, registry, values.get("initial_selector", "random"))
         got["stop_rule"] = p.attempt(_stop_when, values.get("stop_when"), values.get("train_target", True))
     got.pop("eval_sample", None)
     plan = Plan(**got, problems=tuple(p.found))
@@ -246,11 +246,15 @@ def _fits_active_learning(selector: SelectorSpec) -> None:
         )
 
 
-def _initial_selector(registry: Plugins, name: str) -> None:
+def _initial_selector(registry: Plugins, name: str) -> SelectorSpec | None:
+    """The initial set's selector, checked to pick without a model (None: ``random``)."""
     from svpkit.loops.cold_start import check_initial_selector
 
-    if name != "random":
-        check_initial_selector(registry.selectors.get(name))
+    if name == "random":
+        return None
+    spec = registry.selectors.get(name)
+    check_initial_selector(spec)
+    return spec
 
 
 def _stop_when(text: str | None, train_target: bool) -> StopRule | None:
