@@ -82,7 +82,7 @@ _PROXY_OPTIONS = "Options of the selector model, e.g. 'dim=50,word_ngrams=1' (sv
 class SelectionArgs(RunArgs):
     """The arguments both selection loops take."""
 
-    selector: str = setting("auto", _SELECTOR)
+    selector: str = setting("least_confidence", _SELECTOR)
     proxy: str = setting("digits_mlp", "Selector model: the proxy (or the target for a baseline).")
     target: str = setting("digits_cnn", "Target model, trained at every budget level.")
     proxy_epochs: Optional[int] = setting(None, _PROXY_EPOCHS)
