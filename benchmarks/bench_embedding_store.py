@@ -44,15 +44,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_data_scale import PeakRss  # noqa: E402
 from benchmarks.common import print_table, write_results  # noqa: E402
+from svpkit.progress import NullProgress  # noqa: E402
 
 BACKBONE = "efficientnet_lite0"
 
 
-class _Timed:
+class _Timed(NullProgress):
     """A progress that keeps each task's seconds and rows (and prints a line every ~5 %)."""
 
     def __init__(self, rss: PeakRss) -> None:
-        self.rss, self.tasks = rss, {}  # type: ignore[var-annotated]
+        self.rss = rss
+        self.tasks: dict[str, dict[str, float]] = {}
 
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
@@ -71,15 +73,6 @@ class _Timed:
 
         yield advance
         self.tasks[description] = {"seconds": time.perf_counter() - t0, "rows": done[0]}
-
-    def log(self, message: str) -> None:
-        pass
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _store_arm(args: argparse.Namespace) -> dict[str, Any]:

@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_data_scale import PeakRss, synthetic_jpegs  # noqa: E402
 from benchmarks.common import print_table, write_results  # noqa: E402
+from svpkit.progress import NullProgress  # noqa: E402
 
 CLASSES = 1000
 SIZE = 32
@@ -149,7 +150,7 @@ def _svpkit_arm(
     }
 
 
-class _Timeline:
+class _Timeline(NullProgress):
     """A progress for the pool's scoring that keeps (seconds since it started, images scored) about
     every 2 % and prints them with the peak so far to stderr (a run cut short still shows its rate)."""
 
@@ -177,15 +178,6 @@ class _Timeline:
                 self.cut(time.perf_counter() - t0, done[0])
 
         yield advance
-
-    def log(self, message: str) -> None:
-        pass
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _selector(text: str) -> tuple[str, str | None, bool]:
