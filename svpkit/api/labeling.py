@@ -120,7 +120,6 @@ def query_args(
     return QueryOutcome(updated, result, data, text, str(updated.run_id), experiment_id)
 
 
-DEFAULT_PROXY = "digits_mlp"
 BACKBONE_PROXY = "linear_head"
 """A project on a backbone's embeddings starts with the frozen-embedding head as its proxy
 (docs/pretrained.md) unless another proxy is given: the default digits network does not read them."""
@@ -128,8 +127,8 @@ BACKBONE_PROXY = "linear_head"
 
 def with_default_proxy(args: QueryArgs) -> QueryArgs:
     """``args`` with the proxy a new project gets: ``linear_head`` when a backbone is given and the
-    proxy was left at its default (``digits_mlp``), else the proxy as given."""
-    if args.backbone and args.proxy in (None, "", DEFAULT_PROXY):
+    proxy was left at its declared default (``digits_mlp``), else the proxy as given."""
+    if args.backbone and args.proxy in (None, "", QueryArgs().proxy):
         return replace(args, proxy=BACKBONE_PROXY)
     return args
 
