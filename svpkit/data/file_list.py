@@ -4,8 +4,9 @@ A list of ``pathlib.Path`` objects costs about 2.2 KiB per file (the object, its
 strings, a tuple in the listing), and DataLoader workers forked from the process copy the pages
 they touch (reference counts are writes), so at ImageNet's 1.28M files the file list alone was
 gigabytes. :class:`FileList` keeps the paths relative to one root as UTF-8 bytes in one numpy
-buffer with int64 offsets: the relative path's length + 8 bytes per file, no Python object per
-file, and pages that workers only read. Indexing returns the ``Path`` (``root / relative``, the
+buffer with offsets (int32 while the paths' bytes fit one, else int64: :func:`offset_dtype`): the
+relative path's length + 4 bytes per file at ImageNet's size, no Python object per file, and pages
+that workers only read. Indexing returns the ``Path`` (``root / relative``, the
 same path and string the list of paths held); ``ids`` are the relative paths (``as_posix``).
 """
 
@@ -17,6 +18,19 @@ from pathlib import Path
 from typing import overload
 
 import numpy as np
+
+INT32_LIMIT = int(np.iinfo(np.int32).max)
+
+
+def offset_dtype(total_bytes: int) -> type[np.signedinteger]:
+    """The narrowest offset type for ``total_bytes`` of paths: int32 up to 2 GiB, else int64."""
+    return np.int32 if total_bytes <= INT32_LIMIT else np.int64
+
+
+def narrow_offsets(offsets: np.ndarray) -> np.ndarray:
+    """``offsets`` (non-decreasing, last = total bytes) in :func:`offset_dtype`'s type."""
+    dtype = offset_dtype(int(offsets[-1]) if len(offsets) else 0)
+    return offsets if offsets.dtype == dtype else offsets.astype(dtype)
 
 
 class FileList(Sequence[Path]):
@@ -72,11 +86,12 @@ class FileList(Sequence[Path]):
     def take(self, idx: Sequence[int] | np.ndarray) -> FileList:
         """The files at positions ``idx``, in that order (vectorised: no Python object per file)."""
         idx = np.asarray(idx, dtype=np.int64)
-        starts, lengths = self.offsets[idx], self.offsets[idx + 1] - self.offsets[idx]
+        starts = self.offsets[idx].astype(np.int64)
+        lengths = self.offsets[idx + 1] - starts
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
-        return FileList(self.root, self.blob[positions], offsets)
+        return FileList(self.root, self.blob[positions], narrow_offsets(offsets))
 
     def __add__(self, other: FileList) -> FileList:
         if other.root != self.root:
@@ -84,7 +99,11 @@ class FileList(Sequence[Path]):
         return FileList(
             self.root,
             np.concatenate([self.blob, other.blob]),
-            np.concatenate([self.offsets[:-1], other.offsets + self.offsets[-1]]),
+            narrow_offsets(
+                np.concatenate(
+                    [self.offsets[:-1].astype(np.int64), other.offsets.astype(np.int64) + int(self.offsets[-1])]
+                )
+            ),
         )
 
     @property
@@ -112,7 +131,9 @@ class FileListBuilder:
 
     def build(self) -> FileList:
         blob = np.frombuffer(bytes(self.data), dtype=np.uint8)
-        return FileList(self.root, blob, np.frombuffer(self.offsets, dtype=np.int64).copy())
+        offsets = np.frombuffer(self.offsets, dtype=np.int64)
+        narrowed = narrow_offsets(offsets)  # a copy when narrowed; else copy out of the array's buffer
+        return FileList(self.root, blob, narrowed if narrowed is not offsets else offsets.copy())
 
 
 class RelativePaths(Sequence[str]):

@@ -172,7 +172,7 @@ class StreamedImages:
         self, indices: Sequence[int] | np.ndarray | None, batch_size: int, pin: bool = False
     ) -> Iterator[torch.Tensor]:
         """Decoded batches of ``indices`` (None: all, in order), in that order, through worker processes."""
-        rows = np.arange(len(self), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+        rows = np.arange(len(self), dtype=np.int64) if indices is None else integer_rows(indices)
         if not len(rows):
             return
         sampler = _IndexBatches(rows, batch_size)  # one small list per batch, made when it is sent
@@ -257,6 +257,13 @@ def image_moments(batches: Iterator[torch.Tensor]) -> tuple[tuple[float, ...], t
     return tuple(mean), tuple(max(float(np.sqrt(max(v, 0.0))), 1.0) for v in var)
 
 
+def integer_rows(indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``indices`` as an integer array without a copy when they are one (an int32 pool index stays
+    int32: batches are converted to int64 one at a time), else as int64."""
+    rows = np.asarray(indices)
+    return rows if rows.dtype.kind == "i" and rows.dtype.itemsize >= 4 else rows.astype(np.int64)
+
+
 def row_batches(x: Any, idx: torch.Tensor | None, batch_size: int) -> Iterator[torch.Tensor]:
     """Batches of the rows ``idx`` of ``x`` (None: all rows), in order, on ``x``'s device: a
     tensor's slices or gathered rows, a streamed pool's batches decoded by loader workers."""
@@ -268,5 +275,5 @@ def row_batches(x: Any, idx: torch.Tensor | None, batch_size: int) -> Iterator[t
         if idx is None:
             yield x[start : start + batch_size]
         else:
-            rows = idx[start : start + batch_size]
+            rows = idx[start : start + batch_size].long()  # a pool index may be int32 (4 bytes per image)
             yield x[rows if rows.device == x.device else rows.to(x.device)]

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from svpkit import parallel
 from svpkit.data.base import Dataset
-from svpkit.data.streaming import StreamedImages, row_batches
+from svpkit.data.streaming import StreamedImages, integer_rows, row_batches
 from svpkit.errors import ConfigError
 from svpkit.learners.acceleration import COMPILE_MIN_STEPS, resolve_amp, use_compile
 from svpkit.learners.epochs import Fit, FitResult, fit_timings, run_epochs, sgd_step, start_fit
@@ -356,7 +356,7 @@ class TorchLearner:
         """The rows ``indices`` of a split (None: all) as prepared inputs on the device, one inference batch
         at a time (:meth:`outputs` scores one); a streamed pool decodes the next while the model runs."""
         x_all, _ = self.inputs(split)
-        idx = None if indices is None else torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.device)
+        idx = None if indices is None else torch.as_tensor(integer_rows(indices), device=self.device)
         for raw in row_batches(x_all, idx, self.inference_batch_size):
             yield self.prepare(raw.to(self.device, non_blocking=True))
 

@@ -27,6 +27,7 @@ from svpkit.loops.common import selection_run_params, selection_run_tags
 from svpkit.loops.eval_sample import DEFAULT_EVAL_SAMPLE, ErrorEstimate, sample_error, stratified_sample
 from svpkit.loops.evaluation import log_class_errors, split_errors
 from svpkit.loops.fitting import timed_fit
+from svpkit.loops.scoring import pool_index
 from svpkit.loops.settings import LoopSettings, Role
 from svpkit.loops.stopping import StopMonitor, StopRule
 from svpkit.models.base import ModelSpec
@@ -183,9 +184,7 @@ class _Rounds:
         """Round ``round_no``: select the batch that brings ``labeled`` to ``level``, then train the
         target on the new labeled set. Returns (record, the selector's pool scores, picks)."""
         k = level - len(labeled)
-        mask = np.ones(len(self.dataset.train), dtype=bool)
-        mask[labeled] = False
-        pool = np.flatnonzero(mask)
+        pool = pool_index(len(self.dataset.train), labeled)
         rng = np.random.default_rng(derive_seed(self.settings.seed, "select", round_no))
         ctx = SelectionContext(pool, labeled, rng, self.device, options=dict(self.settings.selector_options))
         ctx.inputs = lazy_inputs(self.dataset)

@@ -51,6 +51,17 @@ SHARD_OPTION = POOL_SHARD_OPTION
 """``SelectionContext.options`` key: (start, stop) of this rank's pool shard (the contract's)."""
 
 
+def pool_index(n: int, labeled: np.ndarray) -> np.ndarray:
+    """The training indices not in ``labeled``, ascending: int32 while ``n`` fits one (4 bytes per
+    pool image for the round; selections and picks are int64), else int64."""
+    mask = np.ones(n, dtype=bool)
+    mask[labeled] = False
+    dtype = np.int32 if n <= np.iinfo(np.int32).max else np.int64
+    pool = np.empty(n - int(np.count_nonzero(~mask)), dtype=dtype)
+    np.copyto(pool, np.flatnonzero(mask), casting="same_kind")
+    return pool
+
+
 def fill_selection_context(
     ctx: SelectionContext,
     learner: Learner,

@@ -88,6 +88,10 @@ class Selection:
     info: dict[str, Any] = field(default_factory=dict)
     """What the selector says about its choice (``auto``: which selector picked and why), logged per round."""
 
+    def __post_init__(self) -> None:
+        # picks index the training split: int64 whatever the pool's (possibly int32) index type
+        self.picks = np.asarray(self.picks, dtype=np.int64)
+
 
 @dataclass
 class Ranking:
