@@ -262,6 +262,21 @@ def embedding_store_rows(r: dict[str, Any], where: str) -> list[str]:
     return out
 
 
+def pool_bytes_rows(r: dict[str, Any], where: str) -> list[str]:
+    """Bytes held per pool image at two folder sizes, and the slope between them."""
+    parts = "; ".join(
+        f"{x['folder']} ({x['pool_images']:,} pool images): {x['held_per_pool_image']:.1f} B per pool image held "
+        f"(file list {x['parts_per_pool_image']['train file list blob'] + x['parts_per_pool_image']['train file list offsets']:.1f}, "
+        f"labels {x['parts_per_pool_image']['train labels']:.1f}, pool index {x['parts_per_pool_image']['pool index']:.1f}, "
+        f"reduction {x['parts_per_pool_image']['reduction (float32)']:.1f}), listing peak {x['listing_peak_per_file']:.1f} B per file"
+        for x in r["results"]
+    )
+    slope = r["summary"].get("bytes_per_pool_image_slope")
+    ratio = f"**{slope:.1f} B** per pool image (goal ≤ {r['summary']['goal_bytes_per_pool_image']})" if slope else "-"
+    what = "what a streamed round holds per pool image (tracemalloc: load, pool index, least confidence's reduction)"
+    return [f"| {what} | {parts} | {ratio} | {where} |"]
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -308,6 +323,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out += imagenet_round_rows(r, where)
     elif name == "embedding_store":
         out += embedding_store_rows(r, where)
+    elif name == "pool_bytes":
+        out += pool_bytes_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"
