@@ -238,6 +238,18 @@ def all_argmax(values: torch.Tensor, offset: int) -> int:
     return _LOW_MASK - (int(key.item()) & _LOW_MASK)
 
 
+def barrier() -> None:
+    """Wait for every rank (nothing when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def all_shards(n: int) -> list[tuple[int, int]]:
+    """Every rank's [start, stop) of ``n`` items, in rank order (one range when not distributed)."""
+    world = _INFO.world_size if is_distributed() else 1
+    return [shard_range(n, rank, world) for rank in range(world)]
+
+
 # -- what the CLI needs -----------------------------------------------------------------------
 def from_main(fn: Callable[[], Any]) -> Any:
     """``fn()`` evaluated on rank 0 only (e.g. reading a run to resume) and sent to every rank."""

@@ -157,6 +157,39 @@ def test_a_killed_pass_resumes_after_its_last_chunk(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out, np.arange(80, dtype=np.float16).reshape(40, 2))
 
 
+def test_ranges_fill_one_array_each_resuming_after_its_last_chunk(tmp_path: Path) -> None:
+    """``torchrun`` ranks fill their own rows of one array; a killed range resumes, others are kept."""
+    key = StoreKey("b", "w", "p", "d", "float32")
+    starts: list[tuple[int, int]] = []
+
+    def batches(start: int, stop: int, kill_after: int = -1) -> Iterator[np.ndarray]:
+        starts.append((start, stop))
+        for k, i in enumerate(range(start, stop, 4)):
+            if k == kill_after:
+                raise KeyboardInterrupt
+            yield np.arange(i * 2, min(stop, i + 4) * 2, dtype=np.float32).reshape(-1, 2)
+
+    with pytest.raises(KeyboardInterrupt):
+        EmbeddingStore(key, tmp_path).fill_range("train", 20, 2, (0, 10), lambda a, b: batches(a, b, kill_after=1))
+    EmbeddingStore(key, tmp_path).fill_range("train", 20, 2, (10, 20), batches)
+    store = EmbeddingStore(key, tmp_path)
+    assert not store.complete("train", 20) and store.done_rows("train", (0, 10)) == 4
+    store.fill_range("train", 20, 2, (0, 10), batches)
+    assert starts == [(0, 10), (10, 20), (4, 10)]  # the killed range went on from row 4 only
+    store.finish("train", 20)
+    np.testing.assert_array_equal(store.read("train"), np.arange(40, dtype=np.float32).reshape(20, 2))
+    # A one-process pass cut at row 12, then continued by two ranks: rank 0 has nothing left, rank 1 starts at 12.
+    other = EmbeddingStore(StoreKey("b", "w", "p", "d2", "float32"), tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        other.fill("train", 20, 2, lambda start: batches(start, 20, kill_after=3))
+    starts.clear()
+    for span in ((0, 10), (10, 20)):
+        other.fill_range("train", 20, 2, span, batches)
+    assert starts == [(12, 20)]  # rows 0-11 were stored by the one-process pass
+    other.finish("train", 20)
+    np.testing.assert_array_equal(other.read("train"), np.arange(40, dtype=np.float32).reshape(20, 2))
+
+
 def test_every_part_of_the_key_separates_stores(tmp_path: Path) -> None:
     base = StoreKey("b", "w", "p", "d", "float16")
     variants = [

@@ -116,10 +116,7 @@ def prepare(plan: Plan, dist_info: DistInfo, build: Callable[[str], C], progress
     device = parallel.replace_device(dist_info, plan.device)
     built = build(device)
     where = str(resolve_device(device))
-    if (
-        plan.backbone is not None and dist_info.enabled
-    ):  # rank 0 fills the embedding store alone; the others then read it
-        parallel.from_main(lambda: load_planned(plan, where) and None)
+    # a backbone under torchrun: each rank embeds its shard of the pool into the store (embed_splits)
     with make_progress(not progress or not dist_info.is_main) as bars, shown(bars):
         data = load_planned(plan, where)
     return data, built

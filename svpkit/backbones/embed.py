@@ -6,7 +6,9 @@ reads them), with the same labels, ids and classes, named ``<data set>@<backbone
 come from the embedding store (svpkit.data.embeddings) under the key (backbone, weights sha256,
 preprocessing, the inputs' digest, dtype): a pool already stored is read back without loading the
 backbone at all; a pass cut short continues where it stopped. Streamed image pools are embedded in
-one streamed pass (loader workers decode, the backbone runs on each batch as it arrives).
+one streamed pass (loader workers decode, the backbone runs on each batch as it arrives). Under
+``torchrun`` each rank embeds its contiguous shard of each split into the same store (its own rows
+of the memory-mapped file), and every rank then reads the whole split.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from svpkit import parallel
 from svpkit.backbones.base import Backbone, Encoder, check_reads
 from svpkit.data.base import Dataset, Split
 from svpkit.data.embeddings import EmbeddingStore, StoreKey
@@ -74,18 +78,21 @@ class _LazyEncoder:
         return features.float().cpu().numpy().astype(self.backbone.dtype)
 
 
-def _batches(split: Split, encode: _LazyEncoder, batch_size: int) -> Callable[[int], Iterator[np.ndarray]]:
-    def batches(start: int) -> Iterator[np.ndarray]:
-        n = len(split)
+def _batches(split: Split, encode: _LazyEncoder, batch_size: int) -> Callable[[int, int], Iterator[np.ndarray]]:
+    def batches(start: int, stop: int) -> Iterator[np.ndarray]:
         if isinstance(split.x, list):
-            for i in range(start, n, batch_size):
-                yield encode(split.x[i : i + batch_size])
+            for i in range(start, stop, batch_size):
+                yield encode(split.x[i : min(i + batch_size, stop)])
             return
-        idx = None if start == 0 else torch.arange(start, n)
+        idx = None if (start, stop) == (0, len(split)) else torch.arange(start, stop)
         for images in row_batches(split.x, idx, batch_size):
             yield encode(images)
 
     return batches
+
+
+def _from(batches: Callable[[int, int], Iterator[np.ndarray]], stop: int, start: int) -> Iterator[np.ndarray]:
+    return batches(start, stop)
 
 
 def embed_splits(
@@ -100,13 +107,22 @@ def embed_splits(
     out = []
     for name in ("train", "test"):
         split: Split = getattr(data, name)
-        if store.complete(name, len(split)):
+        n, batches = len(split), _batches(split, encode, backbone.batch_size)
+        shard = parallel.local_shard(n)
+        if store.complete(name, n):
             out.append(store.read(name))
-            continue
-        with bars.task(f"embedding {data.name} {name} with {backbone.name}", len(split)) as advance:
-            out.append(
-                store.fill(name, len(split), backbone.spec.dim, _batches(split, encode, backbone.batch_size), advance)
-            )
+        elif shard is None:
+            with bars.task(f"embedding {data.name} {name} with {backbone.name}", n) as advance:
+                out.append(store.fill(name, n, backbone.spec.dim, partial(_from, batches, n), advance))
+        else:  # under torchrun: each rank embeds its own rows, then every rank reads the whole split
+            task = f"embedding {data.name} {name} rows {shard[0]:,}-{shard[1]:,} with {backbone.name}"
+            with bars.task(task, shard[1] - shard[0]) as advance:
+                store.fill_range(name, n, backbone.spec.dim, shard, batches, advance)
+            parallel.barrier()
+            for span in parallel.all_shards(n):  # nothing to do where the ranks share the store's file;
+                store.fill_range(name, n, backbone.spec.dim, span, batches)  # else this node embeds the rest
+            store.finish(name, n)
+            out.append(store.read(name))
     return key, out[0], out[1]
 
 

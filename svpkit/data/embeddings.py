@@ -10,9 +10,13 @@ later round, run, seed and command. Each key has its own directory under the cac
     embeddings/<key digest>/<split>.npy       N×D fp16 or fp32 (``np.lib.format.open_memmap``)
     embeddings/<key digest>/<split>.rows      how many leading rows are complete (written after each chunk)
     embeddings/<key digest>/<split>.lock      held by the one process filling the split
+    embeddings/<key digest>/<split>.<a>-<b>.rows   under ``torchrun``: the completed rows of the
+                                              rank filling rows [a, b) (:meth:`EmbeddingStore.fill_range`)
 
 A pass writes its chunks in order and records the completed rows after each one (file replaced
-atomically), so a killed pass continues from the first row it had not finished. Stores of
+atomically), so a killed pass continues from the first row it had not finished. Under ``torchrun``
+each rank fills its own contiguous rows of the same memory-mapped file (created once, under a
+lock), resumable per range; the split is marked complete once every range is. Stores of
 different keys never share a directory, so a different backbone, weights file, preprocessing or
 data set can never read another's vectors.
 """
@@ -35,6 +39,8 @@ from svpkit.runtime import cache_dir
 DTYPES = ("float16", "float32")
 Batches = Callable[[int], Iterator[np.ndarray]]
 """``batches(start)``: the embeddings of the rows ``start, start+1, ...`` of a split, batch by batch, in order."""
+RangeBatches = Callable[[int, int], Iterator[np.ndarray]]
+"""``batches(start, stop)``: the embeddings of the rows ``start … stop − 1``, batch by batch, in order."""
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
@@ -81,15 +87,16 @@ class EmbeddingStore:
     def _array(self, split: str) -> Path:
         return self.dir / f"{split}.npy"
 
-    def _marker(self, split: str) -> Path:
-        return self.dir / f"{split}.rows"
+    def _marker(self, split: str, rows: tuple[int, int] | None = None) -> Path:
+        return self.dir / (f"{split}.rows" if rows is None else f"{split}.{rows[0]}-{rows[1]}.rows")
 
-    def done_rows(self, split: str) -> int:
-        """How many leading rows of ``split`` are complete (0: none stored)."""
+    def done_rows(self, split: str, rows: tuple[int, int] | None = None) -> int:
+        """How many leading rows of ``split`` are complete (0: none stored); of the range ``rows``:
+        the first row of it not yet stored (its start: none)."""
         try:
-            return int(self._marker(split).read_text().strip() or 0)
+            return int(self._marker(split, rows).read_text().strip() or 0)
         except (OSError, ValueError):
-            return 0
+            return 0 if rows is None else rows[0]
 
     def complete(self, split: str, rows: int) -> bool:
         return self._array(split).exists() and self.done_rows(split) >= rows
@@ -105,7 +112,8 @@ class EmbeddingStore:
             array = np.load(path, mmap_mode="r+")
             if array.shape == (rows, dim) and array.dtype == np.dtype(self.key.dtype):
                 return array
-            self._marker(split).unlink(missing_ok=True)
+            for marker in self.dir.glob(f"{split}.*rows"):  # the whole split's and every range's
+                marker.unlink(missing_ok=True)
         return np.lib.format.open_memmap(path, mode="w+", dtype=self.key.dtype, shape=(rows, dim))
 
     def fill(
@@ -125,26 +133,64 @@ class EmbeddingStore:
     def _fill(
         self, split: str, rows: int, dim: int, batches: Batches, advance: Callable[[int], None] | None
     ) -> np.ndarray:
-        array = self.open(split, rows, dim)
-        start = min(self.done_rows(split), rows)
-        if advance is not None and start:
-            advance(start)
-        row = start
-        if row < rows:
-            for batch in batches(row):
+        self._write_rows(self.open(split, rows, dim), split, (0, rows), lambda start, _stop: batches(start), advance)
+        return self.read(split)
+
+    def fill_range(
+        self,
+        split: str,
+        rows: int,
+        dim: int,
+        span: tuple[int, int],
+        batches: RangeBatches,
+        advance: Callable[[int], None] | None = None,
+    ) -> None:
+        """Fill rows ``span`` = [a, b) of the split's ``rows``×``dim`` array (one ``torchrun`` rank's
+        share), resuming after the last complete chunk of an earlier pass over the same range. The
+        array is created once whichever rank comes first; call :meth:`finish` when every range is."""
+        if self.complete(split, rows):
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with _locked(self.dir / f"{split}.create.lock"):
+            array = self.open(split, rows, dim)
+        with _locked(self.dir / f"{split}.{span[0]}-{span[1]}.lock"):
+            self._write_rows(array, split, span, batches, advance, ranged=True)
+
+    def finish(self, split: str, rows: int) -> None:
+        """Mark the split complete (every range of :meth:`fill_range` is)."""
+        _write_atomic(self._marker(split), str(rows))
+
+    def _write_rows(
+        self,
+        array: np.memmap,
+        split: str,
+        span: tuple[int, int],
+        batches: RangeBatches,
+        advance: Callable[[int], None] | None,
+        ranged: bool = False,
+    ) -> None:
+        lo, hi = span
+        marker = self._marker(split, span if ranged else None)
+        row = min(max(self.done_rows(split, span if ranged else None), lo), hi)
+        if ranged and self.done_rows(split) > row:  # a one-process pass got this far before
+            row = min(self.done_rows(split), hi)
+        if advance is not None and row > lo:
+            advance(row - lo)
+        if row < hi:
+            for batch in batches(row, hi):
                 stop = row + batch.shape[0]
-                if stop > rows or batch.shape[1:] != (dim,):
-                    raise DataError(f"embedding pass gave a batch of shape {batch.shape} at row {row} of {rows}×{dim}")
+                if stop > hi or batch.shape[1:] != (array.shape[1],):
+                    raise DataError(
+                        f"embedding pass gave a batch of shape {batch.shape} at row {row} of {lo}-{hi}×{array.shape[1]}"
+                    )
                 array[row:stop] = batch
                 array.flush()
                 row = stop
-                _write_atomic(self._marker(split), str(row))
+                _write_atomic(marker, str(row))
                 if advance is not None:
                     advance(batch.shape[0])
-        if row < rows:
-            raise DataError(f"embedding pass of {split} stopped at row {row} of {rows}")
-        del array
-        return self.read(split)
+        if row < hi:
+            raise DataError(f"embedding pass of {split} stopped at row {row} of {hi}")
 
     def read(self, split: str) -> np.ndarray:
         return np.load(self._array(split), mmap_mode="r")
