@@ -173,3 +173,40 @@ def test_16_bit_storage_embeds_the_pool_block_by_block(monkeypatch: pytest.Monke
         assert ctx.pool_embeddings is not None and ctx.pool_embeddings.dtype == dtype
         assert torch.equal(ctx.pool_embeddings, embed(pool).to(dtype))
         assert sorted(calls) == ([44, 64, 64, 64, 64, 100] if storage == "bf16" else [100, 300])
+
+
+@pytest.mark.parametrize("name", ["greedy_k_center", "badge"])
+def test_a_subpool_drawn_before_scoring_scores_only_its_candidates(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given the batch, the loop draws the subpool first and embeds (and, for BADGE, scores) only
+    the candidates; the candidates and the picks are those of scoring the whole pool."""
+    from svpkit.learners import make_learner
+    from svpkit.loops import scoring
+    from svpkit.protocols import LearnerOptions
+
+    plugins = get_plugins()
+    learner = make_learner(
+        plugins.models.get("digits_mlp"),
+        plugins.datasets.get("digits").load(),
+        LearnerOptions(seed=1, device="cpu", epochs=1),
+    )
+    learner.fit(np.arange(100))
+    rows: list[int] = []
+    batches = learner.input_batches  # every inference pass goes through it
+    monkeypatch.setattr(
+        learner, "input_batches", lambda ix=None, split="train": rows.append(len(ix)) or batches(ix, split)
+    )
+    spec, pool = plugins.selectors.get(name), np.arange(100, 1100)
+    picked = []
+    for k in (None, 20):
+        rows.clear()
+        ctx = SelectionContext(
+            pool, np.arange(100), np.random.default_rng(3), options=parse_selector_options(spec, "subpool=150")
+        )
+        scoring.fill_selection_context(ctx, learner, spec, k=k)
+        selection = spec.select(ctx, 20)
+        picked.append((selection.picks.tolist(), selection.info["subpool"], np.isfinite(selection.scores).sum()))
+        passes = 2 if name == "badge" else 1  # BADGE: the softmax pass and the embeddings; both: the labeled set's
+        scored = 1000 if k is None else 150  # without the batch: the whole pool; with it: the candidates only
+        assert sorted(rows) == [100] + [scored] * passes
+        assert (ctx.candidates is None) == (k is None)
+    assert picked[0] == picked[1] and picked[1][1] == {"candidates": 150, "pool": 1000} and picked[1][2] == 150

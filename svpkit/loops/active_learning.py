@@ -192,7 +192,7 @@ class _Rounds:
         train_s = infer_s = warm_s = eval_s = 0.0
         estimate: ErrorEstimate | None = None
         if self.selector.trains_model(ctx.options):
-            train_s, infer_s, warm_s, estimate, eval_s = self.score(ctx, round_no)
+            train_s, infer_s, warm_s, estimate, eval_s = self.score(ctx, round_no, k)
         with Timer(self.device) as t, self.progress.task(f"round {round_no}: select {k:,} of {len(pool):,}", None):
             # a sharded pool under torchrun; --class-balance: the labeled set's class proportions
             y = self.dataset.train.y[labeled]
@@ -228,9 +228,9 @@ class _Rounds:
             record.selector_model_eval_count = estimate.n
         return record, selection.scores, picks
 
-    def score(self, ctx: SelectionContext, round_no: int) -> tuple[float, float, float, ErrorEstimate, float]:
+    def score(self, ctx: SelectionContext, round_no: int, k: int) -> tuple[float, float, float, ErrorEstimate, float]:
         """Fit a fresh selector model on ``ctx.labeled`` and fill ``ctx`` with what the selector
-        needs. Returns (train, inference and warm-up seconds, the selector model's test error on the
+        needs to pick ``k`` (a ``subpool``: only its candidates are scored). Returns (train, inference and warm-up seconds, the selector model's test error on the
         evaluation sample, the seconds of that pass)."""
         options = self.options("proxy", round_no)
         observers = selector_observers(self.selector)
@@ -243,7 +243,7 @@ class _Rounds:
         self.warmed = True
         learner, train_s, warm_s = fitted.learner, fitted.seconds, fitted.warmup_seconds
         with Timer(self.device) as t:
-            scoring.fill_selection_context(ctx, learner, self.selector, self.settings.class_balance, self.progress)
+            scoring.fill_selection_context(ctx, learner, self.selector, self.settings.class_balance, self.progress, k)
             ctx.signals.update(observer_signals(observers))
         n = len(self.dataset.test) if self.eval_positions is None else len(self.eval_positions)
         with Timer(self.device) as t_eval, self.progress.task(f"round {round_no}: test error on {n:,}", None):

@@ -68,24 +68,29 @@ def fill_selection_context(
     selector: SelectorSpec,
     class_balance: bool = False,
     progress: Progress | None = None,
+    k: int | None = None,
 ) -> None:
     """Compute what ``selector`` needs over ``ctx.pool`` / ``ctx.labeled``, sharded across ranks.
 
     One pass over the pool gives every per-example need (and the memory-mapped softmax where the
     selector reads it); embeddings are a pass of their own. ``class_balance`` adds the pool's
-    predicted classes. ``progress`` shows the passes.
+    predicted classes. ``progress`` shows the passes. Given the batch ``k``, a selector's
+    ``subpool`` is drawn first and only its candidates are scored (``ctx.candidates``).
     """
     progress = progress or NullProgress()
     needs = set(selector.needs) & (PER_EXAMPLE | {FULL, MC_FULL})
     if class_balance:
         needs.add("predicted_class")
+    if k is not None and not class_balance and not needs & (PER_EXAMPLE | MC_NEEDS | {MC_FULL}):
+        ctx.candidates = subpool.draw_candidates(ctx, k)  # the selection RNG's first draw, as before
+    pool = ctx.pool if ctx.candidates is None else ctx.pool[ctx.candidates]
     if needs:
         mc = None
         if needs & MC_NEEDS:
             seed = int(ctx.rng.integers(2**63 - 1))
             options = resolve_selector_options(selector, {}) | ctx.options  # defaults where a context has none
             mc = MCDropout(int(options["mc_samples"]), float(options["mc_dropout"]), seed)
-        values = reduced_pool(learner, ctx.pool, needs, mc, progress)
+        values = reduced_pool(learner, pool, needs, mc, progress)
         if FULL in values:
             ctx.probabilities = values.pop(FULL)
         if MC_FULL in values:
@@ -94,13 +99,14 @@ def fill_selection_context(
         ctx.per_example.update(values)
     if "embeddings" in selector.needs:
         ctx.labeled_embeddings = parallel.sharded_rows(lambda ix: learner.embed(ix), ctx.labeled)
-        shard = parallel.local_shard(len(ctx.pool)) if selector.select_sharded is not None else None
+        sharded = selector.select_sharded is not None and ctx.candidates is None
+        shard = parallel.local_shard(len(pool)) if sharded else None
         if shard is not None:
             start, stop = shard
-            ctx.pool_embeddings = embed_stored(learner, ctx.pool[start:stop], ctx.options)
+            ctx.pool_embeddings = embed_stored(learner, pool[start:stop], ctx.options)
             ctx.options[SHARD_OPTION] = shard
         else:
-            ctx.pool_embeddings = parallel.sharded_rows(lambda ix: embed_stored(learner, ix, ctx.options), ctx.pool)
+            ctx.pool_embeddings = parallel.sharded_rows(lambda ix: embed_stored(learner, ix, ctx.options), pool)
 
 
 def reduced_pool(

@@ -141,8 +141,8 @@ def select_badge(ctx: SelectionContext, k: int) -> Selection:
     candidates = subpool.draw_candidates(ctx, k)
     generator = torch.Generator(device=device)
     generator.manual_seed(int(ctx.rng.integers(2**63 - 1)))
-    probs = subpool.restrict(ctx.probabilities.to(device), candidates, ctx.options)
-    features = subpool.restrict(ctx.pool_embeddings, candidates, ctx.options)
+    probs = subpool.restrict(ctx, ctx.probabilities.to(device), candidates)
+    features = subpool.restrict(ctx, ctx.pool_embeddings, candidates)
     picks, norms = badge_select(probs, features, k, generator)
     return subpool.selection(ctx, candidates, picks, norms)
 

@@ -70,6 +70,9 @@ class SelectionContext:
     stop_kappas: list[float] | None = None
     """Cohen's κ between consecutive rounds' targets on the stop set so far (svpkit.loops.stopping),
     oldest first; None where the loop trains no target (``auto`` reads it)."""
+    candidates: np.ndarray | None = None
+    """Pool positions of a ``subpool`` drawn before scoring (svpkit.selectors.subpool): then only
+    they were scored, and ``probabilities`` / ``pool_embeddings`` rows align with them, not ``pool``."""
 
     def value(self, need: str) -> torch.Tensor:
         """The per-example need ``need`` of the pool (a RuntimeError if it was not computed)."""

@@ -159,7 +159,7 @@ def select_k_center(ctx: SelectionContext, k: int) -> Selection:
     """Greedy k-center over the pool (or this round's random subpool), embeddings in the ``storage`` dtype."""
     assert ctx.pool_embeddings is not None and ctx.labeled_embeddings is not None
     candidates = subpool.draw_candidates(ctx, k)
-    pool = subpool.restrict(ctx.pool_embeddings, candidates, ctx.options)
+    pool = subpool.restrict(ctx, ctx.pool_embeddings, candidates)
     positions, initial = greedy_k_center(pool, subpool.stored(ctx.labeled_embeddings, ctx.options).float(), k)
     return subpool.selection(ctx, candidates, positions, initial.sqrt())
 
@@ -219,6 +219,8 @@ def select_k_center_sharded(ctx: SelectionContext, k: int) -> Selection:
     (M × d) are identical on every rank, which then runs :func:`select_k_center` on them.
     """
     assert ctx.pool_embeddings is not None and ctx.labeled_embeddings is not None
+    if ctx.candidates is not None:  # only the subpool was scored, its rows gathered on every rank
+        return select_k_center(ctx, k)
     candidates = subpool.draw_candidates(ctx, k)
     if candidates is not None:
         rows = _gathered_candidates(ctx.pool_embeddings, candidates, ctx.options[POOL_SHARD_OPTION], len(ctx.pool))

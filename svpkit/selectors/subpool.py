@@ -6,8 +6,10 @@ as practitioners do at ImageNet scale (Sener & Savarese and Ash et al. subsample
 most BADGE and core-set implementations). The draw is the first thing taken from the round's
 selection RNG (derived from the run's seed and the round), so a seed gives the same candidates and
 the same picks on every machine and after ``--resume``; with the option off nothing is drawn and
-the picks are unchanged. The cost per pick falls from O(N·d) to O(M·d); the pool's embeddings are
-still computed for the whole pool (the selector model's inference is not subsampled). Pool
+the picks are unchanged. The cost per pick falls from O(N·d) to O(M·d). Given the round's batch,
+the loop draws the candidates before scoring (``SelectionContext.candidates``) and the selector
+model embeds and scores only them (not with ``--class-balance``, whose quotas need the whole
+pool's predicted classes). Pool
 entries outside the subpool score ``-inf`` in ``scores.npy``; the round's ``selector_info``
 (``timings.json``) records the candidates and the pool size, and the metric
 ``selection/candidates`` their number. The option is part of
@@ -53,7 +55,10 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def draw_candidates(ctx: SelectionContext, k: int) -> np.ndarray | None:
-    """Sorted pool positions of this round's random subpool, or None (option off or pool small enough)."""
+    """Sorted pool positions of this round's random subpool, or None (option off or pool small enough);
+    the ones drawn before scoring (``ctx.candidates``) where the loop drew them."""
+    if ctx.candidates is not None:
+        return ctx.candidates
     size = max(int(ctx.options.get(SUBPOOL_OPTION.name, 0)), k)
     n = len(ctx.pool)
     if not ctx.options.get(SUBPOOL_OPTION.name) or n <= size:
@@ -72,11 +77,12 @@ def stored(x: torch.Tensor, options: Mapping[str, object]) -> torch.Tensor:
     return x if dtype == torch.float32 else x.to(dtype)
 
 
-def restrict(x: torch.Tensor, candidates: np.ndarray | None, options: dict[str, object]) -> torch.Tensor:
-    """The rows of ``x`` (aligned with the pool) at the candidates, in the ``storage`` dtype."""
-    if candidates is not None:
+def restrict(ctx: SelectionContext, x: torch.Tensor, candidates: np.ndarray | None) -> torch.Tensor:
+    """The rows of ``x`` (aligned with the pool, or already with ``ctx.candidates`` when only they
+    were scored) at the candidates, in the ``storage`` dtype."""
+    if candidates is not None and ctx.candidates is None:
         x = x[torch.as_tensor(candidates, device=x.device)]
-    return stored(x, options)
+    return stored(x, ctx.options)
 
 
 def selection(
