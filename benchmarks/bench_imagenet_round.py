@@ -127,6 +127,8 @@ def _svpkit_arm(
         )
     m = {key: values[-1][1] for key, values in result.tracker.metrics.items()}
     pool = marks.get("pool", marks["train_size"] - result.rounds[0].labeled_before)  # k-center: no reduced pass
+    if Metric.SELECTION_CANDIDATES in m:  # subpool=M: only the M candidates were scored
+        pool = int(m[Metric.SELECTION_CANDIDATES])
     phases = {
         "load": marks.get("load_seconds", float("nan")),
         "train": m[Metric.ROUND_TRAIN_SECONDS] + m[Metric.ROUND_WARMUP_SECONDS],
@@ -137,6 +139,7 @@ def _svpkit_arm(
     return {
         "phases_seconds": phases,
         "pool": pool,
+        "pool_images": marks["train_size"] - result.rounds[0].labeled_before,
         "scoring_images_per_second": pool / phases["score"],
         "scoring_starts_after_seconds": marks.get("scoring_starts_after_seconds"),
         "listing_seconds": marks.get("listing_seconds"),
