@@ -139,7 +139,7 @@ def _svpkit_arm(
     return {
         "phases_seconds": phases,
         "pool": pool,
-        "pool_images": marks["train_size"] - result.rounds[0].labeled_before,
+        "pool_size": marks["train_size"] - result.rounds[0].labeled_before,
         "scoring_images_per_second": pool / phases["score"],
         "scoring_starts_after_seconds": marks.get("scoring_starts_after_seconds"),
         "listing_seconds": marks.get("listing_seconds"),
