@@ -277,6 +277,21 @@ def pool_bytes_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {parts} | {ratio} | {where} |"]
 
 
+def vector_round_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One round on a store-sized array of vectors: read + standardise, then train, score, select."""
+    x, ph = r["result"], r["result"]["phases_seconds"]
+    what = (
+        f"one least-confidence round on {r['train']:,} × {r['dim']} stored float16 vectors ({r['classes']:,} classes, "
+        f"generated), linear_head, {r['initial']:,} labeled, {x['picked']:,} picks"
+    )
+    txt = (
+        f"read + standardise {_s(x['read_and_standardise_seconds'])} s; train {_s(ph['train'])} s, "
+        f"score {_s(ph['score'])} s, select {_s(ph['select'])} s, eval {_s(ph['eval'])} s; "
+        f"the API call {_s(x['api_call_seconds'])} s; peak PSS {x['peak_pss_mib']:,.0f} MiB"
+    )
+    return [f"| {what} | {txt} | round **{_s(x['round_seconds'])} s** (goal < 60) | {where} |"]
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -325,6 +340,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out += embedding_store_rows(r, where)
     elif name == "pool_bytes":
         out += pool_bytes_rows(r, where)
+    elif name == "vector_round":
+        out += vector_round_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"

@@ -98,7 +98,7 @@ class Dataset:
             for split in (self.train, self.test):
                 h.update(split.y.numpy().astype(np.int64).tobytes())
                 if isinstance(split.x, torch.Tensor):
-                    h.update(np.ascontiguousarray(split.x.numpy()).tobytes())
+                    h.update(np.ascontiguousarray(split.x.numpy()).data)  # the buffer itself: no copy
                 elif hasattr(split.x, "digest_bytes"):  # a streamed pool: its files, not its pixels
                     h.update(split.x.digest_bytes())
                 else:

@@ -228,7 +228,7 @@ def _inputs(values: Any, what: str) -> tuple[Any, str]:
         images = array[..., None] if array.ndim == 3 else array
         return torch.from_numpy(np.ascontiguousarray(images)), "image"
     if array.dtype.kind in "fiub" and array.ndim >= 2:
-        vectors = array.reshape(len(array), -1).astype(np.float32)
+        vectors = array.reshape(len(array), -1).astype(np.float32, copy=False)  # float32 given: no copy
         return torch.from_numpy(np.ascontiguousarray(vectors)), "vector"
     raise DataError(
         f"the {what} inputs are {array.dtype} of shape {array.shape}; svpkit reads float vectors N×D, "
