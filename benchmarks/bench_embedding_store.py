@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_data_scale import PeakRss  # noqa: E402
-from benchmarks.common import print_table, write_results  # noqa: E402
+from benchmarks.common import print_table, round_phases, write_results  # noqa: E402
 from svpkit.progress import NullProgress  # noqa: E402
 
 BACKBONE = "efficientnet_lite0"
@@ -144,7 +144,6 @@ def _plain_arm(args: argparse.Namespace) -> dict[str, Any]:
 
 def _round_arm(args: argparse.Namespace) -> dict[str, Any]:
     import svpkit
-    from svpkit.contract import Metric
 
     with PeakRss() as rss:
         t0 = time.perf_counter()
@@ -167,13 +166,7 @@ def _round_arm(args: argparse.Namespace) -> dict[str, Any]:
             track=False,
         )
         total = time.perf_counter() - t0
-    m = {key: values[-1][1] for key, values in result.tracker.metrics.items()}
-    phases = {
-        "train": m[Metric.ROUND_TRAIN_SECONDS] + m[Metric.ROUND_WARMUP_SECONDS],
-        "score": m[Metric.ROUND_INFERENCE_SECONDS],
-        "select": m[Metric.ROUND_SELECTION_SECONDS],
-        "eval": m[Metric.ROUND_EVAL_SECONDS],
-    }
+    m, phases = round_phases(result)
     return {
         "total_seconds": total,
         "phases_seconds": phases,

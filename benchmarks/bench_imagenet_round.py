@@ -46,7 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_data_scale import PeakRss, synthetic_jpegs  # noqa: E402
-from benchmarks.common import print_table, write_results  # noqa: E402
+from benchmarks.common import print_table, round_phases, write_results  # noqa: E402
 from svpkit.progress import NullProgress  # noqa: E402
 
 CLASSES = 1000
@@ -125,17 +125,11 @@ def _svpkit_arm(
             device="cpu",
             track=False,
         )
-    m = {key: values[-1][1] for key, values in result.tracker.metrics.items()}
+    m, round_seconds = round_phases(result)
     pool = marks.get("pool", marks["train_size"] - result.rounds[0].labeled_before)  # k-center: no reduced pass
     if Metric.SELECTION_CANDIDATES in m:  # subpool=M: only the M candidates were scored
         pool = int(m[Metric.SELECTION_CANDIDATES])
-    phases = {
-        "load": marks.get("load_seconds", float("nan")),
-        "train": m[Metric.ROUND_TRAIN_SECONDS] + m[Metric.ROUND_WARMUP_SECONDS],
-        "score": m[Metric.ROUND_INFERENCE_SECONDS],
-        "select": m[Metric.ROUND_SELECTION_SECONDS],
-        "eval": m[Metric.ROUND_EVAL_SECONDS],
-    }
+    phases = {"load": marks.get("load_seconds", float("nan")), **round_seconds}
     return {
         "phases_seconds": phases,
         "pool": pool,

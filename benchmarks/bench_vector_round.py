@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.bench_data_scale import PeakRss  # noqa: E402
-from benchmarks.common import print_table, write_results  # noqa: E402
+from benchmarks.common import print_table, round_phases, write_results  # noqa: E402
 
 CHUNK = 65_536
 
@@ -86,13 +86,7 @@ def round_arm(folder: Path, initial: int, k: int, epochs: int) -> dict[str, Any]
             track=False,
         )
         call_s = time.perf_counter() - t1
-    m = {key: values[-1][1] for key, values in result.tracker.metrics.items()}
-    phases = {
-        "train": m[Metric.ROUND_TRAIN_SECONDS] + m[Metric.ROUND_WARMUP_SECONDS],
-        "score": m[Metric.ROUND_INFERENCE_SECONDS],
-        "select": m[Metric.ROUND_SELECTION_SECONDS],
-        "eval": m[Metric.ROUND_EVAL_SECONDS],
-    }
+    m, phases = round_phases(result)
     return {
         "read_and_standardise_seconds": read_s,
         "api_call_seconds": call_s,

@@ -158,3 +158,18 @@ def peak_memory_bytes(device: torch.device) -> int | None:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return None
+
+
+def round_phases(result: Any) -> tuple[dict[str, float], dict[str, float]]:
+    """(the last value of each metric, the first round's phase seconds: train with its warm-up,
+    score, select, eval) of a ``svpkit.active_learning`` result."""
+    from svpkit.contract import Metric
+
+    m = {key: values[-1][1] for key, values in result.tracker.metrics.items()}
+    phases = {
+        "train": m[Metric.ROUND_TRAIN_SECONDS] + m[Metric.ROUND_WARMUP_SECONDS],
+        "score": m[Metric.ROUND_INFERENCE_SECONDS],
+        "select": m[Metric.ROUND_SELECTION_SECONDS],
+        "eval": m[Metric.ROUND_EVAL_SECONDS],
+    }
+    return m, phases

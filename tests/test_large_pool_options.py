@@ -146,17 +146,10 @@ def test_a_subpool_run_logs_the_option_and_the_candidates(tracking_uri: str, tmp
 def test_16_bit_storage_embeds_the_pool_block_by_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loop keeps the pool's embeddings in the storage dtype, computed a block at a time: the
     values are the whole-pool float32 embeddings rounded, and no float32 copy of the pool is kept."""
-    from svpkit.learners import make_learner
     from svpkit.loops import scoring
-    from svpkit.protocols import LearnerOptions
 
     plugins = get_plugins()
-    learner = make_learner(
-        plugins.models.get("digits_mlp"),
-        plugins.datasets.get("digits").load(),
-        LearnerOptions(seed=1, device="cpu", epochs=1),
-    )
-    learner.fit(np.arange(100))
+    learner = _digits_learner()
     learner.inference_batch_size = 32  # type: ignore[attr-defined]
     monkeypatch.setattr(scoring, "EMBED_BLOCK", 64)  # several blocks, each a whole number of batches
     calls: list[int] = []
@@ -179,17 +172,10 @@ def test_16_bit_storage_embeds_the_pool_block_by_block(monkeypatch: pytest.Monke
 def test_a_subpool_drawn_before_scoring_scores_only_its_candidates(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Given the batch, the loop draws the subpool first and embeds (and, for BADGE, scores) only
     the candidates; the candidates and the picks are those of scoring the whole pool."""
-    from svpkit.learners import make_learner
     from svpkit.loops import scoring
-    from svpkit.protocols import LearnerOptions
 
     plugins = get_plugins()
-    learner = make_learner(
-        plugins.models.get("digits_mlp"),
-        plugins.datasets.get("digits").load(),
-        LearnerOptions(seed=1, device="cpu", epochs=1),
-    )
-    learner.fit(np.arange(100))
+    learner = _digits_learner()
     rows: list[int] = []
     batches = learner.input_batches  # every inference pass goes through it
     monkeypatch.setattr(
@@ -210,3 +196,18 @@ def test_a_subpool_drawn_before_scoring_scores_only_its_candidates(name: str, mo
         assert sorted(rows) == [100] + [scored] * passes
         assert (ctx.candidates is None) == (k is None)
     assert picked[0] == picked[1] and picked[1][1] == {"candidates": 150, "pool": 1000} and picked[1][2] == 150
+
+
+def _digits_learner() -> object:
+    """A digits_mlp learner fitted one epoch on the first 100 digits."""
+    from svpkit.learners import make_learner
+    from svpkit.protocols import LearnerOptions
+
+    plugins = get_plugins()
+    learner = make_learner(
+        plugins.models.get("digits_mlp"),
+        plugins.datasets.get("digits").load(),
+        LearnerOptions(seed=1, device="cpu", epochs=1),
+    )
+    learner.fit(np.arange(100))
+    return learner
