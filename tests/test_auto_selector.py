@@ -186,6 +186,7 @@ def test_a_cold_start_initial_selector_on_a_streamed_folder_is_one_error_line(
     _streamed_data(tmp_path)
     args = ["active-learning", "--quiet", "--dataset", "imagefolder", "--data-path", str(tmp_path / "png")]
     args += ["--dataset-options", "size=8,stream=on,workers=1", "--proxy", "preact_resnet20", "--initial", "4"]
+    args += ["--target", "preact_resnet20"]
     args += ["--budgets", "8", "--device", "cpu"]
     for extra, message in (
         (["--initial-selector", "maxherding"], "--initial-selector maxherding picks on the standardised inputs"),
