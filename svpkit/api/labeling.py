@@ -31,7 +31,8 @@ class QueryArgs(RunArgs):
 
     selector: str = setting(
         "auto",
-        "Selector name (svpkit selectors list); auto: MaxHerding while few labels per class exist, then least confidence.",
+        "Selector name (svpkit selectors list); auto: MaxHerding (on the standardised inputs, or the proxy's features "
+        "where the pool streams or is text) while under 5 labels per class exist, then least confidence.",
     )
     proxy: str = setting(
         "digits_mlp",
