@@ -1,5 +1,7 @@
 """``--selector auto`` (issue 24): the switch rule on scripted sequences, the two phases against the
-selectors they hand to, and one tiny run that logs its switch round and reason."""
+selectors they hand to, and one tiny run that logs its switch round and reason. Issue 35: the
+cold-start half's representation resolved from how the inputs are held, and ``svpkit query``'s
+default auto past a project's first batch."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import torch
 from typer.testing import CliRunner
 
 from svpkit.cli import app
+from svpkit.data.base import Dataset, Split
+from svpkit.errors import ConfigError
 from svpkit.plugins import get_plugins
 from svpkit.selectors.auto import auto_phase, first_switch
-from svpkit.selectors.base import SelectionContext
+from svpkit.selectors.base import SelectionContext, resolve_selector_options
 
 
 @pytest.mark.parametrize(
@@ -123,3 +127,114 @@ def test_active_learning_feeds_auto_the_stop_set_kappa(tracking_uri: str, tmp_pa
     kappa = [m.value for m in client.get_metric_history(run.info.run_id, "stopping/kappa") if m.step == 60]
     assert f"highest κ so far {kappa[0]:.3f}" in infos[2]["reason"]
     assert (infos[2]["phase"] == "hand-over") is (kappa[0] >= 0.9)
+
+
+# -- the cold-start half's representation (issue 35: auto as the default on every data set kind) --
+def _text_data() -> Dataset:
+    y = torch.arange(12) % 3
+    texts = [f"word{i} other{i % 3}" for i in range(12)]
+    return Dataset("words", Split(texts, y), Split(texts[:3], y[:3]), 3, "text", ())
+
+
+def _streamed_data(tmp_path: Path) -> Dataset:
+    """A 4-class image folder of 24 PNGs read with ``stream=on`` (its pixels are never held)."""
+    from torchvision.io import write_png
+
+    from svpkit.data.imagefolder import load_imagefolder
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 24), ("val", 8)):
+        for i in range(n):
+            folder = tmp_path / "png" / split / f"c{i % 4}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8) // 4 + 60 * (i % 4)
+            write_png(torch.from_numpy(pixels.astype(np.uint8)), str(folder / f"{i}.png"))
+    return load_imagefolder(tmp_path / "png", size=8, stream="on", workers=1)
+
+
+def test_embedding_auto_resolves_from_how_the_inputs_are_held(tmp_path: Path) -> None:
+    """In-memory inputs → ``input``; streamed images and text → ``model``; a choice given is kept;
+    what would read a lazily read pool as one matrix (embedding=input, a cold-start initial set) is refused."""
+    from svpkit.data.digits import load_digits
+    from svpkit.loops.cold_start import settle_representation
+
+    registry = get_plugins().selectors
+    auto, typiclust = registry.get("auto"), registry.get("typiclust")
+    defaults = resolve_selector_options(auto, {})
+    assert defaults["embedding"] == "auto"
+    streamed = _streamed_data(tmp_path)
+    for data, want in ((load_digits(), "input"), (streamed, "model"), (_text_data(), "model")):
+        assert settle_representation(data, auto, defaults)["embedding"] == want, data.name
+        assert settle_representation(data, auto, {})["embedding"] == want  # a context with no options
+        assert settle_representation(data, auto, defaults | {"embedding": "model"})["embedding"] == "model"
+    for data in (streamed, _text_data()):
+        with pytest.raises(ConfigError, match="--selector typiclust with embedding=input"):
+            settle_representation(data, typiclust, resolve_selector_options(typiclust, {}))
+        with pytest.raises(ConfigError, match="--selector auto with embedding=input"):
+            settle_representation(data, auto, defaults | {"embedding": "input"})
+        with pytest.raises(ConfigError, match="--initial-selector maxherding picks on the standardised inputs"):
+            settle_representation(data, auto, defaults, registry.get("maxherding"))
+    model = resolve_selector_options(typiclust, {"embedding": "model"})
+    assert settle_representation(streamed, typiclust, model) == model
+
+
+def test_a_cold_start_initial_selector_on_a_streamed_folder_is_one_error_line(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    """``--initial-selector maxherding`` on a streamed pool: no model exists yet and the pool is
+    never decoded into memory, so one ``error:`` line, exit 2, no run."""
+    _streamed_data(tmp_path)
+    args = ["active-learning", "--quiet", "--dataset", "imagefolder", "--data-path", str(tmp_path / "png")]
+    args += ["--dataset-options", "size=8,stream=on,workers=1", "--proxy", "preact_resnet20", "--initial", "4"]
+    args += ["--target", "preact_resnet20"]
+    args += ["--budgets", "8", "--device", "cpu"]
+    for extra, message in (
+        (["--initial-selector", "maxherding"], "--initial-selector maxherding picks on the standardised inputs"),
+        (["--selector", "typiclust"], "--selector typiclust with embedding=input"),
+    ):
+        result = CliRunner().invoke(app, [*args, *extra])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+        assert "reads its images lazily" in lines[0]
+    assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+def test_a_labeling_project_picks_with_auto_past_its_first_batch(tracking_uri: str, tmp_path: Path) -> None:
+    """``svpkit query``'s default selector is auto: after the random first batch, MaxHerding (its
+    cold-start half, on the standardised inputs) while the project has under 5 labels per class,
+    then least confidence; each round records which half picked and why."""
+    import svpkit
+    from svpkit.data.digits import load_digits
+    from svpkit.labeling.project import open_project
+
+    digits = load_digits()
+    keep = np.flatnonzero(digits.train.y.numpy() < 4)[:80]
+    truth = digits.train.y.numpy()[keep]
+    test = np.flatnonzero(digits.test.y.numpy() < 4)
+    classes = np.array(["0", "1", "2", "3"])
+    root = tmp_path / "hidden"
+    root.mkdir()
+    np.savez(root / "train.npz", x=digits.train.x.numpy()[keep], y=np.full(keep.size, -1), classes=classes)
+    np.savez(root / "test.npz", x=digits.test.x.numpy()[test], y=digits.test.y.numpy()[test])
+    settings = dict(dataset="npz", data_path=str(root), dataset_options="standardize=false", proxy_epochs=3)
+    first = svpkit.query(k=12, **settings)
+    assert first.round.strategy == "random" and first.round.selector_info is None
+    project, rounds = first.run_id, [first]
+    for k in (12, 8):  # 12 labeled (3 per class): cold start; then 24 (6 per class): hand-over
+        svpkit.label(project=project, answers={str(i): str(truth[i]) for i in rounds[-1].round.picks})
+        rounds.append(svpkit.query(k=k, project=project, **settings))
+    second, third = rounds[1].round, rounds[2].round
+    assert second.strategy == third.strategy == "auto" and second.train_seconds > 0
+    assert second.selector_info == {
+        "selector": "maxherding",
+        "phase": "cold start",
+        "reason": "12 labeled / 4 classes = 3.00 per class < 5",
+    }
+    assert "(cold start: maxherding, 12 labeled / 4 classes" in second.reason
+    assert third.selector_info is not None and third.selector_info["phase"] == "hand-over"
+    assert third.selector_info["selector"] == "least_confidence"
+    saved = open_project(project)
+    assert [r.selector_info for r in saved.rounds] == [None, second.selector_info, third.selector_info]
+    tags = mlflow.get_run(project).data.tags
+    assert tags["svpkit.selector"] == "auto" and "embedding=input" in tags["svpkit.selector_options"].split(",")

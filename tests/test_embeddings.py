@@ -396,7 +396,10 @@ def test_a_labeling_project_starts_with_maxherding_on_the_embeddings(
     answers.write_text("id,label\n" + "".join(f"{i},{'abcd'[truth[i]]}\n" for i in picks))
     svpkit.label(answers, project=first.run_id)
     second = svpkit.query(k=4, project=first.run_id, **settings)
-    assert second.round.strategy == "least_confidence" and second.round.train_seconds > 0
+    # The default selector auto: 6 labels over 4 classes is its cold-start half, MaxHerding on the stored vectors.
+    assert second.round.strategy == "auto" and second.round.train_seconds > 0
+    assert second.round.selector_info is not None and second.round.selector_info["selector"] == "maxherding"
+    assert "embedding=input" in mlflow.get_run(first.run_id).data.tags["svpkit.selector_options"].split(",")
     assert CALLS["load"] == 1  # one embedding pass for the whole project
 
 
@@ -421,7 +424,7 @@ def test_a_labeling_project_on_a_backbone_defaults_to_the_frozen_head(
     second = svpkit.query(
         k=4, project=first.run_id, proxy="digits_mlp", **settings
     )  # the CLI's default, as typer passes it
-    assert second.round.strategy == "least_confidence" and second.round.train_seconds > 0
+    assert second.round.strategy == "auto" and second.round.train_seconds > 0  # the default selector
     assert open_project(second.run_id).invocation["proxy"] == "linear_head"
     assert with_default_proxy(QueryArgs(backbone="tiny_conv", proxy="mlp_head")).proxy == "mlp_head"
     assert with_default_proxy(QueryArgs()).proxy == "digits_mlp"

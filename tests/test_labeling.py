@@ -325,7 +325,7 @@ def test_bad_queries_and_projects(small_project: tuple[str, list[str], np.ndarra
         "nothing-unlabeled": (["query", "--dataset", "digits", "--k", "5"], "has no unlabeled training examples"),
         "changed-setting": (
             ["query", *hidden, "--project", project, "--selector", "greedy_k_center"],
-            "uses --selector least_confidence",
+            "uses --selector auto",  # the default a project started without --selector records
         ),  # fmt: skip
         "query-other-loop": (
             ["query", *hidden, "--project", other],

@@ -51,9 +51,12 @@ def test_a_sharded_run_picks_what_the_in_memory_run_picks(tmp_path: Path, tracki
     for name, data in (("memory", "imagefolder"), ("shards", "shards")):
         where = ["--dataset", data, "--data-path", str(tmp_path / ("png" if name == "memory" else "shards"))]
         options = f"size={SIZE},workers=2" + (",stream=off" if name == "memory" else "")
-        result = CliRunner().invoke(app, [*base, *where, "--dataset-options", options, "--run-name", name])
+        # The default selector auto picks on the model's features over shards (embedding=auto → model).
+        given = ["--selector-options", "embedding=model"] if name == "memory" else []
+        result = CliRunner().invoke(app, [*base, *where, *given, "--dataset-options", options, "--run-name", name])
         assert result.exit_code == 0, result.output
         run = find_run(name)
+        assert "embedding=model" in run.data.tags["svpkit.selector_options"].split(",")
         picks[name] = [load_array(run.info.run_id, f"rounds/{r}/selected.npy", tmp_path / name) for r in (1, 2)]
     assert find_run("shards").data.tags["svpkit.data_access"] == "stream"
     for memory, sharded in zip(picks["memory"], picks["shards"]):

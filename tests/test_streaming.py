@@ -100,18 +100,23 @@ def test_a_streamed_pass_returns_free_memory_every_few_batches(tmp_path: Path, m
 
 
 def test_a_streamed_run_picks_what_the_in_memory_run_picks(tmp_path: Path, tracking_uri: str) -> None:
+    """The default selector ``auto`` on a streamed pool picks on the selector model's features
+    (``embedding=auto`` resolves to ``model``, recorded): what the in-memory run picks with
+    ``embedding=model`` given, round for round (the pool's softmax and embeddings read batch by batch)."""
     _png_folder(tmp_path / "png", 60, 12)
     base = ["active-learning", "--quiet", "--dataset", "imagefolder", "--data-path", str(tmp_path / "png")]
     base += ["--proxy", "preact_resnet20", "--target", "preact_resnet20", "--initial", "10", "--budgets", "20,30"]
     base += ["--proxy-epochs", "1", "--no-train-target", "--device", "cpu", "--seed", "3"]
     picks = {}
-    for access in ("off", "on"):
+    for access, given in (("off", ["--selector-options", "embedding=model"]), ("on", [])):
         options = f"size={SIZE},stream={access},workers=2"
-        result = CliRunner().invoke(app, [*base, "--dataset-options", options, "--run-name", access])
+        result = CliRunner().invoke(app, [*base, *given, "--dataset-options", options, "--run-name", access])
         assert result.exit_code == 0, result.output
         run = find_run(access)
         assert run is not None
         assert run.data.tags["svpkit.data_access"] == {"off": "memory", "on": "stream"}[access]
+        assert run.data.tags["svpkit.selector"] == "auto"
+        assert "embedding=model" in run.data.tags["svpkit.selector_options"].split(",")
         picks[access] = [load_array(run.info.run_id, f"rounds/{r}/selected.npy", tmp_path / access) for r in (1, 2)]
     for memory, streamed in zip(picks["off"], picks["on"]):
         assert np.array_equal(memory, streamed)

@@ -71,7 +71,11 @@ class RunArgs(LoopArgs):
     deterministic: Switch = setting(False, "true: PyTorch's deterministic algorithms (GPU reproducibility).")
 
 
-_SELECTOR = "Selector name (svpkit selectors list)."
+_SELECTOR_AL = (
+    "Selector name (svpkit selectors list); auto: MaxHerding (on the standardised inputs, or the proxy's "
+    "features where the pool streams or is text) while few labels per class exist and the targets still "
+    "change, then least confidence (docs/algorithms.md)."
+)
 _TARGET_EPOCHS = "Train the target for this many epochs (0: the model's default)."
 _TARGET_OPTIONS = "Options of the target model, e.g. 'max_length=256' (svpkit models options NAME)."
 _PROXY_EPOCHS = "Train the proxy for this many epochs, schedule scaled (0: the model's default)."
@@ -82,7 +86,7 @@ _PROXY_OPTIONS = "Options of the selector model, e.g. 'dim=50,word_ngrams=1' (sv
 class SelectionArgs(RunArgs):
     """The arguments both selection loops take."""
 
-    selector: str = setting("least_confidence", _SELECTOR)
+    selector: str = setting("auto", _SELECTOR_AL)
     proxy: str = setting("digits_mlp", "Selector model: the proxy (or the target for a baseline).")
     target: str = setting("digits_cnn", "Target model, trained at every budget level.")
     proxy_epochs: Optional[int] = setting(None, _PROXY_EPOCHS)

@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 class QueryArgs(RunArgs):
     """The settings a project keeps from its first query (``data_path`` and ``device`` may change)."""
 
-    selector: str = setting("least_confidence", "Selector name (svpkit selectors list).")
+    selector: str = setting(
+        "auto",
+        "Selector name (svpkit selectors list); auto: MaxHerding (on the standardised inputs, or the proxy's features "
+        "where the pool streams or is text) while under 5 labels per class exist, then least confidence.",
+    )
     proxy: str = setting(
         "digits_mlp",
         "The proxy: the selector model trained on the labeled set (with --backbone and this default, a new project uses linear_head).",
@@ -138,13 +142,18 @@ def _query_setup(args: QueryArgs, k: int) -> tuple[Dataset, tuple[SelectorSpec, 
     looked up and options parsed once)."""
     from svpkit.api.flow import load_planned, validated
     from svpkit.contract import LABELING
+    from svpkit.loops.cold_start import settle_representation
     from svpkit.loops.labeling import QueryConfig
     from svpkit.runtime import resolve_device
+    from svpkit.selectors.base import resolve_selector_options
 
     plan = validated(LABELING.name, args)
     assert plan.selector is not None and plan.proxy is not None  # the validation pass found them
-    cfg = QueryConfig(k=k, settings=plan.loop_settings(args.device))
+    settings = plan.loop_settings(args.device)
     data = load_planned(plan, str(resolve_device(args.device)))
+    # The selector's options at their defaults, its representation settled for the data (auto's embedding).
+    options = settle_representation(data, plan.selector, resolve_selector_options(plan.selector, plan.selector_options))
+    cfg = QueryConfig(k=k, settings=replace(settings, selector_options=options))
     return data, (plan.selector, plan.proxy), cfg
 
 

@@ -65,6 +65,7 @@ def run_active_learning_args(
     args, plan = resumed.args, resumed.plan
     specs = Specs.of(plan)
     data, cfg = prepare(plan, dist_info, lambda on: _al_config(args, plan, on), settings.progress)
+    cfg = _settled(data, specs.selector, cfg)
     tags, params = describe_run(data, *specs, cfg)  # validates the budgets
     tags |= _object_tags(data, {"proxy": specs.proxy, "target": specs.target}, specs.selector)
     name = settings.run_name or specs.run_name("al", args)
@@ -85,6 +86,15 @@ def _al_config(args: ActiveLearningArgs, plan: Plan, device: str) -> ALConfig:
         eval_sample=args.eval_sample,
         settings=plan.loop_settings(device),
     )
+
+
+def _settled(data: Dataset, selector: SelectorSpec, cfg: ALConfig) -> ALConfig:
+    """``cfg`` with the selector's representation settled for the loaded data (``embedding=auto``
+    resolved, so the run records it; svpkit.loops.cold_start), or a ConfigError before any run."""
+    from svpkit.loops.cold_start import settle_representation
+
+    options = settle_representation(data, selector, cfg.settings.selector_options, cfg.initial_selector)
+    return replace(cfg, settings=replace(cfg.settings, selector_options=options))
 
 
 @takes(ActiveLearningArgs)

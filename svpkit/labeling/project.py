@@ -43,6 +43,8 @@ class Round:
     confidences: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     """The selector's score for every batch entry (empty for a random batch)."""
+    selector_info: dict[str, str] | None = None
+    """What the selector said about its choice (``auto``: which half picked and why; None: nothing)."""
 
     def answered(self) -> list[tuple[str, str]]:
         """(id, label) of the answered examples, in the batch's rank order."""

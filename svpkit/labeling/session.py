@@ -73,6 +73,7 @@ def _round_of(result: QueryRound, dataset: Dataset, k: int) -> Round:
         round=result.round,
         strategy=result.strategy,
         reason=result.reason,
+        selector_info=result.selector_info,
         k=k,
         labeled_before=int(result.labeled.size),
         batch=[ids[i] for i in result.picks],
@@ -129,7 +130,15 @@ def _log_metrics(tracker: MlflowTracker, project: Project, result: QueryRound) -
         if stopping["kappa"] is not None:
             metrics[Metric.STOP_KAPPA] = float(stopping["kappa"])
     tracker.log_metrics(metrics, step=step)
-    rounds = [{"round": r.round, "strategy": r.strategy, **r.timings} for r in project.rounds]
+    rounds = [
+        {
+            "round": r.round,
+            "strategy": r.strategy,
+            **r.timings,
+            **({"selector_info": r.selector_info} if r.selector_info else {}),
+        }
+        for r in project.rounds
+    ]
     tracker.log_json(
         Artifact.TIMINGS, {"rounds": rounds, "selection_seconds": metrics[Metric.SELECTION_CUMULATIVE_SECONDS]}
     )

@@ -156,6 +156,8 @@ class InRunAgreement:
         ours = SelectionContext(
             pool=ctx.pool, labeled=ctx.labeled, rng=rng, device=ctx.device, options=dict(ctx.options)
         )
+        # The same representation and hand-over evidence as the proxy's pick (auto: input embedding, κ).
+        ours.inputs, ours.stop_kappas = ctx.inputs, ctx.stop_kappas
         picks_k = 1 if self.mode == "scores" and "embeddings" in self.selector.needs else k
         with Timer(self.device) as t:
             scoring.fill_selection_context(ours, learner, self.selector)

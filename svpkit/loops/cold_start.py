@@ -5,6 +5,13 @@
 picks without a model under its default options with ``embedding=input``: ``typiclust``,
 ``probcover``) picks it instead from the whole training set with nothing labeled, on the
 standardised inputs (svpkit.selectors.embedding), its RNG derived from ``(seed, "select", 0)``.
+
+The representation a run's selector picks in is settled once the data set is loaded, before the
+run exists (:func:`settle_representation`): ``auto``'s ``embedding=auto`` becomes ``input`` where
+the training inputs are in memory and ``model`` where they are not (streamed images, shards, text),
+and what would read a lazily read pool as one matrix of inputs (``embedding=input`` on it, a
+cold-start ``--initial-selector``: no model exists yet) is a ConfigError, never a pool decoded
+into memory.
 """
 
 from __future__ import annotations
@@ -19,13 +26,23 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.runtime import derive_seed
 from svpkit.selectors.base import SelectionContext, SelectorSpec, resolve_selector_options
-from svpkit.selectors.embedding import input_embedding
+from svpkit.selectors.embedding import (
+    EMBEDDING_OPTION,
+    input_embedding,
+    inputs_in_memory,
+    representation_for,
+    unreadable_inputs,
+    uses_inputs,
+)
 
 RANDOM = "random"
 
 
-def lazy_inputs(dataset: Dataset) -> Callable[[np.ndarray], torch.Tensor]:
-    """The input embedding of ``dataset`` (svpkit.selectors.embedding), computed on its first use only."""
+def lazy_inputs(dataset: Dataset) -> Callable[[np.ndarray], torch.Tensor] | None:
+    """The input embedding of ``dataset`` (svpkit.selectors.embedding), computed on its first use
+    only; None where the inputs are not in memory (streamed, sharded, text)."""
+    if not inputs_in_memory(dataset):
+        return None
     cached: list[Callable[[np.ndarray], torch.Tensor]] = []
 
     def rows(indices: np.ndarray) -> torch.Tensor:
@@ -59,6 +76,41 @@ def check_initial_selector(spec: SelectorSpec) -> None:
         )
 
 
+def settle_representation(
+    dataset: Dataset,
+    selector: SelectorSpec,
+    options: Mapping[str, Any],
+    initial_selector: SelectorSpec | str = RANDOM,
+) -> dict[str, Any]:
+    """The run selector's resolved ``options`` with ``embedding=auto`` resolved for ``dataset``
+    (svpkit.selectors.embedding.representation_for); a ConfigError where the selector or the
+    initial selector would read the inputs as one in-memory matrix and they are not one."""
+    settled = dict(options)
+    declared = {o.name: o.default for o in selector.options}
+    name = EMBEDDING_OPTION.name
+    if name in declared:
+        chosen = settled.get(name, declared[name])
+        settled[name] = representation_for(dataset) if chosen == "auto" else chosen
+        if uses_inputs(settled) and not inputs_in_memory(dataset):
+            raise ConfigError(
+                f"--selector {selector.name} with embedding=input picks on the standardised inputs, and "
+                f"{unreadable_inputs(dataset)}; use --selector-options embedding=model (the selector model's "
+                "features) or a --backbone"
+            )
+    check_initial_inputs(dataset, selector_name(initial_selector))
+    return settled
+
+
+def check_initial_inputs(dataset: Dataset, name: str) -> None:
+    """A cold-start initial selector (no model yet: the standardised inputs) needs in-memory inputs."""
+    if name != RANDOM and not inputs_in_memory(dataset):
+        raise ConfigError(
+            f"--initial-selector {name} picks on the standardised inputs before any model exists, and "
+            f"{unreadable_inputs(dataset)}; use --initial-selector random or a --backbone (its stored embeddings "
+            "are in memory)"
+        )
+
+
 def selector_name(selector: SelectorSpec | str) -> str:
     """The name of an initial selector given by spec or by name."""
     return selector if isinstance(selector, str) else selector.name
@@ -84,6 +136,7 @@ def initial_set(
         selector = get_plugins().selectors.get(selector)
     spec = selector
     check_initial_selector(spec)
+    check_initial_inputs(dataset, spec.name)
     rng = np.random.default_rng(derive_seed(seed, "select", 0))
     ctx = SelectionContext(
         np.arange(n, dtype=np.int64),

@@ -14,7 +14,11 @@ asks for the same batches as ``svpkit active-learning`` with the same seed and s
   so the first batch is MaxHerding's on them (:data:`COLD_START`, svpkit.loops.cold_start; the
   active-learning loop's ``--initial-selector maxherding``);
 - round ``r`` trains the proxy with ``derive_seed(seed, "selector", r)`` and selects with
-  ``derive_seed(seed, "select", r)``.
+  ``derive_seed(seed, "select", r)``. The default selector is ``auto`` (svpkit.selectors.auto): its
+  cold-start half (MaxHerding, on the standardised inputs or the backbone's embeddings, or on the
+  proxy's features where the inputs stream) while the project has fewer than ``switch_per_class``
+  labels per class (a project trains no target, so the count alone decides), least confidence from
+  there on; which half picked and why is the round's ``selector_info`` and its reason.
 
 The learner sees a copy of the data set whose training labels are the project's (imported labels
 filled in); rows still unlabeled carry a placeholder 0 there, which no fit ever reads (a fit
@@ -32,7 +36,7 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.agreement import observer_signals, selector_observers
-from svpkit.loops.cold_start import initial_set
+from svpkit.loops.cold_start import initial_set, lazy_inputs
 from svpkit.loops.common import numerics_tags
 from svpkit.loops.fitting import timed_fit
 from svpkit.loops.settings import LoopSettings
@@ -84,6 +88,8 @@ class QueryRound:
     selection_seconds: float = 0.0
     warmup_seconds: float = 0.0
     selector_model_error: float | None = None
+    selector_info: dict[str, str] | None = None
+    """What the selector said about its choice (``auto``: which half picked and why)."""
     stop_predictions: np.ndarray | None = None
     """The proxy's predicted classes on the project's stop set (svpkit.loops.stopping), when one was trained."""
     stop_uncertainty: float | None = None
@@ -122,6 +128,7 @@ def describe_project(
         "device": str(resolve_device(chosen.device)),
         "proxy_epochs": chosen.proxy_epochs or proxy.train.epochs,
         "proxy_options": format_options(chosen.proxy_options),
+        **({"selector_options": format_options(chosen.selector_options)} if chosen.selector_options else {}),
         **dataset.backbone,
     }
     tags = {
@@ -183,16 +190,22 @@ def query_round(
         return QueryRound(round_no, RANDOM, RANDOM_REASON, labeled, pool, picks, None)
     device = resolve_device(cfg.settings.device)
     rng = np.random.default_rng(derive_seed(cfg.settings.seed, "select", round_no))
-    ctx = SelectionContext(pool=pool, labeled=labeled, rng=rng, device=device)
+    ctx = SelectionContext(pool, labeled, rng, device, options=dict(cfg.settings.selector_options))
+    ctx.inputs = lazy_inputs(dataset)
     result = QueryRound(round_no, selector.name, f"selected by {selector.name}", labeled, pool, pool[:0], None)
     learner = None
     if selector.needs:
-        result.reason += f" on the scores of {proxy.name} trained on the {labeled.size} labeled examples"
         data = _training_copy(dataset, labeled, labels)
         learner = _score(ctx, data, selector, proxy, cfg, result, progress or NullProgress())
     with Timer(device) as t:
         selection = scoring.select(selector, ctx, cfg.k)
     result.selection_seconds = t.seconds
+    if selection.info:
+        result.selector_info = {k: str(v) for k, v in selection.info.items()}
+        info = result.selector_info
+        result.reason += f" ({info.get('phase', '')}: {info.get('selector', '')}, {info.get('reason', '')})"
+    if learner is not None:
+        result.reason += f" on the scores of {proxy.name} trained on the {labeled.size} labeled examples"
     result.picks = np.asarray(selection.picks, dtype=np.int64)
     result.scores = np.asarray(selection.scores, dtype=np.float32)
     if result.picks.shape != (cfg.k,) or np.unique(result.picks).size != cfg.k or not np.isin(result.picks, pool).all():

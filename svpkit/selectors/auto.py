@@ -18,9 +18,19 @@ lost to random on digits at 10 % labeled: docs/reproducing.md; ``switch_kappa=0`
 Once handed over it does not go back; the round that switches and why are in the round's
 ``selector_info`` (``timings.json``, the run's state) and the tag ``svpkit.auto_switch``. The
 cold-start selector (``cold_start``, default ``maxherding``: chosen on issue 35's tuning seeds,
-docs/reproducing.md; it was ``typiclust`` before) picks on the standardised inputs
-(``embedding=input``: the stored embeddings with a backbone) where the loop provides them, else
-on the selector model's embeddings.
+docs/reproducing.md; it was ``typiclust`` before) picks in the representation ``embedding``
+names. Its default ``auto`` is resolved when the data set is loaded, before the run exists
+(svpkit.loops.cold_start.settle_representation), and the run records the resolved value in
+``svpkit.selector_options``:
+
+- ``input`` where the training inputs are one in-memory tensor: the standardised inputs (vectors,
+  decoded images), or with a backbone its stored embeddings (standardised);
+- ``model`` where they are not (streamed image folders, shards, text without a backbone): the
+  selector model's penultimate features, which the scoring pass computes anyway (``auto`` needs
+  ``embeddings``), batch by batch, so the pool's pixels are never held as a whole.
+
+A context whose ``embedding`` is still ``auto`` (built by hand) picks on the input embedding when
+the context has one, else on the model's.
 """
 
 from __future__ import annotations
@@ -31,12 +41,14 @@ from dataclasses import replace
 from svpkit.models.options import ModelOption
 from svpkit.selectors.badge import check_badge, select_badge
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
-from svpkit.selectors.embedding import PCA_OPTION, resolved_options
+from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, resolved_options
 from svpkit.selectors.maxherding import select_maxherding
 from svpkit.selectors.probcover import select_probcover
 from svpkit.selectors.typiclust import check_cold_start, select_typiclust
 from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
 
+AUTO_EMBEDDING = "auto"
+"""``auto``'s default ``embedding``: resolved from the data set (svpkit.selectors.embedding.representation_for)."""
 COLD_START = {"typiclust": select_typiclust, "probcover": select_probcover, "maxherding": select_maxherding}
 UNCERTAINTY = {"least_confidence": least_confidence_scores, "margin": margin_scores, "entropy": entropy_scores}
 
@@ -74,7 +86,9 @@ def select_auto(ctx: SelectionContext, k: int) -> Selection:
     hand_over, why = auto_phase(len(ctx.labeled), classes, switch[0], ctx.stop_kappas, switch[1])
     if not hand_over:
         name = str(options["cold_start"])
-        embedding = "input" if ctx.inputs is not None else "model"
+        embedding = str(options["embedding"])
+        if embedding == AUTO_EMBEDDING:
+            embedding = "input" if ctx.inputs is not None else "model"
         given = {"embedding": embedding, "classes": classes, "pca": int(options["pca"])}
         selection = COLD_START[name](replace(ctx, options=given), k)
     else:
@@ -114,6 +128,15 @@ OPTIONS = (
         0.9,
         "and once Cohen's kappa between the last two targets on the stop set reaches this",
         minimum=0.0,
+    ),
+    ModelOption(
+        "embedding",
+        str,
+        "auto",
+        "the cold-start half's representation: input (standardised inputs; a backbone's stored embeddings), "
+        "model (the selector model's penultimate features), auto: input where the training inputs are in memory, "
+        "model where they stream or are text (resolved at load; the run records which)",
+        choices=("auto", *EMBEDDING_OPTION.choices),
     ),
     PCA_OPTION,
 )

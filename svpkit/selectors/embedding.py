@@ -8,8 +8,13 @@ works before anything is labeled (``--initial-selector``): every input flattened
 standardised per feature with the mean and standard deviation over the whole training split
 (``(x − mean) / (std + 1e-3)``; for digits the standardised pixels). The papers use a
 self-supervised representation (SimCLR / SCAN); svpkit has none built in, and the standardised
-inputs are the fixed representation every vector or image data set has. Text has no fixed input
-vector: ``embedding=input`` refuses it.
+inputs are the fixed representation every vector or image data set has. It reads the inputs as
+one in-memory matrix (:func:`inputs_in_memory`), so text (no fixed input vector) and pools read
+lazily (streamed image folders, shards: their pixels are never held as a whole) refuse it: they
+use ``embedding=model``, or a backbone, whose stored embeddings are in-memory vectors.
+
+``auto`` resolves its own ``embedding=auto`` with :func:`representation_for`: ``input`` where the
+inputs are in memory, ``model`` otherwise (svpkit.loops.cold_start records which).
 """
 
 from __future__ import annotations
@@ -42,6 +47,27 @@ PCA_OPTION = ModelOption(
 STD_FLOOR = 1e-3
 
 
+def inputs_in_memory(dataset: Dataset) -> bool:
+    """Whether the training inputs are one in-memory tensor (vectors, decoded images, a backbone's
+    stored embeddings): what ``embedding=input`` reads. Streamed images and shards are read batch
+    by batch, text is strings: neither is."""
+    return isinstance(dataset.train.x, torch.Tensor)
+
+
+def unreadable_inputs(dataset: Dataset) -> str:
+    """Why ``embedding=input`` cannot read ``dataset`` (for an error message)."""
+    if dataset.modality == "text":
+        return f"data set {dataset.name!r} is text (no fixed input vector)"
+    return (
+        f"data set {dataset.name!r} reads its {dataset.modality}s lazily (streamed or sharded: never held as a whole)"
+    )
+
+
+def representation_for(dataset: Dataset) -> str:
+    """``auto``'s resolved ``embedding``: ``input`` where the inputs are in memory, else ``model``."""
+    return "input" if inputs_in_memory(dataset) else "model"
+
+
 def uses_inputs(options: Mapping[str, Any]) -> bool:
     """Whether these resolved options select on the fixed input embedding (no selector model)."""
     return str(options.get("embedding", EMBEDDING_OPTION.default)) == "input"
@@ -54,11 +80,8 @@ def input_embedding(dataset: Dataset, chunk: int = 65_536) -> Callable[[np.ndarr
     chunk by chunk (no labels are used).
     """
     x = dataset.train.x
-    if not isinstance(x, torch.Tensor):
-        raise ConfigError(
-            f"embedding=input needs vector or image inputs; data set {dataset.name!r} is {dataset.modality} "
-            "(use embedding=model)"
-        )
+    if not inputs_in_memory(dataset):
+        raise ConfigError(f"embedding=input needs in-memory vector or image inputs; {unreadable_inputs(dataset)}")
     n = x.shape[0]
     flat = x.reshape(n, -1)
     total = torch.zeros(flat.shape[1], dtype=torch.float64)
