@@ -160,25 +160,20 @@ def shards_rows(r: dict[str, Any], where: str) -> list[str]:
 
 
 def imagenet_round_rows(r: dict[str, Any], where: str) -> list[str]:
-    """One row per pool: the least-confidence round's phases (cold and cached statistics) and the
+    """One row per pool: the least-confidence round's phases (cold and/or cached statistics) and the
     plain loop's scoring; then the other selectors' peaks and the pool-size-dependent memory."""
     out = []
     summary = r["summary"]
     for pool in list(dict.fromkeys(x["pool_images"] for x in r["results"])):
         here = [x for x in r["results"] if x["pool_images"] == pool]
         arms = {x["arm"]: x for x in here if x.get("selector", "least_confidence") == "least_confidence"}
-        if "svpkit cold" in arms:
+        if any(a.startswith("svpkit") for a in arms):
             out.append(_imagenet_lc_row(r, pool, arms, summary, where))
         others = [x for x in here if x.get("selector", "least_confidence") != "least_confidence"]
         if others:
-            lc = arms.get("svpkit cold")
+            lc = arms.get("svpkit cold") or arms.get("svpkit cached")
             what = f"the same round with other selectors, {pool:,} images"
-            txt = "; ".join(
-                f"{x['selector']}: peak PSS {x['peak_pss_mib']:,.0f} MiB"
-                + (f" ({x['peak_pss_mib'] / lc['peak_pss_mib']:.2f}× least confidence's)" if lc else "")
-                + f", score {_s(x['phases_seconds']['score'])} s, select {_s(x['phases_seconds']['select'])} s"
-                for x in others
-            )
+            txt = "; ".join(_other_selector(x, lc) for x in others)
             out.append(f"| {what} | {txt} | - | {where} |")
     per_image = summary.get("bytes_per_pool_image") or {}
     if per_image:
@@ -187,6 +182,23 @@ def imagenet_round_rows(r: dict[str, Any], where: str) -> list[str]:
         txt = "; ".join(f"{k} {v:,.0f} B per pool image" for k, v in per_image.items())
         out.append(f"| {what} | {txt} | - | {where} |")
     return out
+
+
+def _other_selector(x: dict[str, Any], lc: dict[str, Any] | None) -> str:
+    text = f"{x['selector']}: peak PSS {x['peak_pss_mib']:,.0f} MiB"
+    if lc:
+        text += f" ({x['peak_pss_mib'] / lc['peak_pss_mib']:.2f}× least confidence's)"
+    ph = x["phases_seconds"]
+    if "scored_before_cut" in x:
+        return (
+            text + f", scoring {x['scoring_images_per_second']:,.0f} img/s, cut after {x['scored_before_cut']:,} scored"
+        )
+    scored = (
+        f" ({x['pool']:,} candidates of {x['pool_size']:,} scored)"
+        if x.get("pool_size", x["pool"]) != x["pool"]
+        else ""
+    )
+    return text + f", score {_s(ph['score'])} s{scored}, select {_s(ph['select'])} s"
 
 
 def _imagenet_lc_row(r: dict[str, Any], pool: int, arms: dict[str, Any], summary: dict[str, Any], where: str) -> str:
@@ -217,10 +229,12 @@ def _imagenet_lc_row(r: dict[str, Any], pool: int, arms: dict[str, Any], summary
     ratios = summary["scoring_ratio_vs_plain"][str(pool)]
     if "svpkit cached" in ratios:  # results written before the selector was part of an arm's name
         ratio = f"scoring **{ratios['svpkit cached']:.2f}×** plain's img/s (cold run {ratios['svpkit cold']:.2f}×)"
-    else:
+    elif "svpkit cold least_confidence" in ratios:
         cached = ratios.get("svpkit cached least_confidence")
         ratio = f"scoring **{ratios['svpkit cold least_confidence']:.2f}×** plain's img/s"
         ratio += f" (second run {cached:.2f}×)" if cached else ""
+    else:
+        ratio = f"scoring **{ratios['svpkit cached least_confidence']:.2f}×** plain's img/s (cached statistics)"
     second = (summary.get("second_run") or {}).get(str(pool))
     if second:
         ok = "within" if second["within_60_s"] else "**not** within"
