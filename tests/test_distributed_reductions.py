@@ -21,6 +21,7 @@ differ in the last bits with the batch it is scored in, so scores are compared w
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -73,16 +74,16 @@ def _listing_memory(data: Any) -> dict[str, Any]:
     return {name: (nbytes, _mapped_file(ptr)) for name, (nbytes, ptr) in arrays.items()}
 
 
-def _smaps(part: str) -> dict[str, int]:
-    """Rss, Pss and Shared_Clean (kB) summed over this process's mappings of files containing ``part``."""
-    total = {"Rss": 0, "Pss": 0, "Shared_Clean": 0}
+def _smaps(paths: set[str]) -> dict[str, int]:
+    """Rss, Pss and the shared pages (kB) summed over this process's mappings of ``paths``."""
+    total = {"Rss": 0, "Pss": 0, "Shared": 0}
     inside = False
     for line in Path("/proc/self/smaps").read_text().splitlines():
         head = line.split()
         if head and "-" in head[0] and ":" not in head[0]:  # a mapping's first line
-            inside = len(head) > 5 and part in head[5]
-        elif inside and head and head[0].rstrip(":") in total:
-            total[head[0].rstrip(":")] += int(head[1])
+            inside = len(head) > 5 and head[5] in paths
+        elif inside and head and head[0] in ("Rss:", "Pss:", "Shared_Clean:", "Shared_Dirty:"):
+            total[head[0][:-1].split("_")[0]] += int(head[1])
     return total
 
 
@@ -197,11 +198,12 @@ def _worker(root: Path, out: Path) -> None:
     result["ties"] = _ties()
     from svpkit.data.imagefolder import load_imagefolder
 
+    gc.collect()  # the first load's mappings are gone: each rank maps the listing once
     data = load_imagefolder(root, size=16, stream="on", workers=0)
     files = data.train.x.files
     touched = int(files.blob.sum()) + int(files.offsets.sum()) + int(data.train.y.sum())  # every page resident
     parallel.dist.barrier()  # both ranks map and touched the listing's pages
-    result["smaps"] = _smaps("/listings/")
+    result["smaps"] = _smaps({path for _, path in _listing_memory(data).values() if path is not None})
     result["touched"] = touched
     parallel.dist.barrier()
     torch.save(result, out / f"rank{info.rank}.pt")
@@ -288,7 +290,7 @@ def _check_listing(ranks: list[dict[str, Any]], one: dict[str, Any]) -> None:
         mine = sum(nbytes for nbytes, path in rank["listing"].values() if path is None)
         smaps = rank["smaps"]
         # every page of the listing is resident and shared by the two ranks: each one's PSS is half its RSS
-        assert mine == 0 and smaps["Rss"] > 0 and smaps["Shared_Clean"] == smaps["Rss"], (
+        assert mine == 0 and smaps["Rss"] > 0 and smaps["Shared"] == smaps["Rss"], (
             f"rank {r}: {mine} B of the listing private (one process: {private} B); smaps {smaps}"
         )
         assert 2 * smaps["Pss"] == smaps["Rss"], f"rank {r}: listing PSS {smaps['Pss']} kB of RSS {smaps['Rss']} kB"
