@@ -44,7 +44,7 @@ def shared(files: FileList, labels: np.ndarray) -> tuple[FileList, np.ndarray]:
     for name in PARTS:
         a = np.ascontiguousarray(arrays[name])
         h.update(f"\0{name}\0{a.dtype.str}\0{a.size}\0".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data)
     folder = cache_dir() / KIND
     paths = {name: folder / f"{h.hexdigest()[:40]}-{name}.npy" for name in PARTS}
     try:
