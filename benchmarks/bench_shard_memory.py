@@ -178,7 +178,9 @@ def main() -> None:
     summary = {
         "same_picks_in_every_arm": len(picks) == 1,
         "peak_pss_mib": {f"{r['arm']} rank {r['rank']}": r["peak_pss_mib"] for r in results},
-        "peak_minus_start_mib": {f"{r['arm']} rank {r['rank']}": r["peak_pss_mib"] - r["start_pss_mib"] for r in results},
+        "peak_minus_start_mib": {
+            f"{r['arm']} rank {r['rank']}": r["peak_pss_mib"] - r["start_pss_mib"] for r in results
+        },
     }
     print(json.dumps(summary, indent=2))
     write_results("shard_memory", args, torch.device("cpu"), {"results": results, "summary": summary})

@@ -50,6 +50,7 @@ from svpkit.data.streaming import (
 )
 from svpkit.errors import DataError
 from svpkit.progress import Advance, current
+from svpkit.runtime import release_free_memory
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_SIZE = 224
@@ -219,6 +220,7 @@ def load_imagefolder(
         dropped = bad_train + bad_test
     if several_ranks():  # torchrun: one copy of the listing per machine (svpkit.data.shared_listing)
         listing, test_files = (Listing(*shared(f.files, f.labels)) for f in (listing, test_files))
+        release_free_memory()  # the private copies' pages, and the listing pass's
     budget = (MEMORY_FRACTION * machine_memory()) if memory_budget is None else memory_budget * 2**30
     decoded = (len(listing) + len(test_files)) * size * size * 3
     streamed = stream == "on" or (stream == "auto" and decoded > budget)

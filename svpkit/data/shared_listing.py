@@ -9,7 +9,9 @@ labels copy-on-write, for the labels tensor). The first rank to finish writing c
 (``os.link`` of its temporary file, which fails when the name exists) and every rank maps that same
 file, so its pages are the page cache's, resident once per machine: a page mapped by ``r`` ranks
 counts ``1/r`` of its size in each rank's proportional memory (PSS), and the rank's private copy is
-dropped. DataLoader workers forked from a rank map the same pages.
+dropped (the loader then gives the C heap's free pages back to the system,
+``svpkit.runtime.release_free_memory``, or the rank would keep them resident). DataLoader workers
+forked from a rank map the same pages.
 
 The files are content-addressed: a changed folder lists to other bytes and another name; nothing
 reads a listing file without having listed the folder first (the name is the hash of what was
