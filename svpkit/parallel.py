@@ -15,7 +15,9 @@ What is distributed, and why it picks exactly what one process would:
   reduces it to what the selector needs per example; only those reductions are all-gathered in rank
   order, so every rank holds them in pool order. A full matrix (the softmax, for the selectors that
   read it) is gathered block by block into a memory-mapped file (:func:`gather_shards_into`);
-  embeddings with :func:`sharded_rows`.
+  embeddings with :func:`sharded_rows`. A top-k selector of per-example scores
+  (:mod:`svpkit.selectors.shard_top_k`) exchanges only every rank's candidates
+  (:func:`all_gather_varying`), and the pool's scores go to rank 0 alone (:func:`gather_to_main`).
 - **Greedy k-center** (:func:`svpkit.selectors.k_center.sharded_greedy_k_center`): each rank keeps
   the running minima of its pool shard only; a pick is one all-reduce of a packed
   (distance, index) key (:func:`all_argmax`).
@@ -66,6 +68,11 @@ _INFO = DistInfo()
 
 def is_distributed() -> bool:
     return _INFO.enabled and dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    """The number of ranks of this run (1 without torchrun)."""
+    return _INFO.world_size
 
 
 def launched_by_torchrun() -> bool:
@@ -180,6 +187,44 @@ def gather_shards(local: torch.Tensor, n: int) -> torch.Tensor:
     return gather_rows(local, shard_sizes(n, _INFO.world_size))
 
 
+def _collective_device() -> torch.device:
+    """Where a collective's tensors must be: this rank's GPU under NCCL, else the CPU."""
+    return _INFO.device if _INFO.backend == "nccl" and _INFO.device is not None else torch.device("cpu")
+
+
+def all_gather_varying(local: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``local`` rows, whose number may differ between ranks, concatenated in rank
+    order (one all-gather of the counts, then :func:`gather_rows`), on the CPU."""
+    local = local.to(_collective_device())
+    count = torch.tensor([local.shape[0]], dtype=torch.int64, device=local.device)
+    counts = [torch.zeros_like(count) for _ in range(_INFO.world_size)]
+    dist.all_gather(counts, count)
+    return gather_rows(local, [int(c.item()) for c in counts]).cpu()
+
+
+def gather_to_main(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor | None:
+    """Per-rank row blocks of known ``sizes`` gathered on rank 0 only, in rank order (None on the
+    other ranks, which never hold the whole): e.g. the pool's scores, which only rank 0 logs. On the CPU."""
+    rank = dist.get_rank()
+    local = local.to(_collective_device())
+    if local.shape[0] != sizes[rank]:
+        raise RuntimeError(f"rank {rank} holds {local.shape[0]} rows, expected {sizes[rank]}")
+    padded = local.new_zeros((max(sizes), *local.shape[1:]))
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in sizes] if rank == 0 else None
+    dist.gather(padded, parts, dst=0)
+    if parts is None:
+        return None
+    return torch.cat([p[:s] for p, s in zip(parts, sizes)]).cpu()
+
+
+def all_sum(local: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of every rank's ``local`` (an all-reduce; ``local`` is not changed), on the CPU."""
+    total = local.to(_collective_device(), copy=True)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total.cpu()
+
+
 GATHER_BLOCK = 16_384
 """Rows per rank and step of :func:`gather_shards_into` (bounded memory whatever the pool)."""
 
@@ -190,7 +235,7 @@ def gather_shards_into(local: torch.Tensor, out: torch.Tensor, block: int = GATH
     (``out`` may be a memory-mapped tensor). Returns ``out``."""
     world = _INFO.world_size
     bounds = [shard_range(out.shape[0], r, world) for r in range(world)]
-    device = _INFO.device if _INFO.backend == "nccl" and _INFO.device is not None else torch.device("cpu")
+    device = _collective_device()
     for lo in range(0, max(b - a for a, b in bounds), block):
         sizes = [max(0, min(b - a - lo, block)) for a, b in bounds]
         mine = local[lo : lo + sizes[_INFO.rank]].to(device)

@@ -39,6 +39,7 @@ import torch
 
 from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split
 from svpkit.data.file_list import FileList, FileListBuilder
+from svpkit.data.shared_listing import several_ranks, shared
 from svpkit.data.stats_cache import Moments, cached_moments
 from svpkit.data.streaming import (
     MEMORY_FRACTION,
@@ -49,6 +50,7 @@ from svpkit.data.streaming import (
 )
 from svpkit.errors import DataError
 from svpkit.progress import Advance, current
+from svpkit.runtime import release_free_memory
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_SIZE = 224
@@ -115,7 +117,8 @@ def _unlabeled(root: Path) -> Listing:
 
 def _read(files: Listing, size: int, stream: StreamedImages | None) -> Split:
     """The split of ``files``: decoded now, or (``stream`` given: its settings) a streamed pool."""
-    labels = torch.from_numpy(files.labels.copy())
+    mapped = isinstance(files.labels, np.memmap)  # shared between torchrun ranks: not copied
+    labels = torch.from_numpy(files.labels if mapped else files.labels.copy())
     ids = files.files.ids
     if stream is not None:
         return Split(StreamedImages(files.files, size, stream.workers), labels, ids)
@@ -215,6 +218,9 @@ def load_imagefolder(
     if on_corrupt == "skip":
         (listing, bad_train), (test_files, bad_test) = (_readable(f, size, workers) for f in (listing, test_files))
         dropped = bad_train + bad_test
+    if several_ranks():  # torchrun: one copy of the listing per machine (svpkit.data.shared_listing)
+        listing, test_files = (Listing(*shared(f.files, f.labels)) for f in (listing, test_files))
+        release_free_memory()  # the private copies' pages, and the listing pass's
     budget = (MEMORY_FRACTION * machine_memory()) if memory_budget is None else memory_budget * 2**30
     decoded = (len(listing) + len(test_files)) * size * size * 3
     streamed = stream == "on" or (stream == "auto" and decoded > budget)

@@ -243,7 +243,8 @@ class _Rounds:
         self.warmed = True
         learner, train_s, warm_s = fitted.learner, fitted.seconds, fitted.warmup_seconds
         with Timer(self.device) as t:
-            scoring.fill_selection_context(ctx, learner, self.selector, self.settings.class_balance, self.progress, k)
+            balance, progress = self.settings.class_balance, self.progress  # torchrun: each rank keeps its shard
+            scoring.fill_selection_context(ctx, learner, self.selector, balance, progress, k, keep_shard=True)
             ctx.signals.update(observer_signals(observers))
         n = len(self.dataset.test) if self.eval_positions is None else len(self.eval_positions)
         with Timer(self.device) as t_eval, self.progress.task(f"round {round_no}: test error on {n:,}", None):

@@ -153,19 +153,20 @@ class InRunAgreement:
         learner, observers = self.previous
         self.previous = None
         rng = np.random.default_rng(derive_seed(self.seed, "agreement", round_no))
-        ours = SelectionContext(
-            pool=ctx.pool, labeled=ctx.labeled, rng=rng, device=ctx.device, options=dict(ctx.options)
-        )
+        options = {k: v for k, v in ctx.options.items() if k != scoring.SHARD_OPTION}  # set again by the fill
+        ours = SelectionContext(pool=ctx.pool, labeled=ctx.labeled, rng=rng, device=ctx.device, options=options)
         # The same representation and hand-over evidence as the proxy's pick (auto: input embedding, κ).
         ours.inputs, ours.stop_kappas = ctx.inputs, ctx.stop_kappas
         picks_k = 1 if self.mode == "scores" and "embeddings" in self.selector.needs else k
         with Timer(self.device) as t:
-            scoring.fill_selection_context(ours, learner, self.selector)
+            scoring.fill_selection_context(ours, learner, self.selector, keep_shard=True)
             ours.signals.update(observer_signals(observers))
             target = scoring.select(self.selector, ours, picks_k)
         proxy_picks = np.asarray(proxy.picks, dtype=np.int64)
         target_picks = np.asarray(target.picks, dtype=np.int64)
         size = len(ctx.pool)
+        if len(proxy.scores) != size or len(target.scores) != size:
+            return  # torchrun: the pool's scores are on rank 0 only (svpkit.selectors.shard_top_k), which logs
         if picks_k < k:  # scores only: the picks compared are the proxy's own, i.e. Spearman alone
             target_picks = proxy_picks
         values = pool_agreement(proxy.scores, target.scores, proxy_picks, target_picks, size)

@@ -3,8 +3,12 @@
 The pool is scored batch by batch and each batch is reduced at once to what the selector needs
 per example (``SelectorSpec.needs``; :mod:`svpkit.selectors.reductions`): least confidence keeps
 one float per pool example, not the pool's N × C softmax. Under ``torchrun`` each rank reduces a
-contiguous shard of the pool and only the reductions are gathered in pool order
-(:func:`svpkit.parallel.gather_shards`), so every rank holds what one process would. The full
+contiguous shard of the pool. A top-k selector of per-example scores (``scores_per_example``:
+least confidence, margin, entropy, BALD, MC entropy; with or without class balance) keeps only its
+shard's reductions when the caller asks (``keep_shard``: the active-learning loop does), and the
+ranks exchange only their shards' candidates (:mod:`svpkit.selectors.shard_top_k`); otherwise the
+reductions are gathered in pool order (:func:`svpkit.parallel.gather_shards`), so every rank holds
+what one process would. The full
 softmax, for the selectors that read it (``probabilities``: BADGE, ``auto``), goes batch by batch
 into a memory-mapped file, gathered block by block under ``torchrun``. A selector with a sharded
 implementation (``SelectorSpec.select_sharded``: greedy k-center) keeps only this rank's shard of
@@ -33,7 +37,7 @@ from svpkit.loops.settings import LoopSettings
 from svpkit.models.base import ModelSpec
 from svpkit.progress import NullProgress, Progress
 from svpkit.protocols import Learner
-from svpkit.selectors import subpool
+from svpkit.selectors import shard_top_k, subpool
 from svpkit.selectors.base import (
     MC_NEEDS,
     PER_EXAMPLE,
@@ -69,6 +73,7 @@ def fill_selection_context(
     class_balance: bool = False,
     progress: Progress | None = None,
     k: int | None = None,
+    keep_shard: bool = False,
 ) -> None:
     """Compute what ``selector`` needs over ``ctx.pool`` / ``ctx.labeled``, sharded across ranks.
 
@@ -76,6 +81,9 @@ def fill_selection_context(
     selector reads it); embeddings are a pass of their own. ``class_balance`` adds the pool's
     predicted classes. ``progress`` shows the passes. Given the batch ``k``, a selector's
     ``subpool`` is drawn first and only its candidates are scored (``ctx.candidates``).
+    ``keep_shard``: a selector with ``scores_per_example`` and only per-example needs keeps this
+    rank's shard of them, nothing is gathered, and :func:`select`/:func:`select_batch` exchange only
+    candidates (:mod:`svpkit.selectors.shard_top_k`; the selection's scores are then on rank 0 only).
     """
     progress = progress or NullProgress()
     needs = set(selector.needs) & (PER_EXAMPLE | {FULL, MC_FULL})
@@ -90,7 +98,11 @@ def fill_selection_context(
             seed = int(ctx.rng.integers(2**63 - 1))
             options = resolve_selector_options(selector, {}) | ctx.options  # defaults where a context has none
             mc = MCDropout(int(options["mc_samples"]), float(options["mc_dropout"]), seed)
-        values = reduced_pool(learner, pool, needs, mc, progress)
+        shard = parallel.local_shard(len(pool))
+        sharded = keep_shard and shard is not None and selector.scores_per_example and needs <= PER_EXAMPLE
+        values = reduced_pool(learner, pool, needs, mc, progress, gather=not sharded)
+        if sharded:
+            ctx.options[SHARD_OPTION] = shard
         if FULL in values:
             ctx.probabilities = values.pop(FULL)
         if MC_FULL in values:
@@ -110,15 +122,21 @@ def fill_selection_context(
 
 
 def reduced_pool(
-    learner: Learner, pool: np.ndarray, needs: set[str], mc: MCDropout | None, progress: Progress
+    learner: Learner,
+    pool: np.ndarray,
+    needs: set[str],
+    mc: MCDropout | None,
+    progress: Progress,
+    gather: bool = True,
 ) -> dict[str, torch.Tensor]:
     """:func:`~svpkit.selectors.reductions.reduce_examples` of ``pool``, each rank its shard, the
-    reductions gathered in pool order (the full softmax block by block, into its file)."""
+    reductions gathered in pool order (the full softmax block by block, into its file); with
+    ``gather`` False, this rank's shard of them only."""
     shard = parallel.local_shard(len(pool))
     start, stop = shard if shard is not None else (0, len(pool))
     with progress.task(f"score the pool ({stop - start:,} examples)", total=stop - start) as advance:
         local = reduce_examples(learner, pool[start:stop], needs, mc=mc, advance=advance)
-    if shard is None:
+    if shard is None or not gather:
         return local
     # One collective per need, in the same order on every rank (a set's order differs between processes).
     out = {name: parallel.gather_shards(local[name], len(pool)) for name in sorted(local) if name != FULL}
@@ -143,9 +161,12 @@ def embed_stored(learner: Learner, rows: np.ndarray, options: Mapping[str, objec
 
 
 def select(selector: SelectorSpec, ctx: SelectionContext, k: int) -> Selection:
-    """Run ``selector``: its sharded implementation when the context holds a pool shard."""
+    """Run ``selector``: its sharded implementation when the context holds a pool shard (the top k
+    of the shards' candidates for a selector with ``scores_per_example``)."""
     if SHARD_OPTION in ctx.options and selector.select_sharded is not None:
         return selector.select_sharded(ctx, k)
+    if SHARD_OPTION in ctx.options and selector.scores_per_example:
+        return shard_top_k.select_top_k(selector, ctx, k).selection
     return selector.select(ctx, k)
 
 
@@ -169,6 +190,11 @@ def select_batch(
     """:func:`select`, or with class ``proportions`` (``--class-balance``) the selector's top ``k``
     pool scores under class quotas, the pool's classes predicted by the selector model. Returns
     the selection and what the quotas did (None without class balance)."""
+    if proportions is not None and SHARD_OPTION in ctx.options and selector.scores_per_example:
+        top = shard_top_k.select_top_k(selector, ctx, k, proportions.tolist())
+        assert top.quotas is not None
+        report = balance_report(top.quotas.quotas, None, top.quotas.filled, "predicted", top.available)
+        return top.selection, report
     selection = select(selector, ctx, k)
     if proportions is None:
         return selection, None
@@ -184,9 +210,18 @@ def select_batch(
     return Selection(picks, selection.scores), balance_report(chosen.quotas, predicted, chosen.filled, "predicted")
 
 
-def balance_report(quotas: list[int], classes: torch.Tensor, filled: torch.Tensor, source: str) -> dict[str, object]:
-    """What class balance did (``class_balance.json``): quotas, candidates per class, fills."""
-    available = torch.bincount(classes.cpu().long(), minlength=len(quotas)).tolist()
+def balance_report(
+    quotas: list[int],
+    classes: torch.Tensor | None,
+    filled: torch.Tensor,
+    source: str,
+    available: list[int] | None = None,
+) -> dict[str, object]:
+    """What class balance did (``class_balance.json``): quotas, candidates per class (counted from
+    ``classes``, or given as ``available``), fills."""
+    if available is None:
+        assert classes is not None
+        available = torch.bincount(classes.cpu().long(), minlength=len(quotas)).tolist()
     short = [c for c, (q, a) in enumerate(zip(quotas, available)) if a < q]
     return {
         "quotas": quotas,

@@ -184,6 +184,7 @@ def _spec(name: str, select: Callable[[SelectionContext, int], Selection], descr
         options=MC_OPTIONS,
         check=check_mc,
         score_based=True,
+        scores_per_example=True,
     )
 
 

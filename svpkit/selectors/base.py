@@ -84,7 +84,9 @@ class SelectionContext:
 @dataclass
 class Selection:
     """``picks``: chosen training indices in pick order; ``scores``: one float per pool entry
-    (aligned with ``SelectionContext.pool``; higher means wanted sooner)."""
+    (aligned with ``SelectionContext.pool``; higher means wanted sooner). A top-k over a pool
+    sharded across ``torchrun`` ranks (:mod:`svpkit.selectors.shard_top_k`) has them on rank 0
+    only: the other ranks' ``scores`` are empty."""
 
     picks: np.ndarray
     scores: np.ndarray
@@ -155,6 +157,10 @@ class SelectorSpec:
     score_based: bool = False
     """``select`` is the top-k of its ``scores`` and ``rank`` orders by ``Ranking.scores``, so class
     balance, ``--score-models`` averaging and coverage-centric sampling apply to its scores."""
+    scores_per_example: bool = False
+    """``select`` is the top-k of scores each computed from that example's ``per_example`` values
+    alone, so under ``torchrun`` each rank takes its shard's candidates and only those are exchanged
+    (:mod:`svpkit.selectors.shard_top_k`; the whole pool's values are never gathered)."""
     model_free: Callable[[Mapping[str, object]], bool] | None = None
     """Whether the selector picks without a selector model under these resolved options (cold-start
     selectors with ``embedding=input``); such a selector may also pick the initial set

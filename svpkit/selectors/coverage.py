@@ -127,12 +127,19 @@ def class_balanced_top_k(
     cls = classes.to(device, torch.long)[order]
     if cls.numel() and not 0 <= int(cls.min()) <= int(cls.max()) < len(quotas):
         raise ValueError(f"classes must be in [0, {len(quotas)}) for {len(quotas)} proportions")
-    by_class = torch.sort(cls, stable=True).indices  # by class, then score rank
-    sizes = torch.bincount(cls, minlength=len(quotas))
-    rank_in_class = torch.empty_like(cls)
-    rank_in_class[by_class] = torch.arange(n, device=device) - (torch.cumsum(sizes, 0) - sizes)[cls[by_class]]
-    in_quota = rank_in_class < torch.tensor(quotas, device=device)[cls]
+    in_quota = within_quotas(cls, quotas)
     fill = (~in_quota).nonzero().squeeze(1)[: k - int(in_quota.sum())]
     chosen = in_quota.clone()
     chosen[fill] = True
     return QuotaSelection(order[chosen], quotas, order[fill])
+
+
+def within_quotas(cls: torch.Tensor, quotas: Sequence[int]) -> torch.Tensor:
+    """Which of the examples of classes ``cls`` (in score order, best first) are among the best
+    ``quotas[c]`` of their class ``c`` (a bool mask aligned with ``cls``)."""
+    n, device = cls.shape[0], cls.device
+    by_class = torch.sort(cls, stable=True).indices  # by class, then score rank
+    sizes = torch.bincount(cls, minlength=len(quotas))
+    rank_in_class = torch.empty_like(cls)
+    rank_in_class[by_class] = torch.arange(n, device=device) - (torch.cumsum(sizes, 0) - sizes)[cls[by_class]]
+    return rank_in_class < torch.tensor(list(quotas), device=device)[cls]

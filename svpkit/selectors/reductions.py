@@ -163,16 +163,24 @@ def reduce_examples(
 
 
 class _Collected:
-    """The reductions of the batches so far (1-D parts; the full softmax in its file)."""
+    """The reductions of the batches so far, each written into its slice of one tensor of all the
+    rows (allocated at the first batch; the full softmax in its file). No per-batch part outlives its
+    batch: small parts kept between each batch's large transient outputs would pin the heap's free
+    space, and the process would grow by about a batch of outputs per batch."""
 
     def __init__(self, wanted: set[str], rows: int) -> None:
         self.wanted, self.rows, self.start = wanted, rows, 0
-        self.parts: dict[str, list[torch.Tensor]] = {name: [] for name in wanted - {FULL}}
+        self.values: dict[str, torch.Tensor] = {}
         self.full: torch.Tensor | None = None
+
+    def _put(self, name: str, value: torch.Tensor) -> None:
+        if name not in self.values:
+            self.values[name] = value.new_empty((self.rows, *value.shape[1:]))
+        self.values[name][self.start : self.start + len(value)] = value
 
     def add_probabilities(self, probs: torch.Tensor) -> None:
         for name in self.wanted & set(PROBABILITY_REDUCTIONS):
-            self.parts[name].append(PROBABILITY_REDUCTIONS[name](probs))
+            self._put(name, PROBABILITY_REDUCTIONS[name](probs))
         if FULL in self.wanted:
             if self.full is None:
                 self.full = file_tensor(self.rows, probs.shape[1])
@@ -180,13 +188,13 @@ class _Collected:
 
     def add_mc(self, acc: MCAccumulator) -> None:
         for name in self.wanted & set(MC_REDUCTIONS):
-            self.parts[name].append(MC_REDUCTIONS[name](acc))
+            self._put(name, MC_REDUCTIONS[name](acc))
         if MC_FULL in self.wanted:
             assert acc.sum_probs is not None and acc.sum_entropy is not None
-            self.parts[MC_FULL].append(torch.cat([acc.sum_probs, acc.sum_entropy[:, None]], dim=1))
+            self._put(MC_FULL, torch.cat([acc.sum_probs, acc.sum_entropy[:, None]], dim=1))
 
     def result(self) -> dict[str, torch.Tensor]:
-        out = {name: torch.cat(p) if p else torch.empty(0) for name, p in self.parts.items()}
+        out = {name: self.values.get(name, torch.empty(0)) for name in self.wanted - {FULL}}
         if FULL in self.wanted:
             out[FULL] = self.full if self.full is not None else torch.empty((0, 0))
         return out

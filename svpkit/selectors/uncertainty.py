@@ -92,6 +92,7 @@ def _spec(name: str, description: str) -> SelectorSpec:
         description,
         rank=_uncertainty_ranking(name),
         score_based=True,
+        scores_per_example=True,
     )
 
 
