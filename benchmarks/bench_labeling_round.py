@@ -121,7 +121,7 @@ class LabelStudio:
         reply = requests.get(
             f"{self.url}/api/tasks/",
             headers=self.headers,
-            params={"project": project, "page_size": 1000, "fields": "all"},
+            params={"project": str(project), "page_size": "1000", "fields": "all"},
             timeout=60,
         )
         reply.raise_for_status()
@@ -129,7 +129,7 @@ class LabelStudio:
 
     def submit(self, task: dict[str, Any], choice: str) -> None:
         """What the UI's *Submit* does: one annotation choosing ``choice``."""
-        result = [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [choice]}}]
+        result: Any = [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [choice]}}]
         reply = requests.post(
             f"{self.url}/api/tasks/{task['id']}/annotations/", headers=self.headers, json={"result": result}, timeout=60
         )
