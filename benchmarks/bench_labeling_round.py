@@ -228,8 +228,21 @@ def main() -> None:
     truth = make_folder(Path(args.cifar10), folder, args.pool, args.test)
     ls = LabelStudio(folder.parent, scratch / "label-studio")
     print(f"Label Studio started in {ls.start_seconds:.0f} s at {ls.url}", flush=True)
+    arms: list[dict[str, Any]] = []
     try:
-        arms = [run_arm(arm, folder, truth, ls, args) for arm in args.arms.split(",")]
+        for arm in args.arms.split(","):
+            arms.append(run_arm(arm, folder, truth, ls, args))
+            payload = {  # written after each arm: a stopped run keeps the arms it finished
+                "data": {
+                    "pool": f"CIFAR-10 training images {POOL_START}-{POOL_START + args.pool - 1}",
+                    "test": args.test,
+                },
+                "svpkit_threads": args.svpkit_threads,
+                "label_studio_start_seconds": round(ls.start_seconds, 1),
+                "load_average": os.getloadavg(),
+                "arms": arms,
+            }
+            write_results("labeling_round", args, device, payload)
     finally:
         ls.stop()
     levels = sorted({q["labeled"] for a in arms for q in a["queries"] if q["proxy_test_error"] is not None})
@@ -238,14 +251,6 @@ def main() -> None:
         errors = {q["labeled"]: q["proxy_test_error"] for q in a["queries"]}
         rows.append([a["arm"], *[f"{100 * errors[n]:.1f}" if errors.get(n) is not None else "-" for n in levels]])
     print_table("proxy test error (%) after N labels", ["arm", *map(str, levels)], rows)
-    payload = {
-        "data": {"pool": f"CIFAR-10 training images {POOL_START}-{POOL_START + args.pool - 1}", "test": args.test},
-        "svpkit_threads": args.svpkit_threads,
-        "label_studio_start_seconds": round(ls.start_seconds, 1),
-        "load_average": os.getloadavg(),
-        "arms": arms,
-    }
-    write_results("labeling_round", args, device, payload)
     print(json.dumps({a["arm"]: a["mlflow_test_error"] for a in arms}))
 
 
