@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -59,7 +61,8 @@ def ref_typiclust(
 
 
 def ref_probcover(points: np.ndarray, labeled: set[int], delta: float, budget: int) -> list[int]:
-    """Greedy max coverage with explicit ball sets; returns the greedy picks (stops at full coverage)."""
+    """Greedy max coverage with explicit ball sets; returns the greedy picks while a pick covers two or
+    more new points (after that every candidate covering one is as good: svpkit draws among them)."""
     n = len(points)
     ball = [{j for j in range(n) if math.dist(points[i], points[j]) <= delta} for i in range(n)]
     covered = set().union(*(ball[i] for i in labeled)) if labeled else set()
@@ -67,7 +70,7 @@ def ref_probcover(points: np.ndarray, labeled: set[int], delta: float, budget: i
     for _ in range(budget):
         gains = [(len(ball[i] - covered), -i) for i in range(n) if i not in labeled and i not in picks]
         gain, neg = max(gains)
-        if gain == 0:
+        if gain <= 1:
             break
         picks.append(-neg)
         covered |= ball[-neg]
@@ -142,11 +145,23 @@ def test_probcover_greedy_matches_brute_force(seed: int, delta: float, labeled_n
     mask = np.zeros(len(x), dtype=bool)
     mask[list(labeled)] = True
     want = ref_probcover(x, labeled, delta, 6)
-    got, initial = probcover_picks(Balls.build(torch.as_tensor(x), delta), mask, 6, np.random.default_rng(0))
+    got, initial, gains, _ = probcover_picks(Balls.build(torch.as_tensor(x), delta), mask, 6, np.random.default_rng(0))
     assert got[: len(want)].tolist() == want
-    # after full coverage the rest are random pool points, never labeled or repeated
+    # then picks covering one new point each while some candidate does, then random pool points;
+    # never labeled or repeated
     assert np.unique(got).size == 6 and not mask[got].any()
     covered = {j for i in labeled for j in range(len(x)) if math.dist(x[i], x[j]) <= delta}
+    start = set(covered)
+    for pick, gain in zip(got.tolist(), gains.tolist()):
+        ball = {j for j in range(len(x)) if math.dist(x[pick], x[j]) <= delta}
+        best = max(
+            len({j for j in range(len(x)) if math.dist(x[i], x[j]) <= delta} - covered)
+            for i in range(len(x))
+            if i not in labeled and i not in got[: got.tolist().index(pick)]
+        )
+        assert gain == len(ball - covered) == best
+        covered |= ball
+    covered = start
     assert initial.tolist() == [
         sum(1 for j in range(len(x)) if math.dist(x[i], x[j]) <= delta and j not in covered) for i in range(len(x))
     ]
@@ -154,8 +169,47 @@ def test_probcover_greedy_matches_brute_force(seed: int, delta: float, labeled_n
 
 def test_probcover_ties_go_to_the_lowest_position() -> None:
     x = np.array([[0.0], [1.0], [10.0], [11.0]])  # two balls of two points each, δ = 1
-    got, _ = probcover_picks(Balls.build(torch.as_tensor(x), 1.0), np.zeros(4, dtype=bool), 2, np.random.default_rng(0))
-    assert got.tolist() == [0, 2]
+    got = probcover_picks(Balls.build(torch.as_tensor(x), 1.0), np.zeros(4, dtype=bool), 2, np.random.default_rng(0))
+    assert got.picks.tolist() == [0, 2] and got.gains.tolist() == [2, 2]
+
+
+def test_probcover_picks_covering_one_point_are_drawn_not_taken_in_file_order() -> None:
+    """Two dense pairs, then 60 isolated points sorted by class (30 of class 0, then 30 of class 1):
+    once every ball holds at most one uncovered point, the picks are uniform draws over those points,
+    not the lowest positions (which would take class 0's points in file order)."""
+    x = np.concatenate([[-20.0, -19.5, -40.0, -39.5], 2.0 * np.arange(60)])[:, None]
+    balls = Balls.build(torch.as_tensor(x), 1.0)
+    counts = np.zeros(len(x), dtype=np.int64)
+    for seed in range(300):
+        cover = probcover_picks(balls, np.zeros(len(x), dtype=bool), 12, np.random.default_rng(seed))
+        assert cover.picks[:2].tolist() == [0, 2]  # the two pairs first, greedy (ties: lowest position)
+        assert cover.gains.tolist() == [2, 2] + [1] * 10 and np.unique(cover.picks).size == 12
+        counts[cover.picks[2:]] += 1
+    isolated = counts[4:]  # 300 × 10 draws over 60 points: 50 expected each
+    assert isolated[:30].sum() + isolated[30:].sum() == 3000 and abs(int(isolated[:30].sum()) - 1500) < 150
+    assert isolated.min() > 20 and isolated.max() < 85
+
+
+def test_probcover_records_delta_and_coverage_in_the_selection_info() -> None:
+    x, _ = blobs(4, centres=3, per=6)
+    spec = get_plugins().selectors.get("probcover")
+    ctx = SelectionContext(np.arange(len(x)), np.empty(0, dtype=np.int64), np.random.default_rng(0))
+    ctx.inputs = lambda ix: torch.as_tensor(x[ix])
+    ctx.options = {"delta": 1.0}
+    selection = spec.select(ctx, 5)
+    info = selection.info
+    sizes = [sum(1 for j in range(len(x)) if math.dist(x[i], x[j]) <= 1.0) for i in range(len(x))]
+    assert info["delta"] == 1.0 and info["delta_rule"] == "fixed" and info["coverage_before"] == 0.0
+    assert info["mean_ball_size"] == pytest.approx(np.mean(sizes), abs=1e-3)
+    assert info["singleton_balls"] == pytest.approx(np.mean([s == 1 for s in sizes]), abs=1e-4)
+    covered = {j for i in selection.picks for j in range(len(x)) if math.dist(x[i], x[j]) <= 1.0}
+    assert info["coverage_after"] == pytest.approx(len(covered) / len(x), abs=1e-4)
+    assert info["picks_covering_2_or_more"] == len(ref_probcover(x, set(), 1.0, 5))
+    parts = ("picks_covering_2_or_more", "picks_covering_1", "picks_after_full_coverage")
+    assert sum(int(info[k]) for k in parts) == 5
+    ctx.options = {"classes": 3}
+    info = spec.select(ctx, 5).info
+    assert info["delta_rule"] == "purity" and float(info["delta"]) >= 0
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -195,7 +249,7 @@ def test_typiclust_initial_set_covers_more_classes_than_random() -> None:
     assert np.unique(y[picks]).size == 10
 
 
-def test_active_learning_run_with_cold_start(tracking_uri: str) -> None:
+def test_active_learning_run_with_cold_start(tracking_uri: str, tmp_path: Path) -> None:
     small = ["--dataset", "digits", "--train-limit", "300", "--test-limit", "100", "--device", "cpu", "--quiet"]
     args = [*small, "--initial", "20", "--budgets", "40", "--proxy-epochs", "1", "--target-epochs", "1"]
     res = CliRunner().invoke(
@@ -207,6 +261,9 @@ def test_active_learning_run_with_cold_start(tracking_uri: str) -> None:
     assert run.data.tags["svpkit.selection"] == "initial_selector=typiclust"
     assert run.data.tags["svpkit.agreement"] == "off"  # embedding=input: no selector model to compare
     assert "selector_model/test_error" not in run.data.metrics
+    timings = json.loads(Path(client.download_artifacts(run.info.run_id, "timings.json", str(tmp_path))).read_text())
+    (info,) = [r["selector_info"] for r in timings["rounds"]]
+    assert info["delta_rule"] == "purity" and info["delta"] > 0 and 0 <= info["coverage_after"] <= 1
     bad = CliRunner().invoke(app, ["active-learning", *args, "--initial-selector", "badge"])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and "--initial-selector" in bad.output
 

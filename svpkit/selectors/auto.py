@@ -98,7 +98,7 @@ def select_auto(ctx: SelectionContext, k: int) -> Selection:
         else:
             selection = top_k_by_score(ctx, UNCERTAINTY[name](ctx.probabilities.float()), k)
     phase = "hand-over" if hand_over else "cold start"
-    selection.info = {"selector": name, "phase": phase, "reason": why}
+    selection.info = {**selection.info, "selector": name, "phase": phase, "reason": why}
     return selection
 
 

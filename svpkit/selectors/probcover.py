@@ -7,8 +7,12 @@ Definitions (paper §4 and the authors' ``prob_cover.py``; docs/algorithms.md), 
 - *Coverage* of a set S: ``|∪_{s∈S} B_δ(s)| / |X|``. ProbCover picks B pool points greedily:
   every point in a ball of a labeled point is covered at the start; each pick is the pool point
   whose ball holds the most uncovered points (ties: the lowest pool position), and its ball
-  becomes covered. When no pool point's ball holds an uncovered point (full coverage), the rest
-  of the batch is drawn uniformly from the unpicked pool (the selection RNG), as the paper does.
+  becomes covered. Once the most any ball holds is one uncovered point, every such candidate is
+  an equally good greedy pick: each pick is then drawn uniformly among them (the selection RNG),
+  not the lowest position, which would make the rest of the batch the data set's first rows in
+  file order (on a class-sorted folder: one class). When no pool point's ball holds an uncovered
+  point (full coverage), the rest of the batch is drawn uniformly from the unpicked pool (the
+  selection RNG), as the paper does.
 - *δ by the purity rule* (``delta=0``, the default): k-means (scikit-learn, ``n_init=1``, seeded
   from the selection RNG) into as many clusters as the data set has classes; a ball is *pure*
   when every point in it has its centre's cluster label; ``purity(δ)`` is the fraction of points
@@ -18,11 +22,15 @@ Definitions (paper §4 and the authors' ``prob_cover.py``; docs/algorithms.md), 
   ``delta > 0`` fixes δ instead.
 
 Scores (``scores.npy``): each pool point's ball size among the uncovered points before the first pick.
+``Selection.info`` (the round's ``selector_info``): δ and how it was chosen, the mean ball size, the
+share of balls that hold only their centre, the coverage before and after the batch, and how many
+picks covered two or more new points, exactly one, or none (after full coverage).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -92,10 +100,19 @@ class Balls:
         return self.members[np.arange(int(sizes.sum())) + offsets]
 
 
-def probcover_picks(
-    balls: Balls, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy max coverage (see the module doc): (picked rows in pick order, initial uncovered ball sizes)."""
+class Cover(NamedTuple):
+    """What :func:`probcover_picks` chose: the picked rows in pick order, each point's uncovered ball
+    size before the first pick, each pick's number of newly covered points, the covered share of
+    the points before and after the picks."""
+
+    picks: np.ndarray
+    initial: np.ndarray
+    gains: np.ndarray
+    coverage: tuple[float, float]
+
+
+def probcover_picks(balls: Balls, labeled_mask: np.ndarray, budget: int, rng: np.random.Generator) -> Cover:
+    """Greedy max coverage (see the module doc)."""
     n = labeled_mask.size
     candidate = ~np.asarray(labeled_mask, dtype=bool)
     if budget > int(candidate.sum()):
@@ -103,10 +120,12 @@ def probcover_picks(
     covered = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(labeled_mask):
         covered[balls.ball(int(i))] = True
+    before = float(covered.mean()) if n else 1.0
     # The graph is symmetric: a point's uncovered-degree is the number of uncovered points in its ball.
     degree = np.bincount(balls.members_of(np.flatnonzero(~covered)), minlength=n).astype(np.int64)
     initial = degree.copy()
     picks: list[int] = []
+    gains: list[int] = []
     while len(picks) < budget:
         masked = np.where(candidate, degree, -1)
         best = int(np.argmax(masked))
@@ -114,26 +133,50 @@ def probcover_picks(
             rest = np.flatnonzero(candidate)
             extra = rng.choice(rest, size=budget - len(picks), replace=False)
             picks.extend(int(e) for e in extra)
+            gains.extend([0] * extra.size)
             break
+        if masked[best] == 1:  # every candidate of gain 1 is as good: not the lowest position, a draw
+            best = int(rng.choice(np.flatnonzero(masked == 1)))
         picks.append(best)
         candidate[best] = False
         newly = balls.ball(best)[~covered[balls.ball(best)]]
+        gains.append(int(newly.size))
         covered[newly] = True
         # each y in newly is covered now: every ball holding y (= every member of y's ball) loses one
         degree -= np.bincount(balls.members_of(newly), minlength=n)
-    return np.asarray(picks, dtype=np.int64), initial
+    after = float(covered.mean()) if n else 1.0
+    return Cover(np.asarray(picks, dtype=np.int64), initial, np.asarray(gains, dtype=np.int64), (before, after))
+
+
+def cover_info(delta: float, rule: str, balls: Balls, cover: Cover) -> dict[str, object]:
+    """``Selection.info`` of a ProbCover round (see the module doc)."""
+    sizes = np.diff(balls.start)
+    return {
+        "delta": round(delta, 6),
+        "delta_rule": rule,
+        "mean_ball_size": round(float(sizes.mean()), 3) if sizes.size else 0.0,
+        "singleton_balls": round(float((sizes == 1).mean()), 4) if sizes.size else 0.0,
+        "coverage_before": round(cover.coverage[0], 4),
+        "coverage_after": round(cover.coverage[1], 4),
+        "picks_covering_2_or_more": int((cover.gains >= 2).sum()),
+        "picks_covering_1": int((cover.gains == 1).sum()),
+        "picks_after_full_coverage": int((cover.gains == 0).sum()),
+    }
 
 
 def select_probcover(ctx: SelectionContext, k: int) -> Selection:
     """ProbCover over labeled ∪ pool in the representation ``embedding`` names (see the module doc)."""
     points, labeled_mask = labeled_then_pool(ctx, "probcover")
     options = resolved_options(ctx.options, OPTIONS)
-    delta = float(options["delta"])
+    delta, rule = float(options["delta"]), "fixed"
     if delta <= 0:
         clusters = kmeans_labels(points, int(options["classes"]), int(ctx.rng.integers(2**31 - 1)))
-        delta = purity_delta(impurity_radii(points, clusters), float(options["alpha"]))
-    rows, initial = probcover_picks(Balls.build(points, delta), labeled_mask, k, ctx.rng)
-    return pool_selection(ctx, rows, initial)
+        delta, rule = purity_delta(impurity_radii(points, clusters), float(options["alpha"])), "purity"
+    balls = Balls.build(points, delta)
+    cover = probcover_picks(balls, labeled_mask, k, ctx.rng)
+    selection = pool_selection(ctx, cover.picks, cover.initial)
+    selection.info = cover_info(delta, rule, balls, cover)
+    return selection
 
 
 OPTIONS = (
