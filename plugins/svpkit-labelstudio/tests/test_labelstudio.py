@@ -33,7 +33,9 @@ from svpkit.tracking import client
 
 pytestmark = pytest.mark.slow
 RUN_LINE = re.compile(r"^run (\w+):", flags=re.M)
+# least confidence, not the default auto: the rounds' scores are then the proxy's uncertainty in pick order
 MODEL = ["--quiet", "--proxy", "preact_resnet20", "--proxy-epochs", "2", "--batch-size", "32", "--device", "cpu"]
+MODEL += ["--selector", "least_confidence"]
 
 
 @pytest.fixture(autouse=True, scope="module")
