@@ -201,8 +201,8 @@ def test_a_cold_start_initial_selector_on_a_streamed_folder_is_one_error_line(
 
 
 def test_a_labeling_project_picks_with_auto_past_its_first_batch(tracking_uri: str, tmp_path: Path) -> None:
-    """``svpkit query``'s default selector is auto: after the random first batch, MaxHerding (its
-    cold-start half, on the standardised inputs) while the project has under 5 labels per class,
+    """``svpkit query``'s default selector is auto: MaxHerding (its cold-start half, on the
+    standardised inputs) picks the first batch and goes on while the project has under 5 labels per class,
     then least confidence; each round records which half picked and why."""
     import svpkit
     from svpkit.data.digits import load_digits
@@ -219,7 +219,8 @@ def test_a_labeling_project_picks_with_auto_past_its_first_batch(tracking_uri: s
     np.savez(root / "test.npz", x=digits.test.x.numpy()[test], y=digits.test.y.numpy()[test])
     settings = dict(dataset="npz", data_path=str(root), dataset_options="standardize=false", proxy_epochs=3)
     first = svpkit.query(k=12, **settings)
-    assert first.round.strategy == "random" and first.round.selector_info is None
+    assert first.round.strategy == "maxherding" and first.round.selector_info is None
+    assert "cold-start selector" in first.round.reason and "standardised inputs" in first.round.reason
     project, rounds = first.run_id, [first]
     for k in (12, 8):  # 12 labeled (3 per class): cold start; then 24 (6 per class): hand-over
         svpkit.label(project=project, answers={str(i): str(truth[i]) for i in rounds[-1].round.picks})

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from svpkit.cli import app
 from svpkit.data.digits import load_digits
+from svpkit.data.text_csv import load_text_csv
 from svpkit.errors import ConfigError
-from svpkit.loops.cold_start import check_initial_selector, initial_set
+from svpkit.loops.cold_start import check_initial_selector, initial_set, settle_initial_selector
 from svpkit.plugins import get_plugins
 from svpkit.selectors.base import SelectionContext
 from svpkit.selectors.probcover import Balls, impurity_radii, probcover_picks, purity_delta
@@ -266,6 +267,46 @@ def test_active_learning_run_with_cold_start(tracking_uri: str, tmp_path: Path) 
     assert info["delta_rule"] == "purity" and info["delta"] > 0 and 0 <= info["coverage_after"] <= 1
     bad = CliRunner().invoke(app, ["active-learning", *args, "--initial-selector", "badge"])
     assert bad.exit_code == 2 and bad.output.count("error:") == 1 and "--initial-selector" in bad.output
+
+
+def test_default_initial_selector_is_the_selectors_own_cold_start(tmp_path: Path) -> None:
+    """``--initial-selector auto`` (the default): auto's cold_start / the cold-start selector itself on
+    in-memory inputs, random for other selectors and for inputs that are not in memory."""
+    selectors = get_plugins().selectors
+    digits = load_digits()
+    settled = {
+        name: settle_initial_selector(digits, selectors.get(name), opts, "auto")
+        for name, opts in (("auto", {}), ("typiclust", {}), ("least_confidence", {}), ("badge", {}))
+    }
+    assert {k: getattr(v, "name", v) for k, v in settled.items()} == {
+        "auto": "maxherding",
+        "typiclust": "typiclust",
+        "least_confidence": "random",
+        "badge": "random",
+    }
+    chosen = settle_initial_selector(digits, selectors.get("auto"), {"cold_start": "probcover"}, "auto")
+    assert getattr(chosen, "name", chosen) == "probcover"
+    assert settle_initial_selector(digits, selectors.get("auto"), {}, "random") == "random"  # given: kept
+    (tmp_path / "train.csv").write_text("label,text\n0,a dull film\n1,a great one\n")
+    (tmp_path / "test.csv").write_text("label,text\n1,fine\n")
+    assert settle_initial_selector(load_text_csv(tmp_path), selectors.get("auto"), {}, "auto") == "random"
+
+
+def test_default_run_records_the_settled_initial_selector(tracking_uri: str) -> None:
+    """A run at the defaults records who picked its initial set, and it is what that selector picks."""
+    small = ["--dataset", "digits", "--train-limit", "300", "--test-limit", "100", "--device", "cpu", "--quiet"]
+    args = [*small, "--initial", "20", "--budgets", "40", "--proxy-epochs", "1", "--no-train-target"]
+    for selector in ("auto", "least_confidence"):
+        res = CliRunner().invoke(app, ["active-learning", *args, "--selector", selector, "--seed", "3"])
+        assert res.exit_code == 0, res.output
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("svpkit").experiment_id])
+    got = {r.data.params["selector"]: r for r in runs}
+    assert got["auto"].data.tags["svpkit.selection"] == "initial_selector=maxherding"
+    assert got["least_confidence"].data.tags.get("svpkit.selection", "") == ""  # random: the default variant
+    expected = initial_set(load_digits().limited(300, 100), "maxherding", 20, 3)
+    labeled = client.download_artifacts(got["auto"].info.run_id, "rounds/0/labeled.npy")
+    assert np.load(labeled).tolist() == expected.tolist()
 
 
 def test_selectors_list_shows_the_cold_start_selectors() -> None:

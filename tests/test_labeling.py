@@ -94,7 +94,7 @@ def test_five_rounds_of_answers_reach_the_active_learning_labeled_set(tracking_u
         more = ["--project", project] if project else []
         project, stdout = query(env, tmp_path, *QUICK, *data, *more, "--out", str(batch_file))
         if r == 0:
-            assert "seeded random sample" in stdout
+            assert "maxherding (a cold-start selector" in stdout  # the loop's settled --initial-selector auto
         rows = read_rows(batch_file)
         assert [row["rank"] for row in rows] == [str(i) for i in range(1, k + 1)]
         label(env, tmp_path, project, write_answers(tmp_path / f"answers_{r}.csv", [(row["id"], truth[int(row["id"])]) for row in rows]))  # fmt: skip

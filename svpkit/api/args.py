@@ -115,8 +115,9 @@ class ActiveLearningArgs(SelectionArgs):
     budgets: Sizes = setting("0.1,0.2,0.3,0.4,0.5", "Cumulative labeled sizes: fractions or counts.")
     train_target: bool = setting(True, "Train and evaluate the target at every budget level.")
     initial_selector: str = setting(
-        "random",
-        "Who picks the initial set: random, or a cold-start selector (maxherding, typiclust, probcover).",
+        "auto",
+        "Who picks the initial set: auto (the selector's own cold start where it has one and the inputs are in "
+        "memory, else random), random, or a cold-start selector (maxherding, typiclust, probcover).",
     )
     stop_when: str = setting("", "End early when a stopping criterion holds: kappa:0.99[:3] or uncertainty:0.05[:1].")
     eval_sample: int = setting(

@@ -81,7 +81,7 @@ def _al_config(args: ActiveLearningArgs, plan: Plan, device: str) -> ALConfig:
         initial=plan.initial,
         budgets=list(plan.budgets),
         train_target=args.train_target,
-        initial_selector=plan.initial_selector or args.initial_selector,  # a spec, or "random"
+        initial_selector=plan.initial_selector or args.initial_selector,  # a spec, "auto" or "random"
         stop_when=plan.stop_rule,
         eval_sample=args.eval_sample,
         settings=plan.loop_settings(device),
@@ -91,10 +91,11 @@ def _al_config(args: ActiveLearningArgs, plan: Plan, device: str) -> ALConfig:
 def _settled(data: Dataset, selector: SelectorSpec, cfg: ALConfig) -> ALConfig:
     """``cfg`` with the selector's representation settled for the loaded data (``embedding=auto``
     resolved, so the run records it; svpkit.loops.cold_start), or a ConfigError before any run."""
-    from svpkit.loops.cold_start import settle_representation
+    from svpkit.loops.cold_start import settle_initial_selector, settle_representation
 
     options = settle_representation(data, selector, cfg.settings.selector_options, cfg.initial_selector)
-    return replace(cfg, settings=replace(cfg.settings, selector_options=options))
+    initial = settle_initial_selector(data, selector, options, cfg.initial_selector)
+    return replace(cfg, initial_selector=initial, settings=replace(cfg.settings, selector_options=options))
 
 
 @takes(ActiveLearningArgs)

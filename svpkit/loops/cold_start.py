@@ -1,10 +1,14 @@
 """The initial labeled set of an active-learning run and the fixed input embedding of the rounds.
 
-``--initial-selector random`` (the default) draws the initial set as svpkit always has:
+``--initial-selector random`` draws the initial set as svpkit always has:
 ``default_rng(seed).choice(n, size, replace=False)``, sorted. A cold-start selector (one that
-picks without a model under its default options with ``embedding=input``: ``typiclust``,
-``probcover``) picks it instead from the whole training set with nothing labeled, on the
-standardised inputs (svpkit.selectors.embedding), its RNG derived from ``(seed, "select", 0)``.
+picks without a model under its default options with ``embedding=input``: ``maxherding``,
+``typiclust``, ``probcover``) picks it instead from the whole training set with nothing labeled,
+on the standardised inputs (svpkit.selectors.embedding; with a backbone its stored embeddings),
+its RNG derived from ``(seed, "select", 0)``. The default, ``auto``, is settled with the loaded
+data (:func:`settle_initial_selector`): the run selector's own cold start where it has one
+(``auto``'s ``cold_start``, or the cold-start selector itself) and the inputs are in memory,
+``random`` otherwise; the run records what it became.
 
 The representation a run's selector picks in is settled once the data set is loaded, before the
 run exists (:func:`settle_representation`): ``auto``'s ``embedding=auto`` becomes ``input`` where
@@ -36,6 +40,9 @@ from svpkit.selectors.embedding import (
 )
 
 RANDOM = "random"
+AUTO = "auto"
+"""``--initial-selector``'s default: settled per run (:func:`settle_initial_selector`)."""
+COLD_START_SELECTORS = ("maxherding", "typiclust", "probcover")
 
 
 def lazy_inputs(dataset: Dataset) -> Callable[[np.ndarray], torch.Tensor] | None:
@@ -101,9 +108,30 @@ def settle_representation(
     return settled
 
 
+def settle_initial_selector(
+    dataset: Dataset,
+    selector: SelectorSpec,
+    options: Mapping[str, Any],
+    initial_selector: SelectorSpec | str,
+) -> SelectorSpec | str:
+    """``initial_selector`` with :data:`AUTO` settled for the loaded ``dataset``: the cold-start
+    selector the run's ``selector`` starts with (``auto``: its ``cold_start`` option; a cold-start
+    selector: itself) where the training inputs are in memory (it picks on them before any model
+    exists), else :data:`RANDOM`. Anything else is returned as given."""
+    from svpkit.plugins import get_plugins
+
+    if not isinstance(initial_selector, str) or initial_selector != AUTO:
+        return initial_selector
+    declared = {o.name: o.default for o in selector.options} | dict(options)
+    name = str(declared.get("cold_start", "")) if selector.name == AUTO else selector.name
+    if name not in COLD_START_SELECTORS or not inputs_in_memory(dataset):
+        return RANDOM
+    return get_plugins().selectors.get(name)
+
+
 def check_initial_inputs(dataset: Dataset, name: str) -> None:
     """A cold-start initial selector (no model yet: the standardised inputs) needs in-memory inputs."""
-    if name != RANDOM and not inputs_in_memory(dataset):
+    if name not in (RANDOM, AUTO) and not inputs_in_memory(dataset):
         raise ConfigError(
             f"--initial-selector {name} picks on the standardised inputs before any model exists, and "
             f"{unreadable_inputs(dataset)}; use --initial-selector random or a --backbone (its stored embeddings "

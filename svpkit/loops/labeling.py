@@ -6,13 +6,14 @@ picks ``k``. Round numbers, derived seeds and orders are the active-learning loo
 (:mod:`svpkit.loops.active_learning`), so a project whose annotators answer with the true labels
 asks for the same batches as ``svpkit active-learning`` with the same seed and sizes:
 
-- with no labels at all the batch is a seeded random sample of the pool, ascending
-  (``default_rng(seed)``: the active-learning loop's initial set). Not k-center on the untrained
-  proxy's features: those say nothing about the classes yet, so they would only spread the batch
-  by input distance at the price of a forward pass over the whole pool. With a pretrained
-  backbone (``--backbone``) the inputs already are features that say something about the classes,
-  so the first batch is MaxHerding's on them (:data:`COLD_START`, svpkit.loops.cold_start; the
-  active-learning loop's ``--initial-selector maxherding``);
+- with no labels at all the batch is the active-learning loop's initial set at its default
+  ``--initial-selector auto`` (svpkit.loops.cold_start.settle_initial_selector): the selector's
+  own cold start (``auto``: MaxHerding) on inputs held in memory, else a seeded random sample of
+  the pool, ascending (``default_rng(seed)``). Not k-center on the untrained proxy's features:
+  those say nothing about the classes yet, so they would only spread the batch by input distance
+  at the price of a forward pass over the whole pool. With a pretrained backbone (``--backbone``)
+  the inputs already are features that say something about the classes, so a selector without a
+  cold start of its own gets MaxHerding's first batch on them (:data:`COLD_START`);
 - round ``r`` trains the proxy with ``derive_seed(seed, "selector", r)`` and selects with
   ``derive_seed(seed, "select", r)``. The default selector is ``auto`` (svpkit.selectors.auto): its
   cold-start half (MaxHerding, on the standardised inputs or the backbone's embeddings, or on the
@@ -36,7 +37,7 @@ from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.loops import scoring
 from svpkit.loops.agreement import observer_signals, selector_observers
-from svpkit.loops.cold_start import initial_set, lazy_inputs
+from svpkit.loops.cold_start import AUTO, initial_set, lazy_inputs, settle_initial_selector
 from svpkit.loops.common import numerics_tags
 from svpkit.loops.fitting import timed_fit
 from svpkit.loops.settings import LoopSettings
@@ -57,9 +58,17 @@ RANDOM_REASON = (
 COLD_START = "maxherding"
 """The selector of a project's first batch when its data set is seen through a backbone."""
 COLD_START_REASON = (
-    "nothing is labeled yet, so MaxHerding (auto's cold start) picks this batch on the backbone's embeddings: the examples "
-    "that best cover the pool under a Gaussian kernel"
+    "nothing is labeled yet, so {name} (a cold-start selector: it needs no model) picks this batch on {where}: "
+    "typical examples that cover the pool"
 )
+
+
+def first_batch_selector(dataset: Dataset, selector: SelectorSpec, cfg: QueryConfig) -> str:
+    """Who picks a project's first batch: the loop's settled ``--initial-selector auto``, or with a
+    backbone MaxHerding for a selector without a cold start of its own (module docstring)."""
+    settled = settle_initial_selector(dataset, selector, cfg.settings.selector_options, AUTO)
+    name = settled if isinstance(settled, str) else settled.name
+    return COLD_START if name == RANDOM and dataset.backbone else name
 
 
 @dataclass(frozen=True)
@@ -181,9 +190,12 @@ def query_round(
 ) -> QueryRound:
     """Round ``round_no``: train the proxy on ``labeled`` (with ``labels``), pick ``cfg.k`` of the pool."""
     pool = check_pool(dataset, labeled, cfg.k)
-    if not labeled.size and dataset.backbone:
-        picks = initial_set(dataset, COLD_START, cfg.k, cfg.settings.seed)
-        return QueryRound(round_no, COLD_START, COLD_START_REASON, labeled, pool, picks, None)
+    first = first_batch_selector(dataset, selector, cfg) if not labeled.size else RANDOM
+    if first != RANDOM:
+        picks = initial_set(dataset, first, cfg.k, cfg.settings.seed, cfg.settings.selector_options)
+        where = "the backbone's embeddings" if dataset.backbone else "the standardised inputs"
+        reason = COLD_START_REASON.format(name=first, where=where)
+        return QueryRound(round_no, first, reason, labeled, pool, picks, None)
     if not labeled.size:
         rng = np.random.default_rng(cfg.settings.seed)
         picks = np.sort(pool[rng.choice(pool.size, size=cfg.k, replace=False)]).astype(np.int64)

@@ -32,8 +32,9 @@ class Plan:
 
     dataset: DatasetSpec | None = None
     selector: SelectorSpec | None = None
-    initial_selector: SelectorSpec | None = None
-    """``--initial-selector`` looked up (None: ``random``, or a problem)."""
+    initial_selector: SelectorSpec | str | None = None
+    """``--initial-selector`` looked up (None: ``random``, or a problem; ``"auto"``: settled with the
+    loaded data set)."""
     proxy: ModelSpec | None = None
     target: ModelSpec | None = None
     backbone: Backbone | None = None

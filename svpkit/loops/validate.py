@@ -246,12 +246,15 @@ def _fits_active_learning(selector: SelectorSpec) -> None:
         )
 
 
-def _initial_selector(registry: Plugins, name: str) -> SelectorSpec | None:
-    """The initial set's selector, checked to pick without a model (None: ``random``)."""
-    from svpkit.loops.cold_start import check_initial_selector
+def _initial_selector(registry: Plugins, name: str) -> SelectorSpec | str | None:
+    """The initial set's selector, checked to pick without a model (None: ``random``; ``auto``:
+    settled once the data set is loaded, svpkit.loops.cold_start.settle_initial_selector)."""
+    from svpkit.loops.cold_start import AUTO, check_initial_selector
 
     if name == "random":
         return None
+    if name == AUTO:
+        return AUTO
     spec = registry.selectors.get(name)
     check_initial_selector(spec)
     return spec
