@@ -171,6 +171,7 @@ class Artifact:
     PER_CLASS = "per_class.json"
     COVERAGE = "coverage.json"  # core-set --coverage ccs: cutoff, bins, per-bin sizes and budgets
     CLASS_BALANCE = "class_balance.json"  # --class-balance: quotas and fills (active learning: per round)
+    INITIAL_SELECTOR_INFO = "initial_selector.json"  # rounds/0/: who picked the initial set, what it said
     SUGGEST_TABLE_MD = "suggest/table.md"
     SUGGEST_TABLE_CSV = "suggest/table.csv"
     SUGGEST_SUMMARY = "suggest/summary.json"

@@ -296,7 +296,7 @@ def test_default_run_records_the_settled_initial_selector(tracking_uri: str) -> 
     """A run at the defaults records who picked its initial set, and it is what that selector picks."""
     small = ["--dataset", "digits", "--train-limit", "300", "--test-limit", "100", "--device", "cpu", "--quiet"]
     args = [*small, "--initial", "20", "--budgets", "40", "--proxy-epochs", "1", "--no-train-target"]
-    for selector in ("auto", "least_confidence"):
+    for selector in ("auto", "least_confidence", "probcover"):
         res = CliRunner().invoke(app, ["active-learning", *args, "--selector", selector, "--seed", "3"])
         assert res.exit_code == 0, res.output
     client = mlflow.MlflowClient()
@@ -307,6 +307,15 @@ def test_default_run_records_the_settled_initial_selector(tracking_uri: str) -> 
     expected = initial_set(load_digits().limited(300, 100), "maxherding", 20, 3)
     labeled = client.download_artifacts(got["auto"].info.run_id, "rounds/0/labeled.npy")
     assert np.load(labeled).tolist() == expected.tolist()
+    assert got["probcover"].data.tags["svpkit.selection"] == "initial_selector=probcover"
+    # the initial selector's own record is kept (ProbCover: its δ and the coverage of its picks)
+    record = client.download_artifacts(got["probcover"].info.run_id, "rounds/0/initial_selector.json")
+    info = json.loads(Path(record).read_text())
+    assert info["selector"] == "probcover" and info["delta_rule"] == "purity" and info["delta"] > 0
+    assert 0 < info["coverage_after"] <= 1
+    assert "rounds/0/initial_selector.json" not in {
+        f.path for f in client.list_artifacts(got["least_confidence"].info.run_id, "rounds/0")
+    }
 
 
 def test_selectors_list_shows_the_cold_start_selectors() -> None:

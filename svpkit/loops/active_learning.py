@@ -22,7 +22,7 @@ from svpkit.loops import scoring
 from svpkit.loops.agreement import InRunAgreement, active_learning_mode, observer_signals, selector_observers
 from svpkit.loops.al_records import ALResult, RoundRecord, log_round, log_summary
 from svpkit.loops.budgets import resolve_budgets
-from svpkit.loops.cold_start import initial_set, lazy_inputs, selector_name
+from svpkit.loops.cold_start import initial_selection, lazy_inputs, selector_name
 from svpkit.loops.common import selection_run_params, selection_run_tags
 from svpkit.loops.eval_sample import DEFAULT_EVAL_SAMPLE, ErrorEstimate, sample_error, stratified_sample
 from svpkit.loops.evaluation import log_class_errors, split_errors
@@ -92,8 +92,14 @@ def run_active_learning(
     n = len(dataset.train)
     init_count, levels = resolve_budgets(cfg.initial, cfg.budgets, n)
     device = resolve_device(cfg.settings.device)
-    initial = initial_set(dataset, cfg.initial_selector, init_count, cfg.settings.seed, cfg.settings.selector_options)
+    first = initial_selection(
+        dataset, cfg.initial_selector, init_count, cfg.settings.seed, cfg.settings.selector_options
+    )
+    initial = first.picks
     selected, records = _restore(resume_state, initial, tracker, cfg)
+    if first.info and resume_state is None:
+        record = {"selector": selector_name(cfg.initial_selector), **first.info}
+        tracker.log_json(round_artifact(0, Artifact.INITIAL_SELECTOR_INFO), record)
     rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
     rounds.agreement.restore(resume_state)
     rounds.stopping.restore(resume_state)

@@ -29,7 +29,7 @@ import torch
 from svpkit.data.base import Dataset
 from svpkit.errors import ConfigError
 from svpkit.runtime import derive_seed
-from svpkit.selectors.base import SelectionContext, SelectorSpec, resolve_selector_options
+from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, resolve_selector_options
 from svpkit.selectors.embedding import (
     EMBEDDING_OPTION,
     input_embedding,
@@ -154,12 +154,24 @@ def initial_set(
     """The sorted initial labeled set: uniform random (``selector`` ``random``), else that selector's
     picks (with the run selector's :data:`SHARED_OPTIONS`, ``run_options``). A spec (the validation
     pass's) is used as it is; a name is looked up and checked here."""
+    return initial_selection(dataset, selector, count, seed, run_options).picks
+
+
+def initial_selection(
+    dataset: Dataset,
+    selector: SelectorSpec | str,
+    count: int,
+    seed: int,
+    run_options: Mapping[str, Any] | None = None,
+) -> Selection:
+    """:func:`initial_set` as a :class:`Selection`: the sorted picks, and what the selector said
+    about them (``info``: e.g. ProbCover's δ and coverage; empty for ``random``)."""
     from svpkit.plugins import get_plugins
 
     n = len(dataset.train)
     if selector == RANDOM:
         rng = np.random.default_rng(seed)
-        return np.sort(rng.choice(n, size=count, replace=False)).astype(np.int64)
+        return Selection(np.sort(rng.choice(n, size=count, replace=False)), np.empty(0, dtype=np.float32))
     if isinstance(selector, str):
         selector = get_plugins().selectors.get(selector)
     spec = selector
@@ -173,7 +185,8 @@ def initial_set(
         options=initial_options(spec, run_options),
         inputs=lazy_inputs(dataset),
     )
-    picks = np.asarray(spec.select(ctx, count).picks, dtype=np.int64)
+    selection = spec.select(ctx, count)
+    picks = np.asarray(selection.picks, dtype=np.int64)
     if picks.shape != (count,) or np.unique(picks).size != count:
         raise RuntimeError(f"initial selector {spec.name!r} did not return {count} distinct examples")
-    return np.sort(picks)
+    return Selection(np.sort(picks), np.empty(0, dtype=np.float32), dict(selection.info))
