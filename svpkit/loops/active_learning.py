@@ -98,8 +98,8 @@ def run_active_learning(
     initial = first.picks
     selected, records = _restore(resume_state, initial, tracker, cfg)
     if first.info and resume_state is None:
-        record = {"selector": selector_name(cfg.initial_selector), **first.info}
-        tracker.log_json(round_artifact(0, Artifact.INITIAL_SELECTOR_INFO), record)
+        said = {"selector": selector_name(cfg.initial_selector), **first.info}
+        tracker.log_json(round_artifact(0, Artifact.INITIAL_SELECTOR_INFO), said)
     rounds = _Rounds(dataset, selector, proxy, target, cfg, progress, device)
     rounds.agreement.restore(resume_state)
     rounds.stopping.restore(resume_state)
