@@ -176,7 +176,12 @@ def test_a_pointer_is_used_only_for_the_unchanged_folder_with_its_files(tmp_path
 
     root = tmp_path / "imgs"
     _folder(root)
+    (root / "unlabeled" / "b").mkdir(parents=True)  # unlabeled images follow the labeled ones
+    for name in ("unlabeled/z.png", "unlabeled/b/a.png"):
+        (root / name).write_bytes((root / "train" / "c0" / "000é.png").read_bytes())
     monkeypatch.setenv("SVPKIT_CACHE", str(tmp_path / "cache"))
+    one = _load(root)
+    assert one["ids"][-2:] == ["unlabeled/b/a.png", "unlabeled/z.png"] and one["labels"][-2:] == [-1, -1]
     for var, value in {
         "WORLD_SIZE": "2",
         "LOCAL_WORLD_SIZE": "2",
@@ -192,6 +197,8 @@ def test_a_pointer_is_used_only_for_the_unchanged_folder_with_its_files(tmp_path
     listing_handoff._loads.clear()  # the same load again, as the other rank
     waiter = _load(root)
     assert waiter["phases"] == ["listing_wait", "statistics"] and waiter["mapped"] == lister["mapped"]
+    for what in ("ids", "labels", "test_ids", "classes"):
+        assert lister[what] == waiter[what] == one[what], what
     for name in lister["mapped"].values():  # the files are gone: the pointer is not trusted
         (tmp_path / "cache" / "listings" / name).unlink(missing_ok=True)
     listing_handoff._loads.clear()
