@@ -48,7 +48,7 @@ def _mapped_file(address: int) -> str | None:
 
 def _describe(data: Any, seconds: float) -> dict[str, Any]:
     """What a load gave: the phases it measured, the listing files it maps (None: private), its content."""
-    mapped = {}
+    mapped: dict[str, str | None] = {}
     for split in ("train", "test"):
         files, labels = getattr(data, split).x.files, getattr(data, split).y
         addresses = {"blob": files.blob.ctypes.data, "offsets": files.offsets.ctypes.data, "labels": labels.data_ptr()}

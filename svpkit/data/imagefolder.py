@@ -22,6 +22,9 @@ classes) and ``val/`` may be absent (no test error). Instead of ``train/`` folde
 ``<path>/train.csv`` with the columns ``path,label`` (paths relative to ``<path>``, an empty label
 for an unlabeled image) may list the training images; its classes are ``classes.txt`` (one per
 line) or else its distinct labels. An example's id is its path relative to ``<path>``.
+
+Under ``torchrun`` only local rank 0 of each machine lists the folder, straight into files that
+every rank of the machine maps; the others wait for it (:mod:`svpkit.data.listing_handoff`).
 """
 
 from __future__ import annotations
