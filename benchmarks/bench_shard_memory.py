@@ -12,9 +12,14 @@ as ``bench_data_scale.PeakRss`` does) throughout, in three arms, each in fresh p
 * ``one``: one process;
 * ``ranks``: 2 ranks (what svpkit does now: each rank keeps its shard's reductions, exchanges only
   candidates, rank 0 alone gathers the pool's scores; the listing is one memory-mapped file that the
-  ranks share, ``svpkit.data.shared_listing``);
-* ``ranks before``: 2 ranks as before this change (every rank gathers the whole pool's reductions
-  and holds a private listing).
+  ranks share, ``svpkit.data.shared_listing``, which local rank 0 alone lists, spooling it into that
+  file, while the other rank waits and maps it, ``svpkit.data.listing_handoff``);
+* ``ranks before``: 2 ranks as before the sharded reductions (every rank lists the folder, holds a
+  private listing and gathers the whole pool's reductions).
+
+``--arms`` picks some of them. The peak is sampled over the load (``peak_load_pss_mib``) and over
+the rest of the round (``peak_round_pss_mib``) apart; ``listing_phase`` says whether the process
+listed the folder (``listing``) or waited for local rank 0's (``listing_wait``).
 
 The selector model is a stand-in: the softmax of a fixed function of (training index, class) per
 row, 1,000 classes, computed in blocks of 1,024 rows (the CPU learner's inference batch). A model
@@ -82,15 +87,19 @@ def _arm(arm: str, root: Path, initial: int, k: int) -> dict[str, Any]:
     from svpkit.selectors.base import SelectionContext
 
     info = parallel.init_from_env("cpu")
-    if arm == "ranks before":
-        imagefolder.several_ranks = lambda: False  # type: ignore[assignment]  # a private listing per rank
+    if arm == "ranks before":  # every rank lists, a private listing per rank
+        imagefolder.several_ranks = lambda: False  # type: ignore[assignment]
+        imagefolder.one_lister_per_machine = lambda: False  # type: ignore[assignment]
     reductions.BLOCK = 1024
     selector = get_plugins().selectors.get("least_confidence")
     steps: dict[str, Any] = {"start_pss_mib": _pss_mib()}
-    with PeakRss() as rss:
+    with PeakRss() as rss_load:
         t0 = time.perf_counter()
         data = imagefolder.load_imagefolder(root, size=32, stream="on", workers=0)
         steps |= {"load_seconds": time.perf_counter() - t0, "after_load_pss_mib": _pss_mib()}
+    steps |= {"listing_phase": next(k for k in data.load_seconds if k.startswith("listing"))}
+    steps |= {"load_phase_seconds": dict(data.load_seconds)}
+    with PeakRss() as rss:
         files, labels = data.train.x.files, data.train.y  # type: ignore[union-attr]
         parts = {"file list": (files.blob, files.offsets), "labels": (labels,)}
         address = {"file list": files.blob.ctypes.data, "labels": labels.data_ptr()}
@@ -115,7 +124,9 @@ def _arm(arm: str, root: Path, initial: int, k: int) -> dict[str, Any]:
         "rank": info.rank,
         "train_images": n,
         "pool": len(pool),
-        "peak_pss_mib": rss.peak_pss_kib / 1024,
+        "peak_pss_mib": max(rss_load.peak_pss_kib, rss.peak_pss_kib) / 1024,
+        "peak_load_pss_mib": rss_load.peak_pss_kib / 1024,
+        "peak_round_pss_mib": rss.peak_pss_kib / 1024,
         **steps,
         "bytes": {
             "listing (file list + labels)": sum(listing.values()),
@@ -127,6 +138,16 @@ def _arm(arm: str, root: Path, initial: int, k: int) -> dict[str, Any]:
         "picks_head": [int(i) for i in selection.picks[:10]],
         "picks_sum": int(np.asarray(selection.picks).sum()),
     }
+
+
+def _pool_bytes(r: dict[str, Any]) -> int:
+    """The bytes that grow with the pool held by the process: the listing (a shared file at its
+    share of the pages, 1/2 on 2 ranks), pool index and mask, reductions, pool scores."""
+    b = r["bytes"]
+    listing = b["listing (file list + labels)"]
+    shared = listing - b["listing private"]
+    share = shared // 2 if r["arm"] != "one" else shared
+    return b["listing private"] + share + b["pool index + mask"] + b["reductions held"] + b["pool scores held"]
 
 
 def _launch(arm: str, args: argparse.Namespace, env: dict[str, str]) -> list[dict[str, Any]]:
@@ -151,6 +172,7 @@ def main() -> None:
     p.add_argument("--initial", type=int, default=2000)
     p.add_argument("--k", type=int, default=4000)
     p.add_argument("--scratch", default="/tmp/svpkit_bench_shard_memory", help="the benchmark's SVPKIT_CACHE")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     p.add_argument("--arm", default="", help=argparse.SUPPRESS)
     p.add_argument("--machine", default="")
     p.add_argument("--out", default="")
@@ -166,14 +188,27 @@ def main() -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         env.pop(var, None)
-    results = [r for arm in ARMS for r in _launch(arm, args, env)]
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if not arms or set(arms) - set(ARMS):
+        raise SystemExit(f"--arms: choose among {', '.join(ARMS)}")
+    results = [r for arm in arms for r in _launch(arm, args, env)]
     picks = {(r["picks_sum"], tuple(r["picks_head"])) for r in results}
     rows = [
-        [r["arm"], r["rank"], r["peak_pss_mib"], r["start_pss_mib"], r["after_load_pss_mib"], r["after_score_pss_mib"]]
-        + [r["after_select_pss_mib"], *r["bytes"].values()]
+        [r["arm"], r["rank"], r["listing_phase"], r["peak_pss_mib"], r["start_pss_mib"], r["peak_load_pss_mib"]]
+        + [r["after_load_pss_mib"], r["after_score_pss_mib"], r["after_select_pss_mib"], *r["bytes"].values()]
         for r in results
     ]
-    columns = ["arm", "rank", "peak PSS MiB", "start", "after load", "after score", "after select"]
+    columns = [
+        "arm",
+        "rank",
+        "listed",
+        "peak PSS MiB",
+        "start",
+        "load peak",
+        "after load",
+        "after score",
+        "after select",
+    ]
     print_table("memory per process", columns + list(results[0]["bytes"]), rows)
     summary = {
         "same_picks_in_every_arm": len(picks) == 1,
@@ -181,9 +216,17 @@ def main() -> None:
         "peak_minus_start_mib": {
             f"{r['arm']} rank {r['rank']}": r["peak_pss_mib"] - r["start_pss_mib"] for r in results
         },
+        "load_peak_minus_start_mib": {
+            f"{r['arm']} rank {r['rank']}": r["peak_load_pss_mib"] - r["start_pss_mib"] for r in results
+        },
+        "pool_dependent_bytes": {f"{r['arm']} rank {r['rank']}": _pool_bytes(r) for r in results},
     }
     print(json.dumps(summary, indent=2))
-    write_results("shard_memory", args, torch.device("cpu"), {"results": results, "summary": summary})
+    out = write_results("shard_memory", args, torch.device("cpu"), {"results": results, "summary": summary})
+    text = out.read_text().replace(str(Path(args.root).resolve().parent), "$DATA").replace(str(scratch), "$SCRATCH")
+    if args.stats_from:
+        text = text.replace(str(Path(args.stats_from).resolve().parent), "$DATA")
+    out.write_text(text)  # the result names no local path
 
 
 if __name__ == "__main__":

@@ -291,6 +291,31 @@ def pool_bytes_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {parts} | {ratio} | {where} |"]
 
 
+def shard_memory_rows(r: dict[str, Any], where: str) -> list[str]:
+    """A rank's memory under torchrun against one process's: peaks (whole, load), pool-dependent bytes."""
+    res = r["results"]
+    what = f"a round's memory per process, {res[0]['train_images']:,}-image folder, torchrun 2 ranks vs one process"
+    parts = []
+    for x in res:
+        names = {"one": "one process", "ranks": "2 ranks", "ranks before": "2 ranks as before"}
+        label = names.get(x["arm"], x["arm"]) + (f", rank {x['rank']}" if x["arm"] != "one" else "")
+        txt = (
+            f"{label}: peak PSS {x['peak_pss_mib']:,.0f} MiB (+{x['peak_pss_mib'] - x['start_pss_mib']:.1f} over start"
+        )
+        if "peak_load_pss_mib" in x:
+            txt += f"; load +{x['peak_load_pss_mib'] - x['start_pss_mib']:.1f}, {x['listing_phase'].replace('_', ' ')}"
+        held = r["summary"].get("pool_dependent_bytes", {}).get(f"{x['arm']} rank {x['rank']}")
+        txt += f"; {held / 1e6:.1f} MB that grow with the pool" if held is not None else ""
+        parts.append(txt + ")")
+    one = next((x for x in res if x["arm"] == "one"), None)
+    ranks = [x for x in res if x["arm"] == "ranks"]
+    ratio = "-"
+    if one and ranks:
+        grown = [(x["peak_pss_mib"] - x["start_pss_mib"]) / (one["peak_pss_mib"] - one["start_pss_mib"]) for x in ranks]
+        ratio = "rank peak − start **" + ", ".join(f"{g:.2f}×" for g in grown) + "** one process's"
+    return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
+
+
 def vector_round_rows(r: dict[str, Any], where: str) -> list[str]:
     """One round on a store-sized array of vectors: read + standardise, then train, score, select."""
     x, ph = r["result"], r["result"]["phases_seconds"]
@@ -356,6 +381,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out += pool_bytes_rows(r, where)
     elif name == "vector_round":
         out += vector_round_rows(r, where)
+    elif name == "shard_memory":
+        out += shard_memory_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"

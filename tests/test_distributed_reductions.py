@@ -10,7 +10,7 @@ per rank, whatever the pool: svpkit.selectors.shard_top_k); the pool's scores ar
 0 alone, which logs them; k-center's pool embeddings are its shard's rows; the folder's listing
 (file list and labels) is one machine-wide memory-mapped file whose pages the two ranks share
 (each rank's proportional share of them is half their size, read from /proc/self/smaps) and no
-private copy. Ties and class quotas (with a class short of candidates) are checked on generated
+private copy, listed by local rank 0 alone (rank 1 waits for it and maps its files). Ties and class quotas (with a class short of candidates) are checked on generated
 scores with many equal values. The process's peak memory at ImageNet scale is measured by
 ``benchmarks/bench_shard_memory.py`` (docs/scaling.md).
 
@@ -130,7 +130,7 @@ def _select_all(root: Path) -> dict[str, Any]:
 
     parallel.gather_rows = measured  # type: ignore[assignment]
     labeled, pool = np.arange(0, N_TRAIN, 5), np.setdiff1d(np.arange(N_TRAIN), np.arange(0, N_TRAIN, 5))
-    out: dict[str, Any] = {"listing": _listing_memory(data)}
+    out: dict[str, Any] = {"listing": _listing_memory(data), "load_phases": sorted(data.load_seconds)}
     for name in SELECTORS:
         selector = get_plugins().selectors.get(name)
         mc = {"mc_samples": "3"} if name in ("bald", "mc_entropy") else {}
@@ -280,9 +280,12 @@ def _check_ties(ranks: list[dict[str, Any]]) -> None:
 
 
 def _check_listing(ranks: list[dict[str, Any]], one: dict[str, Any]) -> None:
-    """One process holds the listing privately; the ranks map one file per array, shared page by page."""
+    """One process holds the listing privately; the ranks map one file per array, shared page by
+    page, which local rank 0 alone listed (rank 1 waited for it: svpkit.data.listing_handoff)."""
     private = sum(nbytes for nbytes, path in one["listing"].values() if path is None)
     assert private == sum(nbytes for nbytes, _ in one["listing"].values()) > 0
+    assert one["load_phases"] == ["listing", "statistics"]
+    assert [r["load_phases"] for r in ranks] == [["listing", "statistics"], ["listing_wait", "statistics"]]
     for r, rank in enumerate(ranks):
         paths = {name: path for name, (_, path) in rank["listing"].items()}
         assert all(p is not None and "/listings/" in p for p in paths.values()), paths

@@ -22,6 +22,9 @@ classes) and ``val/`` may be absent (no test error). Instead of ``train/`` folde
 ``<path>/train.csv`` with the columns ``path,label`` (paths relative to ``<path>``, an empty label
 for an unlabeled image) may list the training images; its classes are ``classes.txt`` (one per
 line) or else its distinct labels. An example's id is its path relative to ``<path>``.
+
+Under ``torchrun`` only local rank 0 of each machine lists the folder, straight into files that
+every rank of the machine maps; the others wait for it (:mod:`svpkit.data.listing_handoff`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +40,9 @@ import numpy as np
 import torch
 
 from svpkit.data.base import UNLABELED, Dataset, DatasetOption, DatasetSpec, Split
-from svpkit.data.file_list import FileList, FileListBuilder
-from svpkit.data.shared_listing import several_ranks, shared
+from svpkit.data.file_list import FileList
+from svpkit.data.listing_handoff import folder_key, list_once, one_lister_per_machine
+from svpkit.data.shared_listing import Collect, Spool, several_ranks, shared
 from svpkit.data.stats_cache import Moments, cached_moments
 from svpkit.data.streaming import (
     MEMORY_FRACTION,
@@ -56,6 +59,11 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_SIZE = 224
 UNLABELED_DIR = "unlabeled"
 MANIFEST = "train.csv"
+CLASSES_FILE = "classes.txt"
+
+
+Sink = Collect | Spool
+"""Where a listing is built: in memory, or spooled into the shared listing files."""
 
 
 @dataclass
@@ -81,10 +89,6 @@ class Listing:
             yield file, int(self.labels[i])
 
 
-def _listing(root: Path, relative: list[str], labels: list[int]) -> Listing:
-    return Listing(FileList.build(root, relative), np.asarray(labels, dtype=np.int64).reshape(-1))
-
-
 def _images(folder: Path) -> list[str]:
     """The image names in ``folder``, sorted (the order of its sorted paths)."""
     return sorted(e.name for e in os.scandir(folder) if os.path.splitext(e.name)[1].lower() in EXTENSIONS)
@@ -93,26 +97,30 @@ def _images(folder: Path) -> list[str]:
 def _class_folders(folder: Path, classes: list[str], root: Path | None = None) -> Listing:
     """The images of each class folder of ``folder`` in class order, without a Python object per
     file; held relative to ``root`` (default: ``folder``)."""
-    root = folder if root is None else root
+    sink = Collect(folder if root is None else root)
+    _add_class_folders(sink, folder, classes, folder if root is None else root)
+    return Listing(*sink.finish())
+
+
+def _add_class_folders(sink: Sink, folder: Path, classes: list[str], root: Path) -> None:
+    """Append the images of each class folder of ``folder`` (class order) to ``sink``, one folder at a time."""
     base = folder.relative_to(root).as_posix()
     prefix = "" if base == "." else f"{base}/"
-    files, labels = FileListBuilder(root), array("q")
     with current().task(f"list {folder}", total=len(classes)) as advance:
         for label, name in enumerate(classes):
             if (folder / name).is_dir():
-                names = _images(folder / name)
-                files.extend(f"{prefix}{name}/{n}" for n in names)
-                labels.extend([label] * len(names))
+                sink.add([f"{prefix}{name}/{n}" for n in _images(folder / name)], label)
             advance(1)
-    return Listing(files.build(), np.array(labels, dtype=np.int64))
 
 
-def _unlabeled(root: Path) -> Listing:
+def _add_unlabeled(sink: Sink, root: Path) -> int:
+    """Append the images under ``unlabeled/`` (any depth, sorted) to ``sink``; how many."""
     folder = root / UNLABELED_DIR
     if not folder.is_dir():
-        return _listing(root, [], [])
+        return 0
     files = [f for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix.lower() in EXTENSIONS]
-    return _listing(root, [f.relative_to(root).as_posix() for f in files], [UNLABELED] * len(files))
+    sink.add([f.relative_to(root).as_posix() for f in files], UNLABELED)
+    return len(files)
 
 
 def _read(files: Listing, size: int, stream: StreamedImages | None) -> Split:
@@ -150,8 +158,9 @@ def _undecodable(file: Path, size: int) -> bool:
     return False
 
 
-def _manifest(root: Path) -> tuple[Listing, list[str]]:
-    """The images ``train.csv`` lists and the classes (``classes.txt``, else its labels)."""
+def _manifest(root: Path, sink: Sink) -> tuple[list[str], int]:
+    """Append the images ``train.csv`` lists to ``sink``; the classes (``classes.txt``, else its
+    labels) and how many rows are unlabeled."""
     file = root / MANIFEST
     try:
         rows = list(csv.DictReader(file.read_text(encoding="utf-8").splitlines()))
@@ -161,7 +170,7 @@ def _manifest(root: Path) -> tuple[Listing, list[str]]:
         raise DataError(f"{file} must have a header with the columns 'path' and 'label' and at least one row")
     names = [(r["path"] or "").strip() for r in rows]
     labels = [(r["label"] or "").strip() for r in rows]
-    classes_file = root / "classes.txt"
+    classes_file = root / CLASSES_FILE
     if classes_file.is_file():
         classes = [c.strip() for c in classes_file.read_text(encoding="utf-8").splitlines() if c.strip()]
     else:
@@ -173,25 +182,74 @@ def _manifest(root: Path) -> tuple[Listing, list[str]]:
     if missing:
         raise DataError(f"{file} lists images that do not exist: {', '.join(missing[:3])}")
     relative = [(root / name).relative_to(root).as_posix() for name in names]
-    return _listing(root, relative, [classes.index(label) if label else UNLABELED for label in labels]), classes
+    sink.add(relative, [classes.index(label) if label else UNLABELED for label in labels])
+    return classes, labels.count("")
 
 
-def _training_images(root: Path) -> tuple[Listing, list[str]]:
-    """Labeled images first (class folders or the manifest), then ``unlabeled/``; and the classes."""
+def _training_images(root: Path, sink: Sink) -> tuple[list[str], bool]:
+    """Append the labeled images (class folders or the manifest), then ``unlabeled/``, to ``sink``;
+    the classes and whether any image is unlabeled."""
     train_dir = root / "train"
     if (root / MANIFEST).is_file():
-        listing, classes = _manifest(root)
+        classes, unlabeled = _manifest(root, sink)
     elif train_dir.is_dir():
         classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
         if not classes:
             raise DataError(f"{train_dir} has no class folders")
-        listing = _class_folders(train_dir, classes, root)
+        _add_class_folders(sink, train_dir, classes, root)
+        unlabeled = 0
     else:
         raise DataError(f"{root} must contain train/ and val/ (or test/) folders of class folders")
-    listing += _unlabeled(root)
-    if not len(listing):
+    unlabeled += _add_unlabeled(sink, root)
+    if not len(sink):
         raise DataError(f"{train_dir} has no images ({', '.join(EXTENSIONS)}) in class folders")
-    return listing, classes
+    return classes, unlabeled > 0
+
+
+def _list_into(root: Path) -> Callable[[Sink, Sink], list[str]]:
+    """Fills a training and a test sink with the folder's listing; returns the classes."""
+
+    def fill(train: Sink, test: Sink) -> list[str]:
+        classes, unlabeled = _training_images(root, train)
+        _test_images(root, classes, unlabeled, test)
+        return classes
+
+    return fill
+
+
+def _key(root: Path) -> str:
+    """:func:`~svpkit.data.listing_handoff.folder_key` of ``root``: the folders whose entries the
+    listing reads (the root, the split folders and their class folders, ``unlabeled/``'s tree) and
+    the manifest files."""
+    folders = [root]
+    for split in ("train", "val", "test"):
+        if (root / split).is_dir():
+            folders += [root / split, *sorted(Path(e.path) for e in os.scandir(root / split) if e.is_dir())]
+    if (root / UNLABELED_DIR).is_dir():
+        folders += _tree(root / UNLABELED_DIR)
+    return folder_key(root, folders, [root / MANIFEST, root / CLASSES_FILE], {"extensions": EXTENSIONS})
+
+
+def _tree(folder: Path) -> list[Path]:
+    """``folder`` and the folders below it (symbolic links not followed, as ``rglob``), sorted;
+    one directory entry at a time (no list of its files)."""
+    found, todo = [], [folder]
+    while todo:
+        found.append(todo.pop())
+        with os.scandir(found[-1]) as entries:
+            todo += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+    return sorted(found)
+
+
+def _listings(root: Path, private: bool) -> tuple[Listing, Listing, list[str], str]:
+    """The training and test listings, the classes and who listed (``listing_handoff.list_once``;
+    ``private``: this process, into memory)."""
+    if private or not one_lister_per_machine():
+        train, test = Collect(root), Collect(root)
+        classes = _list_into(root)(train, test)
+        return Listing(*train.finish()), Listing(*test.finish()), classes, "private"
+    train_arrays, test_arrays, classes, how = list_once(root, lambda: _key(root), _list_into(root))
+    return Listing(*train_arrays), Listing(*test_arrays), classes, how
 
 
 def load_imagefolder(
@@ -210,16 +268,16 @@ def load_imagefolder(
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
     t0 = time.perf_counter()
-    with current().task(f"list {root}", total=None):
-        listing, classes = _training_images(root)
-        test_files = _test_images(root, classes, bool((listing.labels == UNLABELED).any()))
-    seconds = {"listing": time.perf_counter() - t0}
+    with current().task(f"list {root}", total=None):  # torchrun: local rank 0 alone lists (listing_handoff)
+        listing, test_files, classes, how = _listings(root, private=on_corrupt == "skip")
+    seconds = {"listing" if how != "mapped" else "listing_wait": time.perf_counter() - t0}
     dropped = 0
     if on_corrupt == "skip":
         (listing, bad_train), (test_files, bad_test) = (_readable(f, size, workers) for f in (listing, test_files))
         dropped = bad_train + bad_test
-    if several_ranks():  # torchrun: one copy of the listing per machine (svpkit.data.shared_listing)
+    if several_ranks() and how == "private":  # one copy of the listing per machine (svpkit.data.shared_listing)
         listing, test_files = (Listing(*shared(f.files, f.labels)) for f in (listing, test_files))
+    if several_ranks():
         release_free_memory()  # the private copies' pages, and the listing pass's
     budget = (MEMORY_FRACTION * machine_memory()) if memory_budget is None else memory_budget * 2**30
     decoded = (len(listing) + len(test_files)) * size * size * 3
@@ -288,20 +346,19 @@ def image_dataset(
     )
 
 
-def _test_images(root: Path, classes: list[str], has_unlabeled: bool) -> Listing:
-    """The test images (``val/`` or ``test/`` class folders); none only for a labeling project."""
+def _test_images(root: Path, classes: list[str], has_unlabeled: bool, sink: Sink) -> None:
+    """Append the test images (``val/`` or ``test/`` class folders) to ``sink``; none only for a
+    labeling project."""
     test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
     if test_dir is None and not has_unlabeled:
         raise DataError(f"{root} must contain train/ and val/ (or test/) folders of class folders")
-    test_files = _listing(root, [], [])
     if test_dir is not None:
         unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
         if unknown:
             raise DataError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown[:5])}")
-        test_files = _class_folders(test_dir, classes, root)
-        if not len(test_files):
+        _add_class_folders(sink, test_dir, classes, root)
+        if not len(sink):
             raise DataError(f"{test_dir} has no images ({', '.join(EXTENSIONS)}) in class folders")
-    return test_files
 
 
 SPEC = DatasetSpec(
