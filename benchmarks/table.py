@@ -306,6 +306,30 @@ def vector_round_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {txt} | round **{_s(x['round_seconds'])} s** (goal < 60) | {where} |"]
 
 
+def selector_memory_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row: each selector's round over the whole pool (stand-in model), its peak against least confidence's."""
+    x0 = r["results"][0]
+    what = (
+        f"one round's memory per selector over the whole pool, {x0['train_images']:,}-image folder ({x0['pool']:,} pool "
+        f"images), stand-in selector model ({r['classes']:,} classes, {r['stand_in_dim']}-d features), k = {r['k']:,}"
+    )
+    s = r["summary"]
+    parts = []
+    for x in r["results"]:
+        name, b = x["selector"], x["bytes"]
+        held = b["reductions held"] + b["embeddings held"]
+        scored = f" ({x['scored']:,} candidates scored)" if x["scored"] != x["pool"] else ""
+        parts.append(
+            f"{name}: peak PSS {x['peak_pss_mib']:,.0f} MiB ({s['peak_vs_least_confidence'][name]:.2f}×), "
+            f"peak − start {x['peak_pss_mib'] - x['start_pss_mib']:,.0f} MiB "
+            f"({s['peak_minus_start_vs_least_confidence'][name]:.2f}×), score {_s(x['score_seconds'])} s{scored}, "
+            f"select {_s(x['select_seconds'])} s, held {held / 1e6:,.1f} MB"
+        )
+    ratios = s["peak_vs_least_confidence"].values()
+    ratio = f"peaks **{min(ratios):.2f}–{max(ratios):.2f}×** least confidence's (goal within 10 %)"
+    return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -356,6 +380,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out += pool_bytes_rows(r, where)
     elif name == "vector_round":
         out += vector_round_rows(r, where)
+    elif name == "selector_memory":
+        out += selector_memory_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"
