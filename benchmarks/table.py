@@ -308,25 +308,28 @@ def vector_round_rows(r: dict[str, Any], where: str) -> list[str]:
 
 def selector_memory_rows(r: dict[str, Any], where: str) -> list[str]:
     """One row: each selector's round over the whole pool (stand-in model), its peak against least confidence's."""
-    x0 = r["results"][0]
+    x0, s = r["results"][0], r["summary"]
     what = (
         f"one round's memory per selector over the whole pool, {x0['train_images']:,}-image folder ({x0['pool']:,} pool "
-        f"images), stand-in selector model ({r['classes']:,} classes, {r['stand_in_dim']}-d features), k = {r['k']:,}"
+        f"images), stand-in selector model ({r['classes']:,} classes, {r['stand_in_dim']}-d features), k = {r['k']:,}, "
+        f"median of {max(x.get('repeat', 0) for x in r['results']) + 1} runs"
     )
-    s = r["summary"]
-    parts = []
-    for x in r["results"]:
-        name, b = x["selector"], x["bytes"]
-        held = b["reductions held"] + b["embeddings held"]
+    med, vs, parts = s["median_mib"], s["vs_least_confidence"], []
+    for name in med["peak"]:
+        x = next(x for x in r["results"] if x["selector"] == name)
+        held = (x["bytes"]["reductions held"] + x["bytes"]["embeddings held"]) / 1e6
         scored = f" ({x['scored']:,} candidates scored)" if x["scored"] != x["pool"] else ""
         parts.append(
-            f"{name}: peak PSS {x['peak_pss_mib']:,.0f} MiB ({s['peak_vs_least_confidence'][name]:.2f}×), "
-            f"peak − start {x['peak_pss_mib'] - x['start_pss_mib']:,.0f} MiB "
-            f"({s['peak_minus_start_vs_least_confidence'][name]:.2f}×), score {_s(x['score_seconds'])} s{scored}, "
-            f"select {_s(x['select_seconds'])} s, held {held / 1e6:,.1f} MB"
+            f"{name}: peak PSS {med['peak'][name]:,.0f} MiB ({vs['peak'][name]:.2f}×), peak − start "
+            f"{med['peak_minus_start'][name]:,.0f} MiB ({vs['peak_minus_start'][name]:.2f}×), peak anonymous "
+            f"{med['peak_data'][name]:,.0f} MiB ({vs['peak_data'][name]:.2f}×), score {_s(x['score_seconds'])} s"
+            f"{scored}, held {held:,.1f} MB"
         )
-    ratios = s["peak_vs_least_confidence"].values()
-    ratio = f"peaks **{min(ratios):.2f}–{max(ratios):.2f}×** least confidence's (goal within 10 %)"
+    ratio = f"peaks **{min(vs['peak'].values()):.2f}–{max(vs['peak'].values()):.2f}×** least confidence's (goal within 10 %)"
+    before = r.get("before")
+    old = {k: v for k, v in (before or {}).get("summary", {}).get("peak_vs_least_confidence", {}).items()}
+    if any(abs(v - 1) > 0.1 for v in old.values()):  # the run before a fix, kept beside
+        ratio += "; before the fix: " + ", ".join(f"{k} {v:.2f}×" for k, v in old.items() if abs(v - 1) > 0.1)
     return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
 
 
