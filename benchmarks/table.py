@@ -317,19 +317,22 @@ def selector_memory_rows(r: dict[str, Any], where: str) -> list[str]:
     med, vs, parts = s["median_mib"], s["vs_least_confidence"], []
     for name in med["peak"]:
         x = next(x for x in r["results"] if x["selector"] == name)
+        score = statistics.median(y["score_seconds"] for y in r["results"] if y["selector"] == name)
         held = (x["bytes"]["reductions held"] + x["bytes"]["embeddings held"]) / 1e6
         scored = f" ({x['scored']:,} candidates scored)" if x["scored"] != x["pool"] else ""
         parts.append(
             f"{name}: peak PSS {med['peak'][name]:,.0f} MiB ({vs['peak'][name]:.2f}×), peak − start "
             f"{med['peak_minus_start'][name]:,.0f} MiB ({vs['peak_minus_start'][name]:.2f}×), peak anonymous "
-            f"{med['peak_data'][name]:,.0f} MiB ({vs['peak_data'][name]:.2f}×), score {_s(x['score_seconds'])} s"
+            f"{med['peak_data'][name]:,.0f} MiB ({vs['peak_data'][name]:.2f}×), score {_s(score)} s"
             f"{scored}, held {held:,.1f} MB"
         )
     ratio = f"peaks **{min(vs['peak'].values()):.2f}–{max(vs['peak'].values()):.2f}×** least confidence's (goal within 10 %)"
     before = r.get("before")
-    old = {k: v for k, v in (before or {}).get("summary", {}).get("peak_vs_least_confidence", {}).items()}
+    old = (before or {}).get("summary", {}).get("peak_vs_least_confidence", {})
     if any(abs(v - 1) > 0.1 for v in old.values()):  # the run before a fix, kept beside
-        ratio += "; before the fix: " + ", ".join(f"{k} {v:.2f}×" for k, v in old.items() if abs(v - 1) > 0.1)
+        ratio += "; the earlier run kept beside (`--before`): " + ", ".join(
+            f"{k} {v:.2f}×" for k, v in old.items() if abs(v - 1) > 0.1
+        )
     return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
 
 
