@@ -331,6 +331,36 @@ def vector_round_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {txt} | round **{_s(x['round_seconds'])} s** (goal < 60) | {where} |"]
 
 
+def selector_memory_rows(r: dict[str, Any], where: str) -> list[str]:
+    """One row: each selector's round over the whole pool (stand-in model), its peak against least confidence's."""
+    x0, s = r["results"][0], r["summary"]
+    what = (
+        f"one round's memory per selector over the whole pool, {x0['train_images']:,}-image folder ({x0['pool']:,} pool "
+        f"images), stand-in selector model ({r['classes']:,} classes, {r['stand_in_dim']}-d features), k = {r['k']:,}, "
+        f"median of {max(x.get('repeat', 0) for x in r['results']) + 1} runs"
+    )
+    med, vs, parts = s["median_mib"], s["vs_least_confidence"], []
+    for name in med["peak"]:
+        x = next(x for x in r["results"] if x["selector"] == name)
+        score = statistics.median(y["score_seconds"] for y in r["results"] if y["selector"] == name)
+        held = (x["bytes"]["reductions held"] + x["bytes"]["embeddings held"]) / 1e6
+        scored = f" ({x['scored']:,} candidates scored)" if x["scored"] != x["pool"] else ""
+        parts.append(
+            f"{name}: peak PSS {med['peak'][name]:,.0f} MiB ({vs['peak'][name]:.2f}×), peak − start "
+            f"{med['peak_minus_start'][name]:,.0f} MiB ({vs['peak_minus_start'][name]:.2f}×), peak anonymous "
+            f"{med['peak_data'][name]:,.0f} MiB ({vs['peak_data'][name]:.2f}×), score {_s(score)} s"
+            f"{scored}, held {held:,.1f} MB"
+        )
+    ratio = f"peaks **{min(vs['peak'].values()):.2f}–{max(vs['peak'].values()):.2f}×** least confidence's (goal within 10 %)"
+    before = r.get("before")
+    old = (before or {}).get("summary", {}).get("peak_vs_least_confidence", {})
+    if any(abs(v - 1) > 0.1 for v in old.values()):  # the run before a fix, kept beside
+        ratio += "; the earlier run kept beside (`--before`): " + ", ".join(
+            f"{k} {v:.2f}×" for k, v in old.items() if abs(v - 1) > 0.1
+        )
+    return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
@@ -383,6 +413,8 @@ def rows(r: dict[str, Any]) -> list[str]:
         out += vector_round_rows(r, where)
     elif name == "shard_memory":
         out += shard_memory_rows(r, where)
+    elif name == "selector_memory":
+        out += selector_memory_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"

@@ -10,9 +10,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from svpkit.selectors import coverage
 from svpkit.selectors.badge import GradientEmbedding, badge_select, has_final_linear
 from svpkit.selectors.bald import MCAccumulator, bald_scores, mc_entropy_scores, mc_head_probabilities
-from svpkit.selectors.coverage import allocate_budget, ccs_select, class_balanced_top_k, class_quotas
+from svpkit.selectors.coverage import allocate_budget, ccs_select, class_balanced_top_k, class_quotas, within_quotas
 from svpkit.selectors.data_scores import average_scores, el2n_scores, grand_last_layer_scores, grand_scores
 
 
@@ -339,3 +340,24 @@ def test_class_balanced_top_k_fills_short_classes_from_the_best_remaining() -> N
     assert result.picks.tolist() == np_class_balanced(scores, classes, result.quotas, 20)
     assert len(result.filled) == 3 and set(result.filled.tolist()) <= set(result.picks.tolist())
     assert not (classes[result.filled.numpy()] == 2).any()
+
+
+def test_quotas_chunk_by_chunk_pick_what_the_whole_pool_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(16)
+    n, k = 3000, 200
+    scores = rng.integers(0, 50, size=n).astype(np.float32)  # many ties across chunk boundaries
+    classes = np.where(rng.random(n) < 0.002, 3, rng.integers(0, 3, size=n))  # class 3: fewer than its quota
+    proportions = [0.3, 0.3, 0.2, 0.2]
+    quotas = class_quotas(proportions, k)
+    ranked = torch.from_numpy(classes)[torch.argsort(-torch.from_numpy(scores), stable=True)]
+    seen = [0] * len(quotas)
+    expected = []
+    for c in ranked.tolist():
+        expected.append(seen[c] < quotas[c])
+        seen[c] += 1
+    for chunk in (1, 7, 100, n, 2 * n):
+        assert within_quotas(ranked, quotas, chunk).tolist() == expected
+    monkeypatch.setattr(coverage, "QUOTA_CHUNK", 97)
+    result = class_balanced_top_k(torch.from_numpy(scores), torch.from_numpy(classes), k, proportions)
+    assert len(result.filled) > 0
+    assert result.picks.tolist() == np_class_balanced(scores, classes, quotas, k)

@@ -128,18 +128,33 @@ def class_balanced_top_k(
     if cls.numel() and not 0 <= int(cls.min()) <= int(cls.max()) < len(quotas):
         raise ValueError(f"classes must be in [0, {len(quotas)}) for {len(quotas)} proportions")
     in_quota = within_quotas(cls, quotas)
-    fill = (~in_quota).nonzero().squeeze(1)[: k - int(in_quota.sum())]
+    taken = int(in_quota.sum())
+    # at most ``taken`` examples in quota come before the (k − taken)-th one outside: the first k hold the fill
+    fill = (~in_quota[:k]).nonzero().squeeze(1)[: k - taken]
     chosen = in_quota.clone()
     chosen[fill] = True
     return QuotaSelection(order[chosen], quotas, order[fill])
 
 
-def within_quotas(cls: torch.Tensor, quotas: Sequence[int]) -> torch.Tensor:
+QUOTA_CHUNK = 65_536
+"""Examples ranked within their class at a time (:func:`within_quotas`): the transients of a pool's
+ranks are a chunk's, not N int64 arrays (at 1.28M examples, 80 MB of them)."""
+
+
+def within_quotas(cls: torch.Tensor, quotas: Sequence[int], chunk: int | None = None) -> torch.Tensor:
     """Which of the examples of classes ``cls`` (in score order, best first) are among the best
-    ``quotas[c]`` of their class ``c`` (a bool mask aligned with ``cls``)."""
-    n, device = cls.shape[0], cls.device
-    by_class = torch.sort(cls, stable=True).indices  # by class, then score rank
-    sizes = torch.bincount(cls, minlength=len(quotas))
-    rank_in_class = torch.empty_like(cls)
-    rank_in_class[by_class] = torch.arange(n, device=device) - (torch.cumsum(sizes, 0) - sizes)[cls[by_class]]
-    return rank_in_class < torch.tensor(list(quotas), device=device)[cls]
+    ``quotas[c]`` of their class ``c`` (a bool mask aligned with ``cls``): chunk by chunk in score
+    order, an example's rank in its class is its rank within the chunk plus its class's count before it."""
+    n, device, chunk = cls.shape[0], cls.device, chunk or QUOTA_CHUNK
+    limit = torch.tensor(list(quotas), device=device)
+    before = torch.zeros(len(quotas), dtype=torch.long, device=device)
+    out = torch.empty(n, dtype=torch.bool, device=device)
+    for start in range(0, n, chunk):
+        part = cls[start : start + chunk].long()
+        by_class = torch.sort(part, stable=True).indices  # by class, then score rank
+        sizes = torch.bincount(part, minlength=len(quotas))
+        rank = torch.empty_like(part)
+        rank[by_class] = torch.arange(len(part), device=device) - (torch.cumsum(sizes, 0) - sizes)[part[by_class]]
+        out[start : start + chunk] = rank + before[part] < limit[part]
+        before += sizes
+    return out
