@@ -31,6 +31,13 @@ names. Its default ``auto`` is resolved when the data set is loaded, before the 
 
 A context whose ``embedding`` is still ``auto`` (built by hand) picks on the input embedding when
 the context has one, else on the model's.
+
+The hand-over selector ``then`` is ``least_confidence`` (default), ``margin``, ``entropy``, ``badge``
+or ``uherding``: Uncertainty Herding (Bae, Oliveira & Sutherland, ICLR 2025), MaxHerding's
+coverage with each pool point weighted by the selector model's margin uncertainty, in the
+cold-start half's representation (svpkit.selectors.maxherding.select_uncertainty_herding). On
+issue 35's digits yardstick none of them beat the default by more than its interval
+(docs/reproducing.md).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from svpkit.models.options import ModelOption
 from svpkit.selectors.badge import check_badge, select_badge
 from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, SelectorUse, top_k_by_score
 from svpkit.selectors.embedding import EMBEDDING_OPTION, PCA_OPTION, resolved_options
-from svpkit.selectors.maxherding import select_maxherding
+from svpkit.selectors.maxherding import select_maxherding, select_uncertainty_herding
 from svpkit.selectors.probcover import select_probcover
 from svpkit.selectors.typiclust import check_cold_start, select_typiclust
 from svpkit.selectors.uncertainty import entropy_scores, least_confidence_scores, margin_scores
@@ -86,20 +93,27 @@ def select_auto(ctx: SelectionContext, k: int) -> Selection:
     hand_over, why = auto_phase(len(ctx.labeled), classes, switch[0], ctx.stop_kappas, switch[1])
     if not hand_over:
         name = str(options["cold_start"])
-        embedding = str(options["embedding"])
-        if embedding == AUTO_EMBEDDING:
-            embedding = "input" if ctx.inputs is not None else "model"
-        given = {"embedding": embedding, "classes": classes, "pca": int(options["pca"])}
+        given = _representation(options, ctx) | {"classes": classes}
         selection = COLD_START[name](replace(ctx, options=given), k)
     else:
         name = str(options["then"])
-        if name == "badge":
+        if name == "uherding":
+            selection = select_uncertainty_herding(replace(ctx, options=_representation(options, ctx)), k)
+        elif name == "badge":
             selection = select_badge(ctx, k)
         else:
             selection = top_k_by_score(ctx, UNCERTAINTY[name](ctx.probabilities.float()), k)
     phase = "hand-over" if hand_over else "cold start"
     selection.info = {**selection.info, "selector": name, "phase": phase, "reason": why}
     return selection
+
+
+def _representation(options: dict[str, object], ctx: SelectionContext) -> dict[str, object]:
+    """The representation options of the herding / clustering halves (``embedding=auto`` resolved)."""
+    embedding = str(options["embedding"])
+    if embedding == AUTO_EMBEDDING:
+        embedding = "input" if ctx.inputs is not None else "model"
+    return {"embedding": embedding, "pca": int(str(options["pca"]))}
 
 
 def first_switch(infos: list[dict[str, str] | None]) -> str | None:
@@ -119,7 +133,11 @@ def check_auto(use: SelectorUse) -> None:
 OPTIONS = (
     ModelOption("cold_start", str, "maxherding", "the selector below the switch point", choices=tuple(COLD_START)),
     ModelOption(
-        "then", str, "least_confidence", "the selector from the switch point on", choices=(*UNCERTAINTY, "badge")
+        "then",
+        str,
+        "least_confidence",
+        "the selector from the switch point on",
+        choices=(*UNCERTAINTY, "badge", "uherding"),
     ),
     ModelOption("switch_per_class", float, 5.0, "hand over once |L| / classes reaches this", minimum=0.0),
     ModelOption(
