@@ -75,6 +75,7 @@ def _context(labeled: int, options: dict[str, object]) -> SelectionContext:
     ctx = SelectionContext(np.arange(labeled, 60), np.arange(labeled), np.random.default_rng(1), options=options)
     ctx.inputs = lambda ix: torch.as_tensor(x[ix])
     ctx.probabilities = probs
+    ctx.pool_embeddings = torch.as_tensor(x[labeled:])  # the selector model's features (BADGE's)
     return ctx
 
 
@@ -92,7 +93,11 @@ def test_each_phase_picks_what_its_selector_picks() -> None:
     unsettled = _context(9, {"switch_per_class": 3.0})
     unsettled.stop_kappas = [0.5]  # the loop keeps κ, and it is below 0.9: still cold start
     assert auto.select(unsettled, 5).info["phase"] == "cold start"
-    assert warm.picks.tolist() == least.select(_context(9, {}), 5).picks.tolist()
+    assert warm.info["selector"] == "badge"  # the hand-over default (issue 35)
+    assert warm.picks.tolist() == registry.get("badge").select(_context(9, {}), 5).picks.tolist()
+    earlier = auto.select(_context(9, {"switch_per_class": 3.0, "then": "least_confidence"}), 5)
+    assert earlier.picks.tolist() == least.select(_context(9, {}), 5).picks.tolist()
+    assert earlier.picks.tolist() != warm.picks.tolist()
 
 
 def test_active_learning_with_auto_logs_the_switch(tracking_uri: str, tmp_path: Path) -> None:
@@ -105,10 +110,10 @@ def test_active_learning_with_auto_logs_the_switch(tracking_uri: str, tmp_path: 
     client = mlflow.MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name("svpkit").experiment_id])
     assert run.data.tags["svpkit.auto_switch"] == (
-        "round 2: least_confidence because 40 labeled / 10 classes = 4.00 per class ≥ 3"
+        "round 2: badge because 40 labeled / 10 classes = 4.00 per class ≥ 3"
     )
     timings = json.loads(Path(client.download_artifacts(run.info.run_id, "timings.json", str(tmp_path))).read_text())
-    assert [r["selector_info"]["selector"] for r in timings["rounds"]] == ["maxherding", "least_confidence"]
+    assert [r["selector_info"]["selector"] for r in timings["rounds"]] == ["maxherding", "badge"]
 
 
 def test_active_learning_feeds_auto_the_stop_set_kappa(tracking_uri: str, tmp_path: Path) -> None:
@@ -203,7 +208,7 @@ def test_a_cold_start_initial_selector_on_a_streamed_folder_is_one_error_line(
 def test_a_labeling_project_picks_with_auto_past_its_first_batch(tracking_uri: str, tmp_path: Path) -> None:
     """``svpkit query``'s default selector is auto: MaxHerding (its cold-start half, on the
     standardised inputs) picks the first batch and goes on while the project has under 5 labels per class,
-    then least confidence; each round records which half picked and why."""
+    then BADGE; each round records which half picked and why."""
     import svpkit
     from svpkit.data.digits import load_digits
     from svpkit.labeling.project import open_project
@@ -234,7 +239,7 @@ def test_a_labeling_project_picks_with_auto_past_its_first_batch(tracking_uri: s
     }
     assert "(cold start: maxherding, 12 labeled / 4 classes" in second.reason
     assert third.selector_info is not None and third.selector_info["phase"] == "hand-over"
-    assert third.selector_info["selector"] == "least_confidence"
+    assert third.selector_info["selector"] == "badge"
     saved = open_project(project)
     assert [r.selector_info for r in saved.rounds] == [None, second.selector_info, third.selector_info]
     tags = mlflow.get_run(project).data.tags

@@ -16,8 +16,16 @@ from svpkit.selectors.base import SelectionContext
 from svpkit.selectors.maxherding import Kernel, maxherding_picks
 
 
-def ref_maxherding(points: np.ndarray, labeled: set[int], budget: int, gamma: float, normalize: bool) -> list[int]:
-    """Algorithm 1 written plainly: the full kernel, every gain recomputed for every pick, first maximum."""
+def ref_maxherding(
+    points: np.ndarray,
+    labeled: set[int],
+    budget: int,
+    gamma: float,
+    normalize: bool,
+    weights: list[float] | None = None,
+) -> list[int]:
+    """Algorithm 1 written plainly: the full kernel, every gain recomputed for every pick, first maximum
+    (``weights``: each point's coverage weighted, Uncertainty Herding's uncertainty coverage)."""
     x = [p / np.linalg.norm(p) if normalize else p for p in points.astype(np.float64)]
     g = gamma if gamma > 0 else 1.0 / points.shape[1]
     n = len(x)
@@ -25,8 +33,10 @@ def ref_maxherding(points: np.ndarray, labeled: set[int], budget: int, gamma: fl
     chosen = set(labeled)
     picks: list[int] = []
 
+    w = weights or [1.0] * n
+
     def coverage(s: set[int]) -> float:
-        return sum(max((k[j][i] for j in s), default=0.0) for i in range(n)) / n
+        return sum(w[i] * max((k[j][i] for j in s), default=0.0) for i in range(n)) / n
 
     for _ in range(budget):
         base = coverage(chosen)
@@ -51,6 +61,30 @@ def test_maxherding_matches_brute_force(seed: int, labeled_n: int, gamma: float,
     assert picks.tolist() == ref_maxherding(points, labeled, 6, gamma, normalize)
     assert initial[mask].tolist() == [0.0] * labeled_n  # a labeled point is never a candidate
     assert (initial[~mask] > 0).all()
+
+
+def test_uncertainty_herding_matches_brute_force_and_follows_the_weights() -> None:
+    """Weighted coverage (Uncertainty Herding): the lazy greedy equals the plain one, and a blob whose
+    points weigh nothing gets no pick while MaxHerding gives it one."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=3.0, size=(4, 3))
+    points = np.concatenate([c + rng.normal(scale=0.5, size=(10, 3)) for c in centres])
+    weights = rng.uniform(0.0, 1.0, size=len(points))
+    mask = np.zeros(len(points), dtype=bool)
+    mask[[0, 11]] = True
+    kernel = Kernel(torch.tensor(points), 0.5, False)
+    picks, _ = maxherding_picks(kernel, mask, 6, weights=weights)
+    assert picks.tolist() == ref_maxherding(points, {0, 11}, 6, 0.5, False, weights.tolist())
+    blob = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1]])
+    blobs = np.concatenate([o + blob for o in np.array([[0, 0], [20, 0], [0, 20], [20, 20]], dtype=np.float64)])
+    certain = np.ones(12)
+    certain[3:6] = 0.0  # the second blob is predicted with certainty
+    plain, _ = maxherding_picks(Kernel(torch.tensor(blobs), 1.0, False), np.zeros(12, dtype=bool), 4)
+    weighted, _ = maxherding_picks(
+        Kernel(torch.tensor(blobs), 1.0, False), np.zeros(12, dtype=bool), 3, weights=certain
+    )
+    assert sorted(int(p) // 3 for p in plain) == [0, 1, 2, 3]
+    assert sorted(int(p) // 3 for p in weighted) == [0, 2, 3]
 
 
 def test_maxherding_ties_go_to_the_lowest_position_and_it_picks_one_per_blob() -> None:
@@ -115,6 +149,33 @@ def test_auto_starts_with_maxherding_when_asked() -> None:
     direct = plugins.get("maxherding").select(ctx("maxherding", {"embedding": "input"}), 8)
     assert auto.picks.tolist() == direct.picks.tolist()
     assert auto.info["selector"] == "maxherding" and auto.info["phase"] == "cold start"
+
+
+def test_auto_hands_over_to_uncertainty_herding() -> None:
+    """``then=uherding``: after the hand-over the picks are the margin-weighted MaxHerding's, and
+    they stay away from what the model is sure of."""
+    from svpkit.selectors.maxherding import select_uncertainty_herding
+
+    data = load_digits().limited(train=300, test=50)
+    x = data.train.x.reshape(len(data.train), -1).float()
+    labeled, pool = np.arange(60), np.arange(60, len(data.train))  # 6 per class: past switch_per_class 5
+    sure = torch.as_tensor(data.train.y.numpy()[pool] < 5)  # the model is certain of classes 0-4
+    probs = torch.where(sure[:, None], torch.eye(10)[0].expand(pool.size, 10), torch.full((pool.size, 10), 0.1))
+
+    def ctx(options: dict[str, object]) -> SelectionContext:
+        context = SelectionContext(
+            pool, labeled, np.random.default_rng(0), probabilities=probs, options=options, inputs=lambda i: x[i]
+        )
+        context.stop_kappas = [0.95]
+        return context
+
+    auto = get_plugins().selectors.get("auto").select(ctx({"then": "uherding"}), 10)
+    direct = select_uncertainty_herding(ctx({"embedding": "input"}), 10)
+    assert auto.info["selector"] == "uherding" and auto.info["phase"] == "hand-over"
+    assert auto.picks.tolist() == direct.picks.tolist()
+    assert not sure[np.searchsorted(pool, auto.picks)].any()
+    plain = get_plugins().selectors.get("maxherding").select(ctx({"embedding": "input"}), 10)
+    assert sure[np.searchsorted(pool, plain.picks)].any()  # unweighted, it does pick there
 
 
 def test_pca_keeps_the_distances_of_low_rank_data_and_the_initial_selector_takes_it() -> None:

@@ -26,7 +26,7 @@ def test_active_learning_entry_point(tracking_uri: str, tmp_path: Path) -> None:
     tags = run.data.tags
     assert tags["svpkit.loop"] == "active_learning"
     assert tags["svpkit.role"] == "proxy"
-    # The main job's default: auto (MaxHerding on the standardised digits, then least confidence).
+    # The main job's default: auto (MaxHerding on the standardised digits, then BADGE).
     assert tags["svpkit.selector"] == "auto"
     assert "embedding=input" in tags["svpkit.selector_options"].split(",")
     exp = client.get_experiment(run.info.experiment_id)

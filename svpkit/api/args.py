@@ -74,7 +74,7 @@ class RunArgs(LoopArgs):
 _SELECTOR_AL = (
     "Selector name (svpkit selectors list); auto: MaxHerding (on the standardised inputs, or the proxy's "
     "features where the pool streams or is text) while few labels per class exist and the targets still "
-    "change, then least confidence (docs/algorithms.md)."
+    "change, then BADGE (docs/algorithms.md)."
 )
 _TARGET_EPOCHS = "Train the target for this many epochs (0: the model's default)."
 _TARGET_OPTIONS = "Options of the target model, e.g. 'max_length=256' (svpkit models options NAME)."

@@ -32,7 +32,7 @@ class QueryArgs(RunArgs):
     selector: str = setting(
         "auto",
         "Selector name (svpkit selectors list); auto: MaxHerding (on the standardised inputs, or the proxy's features "
-        "where the pool streams or is text) while under 5 labels per class exist, then least confidence.",
+        "where the pool streams or is text) while under 5 labels per class exist, then BADGE.",
     )
     proxy: str = setting(
         "digits_mlp",

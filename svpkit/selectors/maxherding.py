@@ -42,6 +42,7 @@ from svpkit.selectors.embedding import (
     uses_inputs,
 )
 from svpkit.selectors.typiclust import check_cold_start
+from svpkit.selectors.uncertainty import margin_scores
 
 DENSE_LIMIT = 16_384
 """Pools up to this size keep the whole kernel matrix (float32: 1 GiB at the limit)."""
@@ -79,9 +80,12 @@ class Kernel:
 
 
 def maxherding_picks(
-    kernel: Kernel, labeled_mask: np.ndarray, budget: int, chunk: int = 512
+    kernel: Kernel, labeled_mask: np.ndarray, budget: int, chunk: int = 512, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lazy greedy MaxHerding (module doc): (picked rows in pick order, every row's gain before the first pick)."""
+    """Lazy greedy MaxHerding (module doc): (picked rows in pick order, every row's gain before the first pick).
+
+    ``weights`` (one non-negative value per row; None: all 1) weigh each point's coverage: the
+    uncertainty coverage of Uncertainty Herding (:func:`select_uncertainty_herding`)."""
     labeled_mask = np.asarray(labeled_mask, dtype=bool)
     n = labeled_mask.size
     candidates = np.flatnonzero(~labeled_mask)
@@ -94,7 +98,7 @@ def maxherding_picks(
     gains = np.zeros(n, dtype=np.float64)
     for i in range(0, candidates.size, chunk):
         block = candidates[i : i + chunk]
-        gains[block] = np.maximum(kernel.rows(block) - covered, 0.0).sum(axis=1) / n
+        gains[block] = _gain(kernel.rows(block) - covered, weights) / n
     initial = gains.copy()
     heap = [(-float(gains[c]), int(c)) for c in candidates]
     heapq.heapify(heap)
@@ -102,7 +106,7 @@ def maxherding_picks(
     while len(picks) < budget:
         _, row = heapq.heappop(heap)
         k_row = kernel.rows(np.array([row]))[0]
-        fresh = (-float(np.maximum(k_row - covered, 0.0).sum() / n), row)
+        fresh = (-float(_gain(k_row[None, :] - covered, weights)[0] / n), row)
         if heap and fresh > heap[0]:  # another candidate's bound is higher: look again later
             heapq.heappush(heap, fresh)
             continue
@@ -111,12 +115,33 @@ def maxherding_picks(
     return np.asarray(picks, dtype=np.int64), initial
 
 
+def _gain(excess: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Σ_x w(x)·max(k(x, c) − m(x), 0) per row c of ``excess`` (w = 1: a plain sum, MaxHerding's)."""
+    positive = np.maximum(excess, 0.0)
+    return positive.sum(axis=1) if weights is None else positive @ weights
+
+
 def select_maxherding(ctx: SelectionContext, k: int) -> Selection:
     """MaxHerding over labeled ∪ pool in the representation ``embedding`` names (see the module doc)."""
     points, labeled_mask = labeled_then_pool(ctx, "maxherding")
     options = resolved_options(ctx.options, OPTIONS)
     kernel = Kernel(points, float(options["gamma"]), bool(options["normalize"]))
     rows, initial = maxherding_picks(kernel, labeled_mask, k)
+    return pool_selection(ctx, rows, initial)
+
+
+def select_uncertainty_herding(ctx: SelectionContext, k: int) -> Selection:
+    """Uncertainty Herding (Bae, Oliveira & Sutherland, ICLR 2025): MaxHerding whose coverage weighs
+    each pool point by the selector model's margin uncertainty ``1 − (p₁ − p₂)`` (labeled points
+    are covered already: they add nothing whatever their weight)."""
+    if ctx.probabilities is None or ctx.candidates is not None:
+        raise RuntimeError("uncertainty herding needs the selector model's probabilities of the whole pool")
+    points, labeled_mask = labeled_then_pool(ctx, "uherding")
+    options = resolved_options(ctx.options, OPTIONS)
+    kernel = Kernel(points, float(options["gamma"]), bool(options["normalize"]))
+    weights = np.ones(labeled_mask.size, dtype=np.float64)
+    weights[len(ctx.labeled) :] = margin_scores(ctx.probabilities.double()).cpu().numpy()
+    rows, initial = maxherding_picks(kernel, labeled_mask, k, weights=weights)
     return pool_selection(ctx, rows, initial)
 
 
