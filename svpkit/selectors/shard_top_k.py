@@ -35,7 +35,7 @@ import torch
 
 from svpkit import parallel
 from svpkit.contract import POOL_SHARD_OPTION
-from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, rank_descending
+from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, rank_descending, top_k_positions
 from svpkit.selectors.coverage import QuotaSelection, class_balanced_top_k, class_quotas, within_quotas
 
 
@@ -61,12 +61,14 @@ def candidates(
     scores: torch.Tensor, k: int, classes: torch.Tensor | None, quotas: Sequence[int] | None
 ) -> torch.Tensor:
     """This shard's candidate positions, ascending: its top ``k`` and, with ``quotas``, every
-    example within its class's quota on the shard."""
+    example within its class's quota on the shard. The plain top ``k`` sorts only ``k`` scores
+    (:func:`~svpkit.selectors.base.top_k_positions`); with quotas the shard is sorted whole."""
+    if classes is None or quotas is None:
+        return top_k_positions(scores.float(), k)
     order = rank_descending(scores.float())
     wanted = torch.zeros(order.shape[0], dtype=torch.bool, device=order.device)
     wanted[: min(k, order.shape[0])] = True
-    if classes is not None and quotas is not None:
-        wanted |= within_quotas(classes.to(order.device, torch.long)[order], quotas)
+    wanted |= within_quotas(classes.to(order.device, torch.long)[order], quotas)
     return torch.sort(order[wanted]).values
 
 
@@ -96,6 +98,7 @@ def select_top_k(
     else:
         top = rank_descending(values)[:k]
     picks = ctx.pool[positions[top].numpy()].astype(np.int64)
+    del parts, merged, values, positions, classes, mine, top  # only the shard's scores go on
     whole = parallel.gather_to_main(scores, parallel.shard_sizes(len(ctx.pool), parallel.world_size()))
     pool_scores = whole.numpy() if whole is not None else np.empty(0, dtype=np.float32)
     return ShardTopK(Selection(picks, pool_scores), chosen, available, sent)
