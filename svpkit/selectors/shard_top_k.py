@@ -6,7 +6,8 @@ MC entropy) needs no rank to hold the whole pool's values. Each rank keeps its c
 reductions (``ctx.per_example`` rows of ``ctx.options[POOL_SHARD_OPTION]`` only), computes its
 shard's scores with the selector's own ``select``, and sends only its candidates:
 
-- plain top k: its shard's best ``k`` (stable descending sort: ties towards the lower position);
+- plain top k: its shard's best ``k`` (stable descending sort: ties towards the lower position),
+  found without sorting the shard (:func:`~svpkit.selectors.base.top_k_positions`);
 - with class quotas (``--class-balance``): also every example within its class's quota on the
   shard (:func:`svpkit.selectors.coverage.within_quotas`), at most ``2k`` in all.
 
@@ -21,8 +22,12 @@ examples above it, fewer than ``k``, so it is among its shard's top ``k`` too.
 
 The pool's scores (logged by rank 0 only) are gathered to rank 0 alone
 (:func:`svpkit.parallel.gather_to_main`): the other ranks' ``Selection.scores`` are empty. What a
-rank holds that grows with the pool is its shard's reductions and scores; what is exchanged is
-at most ``2k`` candidates per rank (a float32 score, an int64 position, an int64 class).
+rank holds that grows with the pool is its shard's reductions and scores (and, on rank 0, the
+pool's scores, received straight into one tensor); what is exchanged is at most ``2k`` candidates
+per rank (a float32 score, an int64 position, an int64 class). Without class balance no rank sorts
+or indexes its whole shard (the selector's ``top_k_by_score`` sorts only ``k`` scores too), so
+the selection's transients are a block of scores and the candidates, not int64 per pool example;
+with class balance a rank sorts its shard once for the quotas.
 """
 
 from __future__ import annotations
