@@ -204,18 +204,29 @@ def all_gather_varying(local: torch.Tensor) -> torch.Tensor:
 
 def gather_to_main(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor | None:
     """Per-rank row blocks of known ``sizes`` gathered on rank 0 only, in rank order (None on the
-    other ranks, which never hold the whole): e.g. the pool's scores, which only rank 0 logs. On the CPU."""
+    other ranks, which never hold the whole): e.g. the pool's scores, which only rank 0 logs. On the CPU.
+
+    Point to point, with no padding: rank 0 allocates the result and receives every other rank's
+    block straight into its rows (gloo writes a contiguous tensor in place), so beyond its own
+    block it holds the one result tensor; the other ranks send their block as it is."""
     rank = dist.get_rank()
-    local = local.to(_collective_device())
+    local = local.to(_collective_device()).contiguous()
     if local.shape[0] != sizes[rank]:
         raise RuntimeError(f"rank {rank} holds {local.shape[0]} rows, expected {sizes[rank]}")
-    padded = local.new_zeros((max(sizes), *local.shape[1:]))
-    padded[: local.shape[0]] = local
-    parts = [torch.empty_like(padded) for _ in sizes] if rank == 0 else None
-    dist.gather(padded, parts, dst=0)
-    if parts is None:
+    if rank != 0:
+        if sizes[rank]:
+            dist.send(local, dst=0)
         return None
-    return torch.cat([p[:s] for p, s in zip(parts, sizes)]).cpu()
+    out = local.new_empty((sum(sizes), *local.shape[1:]))
+    start = 0
+    for src, size in enumerate(sizes):
+        rows = out[start : start + size]
+        if src == 0:
+            rows.copy_(local)
+        elif size:
+            dist.recv(rows, src=src)
+        start += size
+    return out.cpu()
 
 
 def all_sum(local: torch.Tensor) -> torch.Tensor:

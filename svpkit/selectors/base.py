@@ -218,6 +218,58 @@ def rank_descending(scores: torch.Tensor) -> torch.Tensor:
     return torch.sort(scores, descending=True, stable=True).indices
 
 
+TOP_K_BLOCK = 65_536
+"""Scores read at a time by :func:`top_k_positions` (its transients are this many rows, not the pool)."""
+
+
+def _kth_largest(scores: torch.Tensor, k: int) -> torch.Tensor | None:
+    """The ``k``-th largest of ``scores`` (a 0-d tensor), block by block: only the running best
+    ``k`` values and one block are held. None where a score is NaN (sorting places NaN first)."""
+    best: torch.Tensor | None = None
+    for lo in range(0, scores.shape[0], TOP_K_BLOCK):
+        block = scores[lo : lo + TOP_K_BLOCK]
+        if bool(torch.isnan(block).any()):
+            return None
+        both = block if best is None else torch.cat([best, block])
+        best = torch.topk(both, min(k, both.shape[0]), sorted=False).values
+    assert best is not None
+    return best.min()
+
+
+def top_k_positions(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The positions of ``rank_descending(scores)[:k]``, ascending (int64), without sorting the
+    whole of ``scores``: every score above the ``k``-th largest and, of the scores equal to it, the
+    lowest positions up to ``k`` in all (the stable sort's order among ties). Read block by block,
+    so the transients are :data:`TOP_K_BLOCK` rows and the ``k`` positions; with ``k`` above a
+    quarter of the scores, or a NaN among them, it sorts them all."""
+    n = scores.shape[0]
+    k = max(0, min(k, n))
+    if k == 0:
+        return torch.empty(0, dtype=torch.int64, device=scores.device)
+    threshold = _kth_largest(scores, k) if 4 * k <= n else None
+    if threshold is None:
+        return torch.sort(rank_descending(scores)[:k]).values
+    blocks = range(0, n, TOP_K_BLOCK)
+    ties = k - sum(int((scores[lo : lo + TOP_K_BLOCK] > threshold).sum()) for lo in blocks)
+    parts = []
+    for lo in blocks:
+        block = scores[lo : lo + TOP_K_BLOCK]
+        wanted = block > threshold
+        if ties > 0:
+            equal = torch.nonzero(block == threshold).flatten()[:ties]
+            wanted[equal] = True
+            ties -= equal.shape[0]
+        parts.append(torch.nonzero(wanted).flatten() + lo)
+    return torch.cat(parts)
+
+
+def top_k_descending(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """``rank_descending(scores)[:k]``, the same positions in the same order, sorting only the
+    ``k`` of :func:`top_k_positions` (not the whole of ``scores``: no N int64 order array)."""
+    positions = top_k_positions(scores, k)
+    return positions[rank_descending(scores[positions])]
+
+
 def ranking_by_score(scores: torch.Tensor) -> Ranking:
     """All training examples by ``scores`` (one per example), highest first, ties towards the lower index."""
     order = rank_descending(scores).cpu().numpy()
@@ -225,5 +277,7 @@ def ranking_by_score(scores: torch.Tensor) -> Ranking:
 
 
 def top_k_by_score(ctx: SelectionContext, scores: torch.Tensor, k: int) -> Selection:
-    order = rank_descending(scores)[:k].cpu().numpy()
+    """The ``k`` best of the pool by ``scores`` (:func:`top_k_descending`: ties towards the lower
+    position), with the pool's scores."""
+    order = top_k_descending(scores, k).cpu().numpy()
     return Selection(picks=ctx.pool[order], scores=scores.float().cpu().numpy())

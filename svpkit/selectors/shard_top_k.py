@@ -6,7 +6,8 @@ MC entropy) needs no rank to hold the whole pool's values. Each rank keeps its c
 reductions (``ctx.per_example`` rows of ``ctx.options[POOL_SHARD_OPTION]`` only), computes its
 shard's scores with the selector's own ``select``, and sends only its candidates:
 
-- plain top k: its shard's best ``k`` (stable descending sort: ties towards the lower position);
+- plain top k: its shard's best ``k`` (stable descending sort: ties towards the lower position),
+  found without sorting the shard (:func:`~svpkit.selectors.base.top_k_positions`);
 - with class quotas (``--class-balance``): also every example within its class's quota on the
   shard (:func:`svpkit.selectors.coverage.within_quotas`), at most ``2k`` in all.
 
@@ -21,8 +22,12 @@ examples above it, fewer than ``k``, so it is among its shard's top ``k`` too.
 
 The pool's scores (logged by rank 0 only) are gathered to rank 0 alone
 (:func:`svpkit.parallel.gather_to_main`): the other ranks' ``Selection.scores`` are empty. What a
-rank holds that grows with the pool is its shard's reductions and scores; what is exchanged is
-at most ``2k`` candidates per rank (a float32 score, an int64 position, an int64 class).
+rank holds that grows with the pool is its shard's reductions and scores (and, on rank 0, the
+pool's scores, received straight into one tensor); what is exchanged is at most ``2k`` candidates
+per rank (a float32 score, an int64 position, an int64 class). Without class balance no rank sorts
+or indexes its whole shard (the selector's ``top_k_by_score`` sorts only ``k`` scores too), so
+the selection's transients are a block of scores and the candidates, not int64 per pool example;
+with class balance a rank sorts its shard once for the quotas.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import torch
 
 from svpkit import parallel
 from svpkit.contract import POOL_SHARD_OPTION
-from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, rank_descending
+from svpkit.selectors.base import Selection, SelectionContext, SelectorSpec, rank_descending, top_k_positions
 from svpkit.selectors.coverage import QuotaSelection, class_balanced_top_k, class_quotas, within_quotas
 
 
@@ -61,12 +66,14 @@ def candidates(
     scores: torch.Tensor, k: int, classes: torch.Tensor | None, quotas: Sequence[int] | None
 ) -> torch.Tensor:
     """This shard's candidate positions, ascending: its top ``k`` and, with ``quotas``, every
-    example within its class's quota on the shard."""
+    example within its class's quota on the shard. The plain top ``k`` sorts only ``k`` scores
+    (:func:`~svpkit.selectors.base.top_k_positions`); with quotas the shard is sorted whole."""
+    if classes is None or quotas is None:
+        return top_k_positions(scores.float(), k)
     order = rank_descending(scores.float())
     wanted = torch.zeros(order.shape[0], dtype=torch.bool, device=order.device)
     wanted[: min(k, order.shape[0])] = True
-    if classes is not None and quotas is not None:
-        wanted |= within_quotas(classes.to(order.device, torch.long)[order], quotas)
+    wanted |= within_quotas(classes.to(order.device, torch.long)[order], quotas)
     return torch.sort(order[wanted]).values
 
 
@@ -96,6 +103,7 @@ def select_top_k(
     else:
         top = rank_descending(values)[:k]
     picks = ctx.pool[positions[top].numpy()].astype(np.int64)
+    del parts, merged, values, positions, classes, mine, top  # only the shard's scores go on
     whole = parallel.gather_to_main(scores, parallel.shard_sizes(len(ctx.pool), parallel.world_size()))
     pool_scores = whole.numpy() if whole is not None else np.empty(0, dtype=np.float32)
     return ShardTopK(Selection(picks, pool_scores), chosen, available, sent)
