@@ -22,7 +22,8 @@ the rest of the round (``peak_round_pss_mib``) apart; ``listing_phase`` says whe
 listed the folder (``listing``) or waited for local rank 0's (``listing_wait``).
 
 The selector model is a stand-in: the softmax of a fixed function of (training index, class) per
-row, 1,000 classes, computed in blocks of 1,024 rows (the CPU learner's inference batch). A model
+row, 1,000 classes, scored in batches of 1,024 rows as a streaming learner is (the CPU learner's
+inference batch; :class:`StreamedStandIn`), the pool index the loop's (``pool_index``: int32). A model
 adds the same fixed memory in every arm and the decoding workers stream; neither grows with the
 pool, and scoring 1.28M real images takes hours on 2 cores. The picks of all arms must be equal.
 """
@@ -36,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,8 @@ from benchmarks.bench_data_scale import PeakRss, _memory_kib  # noqa: E402
 from benchmarks.common import print_table, write_results  # noqa: E402
 
 CLASSES = 1000
+BATCH = 1024
+"""Rows per scored batch of the stand-in (the CPU learner's inference batch)."""
 ARMS = ("one", "ranks", "ranks before")
 
 
@@ -60,6 +64,27 @@ class StandIn:
         i = torch.from_numpy(np.asarray(rows, dtype=np.float32))[:, None]
         j = torch.arange(CLASSES, dtype=torch.float32)[None, :]
         return torch.softmax(torch.sin(i * 0.618 + j * 0.377) * 4, dim=1)
+
+
+class StreamedStandIn(StandIn):
+    """:class:`StandIn` scored as a streaming learner is: batches of :data:`BATCH` rows
+    (``StreamsBatches``: the scoring pass reduces each batch as it comes), the C heap's free pages
+    given back every ``TRIM_EVERY`` batches as the streamed image pass does
+    (svpkit.data.streaming). Through the block path instead, each call would make 16,384 × 1,000
+    softmax rows at once (65 MB and its temporaries): a transient a real streamed round never has."""
+
+    def input_batches(self, indices: np.ndarray | None = None, split: str = "train") -> Iterator[torch.Tensor]:
+        from svpkit.data.streaming import TRIM_EVERY
+        from svpkit.runtime import release_free_memory
+
+        rows = np.asarray(indices if indices is not None else [], dtype=np.int64)
+        for step, start in enumerate(range(0, len(rows), BATCH), 1):
+            yield torch.from_numpy(rows[start : start + BATCH])
+            if step % TRIM_EVERY == 0:
+                release_free_memory()
+
+    def outputs(self, x: torch.Tensor, embed: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.predict_proba(x.numpy()), None
 
 
 def _pss_mib() -> float:
@@ -81,7 +106,7 @@ def _arm(arm: str, root: Path, initial: int, k: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     from svpkit import parallel
     from svpkit.data import imagefolder
-    from svpkit.loops.scoring import fill_selection_context, select_batch
+    from svpkit.loops.scoring import fill_selection_context, pool_index, select_batch
     from svpkit.plugins import get_plugins
     from svpkit.selectors import reductions
     from svpkit.selectors.base import SelectionContext
@@ -107,12 +132,10 @@ def _arm(arm: str, root: Path, initial: int, k: int) -> dict[str, Any]:
         private = {n: 0 if _mapped(address[n]) else b for n, b in listing.items()}
         n = len(data.train)
         labeled = np.random.default_rng(0).choice(n, initial, replace=False)
-        mask = np.ones(n, dtype=bool)
-        mask[labeled] = False
-        pool = np.flatnonzero(mask)
+        pool = pool_index(n, labeled)
         ctx = SelectionContext(pool, labeled, np.random.default_rng(1))
         t0 = time.perf_counter()
-        fill_selection_context(ctx, StandIn(), selector, keep_shard=arm != "ranks before")  # type: ignore[arg-type]
+        fill_selection_context(ctx, StreamedStandIn(), selector, keep_shard=arm != "ranks before")  # type: ignore[arg-type]
         steps |= {"score_seconds": time.perf_counter() - t0, "after_score_pss_mib": _pss_mib()}
         held = sum(v.nbytes for v in ctx.per_example.values())
         t0 = time.perf_counter()
@@ -131,7 +154,7 @@ def _arm(arm: str, root: Path, initial: int, k: int) -> dict[str, Any]:
         "bytes": {
             "listing (file list + labels)": sum(listing.values()),
             "listing private": sum(private.values()),
-            "pool index + mask": pool.nbytes + mask.nbytes,
+            "pool index": pool.nbytes,
             "reductions held": held,
             "pool scores held": scores,
         },
@@ -147,7 +170,7 @@ def _pool_bytes(r: dict[str, Any]) -> int:
     listing = b["listing (file list + labels)"]
     shared = listing - b["listing private"]
     share = shared // 2 if r["arm"] != "one" else shared
-    return b["listing private"] + share + b["pool index + mask"] + b["reductions held"] + b["pool scores held"]
+    return b["listing private"] + share + b["pool index"] + b["reductions held"] + b["pool scores held"]
 
 
 def _launch(arm: str, args: argparse.Namespace, env: dict[str, str]) -> list[dict[str, Any]]:
