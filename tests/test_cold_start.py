@@ -286,6 +286,9 @@ def test_default_initial_selector_is_the_selectors_own_cold_start(tmp_path: Path
     }
     chosen = settle_initial_selector(digits, selectors.get("auto"), {"cold_start": "probcover"}, "auto")
     assert getattr(chosen, "name", chosen) == "probcover"
+    # rounds that pick on the selector model's features: no such features before the first round
+    assert settle_initial_selector(digits, selectors.get("auto"), {"embedding": "model"}, "auto") == "random"
+    assert settle_initial_selector(digits, selectors.get("typiclust"), {"embedding": "model"}, "auto") == "random"
     assert settle_initial_selector(digits, selectors.get("auto"), {}, "random") == "random"  # given: kept
     (tmp_path / "train.csv").write_text("label,text\n0,a dull film\n1,a great one\n")
     (tmp_path / "test.csv").write_text("label,text\n1,fine\n")

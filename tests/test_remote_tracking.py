@@ -105,7 +105,7 @@ def test_entry_resume_and_compare_against_a_tracking_server(
     assert cmp_run.data.tags["svpkit.compared_runs"] == "2"
     assert cmp_run.data.tags["svpkit.unpaired_runs"] == "0"
     table = Path(client.download_artifacts(cmp_run.info.run_id, "comparison/table.md", str(tmp_path))).read_text()
-    assert "least_confidence" in table
+    assert "auto" in table  # the default selector
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
 
 

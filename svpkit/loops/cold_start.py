@@ -117,14 +117,17 @@ def settle_initial_selector(
     """``initial_selector`` with :data:`AUTO` settled for the loaded ``dataset``: the cold-start
     selector the run's ``selector`` starts with (``auto``: its ``cold_start`` option; a cold-start
     selector: itself) where the training inputs are in memory (it picks on them before any model
-    exists), else :data:`RANDOM`. Anything else is returned as given."""
+    exists) and the rounds pick on them too (not ``embedding=model``: the selector model's features,
+    which do not exist before the first round), else :data:`RANDOM`. Anything else is returned as
+    given."""
     from svpkit.plugins import get_plugins
 
     if not isinstance(initial_selector, str) or initial_selector != AUTO:
         return initial_selector
     declared = {o.name: o.default for o in selector.options} | dict(options)
     name = str(declared.get("cold_start", "")) if selector.name == AUTO else selector.name
-    if name not in COLD_START_SELECTORS or not inputs_in_memory(dataset):
+    on_model = declared.get(EMBEDDING_OPTION.name) == "model"  # the rounds pick on features no model has yet
+    if name not in COLD_START_SELECTORS or on_model or not inputs_in_memory(dataset):
         return RANDOM
     return get_plugins().selectors.get(name)
 
