@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_data_scale import PeakRss, _memory_kib  # noqa: E402
 from benchmarks.bench_imagenet_round import _selector  # noqa: E402
-from benchmarks.bench_shard_memory import CLASSES, StandIn, _pss_mib  # noqa: E402
+from benchmarks.bench_shard_memory import CLASSES, StandIn, _pss_mib, round_arguments, scratch_env  # noqa: E402
 from benchmarks.common import print_table, write_results  # noqa: E402
 
 DIM = 64
@@ -176,29 +176,18 @@ def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", required=True, help="an ImageNet-layout folder (read only)")
-    p.add_argument("--stats-from", default="", help="an SVPKIT_CACHE holding the folder's image_moments")
-    p.add_argument("--initial", type=int, default=2000)
-    p.add_argument("--k", type=int, default=4000)
+    round_arguments(p, "/tmp/svpkit_bench_selector_memory")
     p.add_argument("--repeats", type=int, default=1, help="runs of every arm, interleaved (the summary: medians)")
     p.add_argument("--selectors", default=SELECTORS, help="';'-separated: name, name[opt=v,...], +balance")
-    p.add_argument("--scratch", default="/tmp/svpkit_bench_selector_memory", help="the benchmark's SVPKIT_CACHE")
     p.add_argument(
         "--before", default="", help="an earlier results file of this benchmark, kept beside (a run before a fix)"
     )
-    p.add_argument("--arm", default="", help=argparse.SUPPRESS)
-    p.add_argument("--machine", default="")
-    p.add_argument("--out", default="")
     args = p.parse_args()
     if args.arm:
         print(json.dumps(_arm(args.arm, Path(args.root), args.initial, args.k)), flush=True)
         return
     scratch = Path(args.scratch)
-    shutil.rmtree(scratch, ignore_errors=True)
-    if args.stats_from:
-        shutil.copytree(Path(args.stats_from) / "image_moments", scratch / "image_moments")
-    env = {**os.environ, "SVPKIT_CACHE": str(scratch), "OMP_NUM_THREADS": "1", "SVPKIT_SCRATCH": str(scratch)}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
+    env = scratch_env(args) | {"SVPKIT_SCRATCH": str(scratch)}
     load_before = os.getloadavg()
     results = []
     for repeat in range(args.repeats):  # the arms in turn, so load from other jobs hits them alike

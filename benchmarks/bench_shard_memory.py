@@ -188,27 +188,39 @@ def _launch(arm: str, args: argparse.Namespace, env: dict[str, str]) -> list[dic
     return sorted(records, key=lambda r: r["rank"])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def round_arguments(p: argparse.ArgumentParser, scratch: str) -> None:
+    """The options of a benchmark that loads a folder and runs one round per arm in fresh processes."""
     p.add_argument("--root", required=True, help="an ImageNet-layout folder (read only)")
     p.add_argument("--stats-from", default="", help="an SVPKIT_CACHE holding the folder's image_moments")
     p.add_argument("--initial", type=int, default=2000)
     p.add_argument("--k", type=int, default=4000)
-    p.add_argument("--scratch", default="/tmp/svpkit_bench_shard_memory", help="the benchmark's SVPKIT_CACHE")
-    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
+    p.add_argument("--scratch", default=scratch, help="the benchmark's SVPKIT_CACHE")
     p.add_argument("--arm", default="", help=argparse.SUPPRESS)
     p.add_argument("--machine", default="")
     p.add_argument("--out", default="")
-    args = p.parse_args()
-    if args.arm:
-        print(json.dumps(_arm(args.arm, Path(args.root), args.initial, args.k)), flush=True)
-        return
+
+
+def scratch_env(args: argparse.Namespace) -> dict[str, str]:
+    """An empty ``--scratch`` as the arms' SVPKIT_CACHE (holding ``--stats-from``'s statistics: no
+    decoding pass) and the environment of the arms' processes (one thread, this repository first)."""
     scratch = Path(args.scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     if args.stats_from:
         shutil.copytree(Path(args.stats_from) / "image_moments", scratch / "image_moments")
     env = {**os.environ, "SVPKIT_CACHE": str(scratch), "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
+    return env
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    round_arguments(p, "/tmp/svpkit_bench_shard_memory")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
+    args = p.parse_args()
+    if args.arm:
+        print(json.dumps(_arm(args.arm, Path(args.root), args.initial, args.k)), flush=True)
+        return
+    env = scratch_env(args)
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         env.pop(var, None)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -246,7 +258,11 @@ def main() -> None:
     }
     print(json.dumps(summary, indent=2))
     out = write_results("shard_memory", args, torch.device("cpu"), {"results": results, "summary": summary})
-    text = out.read_text().replace(str(Path(args.root).resolve().parent), "$DATA").replace(str(scratch), "$SCRATCH")
+    text = (
+        out.read_text()
+        .replace(str(Path(args.root).resolve().parent), "$DATA")
+        .replace(str(Path(args.scratch)), "$SCRATCH")
+    )
     if args.stats_from:
         text = text.replace(str(Path(args.stats_from).resolve().parent), "$DATA")
     out.write_text(text)  # the result names no local path
