@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -361,9 +362,25 @@ def selector_memory_rows(r: dict[str, Any], where: str) -> list[str]:
     return [f"| {what} | {'; '.join(parts)} | {ratio} | {where} |"]
 
 
+RENDERERS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
+    "data_scale": data_scale_rows,
+    "k_center_scale": k_center_scale_rows,
+    "shards": shards_rows,
+    "imagenet_round": imagenet_round_rows,
+    "embedding_store": embedding_store_rows,
+    "pool_bytes": pool_bytes_rows,
+    "vector_round": vector_round_rows,
+    "shard_memory": shard_memory_rows,
+    "selector_memory": selector_memory_rows,
+}
+"""The rows of a benchmark whose results have a renderer of their own, by the benchmark's name."""
+
+
 def rows(r: dict[str, Any]) -> list[str]:
     name = r["benchmark"]
     where = f"{r['date']} | {r['machine']} | `{r['command']}`"
+    if name in RENDERERS:
+        return RENDERERS[name](r, where)
     out = []
     if name.startswith("train_"):
         out += train_rows(r, where)
@@ -397,24 +414,6 @@ def rows(r: dict[str, Any]) -> list[str]:
         )
         txt += _roofline(r.get("roofline"), "fp32")
         out.append(f"| {what} | {txt} | goal ≤ 2 % each | {where} |")
-    elif name == "data_scale":
-        out += data_scale_rows(r, where)
-    elif name == "k_center_scale":
-        out += k_center_scale_rows(r, where)
-    elif name == "shards":
-        out += shards_rows(r, where)
-    elif name == "imagenet_round":
-        out += imagenet_round_rows(r, where)
-    elif name == "embedding_store":
-        out += embedding_store_rows(r, where)
-    elif name == "pool_bytes":
-        out += pool_bytes_rows(r, where)
-    elif name == "vector_round":
-        out += vector_round_rows(r, where)
-    elif name == "shard_memory":
-        out += shard_memory_rows(r, where)
-    elif name == "selector_memory":
-        out += selector_memory_rows(r, where)
     elif name == "text_scale":
         x = r["extrapolated_3_6m"]
         what = f"text_csv load, {r['rows']:,} generated reviews (Zhang et al. layout, {r['file_mib']:,.0f} MiB)"
