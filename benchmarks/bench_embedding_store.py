@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_data_scale import PeakRss  # noqa: E402
-from benchmarks.common import print_table, round_phases, write_results  # noqa: E402
+from benchmarks.common import linear_head_round, print_table, round_record, write_results  # noqa: E402
 from svpkit.progress import NullProgress  # noqa: E402
 
 BACKBONE = "efficientnet_lite0"
@@ -143,11 +143,12 @@ def _plain_arm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _round_arm(args: argparse.Namespace) -> dict[str, Any]:
-    import svpkit
-
     with PeakRss() as rss:
         t0 = time.perf_counter()
-        result = svpkit.active_learning(
+        result = linear_head_round(
+            args.initial,
+            args.k,
+            args.epochs,
             dataset="imagefolder",
             data_path=args.root,
             dataset_options=_options(args),
@@ -155,26 +156,10 @@ def _round_arm(args: argparse.Namespace) -> dict[str, Any]:
             test_limit=args.test or None,
             backbone=BACKBONE,
             backbone_options=_backbone_options(args),
-            selector="least_confidence",
-            proxy="linear_head",
-            target="linear_head",
-            train_target=False,
-            initial=str(args.initial),
-            budgets=str(args.initial + args.k),
-            proxy_epochs=args.epochs,
-            device="cpu",
-            track=False,
         )
         total = time.perf_counter() - t0
-    m, phases = round_phases(result)
-    return {
-        "total_seconds": total,
-        "phases_seconds": phases,
-        "round_seconds": phases["train"] + phases["score"] + phases["select"],
-        "picked": len(result.selected[0]),
-        "peak_pss_mib": rss.peak_pss_kib / 1024,
-        "peak_data_mib": rss.peak_data_kib / 1024,
-    }
+    _, record = round_record(result, rss.peak_pss_kib, rss.peak_data_kib)
+    return {"total_seconds": total, **record}
 
 
 def _options(args: argparse.Namespace) -> str:

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.bench_data_scale import PeakRss  # noqa: E402
-from benchmarks.common import print_table, round_phases, write_results  # noqa: E402
+from benchmarks.common import linear_head_round, print_table, round_record, write_results  # noqa: E402
 
 CHUNK = 65_536
 
@@ -62,7 +62,6 @@ def generate(scratch: Path, train: int, test: int, dim: int, classes: int) -> Pa
 
 
 def round_arm(folder: Path, initial: int, k: int, epochs: int) -> dict[str, Any]:
-    import svpkit
     from svpkit.backbones.embed import standardised
     from svpkit.contract import Metric
 
@@ -73,30 +72,15 @@ def round_arm(folder: Path, initial: int, k: int, epochs: int) -> dict[str, Any]
         read_s = time.perf_counter() - t0
         y_train, y_test = np.load(folder / "train_y.npy"), np.load(folder / "test_y.npy")
         t1 = time.perf_counter()
-        result = svpkit.active_learning(
-            dataset=(x_train.numpy(), y_train, x_test.numpy(), y_test),
-            selector="least_confidence",
-            proxy="linear_head",
-            target="linear_head",
-            train_target=False,
-            initial=str(initial),
-            budgets=str(initial + k),
-            proxy_epochs=epochs,
-            device="cpu",
-            track=False,
-        )
+        result = linear_head_round(initial, k, epochs, dataset=(x_train.numpy(), y_train, x_test.numpy(), y_test))
         call_s = time.perf_counter() - t1
-    m, phases = round_phases(result)
+    m, record = round_record(result, rss.peak_pss_kib, rss.peak_data_kib)
     return {
         "read_and_standardise_seconds": read_s,
         "api_call_seconds": call_s,
-        "phases_seconds": phases,
-        "round_seconds": phases["train"] + phases["score"] + phases["select"],
         "pool": int(len(y_train) - initial),
-        "picked": len(result.selected[0]),
         "proxy_val_error": m.get(Metric.SELECTOR_MODEL_ERROR),
-        "peak_pss_mib": rss.peak_pss_kib / 1024,
-        "peak_data_mib": rss.peak_data_kib / 1024,
+        **record,
     }
 
 

@@ -160,6 +160,40 @@ def peak_memory_bytes(device: torch.device) -> int | None:
     return None
 
 
+def linear_head_round(initial: int, k: int, epochs: int, **data: Any) -> Any:
+    """One least-confidence round through the Python API on ``data`` (``svpkit.active_learning``'s
+    data settings): ``linear_head`` as the selector model (``epochs``) trained on ``initial``
+    labeled, ``k`` picked, the target not trained, nothing tracked."""
+    import svpkit
+
+    return svpkit.active_learning(
+        selector="least_confidence",
+        proxy="linear_head",
+        target="linear_head",
+        train_target=False,
+        initial=str(initial),
+        budgets=str(initial + k),
+        proxy_epochs=epochs,
+        device="cpu",
+        track=False,
+        **data,
+    )
+
+
+def round_record(result: Any, peak_pss_kib: float, peak_data_kib: float) -> tuple[dict[str, float], dict[str, Any]]:
+    """(the result's metrics, what a round benchmark records of it: phase seconds, the round's own
+    seconds, the picks, peak PSS and data in MiB)."""
+    m, phases = round_phases(result)
+    record = {
+        "phases_seconds": phases,
+        "round_seconds": phases["train"] + phases["score"] + phases["select"],
+        "picked": len(result.selected[0]),
+        "peak_pss_mib": peak_pss_kib / 1024,
+        "peak_data_mib": peak_data_kib / 1024,
+    }
+    return m, record
+
+
 def round_phases(result: Any) -> tuple[dict[str, float], dict[str, float]]:
     """(the last value of each metric, the first round's phase seconds: train with its warm-up,
     score, select, eval) of a ``svpkit.active_learning`` result."""
