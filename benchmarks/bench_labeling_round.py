@@ -30,9 +30,6 @@ import argparse
 import json
 import os
 import re
-import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -50,7 +47,6 @@ ARMS = {
     "backbone": ["--backbone", "efficientnet_lite0", "--backbone-options", "size=96"],
     "scratch": ["--proxy", "preact_resnet20"],
 }
-VENV = Path(os.environ.get("SVPKIT_LS_VENV", str(Path.home() / ".cache" / "svpkit-ls-venv")))
 
 
 def make_folder(cifar10: Path, root: Path, pool: int, test: int) -> dict[str, str]:
@@ -78,43 +74,14 @@ class LabelStudio:
     """A headless Label Studio server for the benchmark (stopped by :meth:`stop`)."""
 
     def __init__(self, document_root: Path, data: Path) -> None:
-        exe = VENV / "bin" / "label-studio"
-        if not exe.exists():
-            raise SystemExit(
-                f"Label Studio is not installed in {VENV} (plugins/svpkit-labelstudio/tools/install_label_studio.sh)"
-            )
+        from svpkit_labelstudio.local_server import NotStarted, start_local_server
+
         data.mkdir(parents=True, exist_ok=True)
-        template = VENV / "svpkit-template" / "label_studio.sqlite3"
-        if template.exists():  # migrated once by the install script: a start in seconds
-            shutil.copyfile(template, data / template.name)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        self.url, self.token = f"http://127.0.0.1:{port}", secrets.token_hex(20)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "LABEL_STUDIO_", "PYTHONPATH"))}
-        env.update(
-            LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED="true",
-            LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=str(document_root),
-            LABEL_STUDIO_BASE_DATA_DIR=str(data),
-        )
-        command = [str(exe), "start", "--no-browser", "--host", "127.0.0.1", "--internal-host", "127.0.0.1"]
-        command += ["--port", str(port), "--data-dir", str(data), "--username", "annotator@example.com"]
-        command += ["--password", secrets.token_hex(8), "--user-token", self.token, "--enable-legacy-api-token"]
-        started = time.monotonic()
-        self.log = data / "server.log"
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=data, env=env)
-        while True:
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None or time.monotonic() - started > 600:
-                self.stop()
-                raise SystemExit("Label Studio did not start; its log ends:\n" + self.log.read_text()[-1500:])
-            time.sleep(1)
-        self.start_seconds = time.monotonic() - started
+        try:
+            self.server = start_local_server(document_root, data, data / "server.log", timeout=600)
+        except NotStarted as exc:
+            raise SystemExit(str(exc)) from None
+        self.url, self.token, self.start_seconds = self.server.url, self.server.token, self.server.start_seconds
         self.headers = {"Authorization": f"Token {self.token}"}
 
     def tasks(self, project: int, round_no: int) -> list[dict[str, Any]]:
@@ -136,12 +103,7 @@ class LabelStudio:
         reply.raise_for_status()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.server.stop()
 
 
 def svpkit(*args: str, env: dict[str, str]) -> tuple[str, float]:
