@@ -7,7 +7,7 @@ import torch
 
 from benchmarks import roofline as rf
 from benchmarks.bench_train import summarise_arms
-from benchmarks.table import _roofline
+from benchmarks.table_format import _roofline
 
 
 def test_a_cpu_without_native_bf16_has_no_bf16_peak_and_no_fraction(monkeypatch: pytest.MonkeyPatch) -> None:
